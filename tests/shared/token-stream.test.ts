@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { FormatError } from "../../shared/src/errors.ts";
+import type { ByteRange } from "../../shared/src/format/byte-range.ts";
 import { crc32 } from "../../shared/src/format/crc32.ts";
 import { joinRecords, splitRecords, tokensAsInt32 } from "../../shared/src/format/token-convert.ts";
 import {
@@ -86,6 +87,10 @@ function streamOf(bytes: Uint8Array, cuts: number[]): ReadableStream<Uint8Array>
   });
 }
 
+function sliceRange(bytes: Uint8Array, range: ByteRange): Uint8Array {
+  return bytes.slice(range.offset, range.offset + range.length);
+}
+
 /** Recomputes the header CRC after a deliberate edit, so the check behind it is reached. */
 function resealHeader(bytes: Uint8Array): void {
   const view = new DataView(bytes.buffer, bytes.byteOffset);
@@ -94,7 +99,8 @@ function resealHeader(bytes: Uint8Array): void {
 
 /** Recomputes record i's CRC (index then packed ids) after a deliberate edit. */
 function resealRecord(bytes: Uint8Array, header: TokenStreamHeader, index: number): void {
-  const { start, end } = recordByteRange(header, index);
+  const { offset: start, length } = recordByteRange(header, index);
+  const end = start + length;
   const indexBytes = new Uint8Array(4);
   new DataView(indexBytes.buffer).setUint32(0, index, true);
   const crc = crc32(bytes.subarray(start, end - 4), crc32(indexBytes));
@@ -207,8 +213,8 @@ describe("header fields", () => {
     expect(recordPayloadBytes(header)).toBe(896);
     expect(recordStride(header)).toBe(900);
     expect(tokenStreamByteLength(header)).toBe(64 + 9000);
-    expect(recordByteRange(header, 0)).toEqual({ start: 64, end: 964 });
-    expect(recordByteRange(header, 9)).toEqual({ start: 64 + 9 * 900, end: 64 + 10 * 900 });
+    expect(recordByteRange(header, 0)).toEqual({ offset: 64, length: 900 });
+    expect(recordByteRange(header, 9)).toEqual({ offset: 64 + 9 * 900, length: 900 });
     expect(TOKEN_STREAM_HEADER_BYTES).toBe(64);
     expect(TOKEN_STREAM_MEDIA_TYPE).toBe("application/vnd.revq.tokens");
     for (const i of [-1, 10, 1.5]) {
@@ -245,8 +251,7 @@ describe("round trips", () => {
 
           const header = readTokenStreamHeader(bytes.subarray(0, 64));
           const byRange = splitRecords(tokens, config.tokensPerRecord).map((_, i) => {
-            const { start, end } = recordByteRange(header, i);
-            return readRecord(header, bytes.slice(start, end), i);
+            return readRecord(header, sliceRange(bytes, recordByteRange(header, i)), i);
           });
           expect(joinRecords(byRange, config.tokensPerRecord)).toEqual(tokens);
 
@@ -447,10 +452,8 @@ describe("corruption", () => {
     const error = formatError(() => readTokenStream(outOfRange));
     expect(error.code).toBe("token-out-of-range");
     expect(error.message).toContain("record 0, token 0: id 127");
-    const { start, end } = recordByteRange(smallHeader, 0);
-    expect(formatError(() => readRecord(smallHeader, outOfRange.slice(start, end), 0)).code).toBe(
-      "token-out-of-range",
-    );
+    const record0 = sliceRange(outOfRange, recordByteRange(smallHeader, 0));
+    expect(formatError(() => readRecord(smallHeader, record0, 0)).code).toBe("token-out-of-range");
 
     // 5 ids x 7 bits = 35 bits: the top 5 bits of byte 4 are padding.
     const padded = small.slice();
@@ -462,26 +465,24 @@ describe("corruption", () => {
   it("detects swapped and duplicated records through the index in the record CRC", () => {
     const [a, b] = [recordByteRange(smallHeader, 0), recordByteRange(smallHeader, 1)];
     const swapped = small.slice();
-    swapped.set(small.subarray(b.start, b.end), a.start);
-    swapped.set(small.subarray(a.start, a.end), b.start);
+    swapped.set(sliceRange(small, b), a.offset);
+    swapped.set(sliceRange(small, a), b.offset);
     expect(formatError(() => readTokenStream(swapped)).code).toBe("bad-record-crc");
     const duplicated = small.slice();
-    duplicated.set(small.subarray(a.start, a.end), b.start);
+    duplicated.set(sliceRange(small, a), b.offset);
     expect(formatError(() => readTokenStream(duplicated)).code).toBe("bad-record-crc");
-    expect(formatError(() => readRecord(smallHeader, small.slice(b.start, b.end), 0)).code).toBe(
+    expect(formatError(() => readRecord(smallHeader, sliceRange(small, b), 0)).code).toBe(
       "bad-record-crc",
     );
   });
 
   it("readRecord insists on exactly one record's bytes and a valid index", () => {
-    const { start, end } = recordByteRange(smallHeader, 2);
-    expect(Array.from(readRecord(smallHeader, small.slice(start, end), 2))).toEqual([
-      98, 97, 96, 0, 1,
-    ]);
-    expect(formatError(() => readRecord(smallHeader, small.slice(start, end - 1), 2)).code).toBe(
+    const record2 = sliceRange(small, recordByteRange(smallHeader, 2));
+    expect(Array.from(readRecord(smallHeader, record2, 2))).toEqual([98, 97, 96, 0, 1]);
+    expect(formatError(() => readRecord(smallHeader, record2.subarray(1), 2)).code).toBe(
       "bad-record-length",
     );
-    expect(formatError(() => readRecord(smallHeader, small.slice(start, end), 3)).code).toBe(
+    expect(formatError(() => readRecord(smallHeader, record2, 3)).code).toBe(
       "record-index-out-of-range",
     );
   });

@@ -14,7 +14,9 @@
  * Typed arrays are host-endian and safetensors is little-endian: every host this runs on (x86 and
  * ARM Node, Workers, browsers) is little-endian, so raw views are used without byte swapping.
  */
+
 import { FormatError } from "../errors.ts";
+import type { ByteRange } from "./byte-range.ts";
 
 /** Bytes before the JSON header: the u64 header length. */
 export const SAFETENSORS_PREFIX_BYTES = 8;
@@ -109,12 +111,6 @@ export interface Tensor {
   readonly dtype: Dtype;
   readonly shape: readonly number[];
   readonly data: TensorArray;
-}
-
-/** A byte range in the shape of R2's `range` option. */
-export interface ByteRange {
-  readonly offset: number;
-  readonly length: number;
 }
 
 function fail(code: string, message: string): never {

@@ -9,6 +9,7 @@
 
 import { FormatError } from "../errors.ts";
 import { packBits, packedByteLength, paddingIsZero, unpackBits } from "./bitpack.ts";
+import type { ByteRange } from "./byte-range.ts";
 import { crc32 } from "./crc32.ts";
 
 export const TOKEN_STREAM_MAGIC = "RVQT";
@@ -68,7 +69,6 @@ export type DecodedTokens = {
 };
 
 /** A byte range [start, end) within a token stream. */
-export type ByteRange = { start: number; end: number };
 
 /** Bits per token id for K codes: ceil(log2 K), from 1 (K = 2) to 24 (K = 2^24). */
 export function bitsForCodes(codesPerGroup: number): number {
@@ -123,7 +123,7 @@ export function recordByteRange(header: TokenStreamHeader, index: number): ByteR
   checkRecordIndex(header, index);
   const stride = recordStride(header);
   const start = TOKEN_STREAM_HEADER_BYTES + index * stride;
-  return { start, end: start + stride };
+  return { offset: start, length: stride };
 }
 
 /**

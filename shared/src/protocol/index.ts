@@ -1,0 +1,3 @@
+export * from "./canonical-json.ts";
+export * from "./manifest.ts";
+export * from "./sha256.ts";

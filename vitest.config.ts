@@ -2,7 +2,14 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["tests/**/*.test.ts"],
-    testTimeout: 30_000,
+    projects: [
+      {
+        test: {
+          name: "node",
+          include: ["tests/shared/**/*.test.ts", "tests/gpu-worker/**/*.test.ts"],
+          testTimeout: 30_000,
+        },
+      },
+    ],
   },
 });

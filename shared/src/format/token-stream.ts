@@ -68,8 +68,6 @@ export type DecodedTokens = {
   tokens: Uint32Array;
 };
 
-/** A byte range [start, end) within a token stream. */
-
 /** Bits per token id for K codes: ceil(log2 K), from 1 (K = 2) to 24 (K = 2^24). */
 export function bitsForCodes(codesPerGroup: number): number {
   checkIntegerIn(
@@ -116,14 +114,13 @@ export function tokenStreamByteLength(header: TokenStreamHeader): number {
 }
 
 /**
- * Where record `index` lies in the stream, `end` exclusive. For an HTTP Range request ask for
- * `bytes=${start}-${end - 1}` (Range is inclusive).
+ * Where record `index` lies in the stream. For an HTTP Range request ask for
+ * `bytes=${offset}-${offset + length - 1}` (Range is inclusive).
  */
 export function recordByteRange(header: TokenStreamHeader, index: number): ByteRange {
   checkRecordIndex(header, index);
   const stride = recordStride(header);
-  const start = TOKEN_STREAM_HEADER_BYTES + index * stride;
-  return { offset: start, length: stride };
+  return { offset: TOKEN_STREAM_HEADER_BYTES + index * stride, length: stride };
 }
 
 /**

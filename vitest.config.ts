@@ -1,3 +1,4 @@
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
@@ -7,6 +8,27 @@ export default defineConfig({
         test: {
           name: "node",
           include: ["tests/shared/**/*.test.ts", "tests/gpu-worker/**/*.test.ts"],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        // The edge runs inside workerd with real local D1, R2 and Queues (miniflare), configured
+        // from wrangler.toml; tests/edge/setup.ts applies the migrations.
+        plugins: [
+          cloudflareTest(async () => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ADMIN_KEY: "test-admin-key",
+                TEST_MIGRATIONS: await readD1Migrations("./migrations"),
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "edge",
+          include: ["tests/edge/**/*.test.ts"],
+          setupFiles: ["tests/edge/setup.ts"],
           testTimeout: 30_000,
         },
       },

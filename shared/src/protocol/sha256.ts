@@ -11,7 +11,8 @@ export async function sha256Hex(data: Uint8Array | ArrayBuffer | string): Promis
 function toBufferSource(
   data: Uint8Array | ArrayBuffer | string,
 ): ArrayBuffer | Uint8Array<ArrayBuffer> {
-  if (typeof data === "string") return encoder.encode(data);
+  // encode() always returns a fresh ArrayBuffer; the cast is for typings (Workers') that say less.
+  if (typeof data === "string") return encoder.encode(data) as Uint8Array<ArrayBuffer>;
   if (data instanceof ArrayBuffer) return data;
   // Web Crypto refuses views of a SharedArrayBuffer: copy those.
   return data.buffer instanceof ArrayBuffer

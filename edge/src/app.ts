@@ -1,0 +1,28 @@
+/**
+ * The edge's HTTP surface: one Hono app, every route validated by zod schemas that also make
+ * the OpenAPI document, every error a problem+json answer.
+ */
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { AppEnv } from "./app-env.ts";
+import { HttpProblem, problemResponse, toProblem } from "./problem.ts";
+import { newRouter } from "./router.ts";
+import { healthRoutes } from "./routes/health.ts";
+
+export function createApp(): OpenAPIHono<AppEnv> {
+  const app = newRouter();
+  app.onError((error, c) => {
+    const problem = toProblem(error);
+    if (problem.status >= 500) console.error(`${c.req.method} ${c.req.path}:`, error);
+    return problemResponse(problem, c.req.path);
+  });
+  app.notFound((c) =>
+    problemResponse(
+      new HttpProblem(404, "route-not-found", `No route ${c.req.method} ${c.req.path}.`),
+      c.req.path,
+    ),
+  );
+  app.route("/", healthRoutes);
+  return app;
+}
+
+export const app = createApp();

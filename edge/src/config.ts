@@ -1,0 +1,51 @@
+import * as z from "zod";
+import type { Env } from "./env.ts";
+import { HttpProblem } from "./problem.ts";
+
+/** Limits and switches, with the defaults documented in docs/api.md and wrangler.toml. */
+export type Config = {
+  maxImageBytes: number;
+  maxImagePixels: number;
+  maxImagesPerRequest: number;
+  leaseSeconds: number;
+  maxLeaseWaitSeconds: number;
+  taskMaxAttempts: number;
+  allowLoopbackWebhooks: boolean;
+};
+
+const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const ConfigSchema = z.object({
+  MAX_IMAGE_BYTES: count(20 * 1024 * 1024),
+  MAX_IMAGE_PIXELS: count(40_000_000),
+  MAX_IMAGES_PER_REQUEST: count(64),
+  LEASE_SECONDS: count(60),
+  MAX_LEASE_WAIT_SECONDS: count(20),
+  TASK_MAX_ATTEMPTS: count(5),
+  ALLOW_LOOPBACK_WEBHOOKS: z.enum(["true", "false"]).default("false"),
+});
+
+const parsed = new WeakMap<Env, Config>();
+
+/** The checked configuration of `env`; a misconfigured deployment answers 500 with the reason. */
+export function configOf(env: Env): Config {
+  const cached = parsed.get(env);
+  if (cached) return cached;
+  const result = ConfigSchema.safeParse(env);
+  if (!result.success) {
+    const detail = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new HttpProblem(500, "misconfigured", `The edge is misconfigured: ${detail}`);
+  }
+  const v = result.data;
+  const config: Config = {
+    maxImageBytes: v.MAX_IMAGE_BYTES,
+    maxImagePixels: v.MAX_IMAGE_PIXELS,
+    maxImagesPerRequest: v.MAX_IMAGES_PER_REQUEST,
+    leaseSeconds: v.LEASE_SECONDS,
+    maxLeaseWaitSeconds: v.MAX_LEASE_WAIT_SECONDS,
+    taskMaxAttempts: v.TASK_MAX_ATTEMPTS,
+    allowLoopbackWebhooks: v.ALLOW_LOOPBACK_WEBHOOKS === "true",
+  };
+  parsed.set(env, config);
+  return config;
+}

@@ -1,0 +1,19 @@
+/**
+ * The bindings and variables the edge Worker gets from wrangler.toml (and, for secrets, from
+ * `wrangler secret put` in production or `.dev.vars` locally). Variables arrive as strings;
+ * config.ts turns them into checked numbers and flags.
+ */
+export type Env = {
+  DB: D1Database;
+  BUCKET: R2Bucket;
+  WEBHOOKS: Queue<unknown>;
+  /** The admin key (a secret): creates tenants and keys. */
+  ADMIN_KEY?: string;
+  MAX_IMAGE_BYTES?: string;
+  MAX_IMAGE_PIXELS?: string;
+  MAX_IMAGES_PER_REQUEST?: string;
+  LEASE_SECONDS?: string;
+  MAX_LEASE_WAIT_SECONDS?: string;
+  TASK_MAX_ATTEMPTS?: string;
+  ALLOW_LOOPBACK_WEBHOOKS?: string;
+};

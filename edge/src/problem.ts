@@ -1,0 +1,108 @@
+/**
+ * Errors are answers: every failure leaves the edge as an RFC 9457 problem+json document. Code
+ * throws HttpProblem (or lets a shared FormatError or a zod validation error escape) and the one
+ * error handler in app.ts turns it into a response with problemResponse.
+ */
+import { FormatError } from "@revq/shared";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+export const PROBLEM_MEDIA_TYPE = "application/problem+json";
+
+/** A problem's `type` is this prefix plus its code; docs/api.md lists the codes. */
+export const PROBLEM_TYPE_PREFIX = "urn:revq:problem:";
+
+export type FieldError = { path: string; message: string };
+
+export type ProblemBody = {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  /** The machine-readable code, also the tail of `type`. */
+  code: string;
+  /** One entry per invalid field, for validation problems. */
+  errors?: FieldError[];
+};
+
+const TITLES: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  406: "Not Acceptable",
+  409: "Conflict",
+  411: "Length Required",
+  412: "Precondition Failed",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
+  422: "Unprocessable Content",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+};
+
+export class HttpProblem extends Error {
+  readonly status: ContentfulStatusCode;
+  readonly code: string;
+  readonly errors: FieldError[] | undefined;
+  readonly headers: Record<string, string>;
+
+  constructor(
+    status: ContentfulStatusCode,
+    code: string,
+    detail: string,
+    extra: { errors?: FieldError[]; headers?: Record<string, string> } = {},
+  ) {
+    super(detail);
+    this.name = "HttpProblem";
+    this.status = status;
+    this.code = code;
+    this.errors = extra.errors;
+    this.headers = extra.headers ?? {};
+  }
+}
+
+/**
+ * FormatError codes that mean "well-formed, but it does not fit what it is used with": 422.
+ * Every other FormatError is a malformed body: 400.
+ */
+const UNPROCESSABLE_FORMAT_CODES = new Set(["bad-tokenizer-hash", "tokenizer-mismatch"]);
+
+/** The problem an error stands for; unknown errors become an opaque 500. */
+export function toProblem(error: unknown): HttpProblem {
+  if (error instanceof HttpProblem) return error;
+  if (error instanceof FormatError) {
+    const status = UNPROCESSABLE_FORMAT_CODES.has(error.code) ? 422 : 400;
+    return new HttpProblem(status, `${error.format}.${error.code}`, error.message);
+  }
+  if (error instanceof HTTPException) {
+    // Thrown by Hono itself, e.g. a JSON body that does not parse.
+    const { status } = error;
+    return new HttpProblem(status, "bad-request", error.message || (TITLES[status] ?? "Error"));
+  }
+  return new HttpProblem(500, "internal", "The edge failed to handle this request.");
+}
+
+export function problemBody(problem: HttpProblem, instance?: string): ProblemBody {
+  return {
+    type: `${PROBLEM_TYPE_PREFIX}${problem.code}`,
+    title: TITLES[problem.status] ?? "Error",
+    status: problem.status,
+    detail: problem.message,
+    ...(instance === undefined ? {} : { instance }),
+    code: problem.code,
+    ...(problem.errors ? { errors: problem.errors } : {}),
+  };
+}
+
+export function problemResponse(problem: HttpProblem, instance?: string): Response {
+  return new Response(JSON.stringify(problemBody(problem, instance)), {
+    status: problem.status,
+    headers: { ...problem.headers, "content-type": PROBLEM_MEDIA_TYPE },
+  });
+}

@@ -1,0 +1,17 @@
+import type { D1Migration } from "cloudflare:test";
+import type { Env } from "../../edge/src/env.ts";
+
+// Types of the test runtime: the Worker's bindings plus the migrations vitest.config.ts passes in,
+// and the main module, so that `exports.default.fetch` is typed.
+declare global {
+  namespace Cloudflare {
+    interface Env extends RevqEnv {
+      TEST_MIGRATIONS: D1Migration[];
+    }
+    interface GlobalProps {
+      mainModule: typeof import("../../edge/src/index.ts");
+    }
+  }
+}
+
+type RevqEnv = Env;

@@ -6,7 +6,9 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "./app-env.ts";
 import { HttpProblem, problemResponse, toProblem } from "./problem.ts";
 import { newRouter } from "./router.ts";
+import { adminRoutes } from "./routes/admin.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { tenantRoutes } from "./routes/tenant.ts";
 
 export function createApp(): OpenAPIHono<AppEnv> {
   const app = newRouter();
@@ -21,7 +23,10 @@ export function createApp(): OpenAPIHono<AppEnv> {
       c.req.path,
     ),
   );
+  // Each router authenticates every route under its own base path (see middleware/auth.ts).
   app.route("/", healthRoutes);
+  app.route("/v1/admin", adminRoutes);
+  app.route("/v1/tenant", tenantRoutes);
   return app;
 }
 

@@ -1,0 +1,45 @@
+/** Schemas used by many routes: problems, timestamps, ids. */
+import { z } from "@hono/zod-openapi";
+import { PROBLEM_MEDIA_TYPE } from "../problem.ts";
+
+export const Problem = z
+  .object({
+    type: z.string().openapi({ example: "urn:revq:problem:invalid-request" }),
+    title: z.string(),
+    status: z.int(),
+    detail: z.string(),
+    instance: z.string().optional(),
+    code: z.string(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .openapi("Problem", { description: "An RFC 9457 problem document." });
+
+const DESCRIPTIONS: Record<number, string> = {
+  400: "The request is malformed; `errors` names each invalid field",
+  401: "No key, or an unknown or revoked one",
+  403: "The key is of the wrong kind for this route",
+  404: "No such object for this tenant",
+  409: "The object is in a state that does not allow this",
+  413: "The body is over the size limit",
+  415: "The body's media type is not accepted here",
+  422: "The body is well-formed but cannot be processed",
+};
+
+/** OpenAPI response entries for the given problem statuses. */
+export function problems(...statuses: (keyof typeof DESCRIPTIONS)[]) {
+  return Object.fromEntries(
+    statuses.map((s) => [
+      s,
+      { description: DESCRIPTIONS[s], content: { [PROBLEM_MEDIA_TYPE]: { schema: Problem } } },
+    ]),
+  );
+}
+
+/** Times on the wire: ISO 8601 in UTC; D1 stores milliseconds. */
+export const Timestamp = z.iso.datetime().openapi({ example: "2026-11-26T12:00:00.000Z" });
+
+export function isoTime(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+export const bearerSecurity = (scheme: "apiKey" | "workerKey" | "adminKey") => [{ [scheme]: [] }];

@@ -1,0 +1,73 @@
+/**
+ * The `webgpu` backend in Node: Dawn's bindings (npm `webgpu`) provide `navigator.gpu`. Vulkan
+ * first; where it has no device, Dawn's OpenGL ES backend on a surfaceless EGL display, which
+ * Mesa's llvmpipe serves in software.
+ */
+
+import * as tf from "@tensorflow/tfjs-core";
+import type { Started } from "../backend.ts";
+
+type Adapter = {
+  info: { vendor: string; architecture: string; device: string; description: string };
+  limits: Record<string, number>;
+  features: { has(name: string): boolean };
+  requestDevice(descriptor?: object): Promise<unknown>;
+};
+type Gpu = { requestAdapter(options?: object): Promise<Adapter | null> };
+
+const SOFTWARE = /llvmpipe|lavapipe|softpipe|swiftshader/i;
+
+export async function startWebgpu(): Promise<Started> {
+  const dawn = await import("webgpu");
+  Object.assign(globalThis, dawn.globals);
+  const found = await findAdapter(dawn.create as (flags: string[]) => Gpu);
+  // The backend module registers its own factory on import when navigator.gpu exists; import it
+  // first, so that ours (with this adapter) is the only one.
+  const { WebGPUBackend } = await import("@tensorflow/tfjs-backend-webgpu");
+  Object.defineProperty(globalThis, "navigator", {
+    value: { ...globalThis.navigator, gpu: found.gpu },
+    configurable: true,
+    writable: true,
+  });
+  const device = await found.adapter.requestDevice({
+    requiredLimits: pick(found.adapter.limits, [
+      "maxComputeWorkgroupStorageSize",
+      "maxComputeWorkgroupsPerDimension",
+      "maxStorageBufferBindingSize",
+      "maxBufferSize",
+      "maxComputeWorkgroupSizeX",
+      "maxComputeInvocationsPerWorkgroup",
+    ]),
+  });
+  if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
+  tf.registerBackend(
+    "webgpu",
+    // biome-ignore lint/suspicious/noExplicitAny: Dawn's objects are the WebGPU types tfjs expects
+    () => new WebGPUBackend(device as any, found.adapter.info as any),
+    3,
+  );
+  const { info } = found.adapter;
+  const name = [info.vendor, info.device, info.description].filter(Boolean).join(" ");
+  return {
+    device: `WebGPU ${found.via}: ${name || "unnamed adapter"}`,
+    accelerated: !SOFTWARE.test(`${info.device} ${info.description}`),
+  };
+}
+
+async function findAdapter(
+  create: (flags: string[]) => Gpu,
+): Promise<{ gpu: Gpu; adapter: Adapter; via: string }> {
+  const vulkan = create([]);
+  const hardware = await vulkan.requestAdapter({ powerPreference: "high-performance" });
+  if (hardware) return { gpu: vulkan, adapter: hardware, via: "(Vulkan)" };
+  // Mesa reads EGL_PLATFORM when the display opens, which is after this point.
+  process.env.EGL_PLATFORM ??= "surfaceless";
+  const gles = create(["backend=opengles"]);
+  const software = await gles.requestAdapter({ featureLevel: "compatibility" });
+  if (software) return { gpu: gles, adapter: software, via: "(OpenGL ES)" };
+  throw new Error("Dawn found no adapter on Vulkan or OpenGL ES");
+}
+
+function pick(limits: Record<string, number>, names: string[]): Record<string, number> {
+  return Object.fromEntries(names.map((name) => [name, limits[name]]));
+}

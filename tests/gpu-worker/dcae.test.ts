@@ -1,0 +1,139 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseDcaeConfig } from "../../gpu-worker/src/models/dcae/config.ts";
+import {
+  collectTensors,
+  type Dcae,
+  decode,
+  disposeDcae,
+  encode,
+} from "../../gpu-worker/src/models/dcae/model.ts";
+import { dcaePreset } from "../../gpu-worker/src/models/dcae/presets.ts";
+import { runBlock } from "../../gpu-worker/src/models/nn/blocks.ts";
+import { NO_PROBE, recordingProbe } from "../../gpu-worker/src/models/nn/probe.ts";
+import { FIXTURES_DIR, loadFixture, maxAbsDiff } from "../helpers/fixtures.ts";
+import { runOn } from "./helpers/backends.ts";
+import { loadFixtureDcae, nchwToNhwc, nhwcToNchw } from "./helpers/dcae-fixture.ts";
+
+// fixtures README §7: a float32 port should match latents within 5e-5 and decodings within 1e-5.
+const LATENT_TOL = 5e-5;
+const DECODED_TOL = 1e-5;
+const BLOCK_TOL = 1e-5; // × max(1, max|expected|), for block outputs and trace entries
+
+const io = loadFixture("dcae_io", "dcae_fixture");
+const SIZES = Object.keys(io.json.inputs as Record<string, string>);
+
+function maxAbs(a: Float32Array): number {
+  let m = 0;
+  for (const v of a) m = Math.max(m, Math.abs(v));
+  return m;
+}
+
+describe("DC-AE config and weights (fixtures D)", () => {
+  it("reads the diffusers config.json", () => {
+    const json = JSON.parse(readFileSync(join(FIXTURES_DIR, "dcae_config.json"), "utf8"));
+    const config = parseDcaeConfig(json);
+    expect(config.encoder.stages.map((s) => s.channels)).toEqual(json.encoder_block_out_channels);
+    expect(config.decoder.stages.map((s) => s.layers)).toEqual(json.decoder_layers_per_block);
+    expect(config.scalingFactor).toBe(json.scaling_factor);
+    const [, , h] = io.shape(`x_${SIZES[0]}`);
+    expect(config.spatialCompression).toBe(h / io.shape(`latent_${SIZES[0]}`)[2]);
+    expect(() => parseDcaeConfig({ ...json, decoder_norm_types: "batch_norm" })).toThrow(
+      /rms_norm/,
+    );
+  });
+
+  it("has the paper's preset: dc-ae-f32c32-sana-1.1, 256×256 → 32×8×8", () => {
+    const config = dcaePreset("dc-ae-f32c32-sana-1.1");
+    expect(256 / config.spatialCompression).toBe(8);
+    expect(config.encoder.latentChannels).toBe(32);
+    expect(config.decoder.stages.map((s) => s.type)).toEqual(
+      config.encoder.stages.map((s) => s.type),
+    );
+  });
+
+  it("loads every tensor of the state dict, strictly", async () => {
+    await runOn("cpu", async () => {
+      const model = await loadFixtureDcae();
+      const count = collectTensors(model).reduce((n, t) => n + t.size, 0);
+      expect(count).toBe(io.json.num_parameters);
+      disposeDcae(model);
+    });
+  });
+});
+
+for (const backend of ["cpu", "wasm"] as const) {
+  describe(`DC-AE parity on ${backend} (fixtures D)`, () => {
+    let model: Dcae;
+    beforeAll(async () => {
+      model = await runOn(backend, loadFixtureDcae);
+    });
+    afterAll(() => disposeDcae(model));
+
+    // The pure-JS backend needs ~9 s for 128×128 on 2 cores; wasm runs every size.
+    for (const size of SIZES.filter((s) => backend === "wasm" || s !== "128")) {
+      it(`encodes and decodes ${size}`, () => {
+        const before = tf.memory().numTensors;
+        const x = nchwToNhwc(io.f32(`x_${size}`), io.shape(`x_${size}`));
+        const latent = tf.tidy(() => nhwcToNchw(encode(model.encoder, x)));
+        const z = nchwToNhwc(io.f32(`latent_${size}`), io.shape(`latent_${size}`));
+        const decoded = tf.tidy(() => nhwcToNchw(decode(model.decoder, z)));
+        tf.dispose([x, z]);
+        expect(tf.memory().numTensors).toBe(before);
+        expect(maxAbsDiff(latent, io.f32(`latent_${size}`))).toBeLessThan(LATENT_TOL);
+        expect(maxAbsDiff(decoded, io.f32(`decoded_${size}`))).toBeLessThan(DECODED_TOL);
+      });
+    }
+
+    for (const size of SIZES.filter((s) => io.names().includes(`evit_encoder_first_input_${s}`))) {
+      it(`runs the first EfficientViT blocks at ${size}`, () => {
+        for (const [side, stage] of [
+          ["encoder", model.encoder.stages.at(-1)],
+          ["decoder", model.decoder.stages.at(-1)],
+        ] as const) {
+          const input = io.f32(`evit_${side}_first_input_${size}`);
+          const expected = io.f32(`evit_${side}_first_output_${size}`);
+          const block = stage?.[0];
+          if (block?.kind !== "evit")
+            throw new Error(`${side}: the last stage starts with ${block?.kind}`);
+          const actual = tf.tidy(() => {
+            const x = nchwToNhwc(input, io.shape(`evit_${side}_first_input_${size}`));
+            return nhwcToNchw(runBlock(block, x, NO_PROBE));
+          });
+          expect(maxAbsDiff(actual, expected)).toBeLessThan(
+            BLOCK_TOL * Math.max(1, maxAbs(expected)),
+          );
+        }
+      });
+    }
+  });
+}
+
+// Linear and RMSNorm modules run channels-last in diffusers, so their trace entries are NHWC.
+const NHWC_ENTRY = /(\.to_[qkv]|\.to_out|norm_out|\.norm):(in|out)$/;
+
+for (const backend of ["cpu", "wasm"] as const) {
+  it(`matches the block-by-block trace of a 32×32 image on ${backend}`, async () => {
+    const trace = loadFixture("dcae_trace_32", "dcae_fixture");
+    const keys = trace.json.trace_keys_in_execution_order as string[];
+    const model = await runOn(backend, loadFixtureDcae);
+    const seen = new Map<string, tf.Tensor>();
+    tf.tidy(() => {
+      const x = nchwToNhwc(trace.f32("__input"), trace.shape("__input"));
+      const latent = encode(model.encoder, x, recordingProbe(seen, "encoder"));
+      decode(model.decoder, latent, recordingProbe(seen, "decoder"));
+    });
+    disposeDcae(model);
+    for (const key of keys) {
+      const ours = seen.get(key);
+      if (!ours) throw new Error(`no value was recorded for ${key}`);
+      const actual = NHWC_ENTRY.test(key) ? (ours.dataSync() as Float32Array) : nhwcToNchw(ours);
+      const expected = trace.f32(key);
+      const error = maxAbsDiff(actual, expected) / Math.max(1, maxAbs(expected));
+      expect(error, key).toBeLessThan(BLOCK_TOL);
+    }
+    tf.dispose([...seen.values()]);
+  });
+}

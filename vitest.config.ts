@@ -18,8 +18,13 @@ export default defineConfig({
           cloudflareTest(async () => ({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
+              // Small limits, so that tests of them need only small bodies.
               bindings: {
                 ADMIN_KEY: "test-admin-key",
+                MAX_IMAGE_BYTES: "65536",
+                MAX_IMAGE_PIXELS: "1000000",
+                MAX_UPLOAD_BYTES: "262144",
+                MAX_IMAGES_PER_REQUEST: "4",
                 TEST_MIGRATIONS: await readD1Migrations("./migrations"),
               },
             },

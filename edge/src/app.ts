@@ -8,6 +8,7 @@ import { HttpProblem, problemResponse, toProblem } from "./problem.ts";
 import { newRouter } from "./router.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { imageRoutes } from "./routes/images.ts";
 import { tenantRoutes } from "./routes/tenant.ts";
 
 export function createApp(): OpenAPIHono<AppEnv> {
@@ -27,6 +28,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/", healthRoutes);
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/tenant", tenantRoutes);
+  app.route("/v1/images", imageRoutes);
   return app;
 }
 

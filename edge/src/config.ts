@@ -6,6 +6,7 @@ import { HttpProblem } from "./problem.ts";
 export type Config = {
   maxImageBytes: number;
   maxImagePixels: number;
+  maxUploadBytes: number;
   maxImagesPerRequest: number;
   leaseSeconds: number;
   maxLeaseWaitSeconds: number;
@@ -18,6 +19,7 @@ const count = (fallback: number) => z.coerce.number().int().positive().default(f
 const ConfigSchema = z.object({
   MAX_IMAGE_BYTES: count(20 * 1024 * 1024),
   MAX_IMAGE_PIXELS: count(40_000_000),
+  MAX_UPLOAD_BYTES: count(64 * 1024 * 1024),
   MAX_IMAGES_PER_REQUEST: count(64),
   LEASE_SECONDS: count(60),
   MAX_LEASE_WAIT_SECONDS: count(20),
@@ -40,6 +42,7 @@ export function configOf(env: Env): Config {
   const config: Config = {
     maxImageBytes: v.MAX_IMAGE_BYTES,
     maxImagePixels: v.MAX_IMAGE_PIXELS,
+    maxUploadBytes: v.MAX_UPLOAD_BYTES,
     maxImagesPerRequest: v.MAX_IMAGES_PER_REQUEST,
     leaseSeconds: v.LEASE_SECONDS,
     maxLeaseWaitSeconds: v.MAX_LEASE_WAIT_SECONDS,

@@ -11,6 +11,7 @@ export type Env = {
   ADMIN_KEY?: string;
   MAX_IMAGE_BYTES?: string;
   MAX_IMAGE_PIXELS?: string;
+  MAX_UPLOAD_BYTES?: string;
   MAX_IMAGES_PER_REQUEST?: string;
   LEASE_SECONDS?: string;
   MAX_LEASE_WAIT_SECONDS?: string;

@@ -83,7 +83,17 @@ export function toProblem(error: unknown): HttpProblem {
   if (error instanceof HTTPException) {
     // Thrown by Hono itself, e.g. a JSON body that does not parse.
     const { status } = error;
-    return new HttpProblem(status, "bad-request", error.message || (TITLES[status] ?? "Error"));
+    const code =
+      status === 415
+        ? "unsupported-media-type"
+        : status === 413
+          ? "content-too-large"
+          : "bad-request";
+    const detail =
+      status === 415
+        ? "This route does not accept the request's Content-Type; see the OpenAPI document."
+        : error.message || (TITLES[status] ?? "Error");
+    return new HttpProblem(status, code, detail);
   }
   return new HttpProblem(500, "internal", "The edge failed to handle this request.");
 }

@@ -3,7 +3,7 @@
  * never edit the SQL by hand. Times are integer milliseconds since the epoch (UTC).
  */
 import { sql } from "drizzle-orm";
-import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 const createdAt = () => integer("created_at").notNull().default(sql`(unixepoch('subsec') * 1000)`);
 
@@ -31,4 +31,44 @@ export const apiKeys = sqliteTable(
     revokedAt: integer("revoked_at"),
   },
   (t) => [index("api_keys_tenant").on(t.tenantId)],
+);
+
+export const images = sqliteTable(
+  "images",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    bucketKey: text("bucket_key").notNull(),
+    format: text("format", { enum: ["png", "jpeg", "webp"] }).notNull(),
+    width: integer("width").notNull(),
+    height: integer("height").notNull(),
+    bytes: integer("bytes").notNull(),
+    /** Lowercase hex SHA-256 of the stored bytes; also the object's ETag. */
+    sha256: text("sha256").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("images_tenant").on(t.tenantId, t.id)],
+);
+
+/**
+ * Answers remembered for an Idempotency-Key, per tenant and route. A row without a body is a
+ * request still in progress; rows are dropped by the cron sweep after a day.
+ */
+export const idempotencyKeys = sqliteTable(
+  "idempotency_keys",
+  {
+    tenantId: text("tenant_id").notNull(),
+    route: text("route").notNull(),
+    key: text("key").notNull(),
+    /** SHA-256 of what makes two requests the same: method, path, content type and body. */
+    fingerprint: text("fingerprint").notNull(),
+    body: text("body"),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.route, t.key] }),
+    index("idempotency_age").on(t.createdAt),
+  ],
 );

@@ -1,0 +1,285 @@
+/** Image uploads (raw body or multipart) and their metadata and content. */
+import { createRoute, z } from "@hono/zod-openapi";
+import { sha256Hex } from "@revq/shared";
+import { and, eq } from "drizzle-orm";
+import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
+import type { SchemaObject } from "openapi3-ts/oas30";
+import type { AppEnv } from "../app-env.ts";
+import { type Config, configOf } from "../config.ts";
+import { database } from "../db/client.ts";
+import { images } from "../db/schema.ts";
+import { requireKey, tenantOf } from "../middleware/auth.ts";
+import { HttpProblem } from "../problem.ts";
+import { newRouter } from "../router.ts";
+import { bearerSecurity, isoTime, problems, Timestamp } from "../schemas/common.ts";
+import { withIdempotency } from "../services/idempotency.ts";
+import { IMAGE_MEDIA_TYPES } from "../services/image-header.ts";
+import { type CheckedImage, checkImage, type ImageRow, storeImages } from "../services/images.ts";
+
+const Image = z
+  .object({
+    id: z.string().openapi({ example: "img_01m8d0fxvcpfrrd0dgccvp9czy" }),
+    format: z.enum(["png", "jpeg", "webp"]),
+    mediaType: z.string(),
+    width: z.int(),
+    height: z.int(),
+    bytes: z.int(),
+    sha256: z.string(),
+    createdAt: Timestamp,
+  })
+  .openapi("Image");
+
+const Uploaded = z.object({ images: z.array(Image) }).openapi("UploadedImages");
+
+const Binary = z.string().openapi({ format: "binary" });
+
+/**
+ * The multipart form, checked by the handler itself: zod-openapi would validate a declared form
+ * schema for every request, raw image bodies included.
+ */
+const MultipartImages = z.strictObject(
+  { images: z.union([z.instanceof(File), z.array(z.instanceof(File))]) },
+  { error: "the form may hold only file parts named `images`" },
+);
+const MULTIPART_DOC: SchemaObject = {
+  type: "object",
+  required: ["images"],
+  properties: {
+    images: {
+      type: "array",
+      items: { type: "string", format: "binary" },
+      description: "One part per image, each named `images`.",
+    },
+  },
+};
+
+const RAW_TYPES = new Set(Object.values(IMAGE_MEDIA_TYPES));
+
+const IdParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+
+const security = bearerSecurity("apiKey");
+
+/**
+ * Caps the body before anything reads it: one image's limit for a raw body, the whole upload's
+ * for multipart.
+ */
+const uploadLimit = createMiddleware<AppEnv>(async (c, next) => {
+  const config = configOf(c.env);
+  const multipart = /^multipart\//i.test(c.req.header("content-type") ?? "");
+  const maxSize = multipart ? config.maxUploadBytes : config.maxImageBytes;
+  return bodyLimit({
+    maxSize,
+    onError: () => {
+      throw multipart
+        ? new HttpProblem(
+            413,
+            "upload-too-large",
+            `The upload is over the limit of ${maxSize} bytes in all.`,
+          )
+        : new HttpProblem(
+            413,
+            "image.too-large",
+            `The body is over the limit of ${maxSize} bytes per image.`,
+          );
+    },
+  })(c, next);
+});
+
+const upload = createRoute({
+  method: "post",
+  path: "/",
+  tags: ["Images"],
+  summary: "Upload one image (raw body) or several (multipart/form-data, parts named `images`)",
+  description:
+    "Images are checked by their bytes: PNG, JPEG or WebP, header readable, within the byte and pixel limits. A declared type that disagrees with the bytes is refused. Send `Idempotency-Key` to make retries safe.",
+  security,
+  middleware: [uploadLimit],
+  request: {
+    headers: z.object({
+      "idempotency-key": z
+        .string()
+        .optional()
+        .openapi({ description: "Makes a retry return the first answer." }),
+    }),
+    body: {
+      required: true,
+      content: {
+        "image/png": { schema: Binary },
+        "image/jpeg": { schema: Binary },
+        "image/webp": { schema: Binary },
+        "multipart/form-data": { schema: MULTIPART_DOC },
+      },
+    },
+  },
+  responses: {
+    201: { description: "Stored", content: { "application/json": { schema: Uploaded } } },
+    ...problems(400, 401, 403, 409, 413, 415, 422),
+  },
+});
+
+const getImage = createRoute({
+  method: "get",
+  path: "/{id}",
+  tags: ["Images"],
+  summary: "An image's metadata",
+  security,
+  request: { params: IdParams },
+  responses: {
+    200: { description: "The image", content: { "application/json": { schema: Image } } },
+    ...problems(401, 403, 404),
+  },
+});
+
+const getContent = createRoute({
+  method: "get",
+  path: "/{id}/content",
+  tags: ["Images"],
+  summary: "An image's bytes, as uploaded",
+  security,
+  request: { params: IdParams },
+  responses: {
+    200: {
+      description: "The image",
+      content: Object.fromEntries(
+        Object.values(IMAGE_MEDIA_TYPES).map((t) => [t, { schema: Binary }]),
+      ),
+    },
+    304: { description: "Not modified (If-None-Match)" },
+    ...problems(401, 403, 404),
+  },
+});
+
+function imageView(row: ImageRow) {
+  return {
+    id: row.id,
+    format: row.format,
+    mediaType: IMAGE_MEDIA_TYPES[row.format],
+    width: row.width,
+    height: row.height,
+    bytes: row.bytes,
+    sha256: row.sha256,
+    createdAt: isoTime(row.createdAt),
+  };
+}
+
+async function findImage(c: { env: AppEnv["Bindings"] }, tenantId: string, id: string) {
+  const [row] = await database(c.env)
+    .select()
+    .from(images)
+    .where(and(eq(images.id, id), eq(images.tenantId, tenantId)))
+    .limit(1);
+  if (!row) throw new HttpProblem(404, "image-not-found", `No image ${id}.`);
+  return row;
+}
+
+/** The files of a multipart upload, or a 400 naming what is wrong with the form. */
+async function multipartFiles(request: Request): Promise<File[]> {
+  let form: FormData;
+  try {
+    form = await request.formData();
+  } catch (error) {
+    throw new HttpProblem(
+      400,
+      "invalid-multipart",
+      `The multipart body does not parse: ${String(error)}`,
+    );
+  }
+  const fields = [...new Set(form.keys())].map((name) => {
+    const values = form.getAll(name);
+    return [name, values.length === 1 ? values[0] : values];
+  });
+  const result = MultipartImages.safeParse(Object.fromEntries(fields));
+  if (!result.success) {
+    const errors = result.error.issues.map((i) => ({
+      path: ["form", ...i.path.map(String)].join("."),
+      message: i.message,
+    }));
+    const detail = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
+    throw new HttpProblem(400, "invalid-request", `Invalid multipart upload: ${detail}`, {
+      errors,
+    });
+  }
+  const { images } = result.data;
+  return Array.isArray(images) ? images : [images];
+}
+
+/** Every image of the request, each checked; the first bad one fails the whole upload. */
+async function checkedUploads(request: Request, config: Config): Promise<CheckedImage[]> {
+  const contentType = request.headers.get("content-type") ?? "";
+  const mediaType = contentType.split(";")[0].trim().toLowerCase();
+  if (RAW_TYPES.has(mediaType)) {
+    const bytes = new Uint8Array(await request.arrayBuffer());
+    return [await checkImage(bytes, contentType, config, "The body")];
+  }
+  if (mediaType !== "multipart/form-data") {
+    throw new HttpProblem(
+      415,
+      "unsupported-media-type",
+      `Send images as image/png, image/jpeg, image/webp or multipart/form-data, not ${JSON.stringify(contentType)}.`,
+    );
+  }
+  const files = await multipartFiles(request);
+  if (files.length > config.maxImagesPerRequest) {
+    throw new HttpProblem(
+      413,
+      "too-many-images",
+      `The upload has ${files.length} images; the limit is ${config.maxImagesPerRequest} per request.`,
+    );
+  }
+  return Promise.all(
+    files.map(async (file, i) =>
+      checkImage(
+        new Uint8Array(await file.arrayBuffer()),
+        file.type,
+        config,
+        `images[${i}]${file.name ? ` (${JSON.stringify(file.name)})` : ""}`,
+      ),
+    ),
+  );
+}
+
+export const imageRoutes = newRouter();
+imageRoutes.use("*", requireKey("api"));
+
+imageRoutes.openapi(upload, async (c) => {
+  const tenantId = tenantOf(c.get("principal"));
+  const config = configOf(c.env);
+  const checked = await checkedUploads(c.req.raw, config);
+  // The fingerprint is what was uploaded, not how: a retried multipart body has a new boundary.
+  const fingerprint = await sha256Hex(
+    checked.map((image) => `${image.format}:${image.sha256}`).join(","),
+  );
+  const body = await withIdempotency(c, tenantId, fingerprint, async () => {
+    const rows = await storeImages(c.env, database(c.env), tenantId, checked);
+    return { images: rows.map(imageView) };
+  });
+  return c.json(body, 201);
+});
+
+imageRoutes.openapi(getImage, async (c) => {
+  const row = await findImage(c, tenantOf(c.get("principal")), c.req.valid("param").id);
+  return c.json(imageView(row), 200);
+});
+
+imageRoutes.openapi(getContent, async (c) => {
+  const row = await findImage(c, tenantOf(c.get("principal")), c.req.valid("param").id);
+  const etag = `"${row.sha256}"`;
+  const headers = {
+    etag,
+    "cache-control": "private, max-age=31536000, immutable",
+    "content-type": IMAGE_MEDIA_TYPES[row.format],
+  };
+  if (
+    c.req
+      .header("if-none-match")
+      ?.split(/\s*,\s*/)
+      .includes(etag)
+  ) {
+    return c.body(null, 304, headers);
+  }
+  const object = await c.env.BUCKET.get(row.bucketKey);
+  if (!object)
+    throw new HttpProblem(500, "image-object-missing", `The bytes of image ${row.id} are missing.`);
+  return c.body(object.body, 200, { ...headers, "content-length": String(row.bytes) });
+});

@@ -1,0 +1,42 @@
+/**
+ * Where every object lives in the one bucket. The edge writes uploads and tokenizers here and
+ * names these keys in task payloads; the GPU worker reads and writes them through the S3 door.
+ * Nothing else may build a key by hand, so the layout can only change here.
+ *
+ *   tenants/{tenantId}/images/{imageId}                      uploaded image, as sent
+ *   tenants/{tenantId}/jobs/{jobId}/tokens.rvqt              token stream of an encode job
+ *   tenants/{tenantId}/jobs/{jobId}/images/{index}.png       images of a reconstruct job
+ *   tenants/{tenantId}/jobs/{jobId}/checkpoints/{name}       a train job's resumable state
+ *   tokenizers/{manifestHash}/manifest.json                  a tokenizer's manifest
+ *   tokenizers/{manifestHash}/files/{path}                   its files, by manifest path
+ */
+
+const ID = /^[a-z]{3}_[0-9a-z]{26}$/;
+const HASH = /^[0-9a-f]{64}$/;
+
+function checked(value: string, pattern: RegExp, what: string): string {
+  if (!pattern.test(value))
+    throw new Error(`bucket key: ${JSON.stringify(value)} is not a ${what}`);
+  return value;
+}
+
+const tenant = (tenantId: string) => `tenants/${checked(tenantId, ID, "tenant id")}`;
+const job = (tenantId: string, jobId: string) =>
+  `${tenant(tenantId)}/jobs/${checked(jobId, ID, "job id")}`;
+const tokenizer = (hash: string) => `tokenizers/${checked(hash, HASH, "manifest hash")}`;
+
+export const bucketKeys = {
+  image: (tenantId: string, imageId: string) =>
+    `${tenant(tenantId)}/images/${checked(imageId, ID, "image id")}`,
+  jobTokens: (tenantId: string, jobId: string) => `${job(tenantId, jobId)}/tokens.rvqt`,
+  jobImage: (tenantId: string, jobId: string, index: number) => {
+    if (!Number.isSafeInteger(index) || index < 0)
+      throw new Error(`bucket key: bad index ${index}`);
+    return `${job(tenantId, jobId)}/images/${index}.png`;
+  },
+  /** The prefix under which a train job keeps its checkpoints (the worker names the files). */
+  jobCheckpoints: (tenantId: string, jobId: string) => `${job(tenantId, jobId)}/checkpoints/`,
+  tokenizerManifest: (hash: string) => `${tokenizer(hash)}/manifest.json`,
+  /** `path` is a manifest FileRef path, already checked safe by the manifest schema. */
+  tokenizerFile: (hash: string, path: string) => `${tokenizer(hash)}/files/${path}`,
+} as const;

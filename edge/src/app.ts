@@ -9,6 +9,7 @@ import { newRouter } from "./router.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { imageRoutes } from "./routes/images.ts";
+import { mountOpenApi } from "./routes/openapi.ts";
 import { tenantRoutes } from "./routes/tenant.ts";
 
 export function createApp(): OpenAPIHono<AppEnv> {
@@ -29,6 +30,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/tenant", tenantRoutes);
   app.route("/v1/images", imageRoutes);
+  mountOpenApi(app);
   return app;
 }
 

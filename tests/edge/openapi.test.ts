@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { call } from "./helpers.ts";
+
+type Operation = {
+  responses: Record<string, unknown>;
+  security?: unknown[];
+  requestBody?: unknown;
+};
+type Document = {
+  openapi: string;
+  paths: Record<string, Record<string, Operation>>;
+  components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> };
+};
+
+describe("GET /v1/openapi.json", () => {
+  it("documents every route from the schemas the routes validate with", async () => {
+    const res = await call("/v1/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as Document;
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        "/healthz",
+        "/v1/admin/tenants",
+        "/v1/admin/tenants/{tenantId}/keys",
+        "/v1/images",
+        "/v1/images/{id}",
+        "/v1/images/{id}/content",
+      ]),
+    );
+    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual([
+      "adminKey",
+      "apiKey",
+      "workerKey",
+    ]);
+    expect(doc.components.schemas).toHaveProperty("Problem");
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        expect(Object.keys(op.responses).length, `${method} ${path}`).toBeGreaterThan(0);
+        if (path.startsWith("/v1/")) expect(op.security, `${method} ${path}`).toBeDefined();
+      }
+    }
+    const upload = doc.paths["/v1/images"].post.requestBody as { content: Record<string, unknown> };
+    expect(Object.keys(upload.content).sort()).toEqual([
+      "image/jpeg",
+      "image/png",
+      "image/webp",
+      "multipart/form-data",
+    ]);
+  });
+});
+
+describe("GET /v1/reference", () => {
+  it("is a self-contained HTML page: nothing loaded from another origin", async () => {
+    const res = await call("/v1/reference");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+    const html = await res.text();
+    expect(html).toContain("/v1/openapi.json");
+    expect(html).not.toMatch(/(src|href)\s*=\s*["']?(https?:)?\/\//i);
+    expect(html).not.toMatch(/@import|url\(/i);
+  });
+});

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { FormatError } from "../../shared/src/errors.ts";
@@ -23,11 +24,11 @@ import {
   toInt32Array,
   writeSafetensors,
 } from "../../shared/src/format/safetensors.ts";
+import { FIXTURES_DIR } from "../helpers/fixtures.ts";
 
-const FIXTURES = new URL("../../../shared/fixtures/", import.meta.url);
-const fixtureFiles = readdirSync(FIXTURES).filter((f) => f.endsWith(".safetensors"));
-const readFixture = (name: string) => readFileSync(new URL(name, FIXTURES));
-const readSidecar = (name: string) => JSON.parse(readFileSync(new URL(name, FIXTURES), "utf8"));
+const fixtureFiles = readdirSync(FIXTURES_DIR).filter((f) => f.endsWith(".safetensors"));
+const readFixture = (name: string) => readFileSync(join(FIXTURES_DIR, name));
+const readSidecar = (name: string) => JSON.parse(readFileSync(join(FIXTURES_DIR, name), "utf8"));
 
 function bytesOf(array: TensorArray): Uint8Array {
   return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);

@@ -11,6 +11,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { imageRoutes } from "./routes/images.ts";
 import { mountOpenApi } from "./routes/openapi.ts";
 import { tenantRoutes } from "./routes/tenant.ts";
+import { tokenizerRoutes } from "./routes/tokenizers.ts";
 
 export function createApp(): OpenAPIHono<AppEnv> {
   const app = newRouter();
@@ -30,6 +31,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/tenant", tenantRoutes);
   app.route("/v1/images", imageRoutes);
+  app.route("/v1/tokenizers", tokenizerRoutes);
   mountOpenApi(app);
   return app;
 }

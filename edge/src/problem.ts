@@ -68,16 +68,16 @@ export class HttpProblem extends Error {
 }
 
 /**
- * FormatError codes that mean "well-formed, but it does not fit what it is used with": 422.
- * Every other FormatError is a malformed body: 400.
+ * FormatErrors (`format.code`) that mean "well-formed, but it does not fit what it is used
+ * with": 422. Every other FormatError is a malformed body: 400.
  */
-const UNPROCESSABLE_FORMAT_CODES = new Set(["bad-tokenizer-hash", "tokenizer-mismatch"]);
+const UNPROCESSABLE_FORMAT_CODES = new Set(["token-stream.bad-tokenizer-hash", "manifest.invalid"]);
 
 /** The problem an error stands for; unknown errors become an opaque 500. */
 export function toProblem(error: unknown): HttpProblem {
   if (error instanceof HttpProblem) return error;
   if (error instanceof FormatError) {
-    const status = UNPROCESSABLE_FORMAT_CODES.has(error.code) ? 422 : 400;
+    const status = UNPROCESSABLE_FORMAT_CODES.has(`${error.format}.${error.code}`) ? 422 : 400;
     return new HttpProblem(status, `${error.format}.${error.code}`, error.message);
   }
   if (error instanceof HTTPException) {

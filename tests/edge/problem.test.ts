@@ -18,7 +18,8 @@ describe("problem+json", () => {
     });
   });
 
-  it("maps a tokenizer mismatch to 422", () => {
+  it("maps a tokenizer mismatch and an invalid manifest to 422", () => {
+    expect(toProblem(new FormatError("manifest", "invalid", "x")).status).toBe(422);
     const error = new FormatError("token-stream", "bad-tokenizer-hash", "wrong tokenizer");
     expect(toProblem(error).status).toBe(422);
   });

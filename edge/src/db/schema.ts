@@ -3,7 +3,14 @@
  * never edit the SQL by hand. Times are integer milliseconds since the epoch (UTC).
  */
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import {
+  index,
+  integer,
+  primaryKey,
+  sqliteTable,
+  text,
+  uniqueIndex,
+} from "drizzle-orm/sqlite-core";
 
 const createdAt = () => integer("created_at").notNull().default(sql`(unixepoch('subsec') * 1000)`);
 
@@ -71,4 +78,24 @@ export const idempotencyKeys = sqliteTable(
     primaryKey({ columns: [t.tenantId, t.route, t.key] }),
     index("idempotency_age").on(t.createdAt),
   ],
+);
+
+/**
+ * Tokenizers: a validated manifest (its canonical JSON; its SHA-256 is the identity) whose files
+ * are in the bucket under tokenizers/{hash}/. `owner` is "public" (registered by the admin, seen
+ * by every tenant) or the tenant that trained it. A tokenizer is usable once every file is there.
+ */
+export const tokenizers = sqliteTable(
+  "tokenizers",
+  {
+    id: text("id").primaryKey(),
+    owner: text("owner").notNull(),
+    manifestHash: text("manifest_hash").notNull(),
+    name: text("name").notNull(),
+    manifest: text("manifest").notNull(),
+    status: text("status", { enum: ["pending", "ready"] }).notNull(),
+    createdAt: createdAt(),
+    readyAt: integer("ready_at"),
+  },
+  (t) => [uniqueIndex("tokenizers_owner_hash").on(t.owner, t.manifestHash)],
 );

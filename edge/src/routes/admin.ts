@@ -9,6 +9,7 @@ import { newRouter } from "../router.ts";
 import { bearerSecurity, isoTime, problems, Timestamp } from "../schemas/common.ts";
 import { mintKey } from "../services/api-keys.ts";
 import { newId } from "../services/ids.ts";
+import { adminTokenizerRoutes } from "./admin-tokenizers.ts";
 
 const Name = z.string().trim().min(1).max(200);
 
@@ -117,6 +118,8 @@ async function requireTenant(db: ReturnType<typeof database>, tenantId: string) 
 
 export const adminRoutes = newRouter();
 adminRoutes.use("*", requireAdmin);
+// Behind the requireAdmin above, like every route of this router.
+adminRoutes.route("/tokenizers", adminTokenizerRoutes);
 
 adminRoutes.openapi(createTenant, async (c) => {
   const { name } = c.req.valid("json");

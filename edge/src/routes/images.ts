@@ -16,6 +16,7 @@ import { bearerSecurity, isoTime, problems, Timestamp } from "../schemas/common.
 import { withIdempotency } from "../services/idempotency.ts";
 import { IMAGE_MEDIA_TYPES } from "../services/image-header.ts";
 import { type CheckedImage, checkImage, type ImageRow, storeImages } from "../services/images.ts";
+import { serveObject } from "../services/serve-object.ts";
 
 const Image = z
   .object({
@@ -145,6 +146,7 @@ const getContent = createRoute({
         Object.values(IMAGE_MEDIA_TYPES).map((t) => [t, { schema: Binary }]),
       ),
     },
+    206: { description: "The requested range" },
     304: { description: "Not modified (If-None-Match)" },
     ...problems(401, 403, 404),
   },
@@ -264,22 +266,12 @@ imageRoutes.openapi(getImage, async (c) => {
 
 imageRoutes.openapi(getContent, async (c) => {
   const row = await findImage(c, tenantOf(c.get("principal")), c.req.valid("param").id);
-  const etag = `"${row.sha256}"`;
-  const headers = {
-    etag,
-    "cache-control": "private, max-age=31536000, immutable",
-    "content-type": IMAGE_MEDIA_TYPES[row.format],
-  };
-  if (
-    c.req
-      .header("if-none-match")
-      ?.split(/\s*,\s*/)
-      .includes(etag)
-  ) {
-    return c.body(null, 304, headers);
-  }
-  const object = await c.env.BUCKET.get(row.bucketKey);
-  if (!object)
-    throw new HttpProblem(500, "image-object-missing", `The bytes of image ${row.id} are missing.`);
-  return c.body(object.body, 200, { ...headers, "content-length": String(row.bytes) });
+  return serveObject(c.req.raw, {
+    bucket: c.env.BUCKET,
+    key: row.bucketKey,
+    size: row.bytes,
+    etag: `"${row.sha256}"`,
+    contentType: IMAGE_MEDIA_TYPES[row.format],
+    cacheControl: "private, max-age=31536000, immutable",
+  });
 });

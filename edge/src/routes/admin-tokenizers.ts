@@ -1,0 +1,109 @@
+/**
+ * Registering public tokenizers (admin): post the manifest, then put each file it names (or put
+ * them into the bucket through the S3 door first; the larger codebooks must go that way, past
+ * the Workers request-size limit). Mounted inside the admin router, which authenticates.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, eq } from "drizzle-orm";
+import { database } from "../db/client.ts";
+import { tokenizers } from "../db/schema.ts";
+import { HttpProblem } from "../problem.ts";
+import { newRouter } from "../router.ts";
+import { bearerSecurity, problems } from "../schemas/common.ts";
+import { Tokenizer, tokenizerView } from "../schemas/tokenizers.ts";
+import {
+  PUBLIC_OWNER,
+  refreshStatus,
+  registerTokenizer,
+  storeTokenizerFile,
+} from "../services/tokenizers.ts";
+
+const Registered = z
+  .object({
+    tokenizer: Tokenizer,
+    fileProblems: z
+      .array(z.object({ path: z.string(), problem: z.string() }))
+      .openapi({ description: "Files not yet in the bucket as the manifest pins them." }),
+  })
+  .openapi("TokenizerRegistration");
+
+const security = bearerSecurity("adminKey");
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+
+const register = createRoute({
+  method: "post",
+  path: "/",
+  tags: ["Admin"],
+  summary: "Register a public tokenizer from its manifest",
+  description:
+    "Validates the manifest (schema revq.tokenizer/v1), stores it as canonical JSON and answers with the files still missing. Registering the same manifest again answers 200 with the existing tokenizer.",
+  security,
+  request: {
+    body: {
+      required: true,
+      content: json(z.record(z.string(), z.unknown()).openapi({ description: "The manifest." })),
+    },
+  },
+  responses: {
+    200: { description: "Already registered", content: json(Registered) },
+    201: { description: "Registered", content: json(Registered) },
+    ...problems(400, 401, 422),
+  },
+});
+
+const putFileDoc = createRoute({
+  method: "put",
+  path: "/{id}/files/{path}",
+  tags: ["Admin"],
+  summary: "Store one file of a registered tokenizer",
+  description:
+    "The body must have exactly the size and SHA-256 the manifest gives for `path`. When the last file is in place the tokenizer becomes `ready`.",
+  security,
+  request: {
+    params: z.object({
+      id: z.string(),
+      path: z.string().openapi({ description: "The file's path in the manifest; may contain /." }),
+    }),
+    body: {
+      required: true,
+      content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+    },
+  },
+  responses: {
+    200: { description: "Stored", content: json(Registered) },
+    ...problems(401, 404, 422),
+  },
+});
+
+export const adminTokenizerRoutes = newRouter();
+
+adminTokenizerRoutes.openapi(register, async (c) => {
+  const result = await registerTokenizer(c.env, database(c.env), PUBLIC_OWNER, c.req.valid("json"));
+  return c.json(
+    { tokenizer: tokenizerView(result.row), fileProblems: result.problems },
+    result.created ? 201 : 200,
+  );
+});
+
+// Documented above; routed by hand because the file path may contain "/".
+adminTokenizerRoutes.openAPIRegistry.registerPath(putFileDoc);
+adminTokenizerRoutes.put("/:id/files/:path{.+}", async (c) => {
+  const { id, path } = c.req.param();
+  const db = database(c.env);
+  const [row] = await db
+    .select()
+    .from(tokenizers)
+    .where(and(eq(tokenizers.id, id), eq(tokenizers.owner, PUBLIC_OWNER)))
+    .limit(1);
+  if (!row) throw new HttpProblem(404, "tokenizer-not-found", `No public tokenizer ${id}.`);
+  const length = c.req.header("content-length");
+  await storeTokenizerFile(
+    c.env.BUCKET,
+    row,
+    path,
+    c.req.raw.body,
+    length === undefined ? undefined : Number(length),
+  );
+  const refreshed = await refreshStatus(c.env, db, row);
+  return c.json({ tokenizer: tokenizerView(refreshed.row), fileProblems: refreshed.problems }, 200);
+});

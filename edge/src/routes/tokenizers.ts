@@ -1,0 +1,159 @@
+/** Tokenizers a tenant can use: listing, manifests and file downloads. */
+import { createRoute, z } from "@hono/zod-openapi";
+import { bucketKeys } from "@revq/shared";
+import { and, desc, eq } from "drizzle-orm";
+import { database } from "../db/client.ts";
+import { tokenizers } from "../db/schema.ts";
+import { requireKey, tenantOf } from "../middleware/auth.ts";
+import { HttpProblem } from "../problem.ts";
+import { newRouter } from "../router.ts";
+import { bearerSecurity, problems } from "../schemas/common.ts";
+import { Tokenizer, TokenizerWithManifest, tokenizerView } from "../schemas/tokenizers.ts";
+import { serveObject } from "../services/serve-object.ts";
+import { findTokenizer, manifestFiles, manifestOf, visibleTo } from "../services/tokenizers.ts";
+
+const security = bearerSecurity("apiKey");
+const IdParams = z.object({
+  id: z
+    .string()
+    .openapi({ param: { name: "id", in: "path" }, description: "Tokenizer id or manifest hash." }),
+});
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+const IMMUTABLE = "private, max-age=31536000, immutable";
+
+const list = createRoute({
+  method: "get",
+  path: "/",
+  tags: ["Tokenizers"],
+  summary: "Tokenizers this tenant can use (public ones and its own), newest first",
+  security,
+  request: {
+    query: z.object({ status: z.enum(["pending", "ready", "all"]).default("ready") }),
+  },
+  responses: {
+    200: {
+      description: "The tokenizers",
+      content: json(z.object({ tokenizers: z.array(Tokenizer) })),
+    },
+    ...problems(400, 401, 403),
+  },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/{id}",
+  tags: ["Tokenizers"],
+  summary: "One tokenizer, with its manifest",
+  security,
+  request: { params: IdParams },
+  responses: {
+    200: { description: "The tokenizer", content: json(TokenizerWithManifest) },
+    ...problems(401, 403, 404),
+  },
+});
+
+const manifestDoc = createRoute({
+  method: "get",
+  path: "/{id}/manifest.json",
+  tags: ["Tokenizers"],
+  summary: "The manifest exactly as hashed (canonical JSON): its SHA-256 is the manifest hash",
+  security,
+  request: { params: IdParams },
+  responses: {
+    200: {
+      description: "The canonical manifest",
+      content: json(z.record(z.string(), z.unknown())),
+    },
+    ...problems(401, 403, 404),
+  },
+});
+
+const fileDoc = createRoute({
+  method: "get",
+  path: "/{id}/files/{path}",
+  tags: ["Tokenizers"],
+  summary: "Download one of the tokenizer's files (Range, ETag = its SHA-256)",
+  security,
+  request: {
+    params: z.object({
+      id: z.string(),
+      path: z.string().openapi({ description: "May contain /." }),
+    }),
+  },
+  responses: {
+    200: {
+      description: "The file",
+      content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+    },
+    206: { description: "The requested range" },
+    304: { description: "Not modified" },
+    ...problems(401, 403, 404),
+  },
+});
+
+export const tokenizerRoutes = newRouter();
+tokenizerRoutes.use("*", requireKey("api"));
+
+tokenizerRoutes.openapi(list, async (c) => {
+  const tenantId = tenantOf(c.get("principal"));
+  const { status } = c.req.valid("query");
+  const rows = await database(c.env)
+    .select()
+    .from(tokenizers)
+    .where(
+      status === "all"
+        ? visibleTo(tenantId)
+        : and(visibleTo(tenantId), eq(tokenizers.status, status)),
+    )
+    .orderBy(desc(tokenizers.id));
+  return c.json({ tokenizers: rows.map(tokenizerView) }, 200);
+});
+
+tokenizerRoutes.openapi(get, async (c) => {
+  const row = await findTokenizer(
+    database(c.env),
+    tenantOf(c.get("principal")),
+    c.req.valid("param").id,
+  );
+  return c.json({ ...tokenizerView(row), manifest: JSON.parse(row.manifest) }, 200);
+});
+
+// Documented above and routed by hand: the manifest is sent byte for byte as hashed (not
+// re-serialised by c.json), and a file path may contain "/".
+tokenizerRoutes.openAPIRegistry.registerPath(manifestDoc);
+tokenizerRoutes.get("/:id/manifest.json", async (c) => {
+  const row = await findTokenizer(database(c.env), tenantOf(c.get("principal")), c.req.param("id"));
+  return c.body(row.manifest, 200, {
+    "content-type": "application/json",
+    etag: `"${row.manifestHash}"`,
+    "cache-control": IMMUTABLE,
+  });
+});
+
+tokenizerRoutes.openAPIRegistry.registerPath(fileDoc);
+tokenizerRoutes.get("/:id/files/:path{.+}", async (c) => {
+  const { id, path } = c.req.param();
+  const row = await findTokenizer(database(c.env), tenantOf(c.get("principal")), id);
+  const ref = manifestFiles(manifestOf(row)).find((f) => f.path === path);
+  if (!ref)
+    throw new HttpProblem(
+      404,
+      "file-not-in-manifest",
+      `Tokenizer ${row.id} has no file ${JSON.stringify(path)}.`,
+    );
+  if (row.status !== "ready") {
+    throw new HttpProblem(
+      409,
+      "tokenizer-not-ready",
+      `Tokenizer ${row.id} is still waiting for its files.`,
+    );
+  }
+  return serveObject(c.req.raw, {
+    bucket: c.env.BUCKET,
+    key: bucketKeys.tokenizerFile(row.manifestHash, path),
+    size: ref.bytes,
+    etag: `"${ref.sha256}"`,
+    contentType: "application/octet-stream",
+    cacheControl: IMMUTABLE,
+  });
+});

@@ -1,0 +1,196 @@
+/**
+ * Tokenizers: registration of a manifest, its files in the bucket, and which tenant sees which.
+ * The manifest is validated by shared's parseManifest and stored as canonical JSON, so the hash
+ * any client computes from the served manifest is the tokenizer's identity.
+ */
+import {
+  bucketKeys,
+  canonicalJson,
+  type FileRef,
+  manifestHash,
+  parseManifest,
+  type TokenizerManifest,
+} from "@revq/shared";
+import { and, eq, inArray, or } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { tokenizers } from "../db/schema.ts";
+import type { Env } from "../env.ts";
+import { HttpProblem } from "../problem.ts";
+import { newId } from "./ids.ts";
+
+export const PUBLIC_OWNER = "public";
+
+export type TokenizerRow = typeof tokenizers.$inferSelect;
+
+export type FileProblem = { path: string; problem: string };
+
+/** Every distinct file of a manifest (two references may name the same file). */
+export function manifestFiles(manifest: TokenizerManifest): FileRef[] {
+  const refs = [
+    manifest.vae.weights,
+    manifest.files.stats,
+    manifest.files.codebook,
+    manifest.files.rectifier,
+  ];
+  const byPath = new Map<string, FileRef>();
+  for (const ref of refs) if (ref && !byPath.has(ref.path)) byPath.set(ref.path, ref);
+  return [...byPath.values()];
+}
+
+export function manifestOf(row: TokenizerRow): TokenizerManifest {
+  return parseManifest(JSON.parse(row.manifest));
+}
+
+/**
+ * Files that are not in the bucket as the manifest pins them: absent, of another size, or
+ * stored with a SHA-256 checksum that differs. (Objects put through the S3 door without a
+ * checksum are trusted by size; uploads through the edge are always checked.)
+ */
+export async function fileProblems(bucket: R2Bucket, hash: string, manifest: TokenizerManifest) {
+  const problems: FileProblem[] = [];
+  await Promise.all(
+    manifestFiles(manifest).map(async (ref) => {
+      const head = await bucket.head(bucketKeys.tokenizerFile(hash, ref.path));
+      const stored = head?.checksums.sha256 ? hex(head.checksums.sha256) : undefined;
+      if (!head) problems.push({ path: ref.path, problem: "missing" });
+      else if (head.size !== ref.bytes)
+        problems.push({ path: ref.path, problem: `${head.size} bytes, not ${ref.bytes}` });
+      else if (stored !== undefined && stored !== ref.sha256)
+        problems.push({ path: ref.path, problem: "sha256 differs" });
+    }),
+  );
+  return problems.sort((a, b) => (a.path < b.path ? -1 : 1));
+}
+
+function hex(buffer: ArrayBuffer): string {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Registers a manifest for `owner`, or returns the existing registration of the same manifest.
+ * The tokenizer is ready at once if its files are already in the bucket.
+ */
+export async function registerTokenizer(env: Env, db: Db, owner: string, json: unknown) {
+  const manifest = parseManifest(json);
+  const hash = await manifestHash(manifest);
+  const [existing] = await db
+    .select()
+    .from(tokenizers)
+    .where(and(eq(tokenizers.owner, owner), eq(tokenizers.manifestHash, hash)))
+    .limit(1);
+  if (existing)
+    return {
+      row: existing,
+      created: false,
+      problems: await fileProblems(env.BUCKET, hash, manifest),
+    };
+
+  const canonical = canonicalJson(manifest);
+  await env.BUCKET.put(bucketKeys.tokenizerManifest(hash), canonical, {
+    httpMetadata: { contentType: "application/json" },
+  });
+  const problems = await fileProblems(env.BUCKET, hash, manifest);
+  const now = Date.now();
+  const row: TokenizerRow = {
+    id: newId("tok", now),
+    owner,
+    manifestHash: hash,
+    name: manifest.name,
+    manifest: canonical,
+    status: problems.length === 0 ? "ready" : "pending",
+    createdAt: now,
+    readyAt: problems.length === 0 ? now : null,
+  };
+  await db.insert(tokenizers).values(row);
+  return { row, created: true, problems };
+}
+
+/** Marks a pending tokenizer ready if all its files are now in place. */
+export async function refreshStatus(env: Env, db: Db, row: TokenizerRow) {
+  const problems = await fileProblems(env.BUCKET, row.manifestHash, manifestOf(row));
+  if (problems.length === 0 && row.status !== "ready") {
+    const readyAt = Date.now();
+    await db.update(tokenizers).set({ status: "ready", readyAt }).where(eq(tokenizers.id, row.id));
+    return { row: { ...row, status: "ready" as const, readyAt }, problems };
+  }
+  return { row, problems };
+}
+
+/**
+ * Stores one file of a tokenizer from a request body, checking its size and SHA-256 against the
+ * manifest; R2 refuses the object itself if the digest differs, so nothing wrong is kept.
+ */
+export async function storeTokenizerFile(
+  bucket: R2Bucket,
+  row: TokenizerRow,
+  path: string,
+  body: ReadableStream<Uint8Array> | null,
+  contentLength: number | undefined,
+) {
+  const ref = manifestFiles(manifestOf(row)).find((f) => f.path === path);
+  if (!ref)
+    throw new HttpProblem(
+      404,
+      "file-not-in-manifest",
+      `The manifest of ${row.id} names no file ${JSON.stringify(path)}.`,
+    );
+  if (contentLength === undefined) {
+    throw new HttpProblem(411, "length-required", "Send the file with a Content-Length header.");
+  }
+  if (contentLength !== ref.bytes) {
+    throw new HttpProblem(
+      422,
+      "file-size-mismatch",
+      `${path} must be ${ref.bytes} bytes as the manifest says; the body has ${contentLength}.`,
+    );
+  }
+  const digest = new crypto.DigestStream("SHA-256");
+  const sized = new FixedLengthStream(ref.bytes);
+  const [toBucket, toDigest] = (body ?? new Blob([]).stream()).tee();
+  const hashed = toDigest.pipeTo(digest);
+  const stored = bucket
+    .put(bucketKeys.tokenizerFile(row.manifestHash, path), sized.readable, { sha256: ref.sha256 })
+    .then(
+      () => true,
+      (error: unknown) => error,
+    );
+  await toBucket.pipeTo(sized.writable);
+  await hashed;
+  const actual = hex(await digest.digest);
+  const outcome = await stored;
+  if (actual !== ref.sha256) {
+    throw new HttpProblem(
+      422,
+      "file-hash-mismatch",
+      `${path} has SHA-256 ${actual}; the manifest says ${ref.sha256}.`,
+    );
+  }
+  if (outcome !== true) throw outcome;
+  return ref;
+}
+
+/** The tokenizers a tenant may use: the public ones and its own. */
+export function visibleTo(tenantId: string) {
+  return inArray(tokenizers.owner, [PUBLIC_OWNER, tenantId]);
+}
+
+/** A tokenizer by id or manifest hash, if the tenant may see it; otherwise a 404. */
+export async function findTokenizer(
+  db: Db,
+  tenantId: string,
+  idOrHash: string,
+): Promise<TokenizerRow> {
+  const rows = await db
+    .select()
+    .from(tokenizers)
+    .where(
+      and(
+        visibleTo(tenantId),
+        or(eq(tokenizers.id, idOrHash), eq(tokenizers.manifestHash, idOrHash)),
+      ),
+    )
+    .orderBy(tokenizers.createdAt)
+    .limit(1);
+  if (!rows[0]) throw new HttpProblem(404, "tokenizer-not-found", `No tokenizer ${idOrHash}.`);
+  return rows[0];
+}

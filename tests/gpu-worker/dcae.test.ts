@@ -2,17 +2,20 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openSafetensorsFile } from "../../gpu-worker/src/io/safetensors-file.ts";
 import { parseDcaeConfig } from "../../gpu-worker/src/models/dcae/config.ts";
 import {
-  collectTensors,
   type Dcae,
   decode,
   disposeDcae,
   encode,
+  loadDcae,
 } from "../../gpu-worker/src/models/dcae/model.ts";
 import { dcaePreset } from "../../gpu-worker/src/models/dcae/presets.ts";
 import { runBlock } from "../../gpu-worker/src/models/nn/blocks.ts";
 import { NO_PROBE, recordingProbe } from "../../gpu-worker/src/models/nn/probe.ts";
+import { safetensorsSource } from "../../gpu-worker/src/models/sources.ts";
+import { toTorch } from "../../gpu-worker/src/models/weights.ts";
 import { FIXTURES_DIR, loadFixture, maxAbsDiff } from "../helpers/fixtures.ts";
 import { runOn } from "./helpers/backends.ts";
 import { loadFixtureDcae, nchwToNhwc, nhwcToNchw } from "./helpers/dcae-fixture.ts";
@@ -54,11 +57,37 @@ describe("DC-AE config and weights (fixtures D)", () => {
     );
   });
 
-  it("loads every tensor of the state dict, strictly", async () => {
+  it("refuses a checkpoint of another configuration, naming the tensor", async () => {
+    const json = JSON.parse(readFileSync(join(FIXTURES_DIR, "dcae_config.json"), "utf8"));
+    const bytes = new Uint8Array(readFileSync(join(FIXTURES_DIR, "dcae_weights.safetensors")));
+    const wrong = parseDcaeConfig({ ...json, latent_channels: json.latent_channels * 2 });
     await runOn("cpu", async () => {
-      const model = await loadFixtureDcae();
-      const count = collectTensors(model).reduce((n, t) => n + t.size, 0);
+      const before = tf.memory().numTensors;
+      await expect(loadDcae(wrong, safetensorsSource(bytes))).rejects.toThrow(
+        /encoder\.conv_out\.weight/,
+      );
+      expect(tf.memory().numTensors).toBe(before); // what was loaded before the error is freed
+    });
+  });
+
+  it("loads every tensor of a file on disk, strictly, and writes each back unchanged", async () => {
+    await runOn("cpu", async () => {
+      const json = JSON.parse(readFileSync(join(FIXTURES_DIR, "dcae_config.json"), "utf8"));
+      const file = await openSafetensorsFile(join(FIXTURES_DIR, "dcae_weights.safetensors"));
+      const model = await loadDcae(parseDcaeConfig(json), file);
+      await file.close();
+      const count = model.bindings.reduce((n, b) => n + b.param.size, 0);
       expect(count).toBe(io.json.num_parameters);
+      // Written back in PyTorch layout, every tensor is the one that was loaded.
+      const weights = loadFixture("dcae_weights", "dcae_fixture");
+      const names: string[] = [];
+      for (const binding of model.bindings) {
+        for (const [name, data] of await toTorch(binding)) {
+          expect(data).toEqual(weights.f32(name));
+          names.push(name);
+        }
+      }
+      expect(names.toSorted()).toEqual(weights.names().toSorted());
       disposeDcae(model);
     });
   });

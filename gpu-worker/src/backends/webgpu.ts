@@ -39,6 +39,9 @@ export async function startWebgpu(): Promise<Started> {
       "maxComputeInvocationsPerWorkgroup",
     ]),
   });
+  // Small ops are otherwise computed on the CPU from a synchronous read, which needs an
+  // OffscreenCanvas that Node does not have.
+  tf.env().set("WEBGPU_CPU_FORWARD", false);
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
   tf.registerBackend(
     "webgpu",

@@ -19,58 +19,86 @@ export interface TensorSource {
 /** Turns a freshly loaded tensor into a parameter (a tf.Variable for training, say). */
 export type MakeParam = (t: tf.Tensor) => tf.Tensor;
 
+/** How a parameter's tfjs layout relates to its PyTorch tensor(s). */
+export type Layout = "conv" | "depthwise" | "linear" | "linears" | "grouped" | "vector";
+
+/** One parameter and the state-dict entries it came from, to write it (or its gradient) back. */
+export type Binding = {
+  param: tf.Tensor;
+  layout: Layout;
+  /** PyTorch names: one, or several side by side for `linears`. */
+  names: string[];
+  /** PyTorch shape of each named tensor. */
+  torchShape: readonly number[];
+};
+
 export type ParamLoader = ReturnType<typeof paramLoader>;
 
 export function paramLoader(source: TensorSource, make: MakeParam = (t) => t) {
   const read = new Set<string>();
+  const bindings: Binding[] = [];
   const get = async (name: string, shape: readonly number[]) => {
     read.add(name);
     return source.read(name, shape);
   };
-  const param = <T extends tf.Tensor>(t: T): T => {
-    const made = make(t) as T;
-    if (made !== t) t.dispose();
-    return made;
+  const bind = <T extends tf.Tensor>(
+    t: T,
+    layout: Layout,
+    names: string[],
+    torchShape: number[],
+  ): T => {
+    const param = make(t) as T;
+    if (param !== t) t.dispose();
+    bindings.push({ param, layout, names, torchShape });
+    return param;
   };
-  const vector = async (name: string, n: number) => param(tf.tensor1d(await get(name, [n])));
+  const vector = async (name: string, n: number) =>
+    bind(tf.tensor1d(await get(name, [n])), "vector", [name], [n]);
   return {
+    bindings,
     vector,
     async conv(name: string, cin: number, cout: number, k: number, bias: boolean): Promise<Conv> {
-      const data = await get(`${name}.weight`, [cout, cin, k, k]);
+      const shape = [cout, cin, k, k];
+      const data = permute(await get(`${name}.weight`, shape), shape, [2, 3, 1, 0]);
       return {
-        filter: param(
-          tf.tensor4d(permute(data, [cout, cin, k, k], [2, 3, 1, 0]), [k, k, cin, cout]),
-        ),
+        filter: bind(tf.tensor4d(data, [k, k, cin, cout]), "conv", [`${name}.weight`], shape),
         bias: bias ? await vector(`${name}.bias`, cout) : null,
       };
     },
     async depthwise(name: string, channels: number, k: number, bias: boolean): Promise<Depthwise> {
-      const data = await get(`${name}.weight`, [channels, 1, k, k]);
+      const shape = [channels, 1, k, k];
+      const data = permute(await get(`${name}.weight`, shape), [channels, k, k], [1, 2, 0]);
       return {
-        filter: param(tf.tensor4d(permute(data, [channels, k, k], [1, 2, 0]), [k, k, channels, 1])),
+        filter: bind(
+          tf.tensor4d(data, [k, k, channels, 1]),
+          "depthwise",
+          [`${name}.weight`],
+          shape,
+        ),
         bias: bias ? await vector(`${name}.bias`, channels) : null,
       };
     },
     /** A bias-free nn.Linear as the [in, out] matrix x is multiplied by. */
     async linear(name: string, cin: number, cout: number): Promise<tf.Tensor2D> {
-      const data = await get(`${name}.weight`, [cout, cin]);
-      return param(tf.tensor2d(permute(data, [cout, cin], [1, 0]), [cin, cout]));
+      const data = permute(await get(`${name}.weight`, [cout, cin]), [cout, cin], [1, 0]);
+      return bind(tf.tensor2d(data, [cin, cout]), "linear", [`${name}.weight`], [cout, cin]);
     },
     /** Several bias-free linears of one input, side by side: [in, Σ out]. */
     async linears(names: string[], cin: number, cout: number): Promise<tf.Tensor2D> {
-      const parts: Float32Array[] = [];
-      for (const name of names) parts.push(await get(`${name}.weight`, [cout, cin]));
       const stacked = new Float32Array(names.length * cout * cin);
-      parts.forEach((part, i) => {
-        stacked.set(part, i * cout * cin);
-      });
+      for (const [i, name] of names.entries()) {
+        stacked.set(await get(`${name}.weight`, [cout, cin]), i * cout * cin);
+      }
       const total = names.length * cout;
-      return param(tf.tensor2d(permute(stacked, [total, cin], [1, 0]), [cin, total]));
+      const data = permute(stacked, [total, cin], [1, 0]);
+      const weights = names.map((n) => `${n}.weight`);
+      return bind(tf.tensor2d(data, [cin, total]), "linears", weights, [cout, cin]);
     },
     /** A bias-free 1×1 conv with `groups` groups of d channels in and out: [G, d_in, d_out]. */
     async grouped(name: string, groups: number, d: number): Promise<tf.Tensor3D> {
-      const data = await get(`${name}.weight`, [groups * d, d, 1, 1]);
-      return param(tf.tensor3d(permute(data, [groups, d, d], [0, 2, 1]), [groups, d, d]));
+      const shape = [groups * d, d, 1, 1];
+      const data = permute(await get(`${name}.weight`, shape), [groups, d, d], [0, 2, 1]);
+      return bind(tf.tensor3d(data, [groups, d, d]), "grouped", [`${name}.weight`], shape);
     },
     async rmsNorm(name: string, channels: number, eps: number): Promise<RmsNorm> {
       return {
@@ -90,6 +118,35 @@ export function paramLoader(source: TensorSource, make: MakeParam = (t) => t) {
       }
     },
   };
+}
+
+/**
+ * A parameter (or a tensor of its shape: its gradient, its Adam moment) as PyTorch state-dict
+ * entries: the inverse of the loader's layout change.
+ */
+export function toTorch(
+  binding: Binding,
+  value: tf.Tensor = binding.param,
+): [string, Float32Array][] {
+  const data = value.dataSync() as Float32Array;
+  const s = value.shape;
+  switch (binding.layout) {
+    case "conv":
+      return [[binding.names[0], permute(data, s, [3, 2, 0, 1])]];
+    case "depthwise":
+      return [[binding.names[0], permute(data, s.slice(0, 3), [2, 0, 1])]];
+    case "linear":
+      return [[binding.names[0], permute(data, s, [1, 0])]];
+    case "grouped":
+      return [[binding.names[0], permute(data, s, [0, 2, 1])]];
+    case "vector":
+      return [[binding.names[0], data]];
+    case "linears": {
+      const rows = permute(data, s, [1, 0]); // [Σ out, in]: the named weights one after another
+      const size = rows.length / binding.names.length;
+      return binding.names.map((name, i) => [name, rows.slice(i * size, (i + 1) * size)]);
+    }
+  }
 }
 
 /** Row-major transpose of `data` with shape `shape` by `perm` (output axis i = input axis perm[i]). */

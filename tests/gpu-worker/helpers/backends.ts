@@ -2,14 +2,14 @@ import * as tf from "@tensorflow/tfjs-core";
 import { type BackendName, selectBackend } from "../../../gpu-worker/src/backend.ts";
 
 /** Runs fn on the named backend and returns its result as plain arrays (nothing left on it). */
-export async function runOn<T>(backend: BackendName, fn: () => T): Promise<T> {
+export async function runOn<T>(backend: BackendName, fn: () => T | Promise<T>): Promise<T> {
   await selectBackend(backend);
   return fn();
 }
 
-/** Downloads tensors to Float32Arrays and disposes them. */
-export function download(tensors: tf.Tensor[]): Float32Array[] {
-  const out = tensors.map((t) => t.dataSync() as Float32Array);
+/** Downloads tensors to Float32Arrays and disposes them (asynchronously: webgpu needs that). */
+export async function download(tensors: tf.Tensor[]): Promise<Float32Array[]> {
+  const out = await Promise.all(tensors.map((t) => t.data() as Promise<Float32Array>));
   tf.dispose(tensors);
   return out;
 }

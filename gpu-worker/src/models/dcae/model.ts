@@ -8,11 +8,17 @@ import { runBlock } from "../nn/blocks.ts";
 import { conv2d, rmsNorm } from "../nn/layers.ts";
 import { NO_PROBE, type Probe } from "../nn/probe.ts";
 import { meanChannelGroups, repeatChannels } from "../nn/shuffle.ts";
-import { type MakeParam, paramLoader, type TensorSource } from "../weights.ts";
+import { type Binding, type MakeParam, paramLoader, type TensorSource } from "../weights.ts";
 import type { DcaeConfig } from "./config.ts";
 import { type DecoderParams, type EncoderParams, loadDecoder, loadEncoder } from "./load.ts";
 
-export type Dcae = { config: DcaeConfig; encoder: EncoderParams; decoder: DecoderParams };
+export type Dcae = {
+  config: DcaeConfig;
+  encoder: EncoderParams;
+  decoder: DecoderParams;
+  /** Every parameter with its state-dict name, in load order. */
+  bindings: Binding[];
+};
 
 /** Loads both halves from a diffusers state dict (`encoder.*`, `decoder.*`), strictly. */
 export async function loadDcae(
@@ -21,10 +27,15 @@ export async function loadDcae(
   make?: MakeParam,
 ): Promise<Dcae> {
   const load = paramLoader(source, make);
-  const encoder = await loadEncoder(config.encoder, load, "encoder.");
-  const decoder = await loadDecoder(config.decoder, load, "decoder.");
-  load.finish();
-  return { config, encoder, decoder };
+  try {
+    const encoder = await loadEncoder(config.encoder, load, "encoder.");
+    const decoder = await loadDecoder(config.decoder, load, "decoder.");
+    load.finish();
+    return { config, encoder, decoder, bindings: load.bindings };
+  } catch (error) {
+    tf.dispose(load.bindings.map((b) => b.param));
+    throw error;
+  }
 }
 
 /** [B,H,W,3] → [B,H/f,W/f,C]. */
@@ -63,13 +74,5 @@ export function decode(p: DecoderParams, z: tf.Tensor4D, probe: Probe = NO_PROBE
 }
 
 export function disposeDcae(model: Dcae): void {
-  tf.dispose(collectTensors(model));
-}
-
-/** Every tensor in a parameter tree, in a stable order. */
-export function collectTensors(tree: unknown): tf.Tensor[] {
-  if (tree instanceof tf.Tensor) return [tree];
-  if (Array.isArray(tree)) return tree.flatMap(collectTensors);
-  if (tree !== null && typeof tree === "object") return Object.values(tree).flatMap(collectTensors);
-  return [];
+  tf.dispose(model.bindings.map((b) => b.param));
 }

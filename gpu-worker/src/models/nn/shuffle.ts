@@ -20,11 +20,13 @@ export function pixelShuffle(x: tf.Tensor4D): tf.Tensor4D {
   return tf.reshape(tf.transpose(split, [0, 1, 4, 2, 5, 3]), [b, 2 * h, 2 * w, c4 / 4]);
 }
 
+// Broadcasts stay at rank 3: webgpu runs Tile of rank 5 and up on the CPU, which Node can't.
+
 /** [B,H,W,C] → [B,H,W,C·r]: each channel repeated r times in a row (repeat_interleave). */
 export function repeatChannels(x: tf.Tensor4D, r: number): tf.Tensor4D {
   if (r === 1) return x;
   const [b, h, w, c] = x.shape;
-  const repeated = tf.broadcastTo(tf.reshape(x, [b, h, w, c, 1]), [b, h, w, c, r]);
+  const repeated = tf.broadcastTo(tf.reshape(x, [b * h * w, c, 1]), [b * h * w, c, r]);
   return tf.reshape(repeated, [b, h, w, c * r]);
 }
 
@@ -35,9 +37,10 @@ export function meanChannelGroups(x: tf.Tensor4D, g: number): tf.Tensor4D {
   return tf.mean(tf.reshape(x, [b, h, w, c / g, g]), 4);
 }
 
-/** [B,H,W,C] → [B,2H,2W,C], nearest neighbour; a broadcast, so its gradient works everywhere. */
+/** [B,H,W,C] → [B,2H,2W,C], nearest neighbour; broadcasts, so its gradient works everywhere. */
 export function upsampleNearest2x(x: tf.Tensor4D): tf.Tensor4D {
   const [b, h, w, c] = x.shape;
-  const spread = tf.broadcastTo(tf.reshape(x, [b, h, 1, w, 1, c]), [b, h, 2, w, 2, c]);
-  return tf.reshape(spread, [b, 2 * h, 2 * w, c]);
+  const rows = tf.broadcastTo(tf.reshape(x, [b * h, 1, w * c]), [b * h, 2, w * c]);
+  const cols = tf.broadcastTo(tf.reshape(rows, [b * 2 * h * w, 1, c]), [b * 2 * h * w, 2, c]);
+  return tf.reshape(cols, [b, 2 * h, 2 * w, c]);
 }

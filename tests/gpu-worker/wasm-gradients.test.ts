@@ -93,6 +93,15 @@ const CASES: Case[] = [
   depthwiseCase("depthwise 3×3 stride 2, odd size", [2, 7, 9, 3], [3, 3, 3, 1], 2, explicit1),
   depthwiseCase("depthwise multiplier 2", [1, 5, 5, 3], [3, 3, 3, 2], 1, "same"),
   {
+    name: "batched matMul with transposed operands (BatchMatMul replaced)",
+    grads: () => {
+      const a = tf.tensor3d(values(2 * 5 * 3, 7), [2, 5, 3]);
+      const b = tf.tensor3d(values(2 * 4 * 5, 8), [2, 4, 5]);
+      const f = (av: tf.Tensor, bv: tf.Tensor) => tf.sum(tf.sin(tf.matMul(av, bv, true, true)));
+      return [...tf.grads(f)([a, b]), tf.matMul(a, b, true, true)];
+    },
+  },
+  {
     name: "gather (UnsortedSegmentSum), repeated indices",
     grads: () => {
       const table = tf.tensor2d(values(7 * 3, 5), [7, 3]);

@@ -1,14 +1,21 @@
 /**
- * Gradient kernels that @tensorflow/tfjs-backend-wasm 4.22 lacks, built from ops it has, so that
- * training runs on wasm. Registered for the wasm backend only: other backends keep their native
- * kernels. Only @tensorflow/tfjs-core is used here, so this also works where wasm is bundled.
+ * Gradient kernels for @tensorflow/tfjs-backend-wasm 4.22, built from ops it runs fast (XNNPACK
+ * convolutions and untransposed matrix products), so that training runs on wasm. Registered for
+ * the wasm backend only: other backends keep their native kernels. Only @tensorflow/tfjs-core is
+ * used here, so this also works where wasm is bundled.
  *
+ * Missing in wasm:
  * - Conv2DBackpropFilter and DepthwiseConv2dNativeBackpropFilter: the filter gradient at tap
  *   (kh, kw) is the input window that tap saw (a strided slice of the padded input) contracted
  *   with dy over batch and positions; all taps at once as one matrix product.
  * - DepthwiseConv2dNativeBackpropInput: dy with zeros inserted between strides, correlated with
  *   the flipped filter (a transposed convolution).
  * - UnsortedSegmentSum (gather's gradient): ScatterNd, which sums updates to the same index.
+ *
+ * Present but slow (plain loops, 1–2 GFLOP/s where XNNPACK does several times that), replaced:
+ * - Conv2DBackpropInput: the same transposed convolution as the depthwise one, with XNNPACK.
+ * - BatchMatMul with a transposed operand (every matmul gradient has one): transpose explicitly,
+ *   then the untransposed product.
  */
 
 import * as tf from "@tensorflow/tfjs-core";
@@ -16,8 +23,12 @@ import * as tf from "@tensorflow/tfjs-core";
 type Attrs = Record<string, unknown>;
 type OpKernel = (inputs: Record<string, tf.Tensor>, attrs: Attrs) => tf.Tensor;
 
+let registered = false;
+
 export function registerWasmGradientKernels(): void {
-  const kernels: Record<string, OpKernel> = {
+  if (registered) return;
+  registered = true;
+  const missing: Record<string, OpKernel> = {
     [tf.Conv2DBackpropFilter]: (i, a) =>
       conv2dFilterGrad(i.x as tf.Tensor4D, i.dy as tf.Tensor4D, a),
     [tf.DepthwiseConv2dNativeBackpropFilter]: (i, a) =>
@@ -27,10 +38,36 @@ export function registerWasmGradientKernels(): void {
     [tf.UnsortedSegmentSum]: (i, a) =>
       unsortedSegmentSum(i.x, i.segmentIds, a.numSegments as number),
   };
-  for (const [kernelName, kernel] of Object.entries(kernels)) {
+  for (const [kernelName, kernel] of Object.entries(missing)) {
     if (tf.getKernel(kernelName, "wasm")) continue; // a later wasm release may ship its own
     tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc: fromOps(kernel) });
   }
+  replace(tf.Conv2DBackpropInput, () =>
+    fromOps((i, a) => conv2dInputGrad(i.dy as tf.Tensor4D, i.filter as tf.Tensor4D, a)),
+  );
+  replace(tf.BatchMatMul, (original) => {
+    const untransposed = fromOps((i, a) =>
+      tf.matMul(a.transposeA ? swapLastAxes(i.a) : i.a, a.transposeB ? swapLastAxes(i.b) : i.b),
+    );
+    return (args) =>
+      args.attrs?.transposeA || args.attrs?.transposeB
+        ? untransposed(args)
+        : original.kernelFunc(args);
+  });
+}
+
+/** Re-registers a wasm kernel (keeping its setup, which binds the wasm functions). */
+function replace(name: string, make: (original: tf.KernelConfig) => tf.KernelFunc): void {
+  const original = tf.getKernel(name, "wasm");
+  if (!original) throw new Error(`the wasm backend has no ${name} kernel to replace`);
+  tf.unregisterKernel(name, "wasm");
+  tf.registerKernel({ ...original, kernelFunc: make(original) });
+}
+
+function swapLastAxes(x: tf.Tensor): tf.Tensor {
+  const perm = x.shape.map((_, i) => i);
+  perm.push(...perm.splice(-2).reverse());
+  return tf.transpose(x, perm);
 }
 
 /**
@@ -98,9 +135,11 @@ function geometry(
   };
 }
 
-/** The input window each filter tap sees, stacked: [kh·kw, B, outH, outW, C]. */
-function tapWindows(x: tf.Tensor4D, g: ConvGeometry): tf.Tensor5D {
+/** The input window each filter tap sees, in (kh, kw) order, each [B, outH, outW, C]. */
+function tapWindows(x: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D[] {
   const [, h, w] = x.shape;
+  const identity = g.kh * g.kw === 1 && g.sH * g.sW === 1 && g.top + g.left === 0;
+  if (identity && g.outH === h && g.outW === w) return [x]; // a 1×1 convolution
   const spanH = (g.outH - 1) * g.sH + (g.kh - 1) * g.dH + 1;
   const spanW = (g.outW - 1) * g.sW + (g.kw - 1) * g.dW + 1;
   const padded = padOrCrop(x, [g.top, spanH - h - g.top], [g.left, spanW - w - g.left]);
@@ -117,11 +156,12 @@ function tapWindows(x: tf.Tensor4D, g: ConvGeometry): tf.Tensor5D {
       taps.push(tf.stridedSlice(padded, begin, end, [1, g.sH, g.sW, 1]) as tf.Tensor4D);
     }
   }
-  return tf.stack(taps) as tf.Tensor5D;
+  return taps;
 }
 
 /** Pads (positive) or crops (negative) the two spatial axes of an NHWC tensor. */
 function padOrCrop(x: tf.Tensor4D, [top, bottom]: number[], [left, right]: number[]): tf.Tensor4D {
+  if (top === 0 && bottom === 0 && left === 0 && right === 0) return x;
   const padded = tf.pad(x, [
     [0, 0],
     [Math.max(top, 0), Math.max(bottom, 0)],
@@ -144,24 +184,38 @@ function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, attrs: Attrs): tf.Ten
   const g = geometry(x.shape, filterShape, attrs, false);
   const [kh, kw, ci, co] = filterShape;
   const n = g.batch * g.outH * g.outW;
-  const windows = tapWindows(x, g); // [kh·kw, B, oh, ow, ci]
-  const cols = tf.reshape(tf.transpose(windows, [1, 2, 3, 0, 4]), [n, kh * kw * ci]);
-  const grad = tf.matMul(cols, tf.reshape(dy, [n, co]), true, false); // [kh·kw·ci, co]
-  return tf.reshape(grad, [kh, kw, ci, co]);
+  const taps = tapWindows(x, g);
+  const cols = taps.length === 1 ? taps[0] : tf.concat(taps, 3); // [B, oh, ow, kh·kw·ci]
+  const rows = tf.transpose(tf.reshape(cols, [n, kh * kw * ci])); // [kh·kw·ci, n]
+  return tf.reshape(tf.matMul(rows, tf.reshape(dy, [n, co])), [kh, kw, ci, co]);
 }
 
-/** dW[kh,kw,c,m] = Σ_{b,y,x} window(kh,kw)[b,y,x,c]·dy[b,y,x,c·M+m], batched over c. */
+/**
+ * dW[kh,kw,c,m] = Σ_{b,y,x} window(kh,kw)[b,y,x,c]·dy[b,y,x,c·M+m]: the products, summed over
+ * positions by a matrix product with ones (a sum over a middle axis would transpose first).
+ */
 function depthwiseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, attrs: Attrs): tf.Tensor4D {
   const filterShape = attrs.filterShape as [number, number, number, number];
   const g = geometry(x.shape, filterShape, attrs, true);
   const [kh, kw, c, m] = filterShape;
   const n = g.batch * g.outH * g.outW;
-  const windows = tf.reshape(tapWindows(x, g), [kh * kw, n, c]);
-  const perChannel = tf.matMul(
-    tf.transpose(windows, [2, 0, 1]), // [c, kh·kw, n]
-    tf.transpose(tf.reshape(dy, [n, c, m]), [1, 0, 2]), // [c, n, m]
-  ); // [c, kh·kw, m]
-  return tf.reshape(tf.transpose(perChannel, [1, 0, 2]), [kh, kw, c, m]);
+  const perOutput = tf.reshape(dy, [n, c, m]);
+  const products = tapWindows(x, g).map((tap) =>
+    tf.reshape(tf.mul(tf.reshape(tap, [n, c, 1]), perOutput), [n, c * m]),
+  );
+  const sums = tf.matMul(tf.ones([kh * kw, 1, n]), tf.stack(products)); // [kh·kw, 1, c·m]
+  return tf.reshape(sums, [kh, kw, c, m]);
+}
+
+/** dx = dy (zeros between strides) correlated with the flipped filter, in and out swapped. */
+function conv2dInputGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, attrs: Attrs): tf.Tensor4D {
+  const inputShape = attrs.inputShape as [number, number, number, number];
+  const g = geometry(inputShape, filter.shape, attrs, false);
+  const [kh, kw, ci, co] = filter.shape;
+  // [kh,kw,ci,co] → [kh,kw,co,ci] through rank 3: wasm transposes rank 4 several times slower.
+  const taps = tf.reshape(tf.reverse(filter, [0, 1]), [kh * kw, ci, co]);
+  const flipped = tf.reshape(tf.transpose(taps, [0, 2, 1]), [kh, kw, co, ci]) as tf.Tensor4D;
+  return tf.conv2d(transposedConvInput(dy, inputShape, g, kh, kw), flipped, 1, "valid");
 }
 
 /** dx = dy (zeros between strides) correlated with the flipped filter, summed over multipliers. */
@@ -170,15 +224,26 @@ function depthwiseInputGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, attrs: Attrs):
   const g = geometry(inputShape, filter.shape, attrs, true);
   const [b, h, w, c] = inputShape;
   const [kh, kw, , m] = filter.shape;
+  const framed = transposedConvInput(dy, inputShape, g, kh, kw);
+  const flipped = tf.reshape(tf.reverse(filter, [0, 1]), [kh, kw, c * m, 1]) as tf.Tensor4D;
+  const perOutput = tf.depthwiseConv2d(framed, flipped, 1, "valid", "NHWC", [g.dH, g.dW]);
+  return tf.sum(tf.reshape(perOutput, [b, h, w, c, m]), 4);
+}
+
+/** dy spread to stride 1 and framed so that a valid correlation with a k×k filter gives [B,H,W,·]. */
+function transposedConvInput(
+  dy: tf.Tensor4D,
+  [, h, w]: [number, number, number, number],
+  g: ConvGeometry,
+  kh: number,
+  kw: number,
+): tf.Tensor4D {
   const spread = insertStrideZeros(dy, g.sH, g.sW);
-  const framed = padOrCrop(
+  return padOrCrop(
     spread,
     [(kh - 1) * g.dH - g.top, h + g.top - spread.shape[1]],
     [(kw - 1) * g.dW - g.left, w + g.left - spread.shape[2]],
   );
-  const flipped = tf.reshape(tf.reverse(filter, [0, 1]), [kh, kw, c * m, 1]) as tf.Tensor4D;
-  const perOutput = tf.depthwiseConv2d(framed, flipped, 1, "valid", "NHWC", [g.dH, g.dW]);
-  return tf.sum(tf.reshape(perOutput, [b, h, w, c, m]), 4);
 }
 
 /** [B,H,W,C] → [B,(H−1)·sH+1,(W−1)·sW+1,C] with dy at every stride-th position, zeros between. */

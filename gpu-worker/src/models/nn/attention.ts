@@ -69,12 +69,13 @@ function multiscale(p: MultiscaleBranch, qkv: tf.Tensor4D, d: number): tf.Tensor
 
 /** Branches [B,H,W,3I] each → query, key, value of every head: [G·B, N, d], ReLU on q and k. */
 function splitHeads(branches: tf.Tensor4D[], d: number): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] {
-  const [b, h, w] = branches[0].shape;
-  const n = h * w;
-  const perHead = branches.map((t) => tf.reshape(t, [b, n, t.shape[3] / (3 * d), 3, d]));
-  const all = perHead.length === 1 ? perHead[0] : tf.concat(perHead, 2); // [B, N, G, 3, d]
-  const heads = all.shape[2] as number;
-  const roles = tf.reshape(tf.transpose(all, [3, 2, 0, 1, 4]), [3, heads * b, n, d]);
+  // Concatenated along channels, as diffusers does: wasm splits the gradient of a channel
+  // concatenation quickly, but that of a middle axis of a rank-5 tensor very slowly.
+  const all = branches.length === 1 ? branches[0] : tf.concat(branches, 3); // [B,H,W,G·3d]
+  const [b, h, w, channels] = all.shape;
+  const heads = channels / (3 * d);
+  const perHead = tf.reshape(all, [b, h * w, heads, 3, d]);
+  const roles = tf.reshape(tf.transpose(perHead, [3, 2, 0, 1, 4]), [3, heads * b, h * w, d]);
   const [q, k, v] = tf.unstack(roles) as tf.Tensor3D[];
   return [tf.relu(q), tf.relu(k), v];
 }

@@ -9,9 +9,11 @@ import { newRouter } from "./router.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { imageRoutes } from "./routes/images.ts";
+import { jobRoutes } from "./routes/jobs.ts";
 import { mountOpenApi } from "./routes/openapi.ts";
 import { tenantRoutes } from "./routes/tenant.ts";
 import { tokenizerRoutes } from "./routes/tokenizers.ts";
+import { workerRoutes } from "./routes/worker.ts";
 
 export function createApp(): OpenAPIHono<AppEnv> {
   const app = newRouter();
@@ -32,6 +34,8 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/v1/tenant", tenantRoutes);
   app.route("/v1/images", imageRoutes);
   app.route("/v1/tokenizers", tokenizerRoutes);
+  app.route("/v1/jobs", jobRoutes);
+  app.route("/v1/worker", workerRoutes);
   mountOpenApi(app);
   return app;
 }

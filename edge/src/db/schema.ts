@@ -99,3 +99,87 @@ export const tokenizers = sqliteTable(
   },
   (t) => [uniqueIndex("tokenizers_owner_hash").on(t.owner, t.manifestHash)],
 );
+
+export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** What a client asked for and how it went. JSON columns hold text validated on the way in. */
+export const jobs = sqliteTable(
+  "jobs",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    kind: text("kind", { enum: ["encode", "reconstruct", "train"] }).notNull(),
+    status: text("status", { enum: JOB_STATUSES }).notNull(),
+    tokenizerId: text("tokenizer_id"),
+    tokenizerHash: text("tokenizer_hash"),
+    /** The request's inputs (and parameters), as accepted. */
+    inputs: text("inputs").notNull(),
+    webhookUrl: text("webhook_url"),
+    /** The latest progress a worker reported. */
+    progress: text("progress"),
+    result: text("result"),
+    error: text("error"),
+    createdAt: createdAt(),
+    updatedAt: integer("updated_at").notNull(),
+    finishedAt: integer("finished_at"),
+  },
+  (t) => [
+    index("jobs_tenant").on(t.tenantId, t.id),
+    index("jobs_tenant_status").on(t.tenantId, t.status, t.id),
+  ],
+);
+
+export const TASK_STATUSES = ["queued", "leased", "succeeded", "failed", "cancelled"] as const;
+
+/**
+ * The pull queue: one task per job. A task is leased by a worker until lease_expires_at; the
+ * lease_id names that one lease, and every later call must present it.
+ */
+export const tasks = sqliteTable(
+  "tasks",
+  {
+    id: text("id").primaryKey(),
+    jobId: text("job_id")
+      .notNull()
+      .unique()
+      .references(() => jobs.id),
+    tenantId: text("tenant_id").notNull(),
+    kind: text("kind", { enum: ["encode", "reconstruct", "train"] }).notNull(),
+    status: text("status", { enum: TASK_STATUSES }).notNull(),
+    /** The TaskPayload (shared/src/protocol/worker-api.ts) as JSON. */
+    payload: text("payload").notNull(),
+    /** Leases taken so far. */
+    attempt: integer("attempt").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull(),
+    /** Not leased before this time (retry backoff). */
+    availableAt: integer("available_at").notNull(),
+    leaseId: text("lease_id"),
+    leaseExpiresAt: integer("lease_expires_at"),
+    /** The worker key and the name the worker gave. */
+    leasedBy: text("leased_by"),
+    workerName: text("worker_name"),
+    createdAt: createdAt(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    index("tasks_ready").on(t.tenantId, t.status, t.availableAt),
+    index("tasks_leases").on(t.status, t.leaseExpiresAt),
+  ],
+);
+
+/** What happened to a job, in order: status changes, progress, metrics, worker messages. */
+export const jobEvents = sqliteTable(
+  "job_events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    jobId: text("job_id").notNull(),
+    tenantId: text("tenant_id").notNull(),
+    type: text("type", { enum: ["status", "progress", "metrics", "log"] }).notNull(),
+    data: text("data").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("job_events_job").on(t.jobId, t.id)],
+);

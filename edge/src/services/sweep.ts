@@ -1,9 +1,13 @@
 /** The periodic clean-up run by the cron trigger. */
 import type { Env } from "../env.ts";
 import { sweepIdempotencyKeys } from "./idempotency.ts";
+import { requeueExpired } from "./task-queue.ts";
 
-export type SweepReport = { idempotencyKeysDropped: number };
+export type SweepReport = { expiredLeases: number; idempotencyKeysDropped: number };
 
 export async function sweep(env: Env, now: number): Promise<SweepReport> {
-  return { idempotencyKeysDropped: await sweepIdempotencyKeys(env, now) };
+  return {
+    expiredLeases: await requeueExpired(env, now),
+    idempotencyKeysDropped: await sweepIdempotencyKeys(env, now),
+  };
 }

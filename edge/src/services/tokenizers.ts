@@ -78,12 +78,7 @@ export async function registerTokenizer(env: Env, db: Db, owner: string, json: u
     .from(tokenizers)
     .where(and(eq(tokenizers.owner, owner), eq(tokenizers.manifestHash, hash)))
     .limit(1);
-  if (existing)
-    return {
-      row: existing,
-      created: false,
-      problems: await fileProblems(env.BUCKET, hash, manifest),
-    };
+  if (existing) return { ...(await refreshStatus(env, db, existing)), created: false };
 
   const canonical = canonicalJson(manifest);
   await env.BUCKET.put(bucketKeys.tokenizerManifest(hash), canonical, {

@@ -2,3 +2,4 @@ export * from "./bucket-keys.ts";
 export * from "./canonical-json.ts";
 export * from "./manifest.ts";
 export * from "./sha256.ts";
+export * from "./worker-api.ts";

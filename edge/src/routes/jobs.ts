@@ -1,0 +1,164 @@
+/** Jobs: create, read, list, cancel, and follow their events. */
+import { createRoute, z } from "@hono/zod-openapi";
+import { canonicalJson, sha256Hex } from "@revq/shared";
+import { and, asc, eq, gt } from "drizzle-orm";
+import { configOf } from "../config.ts";
+import { database } from "../db/client.ts";
+import { jobEvents } from "../db/schema.ts";
+import { requireKey, tenantOf } from "../middleware/auth.ts";
+import { newRouter } from "../router.ts";
+import { bearerSecurity, isoTime, problems } from "../schemas/common.ts";
+import { Job, JobCreate, JobEvent, JobList, JobStatus } from "../schemas/jobs.ts";
+import { withIdempotency } from "../services/idempotency.ts";
+import { cancelJob, createJob, findJob, findJobView, listJobs } from "../services/jobs.ts";
+
+const security = bearerSecurity("apiKey");
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+const IdParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+
+const create = createRoute({
+  method: "post",
+  path: "/",
+  tags: ["Jobs"],
+  summary: "Create an encode, reconstruct or train job",
+  description:
+    "Checks every reference (tokenizer ready, images and source job of this tenant) and queues one task for a GPU worker. Honours `Idempotency-Key`.",
+  security,
+  request: {
+    headers: z.object({ "idempotency-key": z.string().optional() }),
+    body: { required: true, content: json(JobCreate) },
+  },
+  responses: {
+    202: { description: "Queued", content: json(Job) },
+    ...problems(400, 401, 403, 409, 422),
+  },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/{id}",
+  tags: ["Jobs"],
+  summary: "One job",
+  security,
+  request: { params: IdParams },
+  responses: { 200: { description: "The job", content: json(Job) }, ...problems(401, 403, 404) },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/",
+  tags: ["Jobs"],
+  summary: "The tenant's jobs, newest first, a page at a time",
+  security,
+  request: {
+    query: z.object({
+      status: JobStatus.optional(),
+      kind: z.enum(["encode", "reconstruct", "train"]).optional(),
+      limit: z.coerce.number().int().min(1).max(100).default(20),
+      cursor: z.string().optional(),
+    }),
+  },
+  responses: { 200: { description: "A page", content: json(JobList) }, ...problems(400, 401, 403) },
+});
+
+const cancel = createRoute({
+  method: "post",
+  path: "/{id}/cancel",
+  tags: ["Jobs"],
+  summary: "Cancel a queued or running job (a repeat is harmless)",
+  security,
+  request: { params: IdParams },
+  responses: {
+    200: { description: "Cancelled", content: json(Job) },
+    ...problems(401, 403, 404, 409),
+  },
+});
+
+const events = createRoute({
+  method: "get",
+  path: "/{id}/events",
+  tags: ["Jobs"],
+  summary: "What happened to the job, in order: status changes, progress, metrics, worker messages",
+  security,
+  request: {
+    params: IdParams,
+    query: z.object({
+      after: z.coerce.number().int().min(0).default(0),
+      limit: z.coerce.number().int().min(1).max(500).default(100),
+    }),
+  },
+  responses: {
+    200: {
+      description: "Events after `after`",
+      content: json(z.object({ events: z.array(JobEvent), next: z.int().nullable() })),
+    },
+    ...problems(400, 401, 403, 404),
+  },
+});
+
+export const jobRoutes = newRouter();
+jobRoutes.use("*", requireKey("api"));
+
+jobRoutes.openapi(create, async (c) => {
+  const tenantId = tenantOf(c.get("principal"));
+  const body = c.req.valid("json");
+  const db = database(c.env);
+  const view = await withIdempotency(
+    c,
+    tenantId,
+    await sha256Hex(canonicalJson(body)),
+    async () => {
+      const job = await createJob(db, configOf(c.env), tenantId, body);
+      return findJobView(db, tenantId, job.id);
+    },
+  );
+  c.header("location", `/v1/jobs/${view.id}`);
+  return c.json(view, 202);
+});
+
+jobRoutes.openapi(get, async (c) => {
+  return c.json(
+    await findJobView(database(c.env), tenantOf(c.get("principal")), c.req.valid("param").id),
+    200,
+  );
+});
+
+jobRoutes.openapi(list, async (c) => {
+  const page = await listJobs(database(c.env), tenantOf(c.get("principal")), c.req.valid("query"));
+  return c.json(page, 200);
+});
+
+jobRoutes.openapi(cancel, async (c) => {
+  const db = database(c.env);
+  return c.json(
+    await cancelJob(c.env, db, tenantOf(c.get("principal")), c.req.valid("param").id),
+    200,
+  );
+});
+
+jobRoutes.openapi(events, async (c) => {
+  const tenantId = tenantOf(c.get("principal"));
+  const { id } = c.req.valid("param");
+  const { after, limit } = c.req.valid("query");
+  const db = database(c.env);
+  await findJob(db, tenantId, id);
+  const rows = await db
+    .select()
+    .from(jobEvents)
+    .where(and(eq(jobEvents.jobId, id), eq(jobEvents.tenantId, tenantId), gt(jobEvents.id, after)))
+    .orderBy(asc(jobEvents.id))
+    .limit(limit + 1);
+  const page = rows.slice(0, limit);
+  return c.json(
+    {
+      events: page.map((e) => ({
+        id: e.id,
+        type: e.type,
+        data: JSON.parse(e.data),
+        createdAt: isoTime(e.createdAt),
+      })),
+      next: rows.length > limit ? page[page.length - 1].id : null,
+    },
+    200,
+  );
+});

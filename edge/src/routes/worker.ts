@@ -1,0 +1,138 @@
+/**
+ * The worker API: GPU workers lease tasks and report on them. Worker keys only. The schemas are
+ * shared's (the worker validates with them too); they appear inline in the OpenAPI document
+ * because naming them would need zod-openapi's extension on shared's zod instances.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import {
+  CompleteRequest,
+  CompleteResponse,
+  FailRequest,
+  FailResponse,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  LeaseRequest,
+  LeaseResponse,
+} from "@revq/shared";
+import type { Context } from "hono";
+import type { AppEnv } from "../app-env.ts";
+import { configOf } from "../config.ts";
+import { requireKey } from "../middleware/auth.ts";
+import { newRouter } from "../router.ts";
+import { bearerSecurity, problems } from "../schemas/common.ts";
+import {
+  completeTask,
+  failTask,
+  heartbeat,
+  leaseTasks,
+  type WorkerPrincipal,
+} from "../services/task-queue.ts";
+
+const security = bearerSecurity("workerKey");
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+const TaskParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+
+const lease = createRoute({
+  method: "post",
+  path: "/lease",
+  tags: ["Worker"],
+  summary: "Lease up to `max` ready tasks of the given kinds, waiting up to `waitSeconds` for one",
+  security,
+  request: { body: { required: true, content: json(LeaseRequest) } },
+  responses: {
+    200: {
+      description: "The leased tasks (possibly none)",
+      content: json(LeaseResponse),
+    },
+    ...problems(400, 401, 403),
+  },
+});
+
+const beat = createRoute({
+  method: "post",
+  path: "/tasks/{id}/heartbeat",
+  tags: ["Worker"],
+  summary: "Renew the lease, report progress and metrics; says whether the job was cancelled",
+  security,
+  request: {
+    params: TaskParams,
+    body: { required: true, content: json(HeartbeatRequest) },
+  },
+  responses: {
+    200: {
+      description: "Renewed, or cancelled",
+      content: json(HeartbeatResponse),
+    },
+    ...problems(400, 401, 403, 404, 409),
+  },
+});
+
+const complete = createRoute({
+  method: "post",
+  path: "/tasks/{id}/complete",
+  tags: ["Worker"],
+  summary: "Finish the task; its outputs are checked first. A repeat by the same lease is harmless",
+  security,
+  request: {
+    params: TaskParams,
+    body: { required: true, content: json(CompleteRequest) },
+  },
+  responses: {
+    200: { description: "Succeeded", content: json(CompleteResponse) },
+    ...problems(400, 401, 403, 404, 409, 422),
+  },
+});
+
+const fail = createRoute({
+  method: "post",
+  path: "/tasks/{id}/fail",
+  tags: ["Worker"],
+  summary:
+    "Give the task up: retried later with backoff if retryable and attempts remain, else failed",
+  security,
+  request: {
+    params: TaskParams,
+    body: { required: true, content: json(FailRequest) },
+  },
+  responses: {
+    200: {
+      description: "Queued again or failed",
+      content: json(FailResponse),
+    },
+    ...problems(400, 401, 403, 404, 409),
+  },
+});
+
+function workerOf(c: Context<AppEnv>): WorkerPrincipal {
+  const principal = c.get("principal");
+  if (principal.kind !== "worker") throw new Error("worker route without a worker key");
+  return { tenantId: principal.tenantId, keyId: principal.keyId };
+}
+
+export const workerRoutes = newRouter();
+workerRoutes.use("*", requireKey("worker"));
+
+workerRoutes.openapi(lease, async (c) =>
+  c.json(await leaseTasks(c.env, workerOf(c), c.req.valid("json"), configOf(c.env)), 200),
+);
+
+workerRoutes.openapi(beat, async (c) =>
+  c.json(
+    await heartbeat(
+      c.env,
+      workerOf(c),
+      c.req.valid("param").id,
+      c.req.valid("json"),
+      configOf(c.env),
+    ),
+    200,
+  ),
+);
+
+workerRoutes.openapi(complete, async (c) =>
+  c.json(await completeTask(c.env, workerOf(c), c.req.valid("param").id, c.req.valid("json")), 200),
+);
+
+workerRoutes.openapi(fail, async (c) =>
+  c.json(await failTask(c.env, workerOf(c), c.req.valid("param").id, c.req.valid("json")), 200),
+);

@@ -1,0 +1,90 @@
+/** The client API's job shapes. */
+import { z } from "@hono/zod-openapi";
+import { MAX_JOB_IMAGES } from "../services/job-limits.ts";
+import { Timestamp } from "./common.ts";
+
+const TokenizerId = z.string().min(1).openapi({ description: "A tokenizer id or manifest hash." });
+const WebhookUrl = z
+  .url({ protocol: /^https?$/ })
+  .max(2048)
+  .optional()
+  .openapi({ description: "Also notify this URL (Standard Webhooks) when the job ends." });
+const ImageIds = z
+  .array(z.string().min(1))
+  .min(1)
+  .max(MAX_JOB_IMAGES)
+  .refine((ids) => new Set(ids).size === ids.length, "image ids must not repeat")
+  .openapi({ description: `Uploaded image ids, at most ${MAX_JOB_IMAGES}.` });
+
+export const JobCreate = z
+  .discriminatedUnion("kind", [
+    z.strictObject({
+      kind: z.literal("encode"),
+      tokenizer: TokenizerId,
+      inputs: z.strictObject({ images: ImageIds }),
+      webhookUrl: WebhookUrl,
+    }),
+    z.strictObject({
+      kind: z.literal("reconstruct"),
+      tokenizer: TokenizerId,
+      inputs: z.strictObject({
+        job: z
+          .string()
+          .min(1)
+          .openapi({ description: "A succeeded encode job whose tokens to reconstruct." }),
+      }),
+      webhookUrl: WebhookUrl,
+    }),
+    z.strictObject({
+      kind: z.literal("train"),
+      tokenizer: TokenizerId.optional().openapi({
+        description: "A tokenizer whose VAE to train on.",
+      }),
+      inputs: z.strictObject({ images: ImageIds }),
+      parameters: z.record(z.string(), z.unknown()).default({}),
+      webhookUrl: WebhookUrl,
+    }),
+  ])
+  .openapi("JobCreate");
+export type JobCreate = z.infer<typeof JobCreate>;
+
+export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
+
+export const Job = z
+  .object({
+    id: z.string().openapi({ example: "job_01m8d0fxvcpfrrd0dgccvp9czy" }),
+    kind: z.enum(["encode", "reconstruct", "train"]),
+    status: JobStatus,
+    tokenizer: z.object({ id: z.string(), manifestHash: z.string() }).nullable(),
+    inputs: z.record(z.string(), z.unknown()),
+    webhookUrl: z.string().nullable(),
+    progress: z
+      .object({ done: z.number(), total: z.number().optional(), stage: z.string().optional() })
+      .nullable(),
+    attempts: z.int(),
+    result: z.record(z.string(), z.unknown()).nullable(),
+    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+    finishedAt: Timestamp.nullable(),
+  })
+  .openapi("Job");
+
+export const JobList = z
+  .object({
+    jobs: z.array(Job),
+    nextCursor: z
+      .string()
+      .nullable()
+      .openapi({ description: "Pass as `cursor` for the next page; null at the end." }),
+  })
+  .openapi("JobList");
+
+export const JobEvent = z
+  .object({
+    id: z.int().openapi({ description: "Increasing; pass the last one as `after` to continue." }),
+    type: z.enum(["status", "progress", "metrics", "log"]),
+    data: z.record(z.string(), z.unknown()),
+    createdAt: Timestamp,
+  })
+  .openapi("JobEvent");

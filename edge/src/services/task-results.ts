@@ -1,0 +1,132 @@
+/**
+ * Checks what a worker says it produced before its job is marked succeeded: the outputs named in
+ * the task payload must be in the bucket and be what they claim. Returns the job's result.
+ */
+import {
+  FormatError,
+  readTokenStreamHeader,
+  type TaskPayload,
+  type TaskResult,
+  TOKEN_STREAM_HEADER_BYTES,
+  tokenStreamByteLength,
+} from "@revq/shared";
+import type { Db } from "../db/client.ts";
+import type { Env } from "../env.ts";
+import { HttpProblem } from "../problem.ts";
+import { registerTokenizer } from "./tokenizers.ts";
+
+function invalid(detail: string): HttpProblem {
+  return new HttpProblem(422, "invalid-result", detail);
+}
+
+export type EncodeResult = {
+  tokens: {
+    bytes: number;
+    recordCount: number;
+    tokensPerRecord: number;
+    codesPerGroup: number;
+    groups: number;
+    bitsPerToken: number;
+    tokenizerHash: string;
+  };
+};
+
+async function checkEncode(
+  env: Env,
+  payload: Extract<TaskPayload, { kind: "encode" }>,
+): Promise<EncodeResult> {
+  const key = payload.output.tokens;
+  const object = await env.BUCKET.get(key, {
+    range: { offset: 0, length: TOKEN_STREAM_HEADER_BYTES },
+  });
+  if (!object) throw invalid(`No token stream at ${key}.`);
+  let header: ReturnType<typeof readTokenStreamHeader>;
+  try {
+    header = readTokenStreamHeader(new Uint8Array(await object.arrayBuffer()));
+  } catch (error) {
+    if (error instanceof FormatError)
+      throw invalid(`The token stream at ${key} is invalid: ${error.message}`);
+    throw error;
+  }
+  if (header.tokenizerHash !== payload.tokenizer.manifestHash) {
+    throw invalid(
+      `The token stream names tokenizer ${header.tokenizerHash}; the task's is ${payload.tokenizer.manifestHash}.`,
+    );
+  }
+  if (header.recordCount !== payload.images.length) {
+    throw invalid(
+      `The token stream has ${header.recordCount} records for ${payload.images.length} images.`,
+    );
+  }
+  const expected = tokenStreamByteLength(header);
+  if (object.size !== expected) {
+    throw invalid(
+      `The token stream at ${key} has ${object.size} bytes; its header implies ${expected}.`,
+    );
+  }
+  const { tokenizerHash, recordCount, tokensPerRecord, codesPerGroup, groups, bitsPerToken } =
+    header;
+  return {
+    tokens: {
+      bytes: object.size,
+      recordCount,
+      tokensPerRecord,
+      codesPerGroup,
+      groups,
+      bitsPerToken,
+      tokenizerHash,
+    },
+  };
+}
+
+async function checkReconstruct(env: Env, payload: Extract<TaskPayload, { kind: "reconstruct" }>) {
+  const heads = await Promise.all(payload.output.images.map((key) => env.BUCKET.head(key)));
+  const missing = payload.output.images.filter((_, i) => !heads[i]);
+  if (missing.length > 0) {
+    throw invalid(
+      `${missing.length} of ${heads.length} output images are missing, the first ${missing[0]}.`,
+    );
+  }
+  return { images: heads.map((head, index) => ({ index, bytes: head?.size ?? 0 })) };
+}
+
+async function checkTrain(env: Env, db: Db, tenantId: string, manifest: unknown) {
+  let registered: Awaited<ReturnType<typeof registerTokenizer>>;
+  try {
+    registered = await registerTokenizer(env, db, tenantId, manifest);
+  } catch (error) {
+    if (error instanceof FormatError)
+      throw invalid(`The trained tokenizer's manifest is invalid: ${error.message}`);
+    throw error;
+  }
+  if (registered.problems.length > 0) {
+    const list = registered.problems.map((p) => `${p.path} (${p.problem})`).join(", ");
+    throw invalid(`The trained tokenizer's files are not all in the bucket: ${list}.`);
+  }
+  return { tokenizer: { id: registered.row.id, manifestHash: registered.row.manifestHash } };
+}
+
+export async function checkTaskResult(
+  env: Env,
+  db: Db,
+  tenantId: string,
+  payload: TaskPayload,
+  result: TaskResult,
+): Promise<unknown> {
+  if (result.kind !== payload.kind) {
+    throw invalid(`The result is for a ${result.kind} task; this task is ${payload.kind}.`);
+  }
+  switch (payload.kind) {
+    case "encode":
+      return checkEncode(env, payload);
+    case "reconstruct":
+      return checkReconstruct(env, payload);
+    case "train":
+      return checkTrain(
+        env,
+        db,
+        tenantId,
+        (result as Extract<TaskResult, { kind: "train" }>).manifest,
+      );
+  }
+}

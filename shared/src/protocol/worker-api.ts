@@ -1,0 +1,185 @@
+/**
+ * The wire protocol between the edge and GPU workers (`/v1/worker/...`), as zod schemas: the
+ * edge validates requests and the worker validates answers with the same definitions.
+ *
+ * A worker leases tasks, renews each lease by heartbeat (which also reports progress and
+ * metrics, and says whether the job was cancelled), and ends it with complete or fail. A lease
+ * that is not renewed expires and the task goes back to the queue. Every call after the lease
+ * names its `leaseId`; a holder whose lease was lost is refused (409), so two workers can never
+ * both finish one task. A task payload carries everything the worker needs: the bucket keys to
+ * read and write (see bucket-keys.ts), the tokenizer and its manifest hash, and the parameters.
+ */
+import * as z from "zod";
+
+export const TASK_KINDS = ["encode", "reconstruct", "train"] as const;
+export const TaskKind = z.enum(TASK_KINDS);
+export type TaskKind = z.infer<typeof TaskKind>;
+
+/** Most tasks one lease call may take. */
+export const MAX_TASKS_PER_LEASE = 16;
+/** Longest long-poll a worker may ask for; the edge may cap it lower (MAX_LEASE_WAIT_SECONDS). */
+export const MAX_LEASE_WAIT_SECONDS = 60;
+
+const BucketKey = z.string().min(1).max(1024);
+const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits");
+const Timestamp = z.iso.datetime();
+
+/** The tokenizer a task uses: its manifest and files are in the bucket under these keys. */
+export const TokenizerRef = z.object({
+  id: z.string(),
+  manifestHash: Sha256,
+  /** tokenizers/{hash}/manifest.json: the canonical manifest, whose SHA-256 is manifestHash. */
+  manifestKey: BucketKey,
+  /** tokenizers/{hash}/files/: prefix of the files, each at prefix + its manifest path. */
+  filesPrefix: BucketKey,
+});
+export type TokenizerRef = z.infer<typeof TokenizerRef>;
+
+export const ImageInput = z.object({
+  imageId: z.string(),
+  bucketKey: BucketKey,
+  format: z.enum(["png", "jpeg", "webp"]),
+  width: z.int().positive(),
+  height: z.int().positive(),
+});
+export type ImageInput = z.infer<typeof ImageInput>;
+
+/** Images → one token stream (docs/token-stream.md), record i for image i. */
+export const EncodePayload = z.object({
+  kind: z.literal("encode"),
+  tokenizer: TokenizerRef,
+  images: z.array(ImageInput).min(1),
+  output: z.object({ tokens: BucketKey }),
+});
+
+/** A token stream → one PNG per record, output.images[i] for record i. */
+export const ReconstructPayload = z.object({
+  kind: z.literal("reconstruct"),
+  tokenizer: TokenizerRef,
+  input: z.object({ tokens: BucketKey, recordCount: z.int().min(1) }),
+  output: z.object({ images: z.array(BucketKey).min(1) }),
+});
+
+/**
+ * Images → a new tokenizer. `base`, if given, is the tokenizer whose VAE to reuse. Checkpoints
+ * go under output.checkpoints (a prefix) so that a re-leased task resumes; the new tokenizer's
+ * files go to tokenizers/{hash}/files/ and its manifest is sent with complete.
+ */
+export const TrainPayload = z.object({
+  kind: z.literal("train"),
+  base: TokenizerRef.optional(),
+  images: z.array(ImageInput).min(1),
+  parameters: z.record(z.string(), z.unknown()),
+  output: z.object({ checkpoints: BucketKey }),
+});
+
+export const TaskPayload = z.discriminatedUnion("kind", [
+  EncodePayload,
+  ReconstructPayload,
+  TrainPayload,
+]);
+export type TaskPayload = z.infer<typeof TaskPayload>;
+
+export const LeaseRequest = z.object({
+  kinds: z
+    .array(TaskKind)
+    .min(1)
+    .default([...TASK_KINDS]),
+  max: z.int().min(1).max(MAX_TASKS_PER_LEASE).default(1),
+  /** Seconds to wait for a task when none is ready (long-poll); 0 answers at once. */
+  waitSeconds: z.number().min(0).max(MAX_LEASE_WAIT_SECONDS).default(0),
+  /** A name for this worker, recorded in job events. */
+  worker: z.string().min(1).max(200).optional(),
+});
+export type LeaseRequest = z.infer<typeof LeaseRequest>;
+
+export const LeasedTask = z.object({
+  taskId: z.string(),
+  jobId: z.string(),
+  kind: TaskKind,
+  /** 1 for the first lease of this task, 2 after one retry or expired lease, ... */
+  attempt: z.int().min(1),
+  maxAttempts: z.int().min(1),
+  leaseId: z.string(),
+  leaseExpiresAt: Timestamp,
+  payload: TaskPayload,
+});
+export type LeasedTask = z.infer<typeof LeasedTask>;
+
+export const LeaseResponse = z.object({
+  tasks: z.array(LeasedTask),
+  /** Renew each lease well within this (every third of it, say). */
+  leaseSeconds: z.int().positive(),
+});
+export type LeaseResponse = z.infer<typeof LeaseResponse>;
+
+export const Progress = z.object({
+  done: z.number().min(0),
+  total: z.number().positive().optional(),
+  stage: z.string().min(1).max(100).optional(),
+});
+export type Progress = z.infer<typeof Progress>;
+
+export const HeartbeatRequest = z.object({
+  leaseId: z.string(),
+  progress: Progress.optional(),
+  /** Numbers by name (loss, usage, images/s...), stored as a job event. */
+  metrics: z.record(z.string().min(1).max(100), z.number()).optional(),
+  message: z.string().max(2000).optional(),
+});
+export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
+
+export const HeartbeatResponse = z.object({
+  /** The job was cancelled: stop, and do not complete. The lease is gone. */
+  cancelled: z.boolean(),
+  /** The renewed expiry; null when cancelled. */
+  leaseExpiresAt: Timestamp.nullable(),
+});
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
+
+/** What a finished task reports; the edge checks the outputs named in the payload itself. */
+export const TaskResult = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("encode") }),
+  z.object({ kind: z.literal("reconstruct") }),
+  z.object({
+    kind: z.literal("train"),
+    /** The new tokenizer's manifest; its files must already be in the bucket. */
+    manifest: z.record(z.string(), z.unknown()),
+  }),
+]);
+export type TaskResult = z.infer<typeof TaskResult>;
+
+export const CompleteRequest = z.object({
+  leaseId: z.string(),
+  result: TaskResult,
+  metrics: z.record(z.string().min(1).max(100), z.number()).optional(),
+});
+export type CompleteRequest = z.infer<typeof CompleteRequest>;
+
+export const CompleteResponse = z.object({
+  taskId: z.string(),
+  jobId: z.string(),
+  status: z.literal("succeeded"),
+});
+export type CompleteResponse = z.infer<typeof CompleteResponse>;
+
+export const FailRequest = z.object({
+  leaseId: z.string(),
+  /** true: worth another attempt (out of memory, lost connection); false: it will never work. */
+  retryable: z.boolean(),
+  error: z.object({
+    code: z.string().min(1).max(100),
+    message: z.string().min(1).max(2000),
+  }),
+});
+export type FailRequest = z.infer<typeof FailRequest>;
+
+export const FailResponse = z.object({
+  taskId: z.string(),
+  jobId: z.string(),
+  /** queued: it will be leased again after retryAt; failed: no more attempts. */
+  status: z.enum(["queued", "failed"]),
+  attempt: z.int().min(1),
+  retryAt: Timestamp.nullable(),
+});
+export type FailResponse = z.infer<typeof FailResponse>;

@@ -1,6 +1,5 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { FormatError } from "../../shared/src/errors.ts";
 import {
   type NpyData,
   type NpyDtype,
@@ -10,16 +9,7 @@ import {
 } from "../../shared/src/format/npy.ts";
 import { readTokenNpy, writeTokenNpy } from "../../shared/src/format/token-convert.ts";
 import type { TokenStreamParams } from "../../shared/src/format/token-stream.ts";
-
-function formatError(f: () => unknown): FormatError {
-  try {
-    f();
-  } catch (error) {
-    if (error instanceof FormatError) return error;
-    throw new Error(`expected a FormatError, got ${String(error)}`);
-  }
-  throw new Error("expected a FormatError, nothing was thrown");
-}
+import { formatError } from "../helpers/format-error.ts";
 
 const ascii = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
 const base64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));

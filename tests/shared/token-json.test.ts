@@ -1,7 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { FormatError } from "../../shared/src/errors.ts";
 import {
   readTokenJson,
   TOKEN_JSON_MAX_TOKENS,
@@ -13,18 +12,9 @@ import {
   type TokenStreamParams,
   writeTokenStream,
 } from "../../shared/src/format/token-stream.ts";
+import { formatError } from "../helpers/format-error.ts";
 
 const HASH = "f".repeat(64);
-
-function formatError(f: () => unknown): FormatError {
-  try {
-    f();
-  } catch (error) {
-    if (error instanceof FormatError) return error;
-    throw new Error(`expected a FormatError, got ${String(error)}`);
-  }
-  throw new Error("expected a FormatError, nothing was thrown");
-}
 
 const valid = {
   format: "revq-tokens",

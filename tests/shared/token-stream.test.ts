@@ -25,6 +25,7 @@ import {
   validateTokens,
   writeTokenStream,
 } from "../../shared/src/format/token-stream.ts";
+import { formatError } from "../helpers/format-error.ts";
 
 const HASH = "0123456789abcdef".repeat(4);
 
@@ -51,16 +52,6 @@ function randomTokens(count: number, codesPerGroup: number, seed: number): Uint3
 }
 
 /** The FormatError `f` throws; fails the test if it throws anything else or nothing. */
-function formatError(f: () => unknown): FormatError {
-  try {
-    f();
-  } catch (error) {
-    if (error instanceof FormatError) return error;
-    throw new Error(`expected a FormatError, got ${String(error)}`);
-  }
-  throw new Error("expected a FormatError, nothing was thrown");
-}
-
 /** Feeds `bytes` to a fresh decoder cut at `cuts`; returns the records and the decoder. */
 function decodeInChunks(bytes: Uint8Array, cuts: number[]) {
   const decoder = new TokenStreamDecoder();

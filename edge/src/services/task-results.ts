@@ -28,6 +28,8 @@ export type EncodeResult = {
     groups: number;
     bitsPerToken: number;
     tokenizerHash: string;
+    /** The stored object's R2 ETag: the download's strong ETag, known without touching R2. */
+    etag: string;
   };
 };
 
@@ -75,6 +77,7 @@ async function checkEncode(
       groups,
       bitsPerToken,
       tokenizerHash,
+      etag: object.etag,
     },
   };
 }

@@ -1,0 +1,130 @@
+/**
+ * Serving a finished encode job's tokens: the stored token stream as it is (with Range, so any
+ * record can be fetched alone), or converted to JSON or .npy. This is the latency-critical
+ * route, so everything needed to answer a 304 comes from the job row already read (the ETag was
+ * recorded at completion) and full answers go through the Cache API.
+ *
+ * The cache key names the job, whose tokens never change once it succeeded; it is reached only
+ * after the key and the job's tenant were checked, so sharing one cache is safe.
+ */
+import {
+  bucketKeys,
+  readTokenStream,
+  recordStride,
+  TOKEN_JSON_MAX_TOKENS,
+  TOKEN_STREAM_MEDIA_TYPE,
+  type TokenStreamHeader,
+  writeTokenJson,
+  writeTokenNpy,
+} from "@revq/shared";
+import type { Env } from "../env.ts";
+import { HttpProblem } from "../problem.ts";
+import { etagMatches } from "./http-range.ts";
+import type { JobRow } from "./jobs.ts";
+import { serveObject } from "./serve-object.ts";
+import type { EncodeResult } from "./task-results.ts";
+
+export const TOKEN_FORMATS = ["binary", "json", "npy"] as const;
+export type TokenFormat = (typeof TOKEN_FORMATS)[number];
+
+const MEDIA_TYPES: Record<TokenFormat, string> = {
+  binary: TOKEN_STREAM_MEDIA_TYPE,
+  json: "application/json",
+  npy: "application/octet-stream",
+};
+
+/** What clients may cache: it is theirs alone (private) and never changes (immutable). */
+const CLIENT_CACHE = "private, max-age=31536000, immutable";
+/** What the edge's own cache stores under its internal key. */
+const EDGE_CACHE = "public, max-age=31536000, immutable";
+
+function cacheKey(jobId: string, format: TokenFormat): Request {
+  return new Request(`https://tokens.revq.internal/${jobId}/${format}`);
+}
+
+export function tokensOf(job: JobRow): EncodeResult["tokens"] {
+  if (job.kind !== "encode") {
+    throw new HttpProblem(
+      404,
+      "no-tokens",
+      `Job ${job.id} is a ${job.kind} job; only encode jobs have tokens.`,
+    );
+  }
+  if (job.status !== "succeeded" || job.result === null) {
+    throw new HttpProblem(
+      409,
+      "tokens-not-ready",
+      `Job ${job.id} is ${job.status}; its tokens exist once it has succeeded.`,
+    );
+  }
+  return (JSON.parse(job.result) as EncodeResult).tokens;
+}
+
+export async function tokenResponse(
+  env: Env,
+  waitUntil: (promise: Promise<unknown>) => void,
+  request: Request,
+  job: JobRow,
+  format: TokenFormat,
+): Promise<Response> {
+  const tokens = tokensOf(job);
+  const header: TokenStreamHeader = { version: 1, ...tokens };
+  const etag = format === "binary" ? `"${tokens.etag}"` : `"${tokens.etag}.${format}"`;
+  const headers: Record<string, string> = {
+    etag,
+    "cache-control": CLIENT_CACHE,
+    "content-type": MEDIA_TYPES[format],
+    "revq-tokenizer": tokens.tokenizerHash,
+    "revq-record-count": String(tokens.recordCount),
+    "revq-record-stride": String(recordStride(header)),
+  };
+  if (format === "npy") headers["content-disposition"] = `attachment; filename="${job.id}.npy"`;
+  if (etagMatches(request.headers.get("if-none-match") ?? undefined, etag)) {
+    return new Response(null, { status: 304, headers });
+  }
+  const key = bucketKeys.jobTokens(job.tenantId, job.id);
+  if (format === "binary" && request.headers.has("range")) {
+    return serveObject(request, {
+      bucket: env.BUCKET,
+      key,
+      size: tokens.bytes,
+      etag,
+      contentType: MEDIA_TYPES.binary,
+      cacheControl: CLIENT_CACHE,
+      headers,
+    });
+  }
+  const cache = caches.default;
+  const cached = await cache.match(cacheKey(job.id, format));
+  if (cached) return withHeaders(cached, headers);
+
+  if (format === "json" && tokens.recordCount * tokens.tokensPerRecord > TOKEN_JSON_MAX_TOKENS) {
+    throw new HttpProblem(
+      406,
+      "too-many-tokens-for-json",
+      `Job ${job.id} has ${tokens.recordCount * tokens.tokensPerRecord} token ids; JSON holds at most ${TOKEN_JSON_MAX_TOKENS}. Use format=binary or npy.`,
+    );
+  }
+  const object = await env.BUCKET.get(key);
+  if (!object)
+    throw new HttpProblem(500, "object-missing", `The token stream of job ${job.id} is missing.`);
+  let body: ReadableStream | Uint8Array | string = object.body;
+  if (format !== "binary") {
+    // Decoding checks every record's CRC, so a corrupted object is never served converted.
+    const decoded = readTokenStream(new Uint8Array(await object.arrayBuffer()));
+    body =
+      format === "json"
+        ? JSON.stringify(writeTokenJson(decoded.header, decoded.tokens))
+        : writeTokenNpy(decoded.header, decoded.tokens);
+  }
+  const response = new Response(body, { headers: { ...headers, "cache-control": EDGE_CACHE } });
+  waitUntil(cache.put(cacheKey(job.id, format), response.clone()));
+  return withHeaders(response, headers);
+}
+
+function withHeaders(response: Response, headers: Record<string, string>): Response {
+  const out = new Response(response.body, response);
+  for (const [name, value] of Object.entries(headers)) out.headers.set(name, value);
+  out.headers.set("accept-ranges", "bytes");
+  return out;
+}

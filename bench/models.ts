@@ -9,7 +9,8 @@
  *   npm run bench:models -- --quick            # smaller cases, for a smoke run
  *
  * The pure-JS cpu backend gets only the tiny rectifier: the real models take minutes per image
- * there. Results: bench/results/models.json.
+ * there. A software WebGPU device (llvmpipe) gets small batches and the smallest image size.
+ * Results: bench/results/models.json.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { BACKEND_NAMES, type BackendName, selectBackend } from "../gpu-worker/src/backend.ts";
@@ -169,8 +170,11 @@ async function benchRectifier(
 const results: Record<string, { reason: string; rows: Row[] } | { error: string }> = {};
 for (const backend of backends) {
   let reason: string;
+  let slow: boolean; // a software device: smaller cases, or this backend alone takes an hour
   try {
-    reason = (await selectBackend(backend)).reason;
+    const selection = await selectBackend(backend);
+    reason = selection.reason;
+    slow = quick || (backend === "webgpu" && !selection.accelerated);
   } catch (error) {
     results[backend] = { error: (error as Error).message };
     console.log(`${backend}: not available (${(error as Error).message})`);
@@ -184,9 +188,9 @@ for (const backend of backends) {
       ? ["512x16384"]
       : ["512x16384", "256x65536", "256x262144"];
     for (const preset of presets)
-      rows.push(...(await benchRectifier(backend, preset, quick ? 4 : 16)));
+      rows.push(...(await benchRectifier(backend, preset, slow ? 2 : 16)));
     const model = await loadDcae(dcaePreset("dc-ae-f32c32-sana-1.1"), randomInitSource(1));
-    for (const side of quick ? [64] : [64, 128])
+    for (const side of slow ? [64] : [64, 128])
       rows.push(...(await benchDcae(backend, model, side, 1)));
     disposeDcae(model);
   }

@@ -31,6 +31,8 @@ export type Attempt = { backend: BackendName; ok: boolean; detail: string };
 
 export type BackendSelection = {
   backend: BackendName;
+  /** Whether it runs on a hardware accelerator (a GPU), not on the CPU or a software device. */
+  accelerated: boolean;
   /** One sentence: which backend, on what, and why it was chosen. */
   reason: string;
   attempts: Attempt[];
@@ -81,7 +83,8 @@ export async function selectBackend(
       continue;
     }
     await tf.ready();
-    return { backend, reason: explain(choice, backend, started.attempt, attempts), attempts };
+    const reason = explain(choice, backend, started.attempt, attempts);
+    return { backend, accelerated: started.accelerated, reason, attempts };
   }
   const tried = attempts.map((a) => `${a.backend}: ${a.detail}`).join("; ");
   throw new Error(`no tfjs backend could start for "${choice}": ${tried}`);

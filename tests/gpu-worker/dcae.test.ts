@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { openSafetensorsFile } from "../../gpu-worker/src/io/safetensors-file.ts";
 import { parseDcaeConfig } from "../../gpu-worker/src/models/dcae/config.ts";
 import {
@@ -18,7 +19,7 @@ import { safetensorsSource } from "../../gpu-worker/src/models/sources.ts";
 import { toTorch } from "../../gpu-worker/src/models/weights.ts";
 import { FIXTURES_DIR, loadFixture, maxAbsDiff } from "../helpers/fixtures.ts";
 import { runOn } from "./helpers/backends.ts";
-import { loadFixtureDcae, nchwToNhwc, nhwcToNchw } from "./helpers/dcae-fixture.ts";
+import { loadFixtureDcae, nchwToNhwc, toNchw } from "./helpers/dcae-fixture.ts";
 
 // fixtures README §7: a float32 port should match latents within 5e-5 and decodings within 1e-5.
 const LATENT_TOL = 5e-5;
@@ -93,76 +94,99 @@ describe("DC-AE config and weights (fixtures D)", () => {
   });
 });
 
-for (const backend of ["cpu", "wasm"] as const) {
-  describe(`DC-AE parity on ${backend} (fixtures D)`, () => {
-    let model: Dcae;
-    beforeAll(async () => {
-      model = await runOn(backend, loadFixtureDcae);
-    });
-    afterAll(() => disposeDcae(model));
+/**
+ * webgpu runs where Dawn finds an adapter: a GPU through Vulkan, or Mesa's llvmpipe through
+ * OpenGL ES (Debian's libegl-mesa0, libgles2, libgl1-mesa-dri). Without one it is skipped.
+ */
+const webgpu = await selectBackend("webgpu").then(
+  () => true,
+  () => false,
+);
+const BACKENDS = ["cpu", "wasm", "webgpu"] as const;
 
-    // The pure-JS backend needs ~9 s for 128×128 on 2 cores; wasm runs every size.
-    for (const size of SIZES.filter((s) => backend === "wasm" || s !== "128")) {
-      it(`encodes and decodes ${size}`, () => {
-        const before = tf.memory().numTensors;
-        const x = nchwToNhwc(io.f32(`x_${size}`), io.shape(`x_${size}`));
-        const latent = tf.tidy(() => nhwcToNchw(encode(model.encoder, x)));
-        const z = nchwToNhwc(io.f32(`latent_${size}`), io.shape(`latent_${size}`));
-        const decoded = tf.tidy(() => nhwcToNchw(decode(model.decoder, z)));
-        tf.dispose([x, z]);
-        expect(tf.memory().numTensors).toBe(before);
-        expect(maxAbsDiff(latent, io.f32(`latent_${size}`))).toBeLessThan(LATENT_TOL);
-        expect(maxAbsDiff(decoded, io.f32(`decoded_${size}`))).toBeLessThan(DECODED_TOL);
+for (const backend of BACKENDS) {
+  describe.skipIf(backend === "webgpu" && !webgpu)(
+    `DC-AE parity on ${backend} (fixtures D)`,
+    () => {
+      let model: Dcae;
+      beforeAll(async () => {
+        model = await runOn(backend, loadFixtureDcae);
       });
-    }
+      afterAll(() => disposeDcae(model));
 
-    for (const size of SIZES.filter((s) => io.names().includes(`evit_encoder_first_input_${s}`))) {
-      it(`runs the first EfficientViT blocks at ${size}`, () => {
-        for (const [side, stage] of [
-          ["encoder", model.encoder.stages.at(-1)],
-          ["decoder", model.decoder.stages.at(-1)],
-        ] as const) {
-          const input = io.f32(`evit_${side}_first_input_${size}`);
-          const expected = io.f32(`evit_${side}_first_output_${size}`);
-          const block = stage?.[0];
-          if (block?.kind !== "evit")
-            throw new Error(`${side}: the last stage starts with ${block?.kind}`);
-          const actual = tf.tidy(() => {
-            const x = nchwToNhwc(input, io.shape(`evit_${side}_first_input_${size}`));
-            return nhwcToNchw(runBlock(block, x, NO_PROBE));
-          });
-          expect(maxAbsDiff(actual, expected)).toBeLessThan(
-            BLOCK_TOL * Math.max(1, maxAbs(expected)),
-          );
-        }
-      });
-    }
-  });
+      // cpu (pure JS) needs ~9 s for 128×128 on 2 cores and a software webgpu device more; wasm
+      // runs every size.
+      for (const size of SIZES.filter((s) => backend === "wasm" || s !== "128")) {
+        it(`encodes and decodes ${size}`, async () => {
+          const before = tf.memory().numTensors;
+          const x = nchwToNhwc(io.f32(`x_${size}`), io.shape(`x_${size}`));
+          const latent = await toNchw(tf.tidy(() => encode(model.encoder, x)));
+          const z = nchwToNhwc(io.f32(`latent_${size}`), io.shape(`latent_${size}`));
+          const decoded = await toNchw(tf.tidy(() => decode(model.decoder, z)));
+          tf.dispose([x, z]);
+          expect(tf.memory().numTensors).toBe(before);
+          expect(maxAbsDiff(latent, io.f32(`latent_${size}`))).toBeLessThan(LATENT_TOL);
+          expect(maxAbsDiff(decoded, io.f32(`decoded_${size}`))).toBeLessThan(DECODED_TOL);
+        });
+      }
+
+      for (const size of SIZES.filter((s) =>
+        io.names().includes(`evit_encoder_first_input_${s}`),
+      )) {
+        it(`runs the first EfficientViT blocks at ${size}`, async () => {
+          for (const [side, stage] of [
+            ["encoder", model.encoder.stages.at(-1)],
+            ["decoder", model.decoder.stages.at(-1)],
+          ] as const) {
+            const input = io.f32(`evit_${side}_first_input_${size}`);
+            const expected = io.f32(`evit_${side}_first_output_${size}`);
+            const block = stage?.[0];
+            if (block?.kind !== "evit")
+              throw new Error(`${side}: the last stage starts with ${block?.kind}`);
+            const actual = await toNchw(
+              tf.tidy(() => {
+                const x = nchwToNhwc(input, io.shape(`evit_${side}_first_input_${size}`));
+                return runBlock(block, x, NO_PROBE);
+              }),
+            );
+            expect(maxAbsDiff(actual, expected)).toBeLessThan(
+              BLOCK_TOL * Math.max(1, maxAbs(expected)),
+            );
+          }
+        });
+      }
+    },
+  );
 }
 
 // Linear and RMSNorm modules run channels-last in diffusers, so their trace entries are NHWC.
 const NHWC_ENTRY = /(\.to_[qkv]|\.to_out|norm_out|\.norm):(in|out)$/;
 
-for (const backend of ["cpu", "wasm"] as const) {
-  it(`matches the block-by-block trace of a 32×32 image on ${backend}`, async () => {
-    const trace = loadFixture("dcae_trace_32", "dcae_fixture");
-    const keys = trace.json.trace_keys_in_execution_order as string[];
-    const model = await runOn(backend, loadFixtureDcae);
-    const seen = new Map<string, tf.Tensor>();
-    tf.tidy(() => {
-      const x = nchwToNhwc(trace.f32("__input"), trace.shape("__input"));
-      const latent = encode(model.encoder, x, recordingProbe(seen, "encoder"));
-      decode(model.decoder, latent, recordingProbe(seen, "decoder"));
-    });
-    disposeDcae(model);
-    for (const key of keys) {
-      const ours = seen.get(key);
-      if (!ours) throw new Error(`no value was recorded for ${key}`);
-      const actual = NHWC_ENTRY.test(key) ? (ours.dataSync() as Float32Array) : nhwcToNchw(ours);
-      const expected = trace.f32(key);
-      const error = maxAbsDiff(actual, expected) / Math.max(1, maxAbs(expected));
-      expect(error, key).toBeLessThan(BLOCK_TOL);
-    }
-    tf.dispose([...seen.values()]);
-  });
+for (const backend of BACKENDS) {
+  it.skipIf(backend === "webgpu" && !webgpu)(
+    `matches the block-by-block trace of a 32×32 image on ${backend}`,
+    async () => {
+      const trace = loadFixture("dcae_trace_32", "dcae_fixture");
+      const keys = trace.json.trace_keys_in_execution_order as string[];
+      const model = await runOn(backend, loadFixtureDcae);
+      const seen = new Map<string, tf.Tensor>();
+      tf.tidy(() => {
+        const x = nchwToNhwc(trace.f32("__input"), trace.shape("__input"));
+        const latent = encode(model.encoder, x, recordingProbe(seen, "encoder"));
+        decode(model.decoder, latent, recordingProbe(seen, "decoder"));
+      });
+      disposeDcae(model);
+      for (const key of keys) {
+        const ours = seen.get(key);
+        if (!ours) throw new Error(`no value was recorded for ${key}`);
+        const actual = NHWC_ENTRY.test(key)
+          ? ((await ours.data()) as Float32Array)
+          : await toNchw(ours);
+        const expected = trace.f32(key);
+        const error = maxAbsDiff(actual, expected) / Math.max(1, maxAbs(expected));
+        expect(error, key).toBeLessThan(BLOCK_TOL);
+      }
+      tf.dispose([...seen.values()]);
+    },
+  );
 }

@@ -17,7 +17,7 @@ import { safetensorsSource } from "../../gpu-worker/src/models/sources.ts";
 import { toTorch } from "../../gpu-worker/src/models/weights.ts";
 import { FIXTURES_DIR, loadFixture } from "../helpers/fixtures.ts";
 import { download, runOn, scaledError, values } from "./helpers/backends.ts";
-import { nchwToNhwc, nhwcToNchw } from "./helpers/dcae-fixture.ts";
+import { nchwToNhwc, toNchw } from "./helpers/dcae-fixture.ts";
 
 // fixtures README §6: a float64 re-run moves grads by ≤ 1.1e-6 of each tensor's max and the
 // losses by ≤ 1.4e-7; the suggested checks are 1e-5 of the max and 1e-6 relative. The cpu
@@ -46,7 +46,7 @@ function step1(backend: BackendName) {
     // unshuffle: a sample's tokens, read in order, are its C·H·W values in row-major order.
     const quantized = nchwToNhwc(C.f32("x_quant_step1"), shape);
     const target = nchwToNhwc(C.f32("batch_step1"), shape);
-    const rec = tf.tidy(() => nhwcToNchw(rectify(r, quantized)));
+    const rec = await toNchw(tf.tidy(() => rectify(r, quantized)));
     const variables = r.bindings.map((binding) => binding.param as tf.Variable);
     const { value, grads } = tf.variableGrads(() => rectifierLoss(r, quantized, target), variables);
     const named = new Map<string, Float32Array>();

@@ -124,11 +124,12 @@ export function paramLoader(source: TensorSource, make: MakeParam = (t) => t) {
  * A parameter (or a tensor of its shape: its gradient, its Adam moment) as PyTorch state-dict
  * entries: the inverse of the loader's layout change.
  */
-export function toTorch(
+export async function toTorch(
   binding: Binding,
   value: tf.Tensor = binding.param,
-): [string, Float32Array][] {
-  const data = value.dataSync() as Float32Array;
+): Promise<[string, Float32Array][]> {
+  // An asynchronous read: WebGPU in Node cannot read synchronously.
+  const data = (await value.data()) as Float32Array;
   const s = value.shape;
   switch (binding.layout) {
     case "conv":

@@ -18,6 +18,10 @@ export function nchwToNhwc(data: Float32Array, shape: readonly number[]): tf.Ten
   return tf.tidy(() => tf.transpose(tf.tensor4d(data, [b, c, h, w]), [0, 2, 3, 1]));
 }
 
-export function nhwcToNchw(t: tf.Tensor): Float32Array {
-  return tf.tidy(() => tf.transpose(t, [0, 3, 1, 2]).dataSync() as Float32Array);
+/** The data of an NHWC tensor in NCHW order; disposes the tensor (an async read, for webgpu). */
+export async function toNchw(t: tf.Tensor): Promise<Float32Array> {
+  const transposed = tf.transpose(t, [0, 3, 1, 2]);
+  const data = (await transposed.data()) as Float32Array;
+  tf.dispose([t, transposed]);
+  return data;
 }

@@ -1,0 +1,233 @@
+/**
+ * The worker's configuration, from command-line flags and environment variables (a flag wins
+ * over its variable). Secrets are best given by environment: flags show in `ps`.
+ */
+import { homedir, hostname } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import * as z from "zod";
+import { type BackendChoice, isBackendChoice } from "./backend.ts";
+import { LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
+
+export type S3Config = {
+  /** Absent: AWS S3 itself. R2, MinIO and wrangler dev's local door need it. */
+  endpoint?: string;
+  bucket: string;
+  region: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  forcePathStyle: boolean;
+};
+
+export type WorkerConfig = {
+  edgeUrl: string;
+  workerKey: string;
+  s3: S3Config;
+  backend: BackendChoice;
+  /** Images per VAE call. */
+  batchSize: number;
+  /** Tasks leased and worked on at once. */
+  tasksHeld: number;
+  cacheDir: string;
+  name: string;
+  graceSeconds: number;
+  leaseWaitSeconds: number;
+  logFormat: LogFormat | "auto";
+  logLevel: LogLevel;
+};
+
+type Option = { flag: string; env: string; help: string; default?: string };
+
+/** Every setting, its flag, its variable and its default, in the order --help lists them. */
+export const OPTIONS = {
+  edgeUrl: { flag: "edge-url", env: "REVQ_EDGE_URL", help: "base URL of the revq edge" },
+  workerKey: {
+    flag: "worker-key",
+    env: "REVQ_WORKER_KEY",
+    help: "worker key (rvq_wrk_...); prefer the variable",
+  },
+  s3Endpoint: {
+    flag: "s3-endpoint",
+    env: "REVQ_S3_ENDPOINT",
+    help: "S3 endpoint of the bucket (R2, MinIO, wrangler dev); absent: AWS",
+  },
+  s3Bucket: { flag: "s3-bucket", env: "REVQ_S3_BUCKET", help: "bucket name", default: "revq" },
+  s3Region: { flag: "s3-region", env: "REVQ_S3_REGION", help: "S3 region", default: "auto" },
+  s3AccessKeyId: {
+    flag: "s3-access-key-id",
+    env: "REVQ_S3_ACCESS_KEY_ID",
+    help: "S3 access key id (else the AWS SDK's default chain)",
+  },
+  s3SecretAccessKey: {
+    flag: "s3-secret-access-key",
+    env: "REVQ_S3_SECRET_ACCESS_KEY",
+    help: "S3 secret access key; prefer the variable",
+  },
+  s3PathStyle: {
+    flag: "s3-path-style",
+    env: "REVQ_S3_PATH_STYLE",
+    help: "path-style bucket URLs: true|false (default: true when an endpoint is given)",
+  },
+  backend: {
+    flag: "backend",
+    env: "REVQ_BACKEND",
+    help: "auto|tensorflow|webgpu|wasm|cpu",
+    default: "auto",
+  },
+  batchSize: {
+    flag: "batch-size",
+    env: "REVQ_BATCH_SIZE",
+    help: "images per VAE call",
+    default: "8",
+  },
+  tasksHeld: { flag: "tasks", env: "REVQ_TASKS", help: "tasks held at once", default: "2" },
+  cacheDir: {
+    flag: "cache-dir",
+    env: "REVQ_CACHE_DIR",
+    help: "tokenizer cache (default: $XDG_CACHE_HOME/revq-worker or ~/.cache/revq-worker)",
+  },
+  name: {
+    flag: "name",
+    env: "REVQ_WORKER_NAME",
+    help: "this worker's name in job events (default: host-pid)",
+  },
+  graceSeconds: {
+    flag: "grace-seconds",
+    env: "REVQ_GRACE_SECONDS",
+    help: "on SIGTERM/SIGINT, how long held tasks may go on",
+    default: "30",
+  },
+  leaseWaitSeconds: {
+    flag: "lease-wait-seconds",
+    env: "REVQ_LEASE_WAIT_SECONDS",
+    help: "long-poll of one lease call",
+    default: "20",
+  },
+  logFormat: {
+    flag: "log-format",
+    env: "REVQ_LOG_FORMAT",
+    help: "auto|json|pretty (auto: pretty on a terminal)",
+    default: "auto",
+  },
+  logLevel: {
+    flag: "log-level",
+    env: "REVQ_LOG_LEVEL",
+    help: "debug|info|warn|error",
+    default: "info",
+  },
+} as const satisfies Record<string, Option>;
+
+type Key = keyof typeof OPTIONS;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const count = (max: number) => z.coerce.number().int().min(1).max(max);
+const seconds = (max: number) => z.coerce.number().min(0).max(max);
+const url = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+
+const Raw = z.object({
+  edgeUrl: url,
+  workerKey: z.string().min(1, "is required"),
+  s3Endpoint: url.optional(),
+  s3Bucket: z.string().min(1),
+  s3Region: z.string().min(1),
+  s3AccessKeyId: z.string().min(1).optional(),
+  s3SecretAccessKey: z.string().min(1).optional(),
+  s3PathStyle: z.enum(["true", "false"]).optional(),
+  backend: z.string().refine(isBackendChoice, "must be auto, tensorflow, webgpu, wasm or cpu"),
+  batchSize: count(1024),
+  tasksHeld: count(16),
+  cacheDir: z.string().min(1).optional(),
+  name: z.string().min(1).max(200).optional(),
+  graceSeconds: seconds(3600),
+  leaseWaitSeconds: seconds(60),
+  logFormat: z.enum(["auto", "json", "pretty"]),
+  logLevel: z.enum(LOG_LEVELS),
+});
+
+/** "help" when --help was asked for; throws ConfigError listing every problem otherwise. */
+export function parseConfig(
+  argv: string[],
+  env: Record<string, string | undefined>,
+): WorkerConfig | "help" {
+  const keys = Object.keys(OPTIONS) as Key[];
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        help: { type: "boolean", short: "h" },
+        ...Object.fromEntries(keys.map((key) => [OPTIONS[key].flag, { type: "string" as const }])),
+      },
+    }));
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message} (see --help)`);
+  }
+  if (values.help) return "help";
+  const raw: Record<string, string | undefined> = {};
+  for (const key of keys) {
+    const option: Option = OPTIONS[key];
+    const flag = values[option.flag];
+    raw[key] = (typeof flag === "string" ? flag : undefined) ?? env[option.env] ?? option.default;
+  }
+  const parsed = Raw.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const option: Option = OPTIONS[issue.path[0] as Key];
+      return `--${option.flag} (${option.env}): ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+  const c = parsed.data;
+  if (!c.s3AccessKeyId !== !c.s3SecretAccessKey) {
+    throw new ConfigError(
+      "invalid configuration:\n  give both --s3-access-key-id and --s3-secret-access-key, or neither",
+    );
+  }
+  return {
+    edgeUrl: c.edgeUrl,
+    workerKey: c.workerKey,
+    s3: {
+      endpoint: c.s3Endpoint,
+      bucket: c.s3Bucket,
+      region: c.s3Region,
+      accessKeyId: c.s3AccessKeyId,
+      secretAccessKey: c.s3SecretAccessKey,
+      forcePathStyle: c.s3PathStyle ? c.s3PathStyle === "true" : c.s3Endpoint !== undefined,
+    },
+    backend: c.backend as BackendChoice,
+    batchSize: c.batchSize,
+    tasksHeld: c.tasksHeld,
+    cacheDir: c.cacheDir ?? defaultCacheDir(env),
+    name: c.name ?? `${hostname()}-${process.pid}`,
+    graceSeconds: c.graceSeconds,
+    leaseWaitSeconds: c.leaseWaitSeconds,
+    logFormat: c.logFormat,
+    logLevel: c.logLevel,
+  };
+}
+
+function defaultCacheDir(env: Record<string, string | undefined>): string {
+  return join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "revq-worker");
+}
+
+export function helpText(): string {
+  const lines = (Object.values(OPTIONS) as Option[]).map((o) => {
+    const head = `  --${o.flag} <value>`.padEnd(34);
+    const tail = o.default === undefined ? "" : ` [${o.default}]`;
+    return `${head}${o.help}${tail}\n${"".padEnd(34)}env ${o.env}`;
+  });
+  return [
+    "revq-worker: pulls encode and reconstruct tasks from a revq edge and runs them on this machine",
+    "",
+    "usage: revq-worker [options]",
+    "",
+    ...lines,
+    "  -h, --help                      this text",
+    "",
+  ].join("\n");
+}

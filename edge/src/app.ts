@@ -13,6 +13,7 @@ import { jobRoutes } from "./routes/jobs.ts";
 import { mountOpenApi } from "./routes/openapi.ts";
 import { tenantRoutes } from "./routes/tenant.ts";
 import { tokenizerRoutes } from "./routes/tokenizers.ts";
+import { tokenRoutes } from "./routes/tokens.ts";
 import { workerRoutes } from "./routes/worker.ts";
 
 export function createApp(): OpenAPIHono<AppEnv> {
@@ -34,6 +35,8 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/v1/tenant", tenantRoutes);
   app.route("/v1/images", imageRoutes);
   app.route("/v1/tokenizers", tokenizerRoutes);
+  // Before the jobs router: the token download authenticates itself, in its one query.
+  app.route("/v1/jobs", tokenRoutes);
   app.route("/v1/jobs", jobRoutes);
   app.route("/v1/worker", workerRoutes);
   mountOpenApi(app);

@@ -137,5 +137,20 @@ describe("GET /v1/jobs/{id}/tokens", () => {
       "job-not-found",
     );
     await expectProblem(await call(`/v1/jobs/${id}/tokens`), 401, "missing-key");
+    await expectProblem(
+      await call(`/v1/jobs/${id}/tokens`, { key: world.workerKey }),
+      403,
+      "wrong-key-kind",
+    );
+    await expectProblem(
+      await call(`/v1/jobs/${id}/tokens`, { key: "rvq_api_unknown" }),
+      401,
+      "invalid-key",
+    );
+    await expectProblem(
+      await call("/v1/jobs/job_nope/tokens", { key: world.apiKey }),
+      404,
+      "job-not-found",
+    );
   });
 });

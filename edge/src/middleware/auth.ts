@@ -1,7 +1,8 @@
 /**
  * Bearer authentication. Tenant keys are looked up by their SHA-256; the admin key is compared
  * in constant time with the ADMIN_KEY secret. Each router mounts exactly one of these for all of
- * its routes, so no route can be left open by accident.
+ * its routes, so no route can be left open by accident. (The one exception, the token download,
+ * checks its key in the same D1 query that reads the job: routes/tokens.ts.)
  */
 import { and, eq, isNull } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
@@ -29,24 +30,36 @@ function invalidKey(): HttpProblem {
   });
 }
 
+/** The SHA-256 of the request's bearer key, by which tenant keys are looked up (401 if none). */
+export function bearerKeyHash(header: string | undefined): Promise<string> {
+  return hashKey(bearerToken(header));
+}
+
+/** A looked-up key row must exist (else 401) and be of the route's kind (else 403). */
+export function checkKey<T extends { kind: KeyKind }>(row: T | undefined, kind: KeyKind): T {
+  if (!row) throw invalidKey();
+  if (row.kind !== kind) {
+    const article = (k: KeyKind) => (k === "api" ? "an api" : "a worker");
+    throw new HttpProblem(
+      403,
+      "wrong-key-kind",
+      `This route needs ${article(kind)} key; the key sent is ${article(row.kind)} key.`,
+    );
+  }
+  return row;
+}
+
 /** Routes for tenants' clients (`api`) or for their GPU workers (`worker`). */
 export function requireKey(kind: KeyKind) {
   return createMiddleware<AppEnv>(async (c, next) => {
-    const token = bearerToken(c.req.header("authorization"));
+    const hash = await bearerKeyHash(c.req.header("authorization"));
     const [row] = await database(c.env)
       .select({ id: apiKeys.id, tenantId: apiKeys.tenantId, kind: apiKeys.kind })
       .from(apiKeys)
-      .where(and(eq(apiKeys.hash, await hashKey(token)), isNull(apiKeys.revokedAt)))
+      .where(and(eq(apiKeys.hash, hash), isNull(apiKeys.revokedAt)))
       .limit(1);
-    if (!row) throw invalidKey();
-    if (row.kind !== kind) {
-      throw new HttpProblem(
-        403,
-        "wrong-key-kind",
-        `This route needs ${kind === "api" ? "an api" : "a worker"} key; the key sent is ${row.kind === "api" ? "an api" : "a worker"} key.`,
-      );
-    }
-    c.set("principal", { kind, tenantId: row.tenantId, keyId: row.id });
+    const key = checkKey(row, kind);
+    c.set("principal", { kind, tenantId: key.tenantId, keyId: key.id });
     await next();
   });
 }

@@ -6,13 +6,11 @@ import { configOf } from "../config.ts";
 import { database } from "../db/client.ts";
 import { jobEvents } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
-import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, isoTime, problems } from "../schemas/common.ts";
 import { Job, JobCreate, JobEvent, JobList, JobStatus } from "../schemas/jobs.ts";
 import { withIdempotency } from "../services/idempotency.ts";
 import { cancelJob, createJob, findJob, findJobView, listJobs } from "../services/jobs.ts";
-import { TOKEN_FORMATS, tokenResponse } from "../services/token-download.ts";
 
 const security = bearerSecurity("apiKey");
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
@@ -98,37 +96,6 @@ const events = createRoute({
   },
 });
 
-const tokens = createRoute({
-  method: "get",
-  path: "/{id}/tokens",
-  tags: ["Jobs"],
-  summary: "A finished encode job's tokens: the token stream, or JSON, or .npy",
-  description:
-    "The binary form is the token stream of docs/token-stream.md (`application/vnd.revq.tokens`); a record is addressable with `Range` (record i is bytes 64 + i·stride to 64 + (i+1)·stride − 1, stride in `Revq-Record-Stride`). Strong ETag, `If-None-Match` → 304, `Cache-Control: immutable`.",
-  security,
-  request: {
-    params: IdParams,
-    query: z.object({ format: z.enum(TOKEN_FORMATS).default("binary") }),
-    headers: z.object({
-      range: z.string().optional().openapi({ example: "bytes=64-963" }),
-      "if-none-match": z.string().optional(),
-    }),
-  },
-  responses: {
-    200: {
-      description: "The tokens",
-      content: {
-        "application/vnd.revq.tokens": { schema: { type: "string", format: "binary" } },
-        "application/json": { schema: { type: "object" } },
-        "application/octet-stream": { schema: { type: "string", format: "binary" } },
-      },
-    },
-    206: { description: "The requested byte range of the token stream" },
-    304: { description: "Not modified" },
-    ...problems(400, 401, 403, 404, 409),
-  },
-});
-
 export const jobRoutes = newRouter();
 jobRoutes.use("*", requireKey("api"));
 
@@ -193,30 +160,5 @@ jobRoutes.openapi(events, async (c) => {
       next: rows.length > limit ? page[page.length - 1].id : null,
     },
     200,
-  );
-});
-
-// Documented above and routed by hand: the answer is bytes (or JSON made from bytes), not a
-// JSON value the route schema could type.
-jobRoutes.openAPIRegistry.registerPath(tokens);
-jobRoutes.get("/:id/tokens", async (c) => {
-  const format = c.req.query("format") ?? "binary";
-  if (!(TOKEN_FORMATS as readonly string[]).includes(format)) {
-    throw new HttpProblem(
-      400,
-      "invalid-request",
-      `format must be one of ${TOKEN_FORMATS.join(", ")}.`,
-      {
-        errors: [{ path: "query.format", message: `expected one of ${TOKEN_FORMATS.join(", ")}` }],
-      },
-    );
-  }
-  const job = await findJob(database(c.env), tenantOf(c.get("principal")), c.req.param("id"));
-  return tokenResponse(
-    c.env,
-    (promise) => c.executionCtx.waitUntil(promise),
-    c.req.raw,
-    job,
-    format as (typeof TOKEN_FORMATS)[number],
   );
 });

@@ -12,6 +12,17 @@ export default defineConfig({
         },
       },
       {
+        // The whole stack on loopback: wrangler dev (local D1, R2 + its S3 door, Queues) and real
+        // revq-worker processes. One file at a time: each starts its own edge and workers.
+        test: {
+          name: "e2e",
+          include: ["tests/e2e/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
         // The edge runs inside workerd with real local D1, R2 and Queues (miniflare), configured
         // from wrangler.toml; tests/edge/setup.ts applies the migrations.
         plugins: [

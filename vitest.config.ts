@@ -36,6 +36,10 @@ export default defineConfig({
                 MAX_IMAGE_PIXELS: "1000000",
                 MAX_UPLOAD_BYTES: "262144",
                 MAX_IMAGES_PER_REQUEST: "4",
+                // Codebook reads as scattered as possible, so decode tests exercise coalescing.
+                DECODE_MERGE_GAP_BYTES: "0",
+                DECODE_MAX_RANGE_READS: "5",
+                MAX_DECODE_RECORDS: "8",
                 TEST_MIGRATIONS: await readD1Migrations("./migrations"),
               },
             },

@@ -7,6 +7,7 @@ import type { AppEnv } from "./app-env.ts";
 import { HttpProblem, problemResponse, toProblem } from "./problem.ts";
 import { newRouter } from "./router.ts";
 import { adminRoutes } from "./routes/admin.ts";
+import { decodeRoutes } from "./routes/decode.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { imageRoutes } from "./routes/images.ts";
 import { jobRoutes } from "./routes/jobs.ts";
@@ -39,6 +40,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/v1/jobs", tokenRoutes);
   app.route("/v1/jobs", jobRoutes);
   app.route("/v1/worker", workerRoutes);
+  app.route("/v1/decode", decodeRoutes);
   mountOpenApi(app);
   return app;
 }

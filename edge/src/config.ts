@@ -12,6 +12,9 @@ export type Config = {
   maxLeaseWaitSeconds: number;
   taskMaxAttempts: number;
   allowLoopbackWebhooks: boolean;
+  maxDecodeRecords: number;
+  decodeMergeGapBytes: number;
+  decodeMaxRangeReads: number;
 };
 
 const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -25,6 +28,13 @@ const ConfigSchema = z.object({
   MAX_LEASE_WAIT_SECONDS: count(20),
   TASK_MAX_ATTEMPTS: count(5),
   ALLOW_LOOPBACK_WEBHOOKS: z.enum(["true", "false"]).default("false"),
+  MAX_DECODE_RECORDS: count(256),
+  DECODE_MERGE_GAP_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(64 * 1024),
+  DECODE_MAX_RANGE_READS: count(128),
 });
 
 const parsed = new WeakMap<Env, Config>();
@@ -48,6 +58,9 @@ export function configOf(env: Env): Config {
     maxLeaseWaitSeconds: v.MAX_LEASE_WAIT_SECONDS,
     taskMaxAttempts: v.TASK_MAX_ATTEMPTS,
     allowLoopbackWebhooks: v.ALLOW_LOOPBACK_WEBHOOKS === "true",
+    maxDecodeRecords: v.MAX_DECODE_RECORDS,
+    decodeMergeGapBytes: v.DECODE_MERGE_GAP_BYTES,
+    decodeMaxRangeReads: v.DECODE_MAX_RANGE_READS,
   };
   parsed.set(env, config);
   return config;

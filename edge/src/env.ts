@@ -17,4 +17,7 @@ export type Env = {
   MAX_LEASE_WAIT_SECONDS?: string;
   TASK_MAX_ATTEMPTS?: string;
   ALLOW_LOOPBACK_WEBHOOKS?: string;
+  MAX_DECODE_RECORDS?: string;
+  DECODE_MERGE_GAP_BYTES?: string;
+  DECODE_MAX_RANGE_READS?: string;
 };

@@ -71,7 +71,11 @@ export class HttpProblem extends Error {
  * FormatErrors (`format.code`) that mean "well-formed, but it does not fit what it is used
  * with": 422. Every other FormatError is a malformed body: 400.
  */
-const UNPROCESSABLE_FORMAT_CODES = new Set(["token-stream.bad-tokenizer-hash", "manifest.invalid"]);
+const UNPROCESSABLE_FORMAT_CODES = new Set([
+  "token-stream.bad-tokenizer-hash",
+  "token-stream.tokenizer-mismatch",
+  "manifest.invalid",
+]);
 
 /** The problem an error stands for; unknown errors become an opaque 500. */
 export function toProblem(error: unknown): HttpProblem {

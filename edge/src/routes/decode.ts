@@ -1,0 +1,161 @@
+/** POST /v1/decode: token ids to quantized latents (or to ids in another form), on the edge. */
+import { createRoute, z } from "@hono/zod-openapi";
+import {
+  bucketKeys,
+  type DecodedTokens,
+  readTokenJson,
+  readTokenStream,
+  TOKEN_STREAM_MEDIA_TYPE,
+} from "@revq/shared";
+import { bodyLimit } from "hono/body-limit";
+import { configOf } from "../config.ts";
+import { type Db, database } from "../db/client.ts";
+import { requireKey, tenantOf } from "../middleware/auth.ts";
+import { HttpProblem } from "../problem.ts";
+import { newRouter } from "../router.ts";
+import { bearerSecurity, problems } from "../schemas/common.ts";
+import { DECODE_FORMATS, DECODE_OUTPUTS, decodeTokens } from "../services/decode.ts";
+import { findJob } from "../services/jobs.ts";
+import { tokensOf } from "../services/token-download.ts";
+
+/** A decode body is at most this big (256 records of the largest stride fit many times over). */
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+const Query = z.object({
+  output: z.enum(DECODE_OUTPUTS).default("latents").openapi({
+    description:
+      "`latents`: codebook vectors in the normalised space, (N, C, H, W) F32; `ids`: the token ids.",
+  }),
+  format: z.enum(DECODE_FORMATS).optional().openapi({
+    description:
+      "latents: `npy` (default) or `safetensors` (tensor `latents`); ids: `json` (default) or `npy`.",
+  }),
+  tokenizer: z.string().optional().openapi({
+    description:
+      "The tokenizer to decode with; it must be the one the tokens name (422 otherwise).",
+  }),
+});
+
+const JobRef = z.strictObject({
+  job: z.string().openapi({ description: "A succeeded encode job's id." }),
+});
+
+const route = createRoute({
+  method: "post",
+  path: "/",
+  tags: ["Decode"],
+  summary: "Decode token ids: to quantized latents (codebook lookup) or to ids as JSON or .npy",
+  description:
+    'The body is a token stream (`application/vnd.revq.tokens`), the JSON token document, or `{"job": "job_..."}` for a finished encode job\'s tokens. Codebook rows are fetched from R2 with coalesced range reads, so tokenizers whose codebook exceeds a Worker\'s memory decode too; results are exact F32.',
+  security: bearerSecurity("apiKey"),
+  request: {
+    query: Query,
+    body: {
+      required: true,
+      content: {
+        [TOKEN_STREAM_MEDIA_TYPE]: { schema: { type: "string", format: "binary" } },
+        "application/json": {
+          schema: {
+            oneOf: [
+              { type: "object", properties: { job: { type: "string" } } },
+              { type: "object" },
+            ],
+          },
+        },
+      },
+    },
+  },
+  responses: {
+    200: {
+      description: "Latents (.npy or safetensors) or ids (JSON or .npy)",
+      content: {
+        "application/octet-stream": { schema: { type: "string", format: "binary" } },
+        "application/json": { schema: { type: "object" } },
+      },
+    },
+    ...problems(400, 401, 403, 409, 413, 415, 422),
+  },
+});
+
+async function tokensFromJob(env: { BUCKET: R2Bucket }, db: Db, tenantId: string, jobId: string) {
+  const job = await findJob(db, tenantId, jobId).catch((error) => {
+    if (error instanceof HttpProblem)
+      throw new HttpProblem(422, "job-not-found", `No job ${jobId} to decode.`);
+    throw error;
+  });
+  tokensOf(job);
+  const object = await env.BUCKET.get(bucketKeys.jobTokens(tenantId, job.id));
+  if (!object)
+    throw new HttpProblem(500, "object-missing", `The token stream of job ${job.id} is missing.`);
+  return readTokenStream(new Uint8Array(await object.arrayBuffer()));
+}
+
+export const decodeRoutes = newRouter();
+decodeRoutes.use("*", requireKey("api"));
+
+// Documented above and routed by hand: the body is bytes or one of two JSON shapes, and the
+// answer is bytes; the query is validated with the route's own schema.
+decodeRoutes.openAPIRegistry.registerPath(route);
+decodeRoutes.post(
+  "/",
+  bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: () => {
+      throw new HttpProblem(
+        413,
+        "content-too-large",
+        `A decode body is at most ${MAX_BODY_BYTES} bytes.`,
+      );
+    },
+  }),
+  async (c) => {
+    const parsed = Query.safeParse(c.req.query());
+    if (!parsed.success) {
+      const errors = parsed.error.issues.map((i) => ({
+        path: ["query", ...i.path.map(String)].join("."),
+        message: i.message,
+      }));
+      throw new HttpProblem(
+        400,
+        "invalid-request",
+        `Invalid request: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`,
+        {
+          errors,
+        },
+      );
+    }
+    const query = parsed.data;
+    const tenantId = tenantOf(c.get("principal"));
+    const db = database(c.env);
+    const mediaType = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+    let tokens: DecodedTokens;
+    if (mediaType === TOKEN_STREAM_MEDIA_TYPE) {
+      tokens = readTokenStream(new Uint8Array(await c.req.arrayBuffer()));
+    } else if (mediaType === "application/json") {
+      const body = await c.req.json().catch(() => {
+        throw new HttpProblem(400, "bad-request", "The body is not valid JSON.");
+      });
+      const ref = JobRef.safeParse(body);
+      tokens = ref.success
+        ? await tokensFromJob(c.env, db, tenantId, ref.data.job)
+        : readTokenJson(body);
+    } else {
+      throw new HttpProblem(
+        415,
+        "unsupported-media-type",
+        `Send tokens as ${TOKEN_STREAM_MEDIA_TYPE} or application/json, not ${JSON.stringify(mediaType)}.`,
+      );
+    }
+    const format = query.format ?? (query.output === "latents" ? "npy" : "json");
+    const decoded = await decodeTokens(c.env, db, configOf(c.env), tenantId, tokens, {
+      ...query,
+      format,
+    });
+    const headers: Record<string, string> = { "content-type": decoded.contentType };
+    if (decoded.stats) {
+      headers["revq-codebook-range-reads"] = String(decoded.stats.rangeReads);
+      headers["revq-codebook-bytes-read"] = String(decoded.stats.bytesRead);
+    }
+    return new Response(decoded.body, { status: 200, headers });
+  },
+);

@@ -127,9 +127,11 @@ const count = (max: number) => z.coerce.number().int().min(1).max(max);
 const seconds = (max: number) => z.coerce.number().min(0).max(max);
 const url = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 
+const required = z.string({ error: "is required" });
+
 const Raw = z.object({
-  edgeUrl: url,
-  workerKey: z.string().min(1, "is required"),
+  edgeUrl: required.pipe(url),
+  workerKey: required.min(1, "is required"),
   s3Endpoint: url.optional(),
   s3Bucket: z.string().min(1),
   s3Region: z.string().min(1),

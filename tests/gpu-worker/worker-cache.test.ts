@@ -13,23 +13,7 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TokenizerCache } from "../../gpu-worker/src/cache.ts";
 import { createLogger } from "../../gpu-worker/src/log.ts";
-import { type Bucket, BucketError } from "../../gpu-worker/src/storage.ts";
-
-/** A bucket in memory that counts its reads: the S3 door itself is tested end to end. */
-class MemoryBucket implements Bucket {
-  readonly objects = new Map<string, Uint8Array>();
-  gets = 0;
-  async get(key: string): Promise<Uint8Array> {
-    this.gets++;
-    const bytes = this.objects.get(key);
-    if (!bytes) throw new BucketError("not-found", key, `get ${key}: no such object`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    return bytes.slice();
-  }
-  async put(key: string, bytes: Uint8Array): Promise<void> {
-    this.objects.set(key, bytes.slice());
-  }
-}
+import { MemoryBucket } from "./worker-helpers/memory-bucket.ts";
 
 const log = createLogger({ format: "json", write: () => undefined });
 let dir: string;
@@ -67,8 +51,8 @@ beforeEach(async () => {
     manifestKey: bucketKeys.tokenizerManifest(hash),
     filesPrefix: bucketKeys.tokenizerFile(hash, ""),
   };
-  await bucket.put(ref.manifestKey, new TextEncoder().encode(canonicalJson(manifest)));
-  await bucket.put(`${ref.filesPrefix}codebook.safetensors`, codebookBytes);
+  bucket.objects.set(ref.manifestKey, new TextEncoder().encode(canonicalJson(manifest)));
+  bucket.objects.set(`${ref.filesPrefix}codebook.safetensors`, codebookBytes);
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -104,14 +88,14 @@ describe("TokenizerCache", () => {
 
   it("refuses a file whose size or hash differs from the manifest, caching nothing", async () => {
     const cache = new TokenizerCache(dir, bucket, log);
-    await bucket.put(`${ref.filesPrefix}codebook.safetensors`, new Uint8Array(8));
+    bucket.objects.set(`${ref.filesPrefix}codebook.safetensors`, new Uint8Array(8));
     await expect(cache.file(ref, codebook)).rejects.toMatchObject({
       name: "TaskError",
       code: "tokenizer-invalid",
       retryable: false,
       message: expect.stringMatching(/has SHA-256 [0-9a-f]{64}; expected/),
     });
-    await bucket.put(`${ref.filesPrefix}codebook.safetensors`, new Uint8Array(3));
+    bucket.objects.set(`${ref.filesPrefix}codebook.safetensors`, new Uint8Array(3));
     await expect(cache.file(ref, codebook)).rejects.toThrow(/has 3 bytes; the manifest says 8/);
     expect(() => readFileSync(join(dir, "files", codebook.sha256))).toThrow();
   });
@@ -119,7 +103,7 @@ describe("TokenizerCache", () => {
   it("refuses a manifest whose bytes do not hash to the tokenizer's identity", async () => {
     const cache = new TokenizerCache(dir, bucket, log);
     const text = new TextDecoder().decode(bucket.objects.get(ref.manifestKey));
-    await bucket.put(
+    bucket.objects.set(
       ref.manifestKey,
       new TextEncoder().encode(text.replace("cache-test", "other")),
     );

@@ -44,7 +44,7 @@ describe("parseConfig", () => {
       parseConfig(["--backend", "cuda", "--tasks", "0"], { REVQ_EDGE_URL: "ftp://x" });
     expect(attempt).toThrow(ConfigError);
     expect(attempt).toThrow(/--edge-url \(REVQ_EDGE_URL\): must be an http\(s\) URL/);
-    expect(attempt).toThrow(/--worker-key \(REVQ_WORKER_KEY\)/);
+    expect(attempt).toThrow(/--worker-key \(REVQ_WORKER_KEY\): is required/);
     expect(attempt).toThrow(/--backend \(REVQ_BACKEND\): must be auto, tensorflow/);
     expect(attempt).toThrow(/--tasks \(REVQ_TASKS\)/);
   });

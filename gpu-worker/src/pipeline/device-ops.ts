@@ -1,0 +1,62 @@
+/**
+ * The device halves of encode and reconstruct, on a batch of items (as the Batcher runs them):
+ * items in, items out, one model call per batch.
+ */
+import { denormalize } from "@revq/shared";
+import * as tf from "@tensorflow/tfjs-core";
+import { rectify } from "../models/rectifier.ts";
+import type { Tokenizer } from "./tokenizer.ts";
+import { readAndDispose, type Vae } from "./vae.ts";
+
+/** Images (H·W·3 each, in [-1, 1]) → latents (C·H·W each, token order). */
+export async function encodeLatents(vae: Vae, images: Float32Array[]): Promise<Float32Array[]> {
+  const latents = await vae.encode(concat(images), images.length);
+  return split(latents, images.length);
+}
+
+/**
+ * Quantized normalised latents (C·H·W each) → images (H·W·3 each): rectifier, de-normalisation
+ * with the tokenizer's statistics, VAE decoder.
+ */
+export async function decodeImages(
+  tokenizer: Tokenizer,
+  quantized: Float32Array[],
+): Promise<Float32Array[]> {
+  const count = quantized.length;
+  const rectified = tokenizer.rectifier
+    ? await rectifyLatents(tokenizer, concat(quantized), count)
+    : concat(quantized);
+  const latents = denormalize(rectified, tokenizer.mean, tokenizer.std);
+  return split(await tokenizer.vae.decode(latents, count), count);
+}
+
+/** The rectifier computes channels-last: C-H-W in, C-H-W out. */
+async function rectifyLatents(
+  tokenizer: Tokenizer,
+  latents: Float32Array,
+  count: number,
+): Promise<Float32Array> {
+  const { channels: c, height: h, width: w } = tokenizer.manifest.vae.latentShape;
+  const rectifier = tokenizer.rectifier;
+  if (!rectifier) return latents;
+  const out = tf.tidy(() => {
+    const nhwc = tf.transpose(tf.tensor4d(latents, [count, c, h, w]), [0, 2, 3, 1]) as tf.Tensor4D;
+    return tf.transpose(rectify(rectifier, nhwc), [0, 3, 1, 2]);
+  });
+  return readAndDispose(out, latents.length);
+}
+
+function concat(items: Float32Array[]): Float32Array {
+  const each = items[0].length;
+  const out = new Float32Array(items.length * each);
+  items.forEach((item, i) => {
+    if (item.length !== each) throw new RangeError("batch items differ in size");
+    out.set(item, i * each);
+  });
+  return out;
+}
+
+function split(data: Float32Array, count: number): Float32Array[] {
+  const each = data.length / count;
+  return Array.from({ length: count }, (_, i) => data.subarray(i * each, (i + 1) * each));
+}

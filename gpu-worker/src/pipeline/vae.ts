@@ -1,0 +1,127 @@
+/**
+ * What the pipelines need of a VAE, whatever its architecture: a fixed input resolution, a latent
+ * shape, and encode/decode between images and latents. Data crosses this boundary as flat
+ * Float32Arrays in the method's own orders, so that callers never see the model's tensor layout:
+ *
+ * - images: `count` × H × W × 3, row-major (interleaved RGB, as image codecs give them), in [-1, 1];
+ * - latents: `count` × C × H × W, row-major, which cut into consecutive chunks are the tokens.
+ *
+ * An implementation converts to its own layout inside (DC-AE computes channels-last).
+ */
+import type { LatentShape, TokenizerManifest } from "@revq/shared";
+import * as tf from "@tensorflow/tfjs-core";
+import { type DcaeConfig, parseDcaeConfig } from "../models/dcae/config.ts";
+import { type Dcae, decode, disposeDcae, encode, loadDcae } from "../models/dcae/model.ts";
+import type { TensorSource } from "../models/weights.ts";
+
+export type ImageSize = { height: number; width: number };
+
+export interface Vae {
+  readonly inputResolution: ImageSize;
+  readonly latentShape: LatentShape;
+  /** `count` images (count·H·W·3 values in [-1, 1]) → `count` latents (count·C·H·W). */
+  encode(images: Float32Array, count: number): Promise<Float32Array>;
+  /** `count` latents → `count` images, in [-1, 1] up to the model's overshoot (not clamped). */
+  decode(latents: Float32Array, count: number): Promise<Float32Array>;
+  /** Frees the weights on the device. */
+  dispose(): void;
+}
+
+export type VaeSpec = TokenizerManifest["vae"];
+
+/** The VAE a manifest describes, with its weights from `weights`. */
+export async function loadVae(spec: VaeSpec, weights: TensorSource): Promise<Vae> {
+  switch (spec.kind) {
+    case "dcae":
+      return loadDcaeVae(spec, weights);
+    case "small-conv":
+      throw new Error(`VAE kind "small-conv" (${spec.name}) is not implemented in this worker yet`);
+  }
+}
+
+async function loadDcaeVae(spec: VaeSpec, weights: TensorSource): Promise<Vae> {
+  if (!spec.config) throw new Error(`DC-AE ${spec.name}: the manifest gives no vae.config`);
+  const config = parseDcaeConfig(spec.config as Record<string, unknown>);
+  checkShapes(spec, config);
+  const model = await loadDcae(config, weights);
+  return new DcaeVae(model, spec.inputResolution, spec.latentShape);
+}
+
+/** The manifest's sizes must be what this configuration computes, or tokens would be nonsense. */
+function checkShapes(spec: VaeSpec, config: DcaeConfig): void {
+  const f = config.spatialCompression;
+  const { height, width } = spec.inputResolution;
+  const expected = {
+    channels: config.encoder.latentChannels,
+    height: height / f,
+    width: width / f,
+  };
+  const actual = spec.latentShape;
+  if (
+    expected.channels !== actual.channels ||
+    expected.height !== actual.height ||
+    expected.width !== actual.width
+  ) {
+    throw new Error(
+      `DC-AE ${spec.name}: ${height}×${width} images give latents of ${expected.channels}×${expected.height}×${expected.width}; the manifest says ${actual.channels}×${actual.height}×${actual.width}`,
+    );
+  }
+}
+
+class DcaeVae implements Vae {
+  readonly inputResolution: ImageSize;
+  readonly latentShape: LatentShape;
+  private readonly model: Dcae;
+
+  constructor(model: Dcae, inputResolution: ImageSize, latentShape: LatentShape) {
+    this.model = model;
+    this.inputResolution = inputResolution;
+    this.latentShape = latentShape;
+  }
+
+  async encode(images: Float32Array, count: number): Promise<Float32Array> {
+    const { height, width } = this.inputResolution;
+    const { channels: c, height: h, width: w } = this.latentShape;
+    checkLength(images, count, height * width * 3, "images");
+    const latents = tf.tidy(() => {
+      const x = tf.tensor4d(images, [count, height, width, 3]);
+      const z = encode(this.model.encoder, x);
+      return tf.transpose(z, [0, 3, 1, 2]); // NHWC → NCHW: the token order
+    });
+    return readAndDispose(latents, count * c * h * w);
+  }
+
+  async decode(latents: Float32Array, count: number): Promise<Float32Array> {
+    const { height, width } = this.inputResolution;
+    const { channels: c, height: h, width: w } = this.latentShape;
+    checkLength(latents, count, c * h * w, "latents");
+    const images = tf.tidy(() => {
+      const z = tf.transpose(tf.tensor4d(latents, [count, c, h, w]), [0, 2, 3, 1]);
+      return decode(this.model.decoder, z as tf.Tensor4D);
+    });
+    return readAndDispose(images, count * height * width * 3);
+  }
+
+  dispose(): void {
+    disposeDcae(this.model);
+  }
+}
+
+function checkLength(data: Float32Array, count: number, each: number, what: string): void {
+  if (!Number.isInteger(count) || count < 1 || data.length !== count * each) {
+    throw new RangeError(`${count} ${what} need ${count * each} values, got ${data.length}`);
+  }
+}
+
+/** Reads a tensor asynchronously (webgpu cannot read synchronously) and frees it. */
+export async function readAndDispose(t: tf.Tensor, expected: number): Promise<Float32Array> {
+  try {
+    const data = (await t.data()) as Float32Array;
+    if (data.length !== expected) {
+      throw new Error(`the model gave ${data.length} values, expected ${expected}`);
+    }
+    return data;
+  } finally {
+    t.dispose();
+  }
+}

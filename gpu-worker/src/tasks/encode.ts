@@ -1,0 +1,150 @@
+/**
+ * encode: images in the bucket → one token stream (docs/token-stream.md), record i for image i.
+ *
+ * Per image: fetch, decode and fit to the tokenizer's resolution (images/codec.ts), VAE encode on
+ * the device (batched with other tasks' images), normalise with the tokenizer's statistics,
+ * nearest code per token. Images move in chunks of the batch size, the next chunk being fetched
+ * and decoded while the device works on the current one. The stream is written once, whole,
+ * when every image is done: a failed task leaves no partial output.
+ */
+import {
+  type EncodePayload,
+  type LeasedTask,
+  normalize,
+  TOKEN_STREAM_MEDIA_TYPE,
+  writeTokenStream,
+} from "@revq/shared";
+import type * as z from "zod";
+import { decodeImage } from "../images/codec.ts";
+import { encodeLatents } from "../pipeline/device-ops.ts";
+import type { Tokenizer } from "../pipeline/tokenizer.ts";
+import type { TaskContext, TaskOutcome } from "../worker.ts";
+import type { Pipelines } from "./context.ts";
+import { TaskError } from "./errors.ts";
+import { readObject, writeObject } from "./io.ts";
+
+type Payload = z.infer<typeof EncodePayload>;
+
+export async function runEncode(
+  task: LeasedTask,
+  context: TaskContext,
+  pipelines: Pipelines,
+): Promise<TaskOutcome> {
+  const payload = task.payload as Payload;
+  const { signal } = context;
+  const started = performance.now();
+  context.progress({ done: 0, total: payload.images.length, stage: "loading tokenizer" });
+  return pipelines.tokenizers.with(payload.tokenizer, { signal }, async (tokenizer) => {
+    const { ids, mse } = await encodeAll(payload, tokenizer, context, pipelines);
+    const { tokens, groups } = tokenizer.layout;
+    const stream = writeTokenStream(
+      {
+        tokenizerHash: payload.tokenizer.manifestHash,
+        tokensPerRecord: tokens,
+        codesPerGroup: tokenizer.manifest.quantizer.codesPerGroup,
+        groups,
+      },
+      ids,
+    );
+    signal.throwIfAborted();
+    context.progress({
+      done: payload.images.length,
+      total: payload.images.length,
+      stage: "writing",
+    });
+    await writeObject(
+      pipelines.bucket,
+      payload.output.tokens,
+      stream,
+      TOKEN_STREAM_MEDIA_TYPE,
+      "the token stream",
+      signal,
+    );
+    const seconds = (performance.now() - started) / 1000;
+    return { result: { kind: "encode" }, metrics: encodeMetrics(mse, seconds) };
+  });
+}
+
+async function encodeAll(
+  payload: Payload,
+  tokenizer: Tokenizer,
+  context: TaskContext,
+  pipelines: Pipelines,
+): Promise<{ ids: Uint32Array; mse: Float64Array }> {
+  const { signal } = context;
+  const count = payload.images.length;
+  const { tokens, codeDim } = tokenizer.layout;
+  const ids = new Uint32Array(count * tokens);
+  const mse = new Float64Array(count);
+  const chunk = pipelines.batchSize;
+  const key = `encode:${payload.tokenizer.manifestHash}`;
+  const prepare = (start: number) => {
+    const work = Promise.all(
+      payload.images
+        .slice(start, start + chunk)
+        .map((_, i) => loadImage(payload, start + i, tokenizer, pipelines, signal)),
+    );
+    work.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+    return work;
+  };
+  let next = prepare(0);
+  for (let start = 0; start < count; start += chunk) {
+    const images = await next;
+    if (start + chunk < count) next = prepare(start + chunk);
+    const latents = await pipelines.batcher.submit(
+      key,
+      (batch: Float32Array[]) => encodeLatents(tokenizer.vae, batch),
+      images,
+      signal,
+    );
+    latents.forEach((latent, i) => {
+      const normalized = normalize(latent, tokenizer.mean, tokenizer.std);
+      const found = tokenizer.index.search(normalized, tokens);
+      ids.set(found.ids, (start + i) * tokens);
+      let sum = 0;
+      for (const d of found.squaredDistances) sum += d;
+      mse[start + i] = sum / (tokens * codeDim);
+    });
+    context.progress({ done: start + images.length, total: count, stage: "encoding" });
+  }
+  return { ids, mse };
+}
+
+async function loadImage(
+  payload: Payload,
+  index: number,
+  tokenizer: Tokenizer,
+  pipelines: Pipelines,
+  signal: AbortSignal,
+): Promise<Float32Array> {
+  const image = payload.images[index];
+  const what = `image ${index} (${image.imageId})`;
+  const bytes = await readObject(pipelines.bucket, image.bucketKey, what, signal);
+  try {
+    return await decodeImage(bytes, tokenizer.vae.inputResolution);
+  } catch (error) {
+    throw new TaskError(
+      "image-undecodable",
+      `${what} could not be decoded as ${image.format.toUpperCase()}: ${(error as Error).message}`,
+      false,
+    );
+  }
+}
+
+/**
+ * Quantization error per image (mean squared distance to the chosen codes per latent value, in
+ * normalised units: 1 ≈ knowing nothing), its mean and worst, and the time taken.
+ */
+function encodeMetrics(mse: Float64Array, seconds: number): Record<string, number> {
+  const metrics: Record<string, number> = {
+    images: mse.length,
+    seconds,
+    imagesPerSecond: mse.length / seconds,
+    quantMseMean: mse.reduce((a, b) => a + b, 0) / mse.length,
+    quantMseMax: Math.max(...mse),
+  };
+  mse.forEach((value, i) => {
+    metrics[`quantMse.${i}`] = value;
+  });
+  return metrics;
+}

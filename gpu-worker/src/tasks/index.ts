@@ -1,0 +1,28 @@
+/** The task kinds this worker runs, and the runner that sends each task to its kind's code. */
+import type { TaskKind } from "@revq/shared";
+import type { TaskRunner } from "../worker.ts";
+import type { Pipelines } from "./context.ts";
+import { runEncode } from "./encode.ts";
+import { TaskError } from "./errors.ts";
+import { runReconstruct } from "./reconstruct.ts";
+
+/** What this worker leases; training runs elsewhere for now. */
+export const WORKER_KINDS: TaskKind[] = ["encode", "reconstruct"];
+
+export function taskRunner(pipelines: Pipelines): TaskRunner {
+  return (task, context) => {
+    switch (task.payload.kind) {
+      case "encode":
+        return runEncode(task, context, pipelines);
+      case "reconstruct":
+        return runReconstruct(task, context, pipelines);
+      default:
+        // Never leased (see WORKER_KINDS); a worker that can run it may take it after this one.
+        throw new TaskError(
+          "unsupported-kind",
+          `This worker does not run ${task.kind} tasks.`,
+          true,
+        );
+    }
+  };
+}

@@ -26,7 +26,7 @@ export default defineConfig({
         // The edge runs inside workerd with real local D1, R2 and Queues (miniflare), configured
         // from wrangler.toml; tests/edge/setup.ts applies the migrations.
         plugins: [
-          cloudflareTest(async () => ({
+          cloudflareTest(async ({ inject }) => ({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               // Small limits, so that tests of them need only small bodies.
@@ -40,6 +40,9 @@ export default defineConfig({
                 DECODE_MERGE_GAP_BYTES: "0",
                 DECODE_MAX_RANGE_READS: "5",
                 MAX_DECODE_RECORDS: "8",
+                // Webhook tests deliver to a real server on loopback (tests/edge/global).
+                ALLOW_LOOPBACK_WEBHOOKS: "true",
+                WEBHOOK_RECEIVER: inject("webhookReceiver"),
                 TEST_MIGRATIONS: await readD1Migrations("./migrations"),
               },
             },
@@ -49,6 +52,7 @@ export default defineConfig({
           name: "edge",
           include: ["tests/edge/**/*.test.ts"],
           setupFiles: ["tests/edge/setup.ts"],
+          globalSetup: ["tests/edge/global/webhook-receiver.ts"],
           testTimeout: 30_000,
         },
       },

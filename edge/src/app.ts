@@ -15,6 +15,7 @@ import { mountOpenApi } from "./routes/openapi.ts";
 import { tenantRoutes } from "./routes/tenant.ts";
 import { tokenizerRoutes } from "./routes/tokenizers.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
+import { webhookRoutes } from "./routes/webhooks.ts";
 import { workerRoutes } from "./routes/worker.ts";
 
 export function createApp(): OpenAPIHono<AppEnv> {
@@ -41,6 +42,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/v1/jobs", jobRoutes);
   app.route("/v1/worker", workerRoutes);
   app.route("/v1/decode", decodeRoutes);
+  app.route("/v1/webhooks", webhookRoutes);
   mountOpenApi(app);
   return app;
 }

@@ -1,13 +1,14 @@
 /** The Worker: HTTP through the Hono app, webhook deliveries from the queue, sweeps from cron. */
 import { app } from "./app.ts";
+import { configOf } from "./config.ts";
 import type { Env } from "./env.ts";
 import { sweep } from "./services/sweep.ts";
+import { handleWebhookBatch } from "./services/webhooks.ts";
 
 export default {
   fetch: app.fetch,
-  async queue(batch: MessageBatch<unknown>, _env: Env): Promise<void> {
-    // No messages are produced yet: acknowledge so nothing piles up.
-    batch.ackAll();
+  async queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+    await handleWebhookBatch(batch, env, configOf(env));
   },
   async scheduled(controller: ScheduledController, env: Env): Promise<void> {
     await sweep(env, controller.scheduledTime);

@@ -7,6 +7,8 @@ declare global {
   namespace Cloudflare {
     interface Env extends RevqEnv {
       TEST_MIGRATIONS: D1Migration[];
+      /** Base URL of the loopback webhook receiver (tests/edge/global/webhook-receiver.ts). */
+      WEBHOOK_RECEIVER: string;
     }
     interface GlobalProps {
       mainModule: typeof import("../../edge/src/index.ts");

@@ -118,6 +118,8 @@ export const jobs = sqliteTable(
     /** The request's inputs (and parameters), as accepted. */
     inputs: text("inputs").notNull(),
     webhookUrl: text("webhook_url"),
+    /** Signs deliveries to webhookUrl; shown once, in the answer that created the job. */
+    webhookSecret: text("webhook_secret"),
     /** The latest progress a worker reported. */
     progress: text("progress"),
     result: text("result"),
@@ -182,4 +184,65 @@ export const jobEvents = sqliteTable(
     createdAt: createdAt(),
   },
   (t) => [index("job_events_job").on(t.jobId, t.id)],
+);
+
+/**
+ * A tenant's webhook endpoints. The signing secret is kept (it signs every delivery) but shown
+ * only once, when the endpoint is created.
+ */
+export const webhookEndpoints = sqliteTable(
+  "webhook_endpoints",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    url: text("url").notNull(),
+    secret: text("secret").notNull(),
+    /** JSON array of event types. */
+    events: text("events").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("webhook_endpoints_tenant").on(t.tenantId)],
+);
+
+/** One message to one target (an endpoint, or a job's own URL), with its retry state. */
+export const webhookDeliveries = sqliteTable(
+  "webhook_deliveries",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    endpointId: text("endpoint_id"),
+    jobId: text("job_id"),
+    url: text("url").notNull(),
+    /** The Standard Webhooks message id (webhook-id): the same for every attempt and redelivery. */
+    messageId: text("message_id").notNull(),
+    eventType: text("event_type").notNull(),
+    payload: text("payload").notNull(),
+    status: text("status", { enum: ["pending", "succeeded", "failed"] }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: integer("next_attempt_at"),
+    createdAt: createdAt(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    index("webhook_deliveries_endpoint").on(t.endpointId, t.id),
+    index("webhook_deliveries_job").on(t.jobId, t.id),
+    index("webhook_deliveries_due").on(t.status, t.nextAttemptAt),
+  ],
+);
+
+/** Every delivery attempt, kept. */
+export const webhookAttempts = sqliteTable(
+  "webhook_attempts",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    deliveryId: text("delivery_id").notNull(),
+    attempt: integer("attempt").notNull(),
+    statusCode: integer("status_code"),
+    error: text("error"),
+    durationMs: integer("duration_ms").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("webhook_attempts_delivery").on(t.deliveryId, t.attempt)],
 );

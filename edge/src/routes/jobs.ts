@@ -4,13 +4,14 @@ import { canonicalJson, sha256Hex } from "@revq/shared";
 import { and, asc, eq, gt } from "drizzle-orm";
 import { configOf } from "../config.ts";
 import { database } from "../db/client.ts";
-import { jobEvents } from "../db/schema.ts";
+import { jobEvents, webhookDeliveries } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, isoTime, problems } from "../schemas/common.ts";
 import { Job, JobCreate, JobEvent, JobList, JobStatus } from "../schemas/jobs.ts";
 import { withIdempotency } from "../services/idempotency.ts";
 import { cancelJob, createJob, findJob, findJobView, listJobs } from "../services/jobs.ts";
+import { Delivery, deliveryViews } from "./webhooks.ts";
 
 const security = bearerSecurity("apiKey");
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
@@ -96,6 +97,20 @@ const events = createRoute({
   },
 });
 
+const jobDeliveries = createRoute({
+  method: "get",
+  path: "/{id}/deliveries",
+  tags: ["Jobs"],
+  summary:
+    "The webhook deliveries about this job (its own URL's and the endpoints'), with attempts",
+  security,
+  request: { params: IdParams },
+  responses: {
+    200: { description: "Deliveries", content: json(z.object({ deliveries: z.array(Delivery) })) },
+    ...problems(401, 403, 404),
+  },
+});
+
 export const jobRoutes = newRouter();
 jobRoutes.use("*", requireKey("api"));
 
@@ -109,7 +124,8 @@ jobRoutes.openapi(create, async (c) => {
     await sha256Hex(canonicalJson(body)),
     async () => {
       const job = await createJob(db, configOf(c.env), tenantId, body);
-      return findJobView(db, tenantId, job.id);
+      const created = await findJobView(db, tenantId, job.id);
+      return job.webhookSecret ? { ...created, webhookSecret: job.webhookSecret } : created;
     },
   );
   c.header("location", `/v1/jobs/${view.id}`);
@@ -161,4 +177,15 @@ jobRoutes.openapi(events, async (c) => {
     },
     200,
   );
+});
+
+jobRoutes.openapi(jobDeliveries, async (c) => {
+  const db = database(c.env);
+  const job = await findJob(db, tenantOf(c.get("principal")), c.req.valid("param").id);
+  const rows = await db
+    .select()
+    .from(webhookDeliveries)
+    .where(eq(webhookDeliveries.jobId, job.id))
+    .orderBy(asc(webhookDeliveries.id));
+  return c.json({ deliveries: await deliveryViews(db, rows) }, 200);
 });

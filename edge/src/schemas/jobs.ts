@@ -58,6 +58,9 @@ export const Job = z
     tokenizer: z.object({ id: z.string(), manifestHash: z.string() }).nullable(),
     inputs: z.record(z.string(), z.unknown()),
     webhookUrl: z.string().nullable(),
+    webhookSecret: z.string().optional().openapi({
+      description: "Signs the deliveries to webhookUrl. Only in the answer that created the job.",
+    }),
     progress: z
       .object({ done: z.number(), total: z.number().optional(), stage: z.string().optional() })
       .nullable(),

@@ -15,6 +15,8 @@ import { newId } from "./ids.ts";
 import { eventIfChangedStatement } from "./job-events.ts";
 import { ID_CHUNK } from "./job-limits.ts";
 import { findTokenizer, type TokenizerRow } from "./tokenizers.ts";
+import { newSigningSecret } from "./webhook-secret.ts";
+import { checkWebhookTarget } from "./webhook-target.ts";
 
 export type JobRow = typeof jobs.$inferSelect;
 
@@ -191,6 +193,7 @@ export async function createJob(
 ): Promise<JobRow> {
   const now = Date.now();
   const jobId = newId("job", now);
+  if (body.webhookUrl) checkWebhookTarget(body.webhookUrl, config.allowLoopbackWebhooks);
   const { tokenizer, payload } = await taskPayload(db, tenantId, jobId, body);
   const { kind, webhookUrl, ...request } = body;
   const { tokenizer: _named, ...inputs } = request as Record<string, unknown>;
@@ -203,6 +206,7 @@ export async function createJob(
     tokenizerHash: tokenizer?.manifestHash ?? null,
     inputs: JSON.stringify(inputs),
     webhookUrl: webhookUrl ?? null,
+    webhookSecret: webhookUrl ? newSigningSecret() : null,
     progress: null,
     result: null,
     error: null,

@@ -2,12 +2,18 @@
 import type { Env } from "../env.ts";
 import { sweepIdempotencyKeys } from "./idempotency.ts";
 import { requeueExpired } from "./task-queue.ts";
+import { requeueLostDeliveries } from "./webhooks.ts";
 
-export type SweepReport = { expiredLeases: number; idempotencyKeysDropped: number };
+export type SweepReport = {
+  expiredLeases: number;
+  idempotencyKeysDropped: number;
+  lostDeliveriesRequeued: number;
+};
 
 export async function sweep(env: Env, now: number): Promise<SweepReport> {
   return {
     expiredLeases: await requeueExpired(env, now),
     idempotencyKeysDropped: await sweepIdempotencyKeys(env, now),
+    lostDeliveriesRequeued: await requeueLostDeliveries(env, now),
   };
 }

@@ -31,6 +31,7 @@ import { isoTime } from "../schemas/common.ts";
 import { eventIfChangedStatement } from "./job-events.ts";
 import { retryDelayMs } from "./job-limits.ts";
 import { checkTaskResult } from "./task-results.ts";
+import { notifyJobFinished } from "./webhooks.ts";
 
 /** How often a long-polling lease call looks for work again. */
 const POLL_MS = 500;
@@ -125,8 +126,24 @@ export async function requeueExpired(env: Env, now: number, tenantId?: string): 
       ),
     ];
   });
-  if (statements.length > 0) await d1.batch(statements);
+  if (statements.length > 0) {
+    const outcomes = await d1.batch(statements);
+    // Statements come in pairs (job update, event); a failed job that changed is notified.
+    const failedJobs = results.filter(
+      (task, i) => task.status === "failed" && outcomes[2 * i].meta.changes > 0,
+    );
+    for (const task of failedJobs) await notify(env, task.job_id);
+  }
   return results.length;
+}
+
+/** Webhooks for a job that just ended; a failure here must not undo or fail the transition. */
+async function notify(env: Env, jobId: string): Promise<void> {
+  try {
+    await notifyJobFinished(env, jobId);
+  } catch (error) {
+    console.error(`webhooks for job ${jobId}:`, error);
+  }
 }
 
 /** One atomic attempt to lease up to `max` ready tasks of the given kinds. */
@@ -321,13 +338,14 @@ export async function completeTask(
       eventIfChangedStatement(d1, jobOf(task), "metrics", request.metrics, now),
     );
   }
-  const [completed] = await d1.batch(statements);
-  if (completed.meta.changes === 0) {
+  const outcomes = await d1.batch(statements);
+  if (outcomes[0].meta.changes === 0) {
     const current = await loadTask(d1, worker.tenantId, taskId);
     if (current.status === "succeeded" && current.lease_id === request.leaseId) return done;
     checkHolder(current, request.leaseId);
     throw leaseLost(current);
   }
+  if (outcomes[outcomes.length - 2].meta.changes > 0) await notify(env, task.job_id);
   return done;
 }
 
@@ -349,7 +367,7 @@ export async function failTask(
       .prepare(sql)
       .bind(...values, ...Array(8 - values.length).fill(null), taskId, request.leaseId, status);
   const error = request.error;
-  const [released] = await d1.batch([
+  const [released, jobChange] = await d1.batch([
     d1
       .prepare(
         "UPDATE tasks SET status = ?1, available_at = ?2, lease_expires_at = NULL, updated_at = ?3 WHERE id = ?4 AND lease_id = ?5 AND status = 'leased'",
@@ -385,6 +403,7 @@ export async function failTask(
     ),
   ]);
   if (released.meta.changes === 0) throw leaseLost(await loadTask(d1, worker.tenantId, taskId));
+  if (!retry && jobChange.meta.changes > 0) await notify(env, task.job_id);
   return {
     taskId,
     jobId: task.job_id,

@@ -1,0 +1,252 @@
+/** Webhook endpoints of a tenant, their deliveries, and redelivery. */
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, asc, desc, eq, inArray } from "drizzle-orm";
+import { configOf } from "../config.ts";
+import { type Db, database } from "../db/client.ts";
+import { webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema.ts";
+import { requireKey, tenantOf } from "../middleware/auth.ts";
+import { HttpProblem } from "../problem.ts";
+import { newRouter } from "../router.ts";
+import { bearerSecurity, isoTime, problems, Timestamp } from "../schemas/common.ts";
+import { newId } from "../services/ids.ts";
+import { newSigningSecret } from "../services/webhook-secret.ts";
+import { checkWebhookTarget } from "../services/webhook-target.ts";
+import { type DeliveryRow, redeliver, WEBHOOK_EVENTS } from "../services/webhooks.ts";
+
+const security = bearerSecurity("apiKey");
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+const IdParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+
+const EndpointCreate = z
+  .strictObject({
+    url: z.url({ protocol: /^https?$/ }).max(2048),
+    events: z
+      .array(z.enum(WEBHOOK_EVENTS))
+      .min(1)
+      .default([...WEBHOOK_EVENTS]),
+  })
+  .openapi("WebhookCreate");
+
+const Endpoint = z
+  .object({
+    id: z.string(),
+    url: z.string(),
+    events: z.array(z.enum(WEBHOOK_EVENTS)),
+    createdAt: Timestamp,
+  })
+  .openapi("Webhook");
+
+const EndpointCreated = Endpoint.extend({
+  secret: z.string().openapi({
+    description: "The Standard Webhooks signing secret (`whsec_...`). Shown only here.",
+  }),
+}).openapi("WebhookCreated");
+
+export const Delivery = z
+  .object({
+    id: z.string(),
+    endpointId: z.string().nullable(),
+    jobId: z.string().nullable(),
+    url: z.string(),
+    messageId: z
+      .string()
+      .openapi({ description: "The `webhook-id` header: the same for every attempt." }),
+    eventType: z.enum(WEBHOOK_EVENTS),
+    status: z.enum(["pending", "succeeded", "failed"]),
+    nextAttemptAt: Timestamp.nullable(),
+    createdAt: Timestamp,
+    attempts: z.array(
+      z.object({
+        attempt: z.int(),
+        statusCode: z.int().nullable(),
+        error: z.string().nullable(),
+        durationMs: z.int(),
+        at: Timestamp,
+      }),
+    ),
+  })
+  .openapi("WebhookDelivery");
+
+const create = createRoute({
+  method: "post",
+  path: "/",
+  tags: ["Webhooks"],
+  summary: "Register a webhook endpoint (its signing secret is shown once)",
+  security,
+  request: { body: { required: true, content: json(EndpointCreate) } },
+  responses: {
+    201: { description: "Registered", content: json(EndpointCreated) },
+    ...problems(400, 401, 403, 422),
+  },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/",
+  tags: ["Webhooks"],
+  summary: "The tenant's webhook endpoints",
+  security,
+  responses: {
+    200: { description: "The endpoints", content: json(z.object({ webhooks: z.array(Endpoint) })) },
+    ...problems(401, 403),
+  },
+});
+
+const remove = createRoute({
+  method: "delete",
+  path: "/{id}",
+  tags: ["Webhooks"],
+  summary: "Delete an endpoint; its pending deliveries fail",
+  security,
+  request: { params: IdParams },
+  responses: { 204: { description: "Deleted" }, ...problems(401, 403, 404) },
+});
+
+const deliveries = createRoute({
+  method: "get",
+  path: "/{id}/deliveries",
+  tags: ["Webhooks"],
+  summary: "An endpoint's deliveries, newest first, with every attempt",
+  security,
+  request: {
+    params: IdParams,
+    query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(20) }),
+  },
+  responses: {
+    200: { description: "Deliveries", content: json(z.object({ deliveries: z.array(Delivery) })) },
+    ...problems(400, 401, 403, 404),
+  },
+});
+
+const redeliverRoute = createRoute({
+  method: "post",
+  path: "/deliveries/{id}/redeliver",
+  tags: ["Webhooks"],
+  summary:
+    "Send a delivery again (same message and webhook-id, a new delivery with its own attempts)",
+  security,
+  request: { params: IdParams },
+  responses: {
+    202: { description: "Queued", content: json(Delivery) },
+    ...problems(401, 403, 404),
+  },
+});
+
+function endpointView(row: typeof webhookEndpoints.$inferSelect) {
+  return {
+    id: row.id,
+    url: row.url,
+    events: JSON.parse(row.events) as (typeof WEBHOOK_EVENTS)[number][],
+    createdAt: isoTime(row.createdAt),
+  };
+}
+
+/** Deliveries with their attempts, as the API shows them. */
+export async function deliveryViews(db: Db, rows: DeliveryRow[]) {
+  const attempts = rows.length
+    ? await db
+        .select()
+        .from(webhookAttempts)
+        .where(
+          inArray(
+            webhookAttempts.deliveryId,
+            rows.map((r) => r.id),
+          ),
+        )
+        .orderBy(asc(webhookAttempts.attempt))
+    : [];
+  return rows.map((row) => ({
+    id: row.id,
+    endpointId: row.endpointId,
+    jobId: row.jobId,
+    url: row.url,
+    messageId: row.messageId,
+    eventType: row.eventType as (typeof WEBHOOK_EVENTS)[number],
+    status: row.status,
+    nextAttemptAt: row.nextAttemptAt === null ? null : isoTime(row.nextAttemptAt),
+    createdAt: isoTime(row.createdAt),
+    attempts: attempts
+      .filter((a) => a.deliveryId === row.id)
+      .map((a) => ({
+        attempt: a.attempt,
+        statusCode: a.statusCode,
+        error: a.error,
+        durationMs: a.durationMs,
+        at: isoTime(a.createdAt),
+      })),
+  }));
+}
+
+async function findEndpoint(db: Db, tenantId: string, id: string) {
+  const [row] = await db
+    .select()
+    .from(webhookEndpoints)
+    .where(and(eq(webhookEndpoints.id, id), eq(webhookEndpoints.tenantId, tenantId)));
+  if (!row) throw new HttpProblem(404, "webhook-not-found", `No webhook endpoint ${id}.`);
+  return row;
+}
+
+export const webhookRoutes = newRouter();
+webhookRoutes.use("*", requireKey("api"));
+
+webhookRoutes.openapi(create, async (c) => {
+  const tenantId = tenantOf(c.get("principal"));
+  const { url, events } = c.req.valid("json");
+  checkWebhookTarget(url, configOf(c.env).allowLoopbackWebhooks);
+  const now = Date.now();
+  const row = {
+    id: newId("whk", now),
+    tenantId,
+    url,
+    secret: newSigningSecret(),
+    events: JSON.stringify([...new Set(events)]),
+    createdAt: now,
+  };
+  await database(c.env).insert(webhookEndpoints).values(row);
+  return c.json({ ...endpointView(row), secret: row.secret }, 201);
+});
+
+webhookRoutes.openapi(list, async (c) => {
+  const rows = await database(c.env)
+    .select()
+    .from(webhookEndpoints)
+    .where(eq(webhookEndpoints.tenantId, tenantOf(c.get("principal"))))
+    .orderBy(asc(webhookEndpoints.id));
+  return c.json({ webhooks: rows.map(endpointView) }, 200);
+});
+
+webhookRoutes.openapi(remove, async (c) => {
+  const db = database(c.env);
+  const endpoint = await findEndpoint(db, tenantOf(c.get("principal")), c.req.valid("param").id);
+  await db.delete(webhookEndpoints).where(eq(webhookEndpoints.id, endpoint.id));
+  return c.body(null, 204);
+});
+
+webhookRoutes.openapi(deliveries, async (c) => {
+  const db = database(c.env);
+  const endpoint = await findEndpoint(db, tenantOf(c.get("principal")), c.req.valid("param").id);
+  const rows = await db
+    .select()
+    .from(webhookDeliveries)
+    .where(eq(webhookDeliveries.endpointId, endpoint.id))
+    .orderBy(desc(webhookDeliveries.id))
+    .limit(c.req.valid("query").limit);
+  return c.json({ deliveries: await deliveryViews(db, rows) }, 200);
+});
+
+webhookRoutes.openapi(redeliverRoute, async (c) => {
+  const db = database(c.env);
+  const { id } = c.req.valid("param");
+  const [delivery] = await db
+    .select()
+    .from(webhookDeliveries)
+    .where(
+      and(
+        eq(webhookDeliveries.id, id),
+        eq(webhookDeliveries.tenantId, tenantOf(c.get("principal"))),
+      ),
+    );
+  if (!delivery) throw new HttpProblem(404, "delivery-not-found", `No webhook delivery ${id}.`);
+  const [view] = await deliveryViews(db, [await redeliver(c.env, db, delivery)]);
+  return c.json(view, 202);
+});

@@ -1,0 +1,257 @@
+/**
+ * Webhooks: when a job ends, one delivery per target (each subscribed endpoint of the tenant,
+ * and the job's own URL), sent from the queue consumer, signed per Standard Webhooks, retried
+ * with exponential backoff and jitter over about a day, every attempt recorded.
+ */
+import { and, eq, lt } from "drizzle-orm";
+import { Webhook } from "standardwebhooks";
+import type { Config } from "../config.ts";
+import { type Db, database } from "../db/client.ts";
+import { jobs, tasks, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema.ts";
+import type { Env } from "../env.ts";
+import { newId } from "./ids.ts";
+import { jobView } from "./jobs.ts";
+import { checkWebhookTarget } from "./webhook-target.ts";
+
+export const WEBHOOK_EVENTS = [
+  "job.succeeded",
+  "job.failed",
+  "training.succeeded",
+  "training.failed",
+] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+/** Seconds to wait after attempt n (1-based) fails, before jitter: about 24 hours in all. */
+export const RETRY_DELAYS_S = [5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800];
+export const MAX_ATTEMPTS = RETRY_DELAYS_S.length + 1;
+const ATTEMPT_TIMEOUT_MS = 15_000;
+/** A pending delivery this long past due lost its queue message; the sweep sends it again. */
+const LOST_AFTER_MS = 15 * 60_000;
+
+export type DeliveryMessage = { deliveryId: string };
+export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+
+export function retryDelaySeconds(attempt: number, random = Math.random()): number {
+  return Math.round(RETRY_DELAYS_S[attempt - 1] * (0.8 + 0.4 * random));
+}
+
+async function enqueue(env: Env, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await env.WEBHOOKS.sendBatch(
+    ids.map((deliveryId) => ({ body: { deliveryId } satisfies DeliveryMessage })),
+  );
+}
+
+/**
+ * Creates and queues the deliveries of a job that just ended. Called once, by whoever made the
+ * job succeed or fail.
+ */
+export async function notifyJobFinished(env: Env, jobId: string): Promise<void> {
+  const db = database(env);
+  const [row] = await db
+    .select({ job: jobs, attempts: tasks.attempt })
+    .from(jobs)
+    .innerJoin(tasks, eq(tasks.jobId, jobs.id))
+    .where(eq(jobs.id, jobId))
+    .limit(1);
+  if (!row || (row.job.status !== "succeeded" && row.job.status !== "failed")) return;
+  const { job } = row;
+  const ended = job.status as "succeeded" | "failed";
+  const type: WebhookEvent = `${job.kind === "train" ? "training" : "job"}.${ended}`;
+  const now = Date.now();
+  const payload = JSON.stringify({
+    type,
+    timestamp: new Date(now).toISOString(),
+    data: { job: jobView(job, row.attempts) },
+  });
+  const messageId = `msg_${job.id.slice(4)}_${job.status}`;
+  const endpoints = await db
+    .select()
+    .from(webhookEndpoints)
+    .where(eq(webhookEndpoints.tenantId, job.tenantId));
+  const targets = endpoints
+    .filter((e) => (JSON.parse(e.events) as string[]).includes(type))
+    .map((e) => ({ endpointId: e.id as string | null, url: e.url }));
+  if (job.webhookUrl) targets.push({ endpointId: null, url: job.webhookUrl });
+  if (targets.length === 0) return;
+  const rows: DeliveryRow[] = targets.map((t) => ({
+    id: newId("dlv", now),
+    tenantId: job.tenantId,
+    endpointId: t.endpointId,
+    jobId: job.id,
+    url: t.url,
+    messageId,
+    eventType: type,
+    payload,
+    status: "pending",
+    attempts: 0,
+    nextAttemptAt: now,
+    createdAt: now,
+    updatedAt: now,
+  }));
+  const [first, ...rest] = rows.map((r) => db.insert(webhookDeliveries).values(r));
+  await db.batch([first, ...rest]);
+  await enqueue(
+    env,
+    rows.map((r) => r.id),
+  );
+}
+
+/** Sends a delivery again, as a new delivery with the same message (and so the same webhook-id). */
+export async function redeliver(env: Env, db: Db, delivery: DeliveryRow): Promise<DeliveryRow> {
+  const now = Date.now();
+  const row: DeliveryRow = {
+    ...delivery,
+    id: newId("dlv", now),
+    status: "pending",
+    attempts: 0,
+    nextAttemptAt: now,
+    createdAt: now,
+    updatedAt: now,
+  };
+  await db.insert(webhookDeliveries).values(row);
+  await enqueue(env, [row.id]);
+  return row;
+}
+
+async function signingSecret(db: Db, delivery: DeliveryRow): Promise<string | undefined> {
+  if (delivery.endpointId) {
+    const [endpoint] = await db
+      .select()
+      .from(webhookEndpoints)
+      .where(eq(webhookEndpoints.id, delivery.endpointId));
+    return endpoint?.secret;
+  }
+  const [job] = await db
+    .select({ secret: jobs.webhookSecret })
+    .from(jobs)
+    .where(eq(jobs.id, delivery.jobId ?? ""));
+  return job?.secret ?? undefined;
+}
+
+export type AttemptOutcome =
+  | { status: "succeeded" | "failed" | "skipped" }
+  | { status: "retry"; delaySeconds: number };
+
+/** One attempt at a pending delivery: sends it, records the attempt, decides what comes next. */
+export async function attemptDelivery(
+  env: Env,
+  config: Config,
+  deliveryId: string,
+): Promise<AttemptOutcome> {
+  const db = database(env);
+  const [delivery] = await db
+    .select()
+    .from(webhookDeliveries)
+    .where(eq(webhookDeliveries.id, deliveryId));
+  if (delivery?.status !== "pending") return { status: "skipped" };
+  const attempt = delivery.attempts + 1;
+  const started = Date.now();
+  let statusCode: number | null = null;
+  let error: string | null = null;
+  let final = false;
+  const secret = await signingSecret(db, delivery);
+  try {
+    if (!secret) {
+      final = true;
+      throw new Error("the endpoint was deleted");
+    }
+    try {
+      checkWebhookTarget(delivery.url, config.allowLoopbackWebhooks);
+    } catch (problem) {
+      final = true;
+      throw problem;
+    }
+    const signature = new Webhook(secret).sign(
+      delivery.messageId,
+      new Date(started),
+      delivery.payload,
+    );
+    const res = await fetch(delivery.url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "webhook-id": delivery.messageId,
+        "webhook-timestamp": String(Math.floor(started / 1000)),
+        "webhook-signature": signature,
+        "user-agent": "revq-webhooks/1",
+      },
+      body: delivery.payload,
+      redirect: "manual",
+      signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
+    });
+    statusCode = res.status;
+    await res.body?.cancel();
+    if (res.status < 200 || res.status > 299) error = `HTTP ${res.status}`;
+  } catch (thrown) {
+    error = thrown instanceof Error ? thrown.message : String(thrown);
+  }
+  const now = Date.now();
+  const succeeded = error === null;
+  const retry = !succeeded && !final && attempt < MAX_ATTEMPTS;
+  const delaySeconds = retry ? retryDelaySeconds(attempt) : 0;
+  const status = succeeded ? "succeeded" : retry ? "pending" : "failed";
+  await db.batch([
+    db.insert(webhookAttempts).values({
+      deliveryId,
+      attempt,
+      statusCode,
+      error,
+      durationMs: now - started,
+      createdAt: now,
+    }),
+    db
+      .update(webhookDeliveries)
+      .set({
+        status,
+        attempts: attempt,
+        nextAttemptAt: retry ? now + delaySeconds * 1000 : null,
+        updatedAt: now,
+      })
+      .where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.status, "pending"))),
+  ]);
+  if (retry) return { status: "retry", delaySeconds };
+  return { status: succeeded ? "succeeded" : "failed" };
+}
+
+/** The queue consumer: one attempt per message; a retry is a new message, delayed. */
+export async function handleWebhookBatch(
+  batch: MessageBatch<unknown>,
+  env: Env,
+  config: Config,
+): Promise<void> {
+  for (const message of batch.messages) {
+    const { deliveryId } = message.body as DeliveryMessage;
+    try {
+      const outcome = await attemptDelivery(env, config, deliveryId);
+      if (outcome.status === "retry") {
+        await env.WEBHOOKS.send({ deliveryId } satisfies DeliveryMessage, {
+          delaySeconds: outcome.delaySeconds,
+        });
+      }
+      message.ack();
+    } catch (error) {
+      console.error(`webhook delivery ${deliveryId}:`, error);
+      message.retry({ delaySeconds: 30 });
+    }
+  }
+}
+
+/** Queues again the pending deliveries whose message was lost; run by the cron sweep. */
+export async function requeueLostDeliveries(env: Env, now: number): Promise<number> {
+  const lost = await database(env)
+    .select({ id: webhookDeliveries.id })
+    .from(webhookDeliveries)
+    .where(
+      and(
+        eq(webhookDeliveries.status, "pending"),
+        lt(webhookDeliveries.nextAttemptAt, now - LOST_AFTER_MS),
+      ),
+    )
+    .limit(100);
+  await enqueue(
+    env,
+    lost.map((d) => d.id),
+  );
+  return lost.length;
+}

@@ -1,0 +1,300 @@
+import { env } from "cloudflare:workers";
+import { Webhook } from "standardwebhooks";
+import { describe, expect, it } from "vitest";
+import { configOf } from "../../edge/src/config.ts";
+import { checkWebhookTarget, hostProblem } from "../../edge/src/services/webhook-target.ts";
+import { attemptDelivery, MAX_ATTEMPTS, RETRY_DELAYS_S } from "../../edge/src/services/webhooks.ts";
+import {
+  createEncodeJob,
+  lease,
+  newWorld,
+  uploadImages,
+  type World,
+  workerCall,
+  writeTokensFor,
+} from "./fixtures/jobs.ts";
+import { call, expectProblem, json } from "./helpers.ts";
+
+type Received = { path: string; headers: Record<string, string>; body: string };
+type Delivery = {
+  id: string;
+  status: string;
+  eventType: string;
+  messageId: string;
+  attempts: { attempt: number; statusCode: number | null; error: string | null }[];
+};
+
+const receiver = env.WEBHOOK_RECEIVER;
+
+async function received(box: string): Promise<Received[]> {
+  return (await (await fetch(`${receiver}/received/${box}`)).json()) as Received[];
+}
+
+/** Waits for the queue consumer (local queues deliver within about a second). */
+async function waitFor<T>(probe: () => Promise<T | undefined>, ms = 8000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function registerEndpoint(world: World, url: string, events?: string[]) {
+  const res = await call("/v1/webhooks", {
+    ...json({ url, ...(events ? { events } : {}) }),
+    key: world.apiKey,
+  });
+  expect(res.status).toBe(201);
+  return (await res.json()) as { id: string; secret: string; events: string[] };
+}
+
+async function finishJob(
+  world: World,
+  outcome: "succeed" | "fail",
+  extra: Record<string, unknown> = {},
+) {
+  const job = (await createEncodeJob(world, 1, extra)) as { id: string; webhookSecret?: string };
+  const [task] = await lease(world.workerKey);
+  if (outcome === "succeed") {
+    await writeTokensFor(task, world.tiny);
+    await workerCall(world.workerKey, `/tasks/${task.taskId}/complete`, {
+      leaseId: task.leaseId,
+      result: { kind: "encode" },
+    });
+  } else {
+    await workerCall(world.workerKey, `/tasks/${task.taskId}/fail`, {
+      leaseId: task.leaseId,
+      retryable: false,
+      error: { code: "bad-image", message: "cannot decode" },
+    });
+  }
+  return job;
+}
+
+describe("webhook endpoints", () => {
+  it("registers (secret shown once), lists, deletes, and validates", async () => {
+    const world = await newWorld();
+    const endpoint = await registerEndpoint(world, `${receiver}/ok/list`, ["job.succeeded"]);
+    expect(endpoint.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    const listed = (await (await call("/v1/webhooks", { key: world.apiKey })).json()) as {
+      webhooks: object[];
+    };
+    expect(listed.webhooks).toEqual([
+      {
+        id: endpoint.id,
+        url: `${receiver}/ok/list`,
+        events: ["job.succeeded"],
+        createdAt: expect.any(String),
+      },
+    ]);
+    await expectProblem(
+      await call("/v1/webhooks", {
+        ...json({ url: "https://example.com", events: ["job.exploded"] }),
+        key: world.apiKey,
+      }),
+      400,
+      "invalid-request",
+    );
+    const other = await newWorld();
+    await expectProblem(
+      await call(`/v1/webhooks/${endpoint.id}`, { method: "DELETE", key: other.apiKey }),
+      404,
+      "webhook-not-found",
+    );
+    expect(
+      (await call(`/v1/webhooks/${endpoint.id}`, { method: "DELETE", key: world.apiKey })).status,
+    ).toBe(204);
+    expect(
+      ((await (await call("/v1/webhooks", { key: world.apiKey })).json()) as { webhooks: object[] })
+        .webhooks,
+    ).toEqual([]);
+  });
+
+  it("refuses private, link-local and (unless allowed) loopback targets", async () => {
+    const world = await newWorld();
+    for (const url of [
+      "http://10.0.0.5/hook",
+      "http://169.254.169.254/latest",
+      "http://[fd00::1]/x",
+      "http://printer.local/x",
+      "http://[::ffff:192.168.1.1]/x",
+    ]) {
+      await expectProblem(
+        await call("/v1/webhooks", { ...json({ url }), key: world.apiKey }),
+        422,
+        "webhook-target-forbidden",
+      );
+    }
+    await expectProblem(
+      await call("/v1/jobs", {
+        ...json({
+          kind: "encode",
+          tokenizer: world.tokenizerId,
+          inputs: { images: ["img_x"] },
+          webhookUrl: "http://192.168.0.1/",
+        }),
+        key: world.apiKey,
+      }),
+      422,
+      "webhook-target-forbidden",
+    );
+  });
+
+  it("allows loopback only when local development says so", () => {
+    expect(() => checkWebhookTarget("http://127.0.0.1:8787/hook", false)).toThrow(/loopback/);
+    expect(checkWebhookTarget("http://127.0.0.1:8787/hook", true).port).toBe("8787");
+    expect(() => checkWebhookTarget("http://10.1.2.3/hook", true)).toThrow(/private/);
+    expect(() => checkWebhookTarget("ftp://example.com/", true)).toThrow(/http or https/);
+    expect(() => checkWebhookTarget("https://user:pw@example.com/", true)).toThrow(/credentials/);
+  });
+
+  it("judges hosts by address class", () => {
+    const host = (url: string) => hostProblem(new URL(url).hostname);
+    expect(host("http://127.0.0.1/")).toBe("loopback");
+    expect(host("http://2130706433/")).toBe("loopback");
+    expect(host("http://localhost/")).toBe("loopback");
+    expect(host("http://[::1]/")).toBe("loopback");
+    expect(host("http://[::ffff:127.0.0.1]/")).toBe("loopback");
+    expect(host("http://172.20.1.1/")).toBe("private");
+    expect(host("http://100.64.0.1/")).toBe("private");
+    expect(host("http://0.0.0.0/")).toBe("private");
+    expect(host("http://[fe80::1]/")).toBe("private");
+    expect(host("http://intranet/")).toBe("private");
+    expect(host("https://hooks.example.com/")).toBeUndefined();
+    expect(host("http://8.8.8.8/")).toBeUndefined();
+    expect(host("http://[2606:4700::1111]/")).toBeUndefined();
+  });
+});
+
+describe("deliveries", () => {
+  it("a finished job is delivered from the queue to its endpoint and its own URL, signed per Standard Webhooks", async () => {
+    const world = await newWorld();
+    const endpoint = await registerEndpoint(world, `${receiver}/ok/signed-endpoint`);
+    await registerEndpoint(world, `${receiver}/ok/not-subscribed`, ["job.failed"]);
+    const job = await finishJob(world, "succeed", { webhookUrl: `${receiver}/ok/signed-job` });
+    expect(job.webhookSecret).toMatch(/^whsec_/);
+
+    for (const [box, secret] of [
+      ["signed-endpoint", endpoint.secret],
+      ["signed-job", job.webhookSecret as string],
+    ]) {
+      const [request] = await waitFor(async () => {
+        const got = await received(box);
+        return got.length > 0 ? got : undefined;
+      });
+      const event = new Webhook(secret).verify(request.body, request.headers) as {
+        type: string;
+        data: { job: { id: string; status: string } };
+      };
+      expect(event.type).toBe("job.succeeded");
+      expect(event.data.job).toMatchObject({ id: job.id, status: "succeeded" });
+      expect(() =>
+        new Webhook(
+          endpoint.secret === secret ? (job.webhookSecret as string) : endpoint.secret,
+        ).verify(request.body, request.headers),
+      ).toThrow();
+    }
+    const deliveries = await waitFor(async () => {
+      const res = await call(`/v1/webhooks/${endpoint.id}/deliveries`, { key: world.apiKey });
+      const list = ((await res.json()) as { deliveries: Delivery[] }).deliveries;
+      return list[0]?.status === "succeeded" ? list : undefined;
+    });
+    expect(deliveries[0]).toMatchObject({
+      eventType: "job.succeeded",
+      attempts: [{ attempt: 1, statusCode: 204, error: null }],
+    });
+    expect(await received("not-subscribed")).toEqual([]);
+    const forJob = (await (
+      await call(`/v1/jobs/${job.id}/deliveries`, { key: world.apiKey })
+    ).json()) as { deliveries: Delivery[] };
+    expect(forJob.deliveries).toHaveLength(2);
+  });
+
+  it("a failed train job is a training.failed event", async () => {
+    const world = await newWorld();
+    await registerEndpoint(world, `${receiver}/ok/training`, ["training.failed"]);
+    const ids = await uploadImages(world.apiKey, 1);
+    const created = await call("/v1/jobs", {
+      ...json({ kind: "train", inputs: { images: ids } }),
+      key: world.apiKey,
+    });
+    expect(created.status).toBe(202);
+    const [task] = await lease(world.workerKey, { kinds: ["train"] });
+    await workerCall(world.workerKey, `/tasks/${task.taskId}/fail`, {
+      leaseId: task.leaseId,
+      retryable: false,
+      error: { code: "diverged", message: "loss is NaN" },
+    });
+    const [request] = await waitFor(async () => {
+      const got = await received("training");
+      return got.length > 0 ? got : undefined;
+    });
+    expect(JSON.parse(request.body)).toMatchObject({
+      type: "training.failed",
+      data: { job: { error: { code: "diverged" } } },
+    });
+  });
+
+  it("a failing receiver is retried with backoff, every attempt recorded, and finally marked failed", async () => {
+    const world = await newWorld();
+    const endpoint = await registerEndpoint(world, `${receiver}/fail/always`);
+    await finishJob(world, "fail");
+    const first = await waitFor(async () => {
+      const res = await call(`/v1/webhooks/${endpoint.id}/deliveries`, { key: world.apiKey });
+      const [delivery] = ((await res.json()) as { deliveries: Delivery[] }).deliveries;
+      return delivery?.attempts.length ? delivery : undefined;
+    });
+    expect(first).toMatchObject({
+      status: "pending",
+      eventType: "job.failed",
+      attempts: [{ attempt: 1, statusCode: 500, error: "HTTP 500" }],
+    });
+    // The queue would wait 5 s, 30 s, ... about a day in all; run the remaining attempts now.
+    const config = configOf(env);
+    for (let attempt = 2; attempt <= MAX_ATTEMPTS; attempt++) {
+      const outcome = await attemptDelivery(env, config, first.id);
+      if (attempt < MAX_ATTEMPTS) {
+        expect(outcome.status).toBe("retry");
+        const delay = (outcome as { delaySeconds: number }).delaySeconds;
+        expect(delay).toBeGreaterThanOrEqual(0.8 * RETRY_DELAYS_S[attempt - 1] - 1);
+        expect(delay).toBeLessThanOrEqual(1.2 * RETRY_DELAYS_S[attempt - 1] + 1);
+      } else {
+        expect(outcome.status).toBe("failed");
+      }
+    }
+    expect(RETRY_DELAYS_S.reduce((a, b) => a + b, 0) / 3600).toBeGreaterThan(20);
+    const res = await call(`/v1/webhooks/${endpoint.id}/deliveries`, { key: world.apiKey });
+    const [done] = ((await res.json()) as { deliveries: Delivery[] }).deliveries;
+    expect(done.status).toBe("failed");
+    expect(done.attempts.map((a) => a.attempt)).toEqual(
+      Array.from({ length: MAX_ATTEMPTS }, (_, i) => i + 1),
+    );
+    expect((await received("always")).length).toBeGreaterThanOrEqual(MAX_ATTEMPTS);
+    expect(new Set((await received("always")).map((r) => r.headers["webhook-id"])).size).toBe(1);
+
+    // Redelivery: a new delivery of the same message.
+    const again = await call(`/v1/webhooks/deliveries/${done.id}/redeliver`, {
+      method: "POST",
+      key: world.apiKey,
+    });
+    expect(again.status).toBe(202);
+    const redelivered = (await again.json()) as Delivery;
+    expect(redelivered).toMatchObject({
+      status: "pending",
+      messageId: done.messageId,
+      attempts: [],
+    });
+    expect(redelivered.id).not.toBe(done.id);
+    const other = await newWorld();
+    await expectProblem(
+      await call(`/v1/webhooks/deliveries/${done.id}/redeliver`, {
+        method: "POST",
+        key: other.apiKey,
+      }),
+      404,
+      "delivery-not-found",
+    );
+  });
+});

@@ -26,6 +26,27 @@ describe("GET /v1/openapi.json", () => {
         "/v1/images",
         "/v1/images/{id}",
         "/v1/images/{id}/content",
+        "/v1/tokenizers",
+        "/v1/tokenizers/{id}",
+        "/v1/tokenizers/{id}/manifest.json",
+        "/v1/tokenizers/{id}/files/{path}",
+        "/v1/admin/tokenizers",
+        "/v1/admin/tokenizers/{id}/files/{path}",
+        "/v1/jobs",
+        "/v1/jobs/{id}",
+        "/v1/jobs/{id}/cancel",
+        "/v1/jobs/{id}/events",
+        "/v1/jobs/{id}/tokens",
+        "/v1/jobs/{id}/deliveries",
+        "/v1/worker/lease",
+        "/v1/worker/tasks/{id}/heartbeat",
+        "/v1/worker/tasks/{id}/complete",
+        "/v1/worker/tasks/{id}/fail",
+        "/v1/decode",
+        "/v1/webhooks",
+        "/v1/webhooks/{id}",
+        "/v1/webhooks/{id}/deliveries",
+        "/v1/webhooks/deliveries/{id}/redeliver",
       ]),
     );
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual([
@@ -33,7 +54,23 @@ describe("GET /v1/openapi.json", () => {
       "apiKey",
       "workerKey",
     ]);
-    expect(doc.components.schemas).toHaveProperty("Problem");
+    expect(Object.keys(doc.components.schemas)).toEqual(
+      expect.arrayContaining([
+        "Problem",
+        "Image",
+        "Job",
+        "JobCreate",
+        "Tokenizer",
+        "WebhookDelivery",
+      ]),
+    );
+    // The worker protocol is shared's zod, inlined: its lease body must still be described.
+    const lease = doc.paths["/v1/worker/lease"].post.requestBody as {
+      content: { "application/json": { schema: { properties: Record<string, unknown> } } };
+    };
+    expect(Object.keys(lease.content["application/json"].schema.properties)).toEqual(
+      expect.arrayContaining(["kinds", "max", "waitSeconds"]),
+    );
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(item)) {
         expect(Object.keys(op.responses).length, `${method} ${path}`).toBeGreaterThan(0);

@@ -8,22 +8,22 @@
  *   npm run bench:models -- wasm webgpu        # only these
  *   npm run bench:models -- --quick            # smaller cases, for a smoke run
  *
- * The pure-JS cpu backend gets only the tiny rectifier: the real models take minutes per image
- * there. A software WebGPU device (llvmpipe) gets small batches and the smallest image size.
+ * Each case runs in a process of its own: wasm's heap only grows (to 4 GB at most), so cases
+ * sharing one would fail or slow each other. The pure-JS cpu backend gets only the tiny
+ * rectifier: the real models take minutes per image there. Batches of the paper's rectifiers:
+ * 16 on a GPU, 4 on wasm (a 1024-channel train step at batch 8 needs 3.8 GB of its heap), 2 on a
+ * software WebGPU device (llvmpipe), which also gets only the smallest image size. The machine's
+ * load average is recorded with the figures: other work on it slows every case.
  * Results: bench/results/models.json.
  */
+import { execFileSync } from "node:child_process";
+import { loadavg } from "node:os";
+import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { BACKEND_NAMES, type BackendName, selectBackend } from "../gpu-worker/src/backend.ts";
-import {
-  type Dcae,
-  decode,
-  disposeDcae,
-  encode,
-  loadDcae,
-} from "../gpu-worker/src/models/dcae/model.ts";
+import { decode, encode, loadDcae } from "../gpu-worker/src/models/dcae/model.ts";
 import { dcaePreset } from "../gpu-worker/src/models/dcae/presets.ts";
 import {
-  disposeRectifier,
   initRectifier,
   RECTIFIER_PRESETS,
   type RectifierPresetName,
@@ -33,8 +33,12 @@ import {
 import { randomInitSource } from "../gpu-worker/src/models/sources.ts";
 import { writeResults } from "./lib/results.ts";
 
+/** One measurement: a model, a task, a batch size; run in a child process. */
+type Case =
+  | { kind: "rectifier"; preset: RectifierPresetName; batch: number }
+  | { kind: "dcae"; side: number; batch: number };
+
 type Row = {
-  backend: BackendName;
   model: string;
   task: string;
   batch: number;
@@ -43,19 +47,10 @@ type Row = {
   calls: number;
 };
 
-const args = process.argv.slice(2);
-const quick = args.includes("--quick");
-const asked = args.filter((a): a is BackendName =>
-  (BACKEND_NAMES as readonly string[]).includes(a),
-);
-const backends = asked.length > 0 ? asked : [...BACKEND_NAMES];
-const MIN_MS = quick ? 500 : 3000;
+const CASE_FLAG = "--case";
 
 /** Runs fn (which returns a tensor) until minMs passed, after one warm-up; waits for the data. */
-async function time(
-  fn: () => tf.Tensor,
-  minMs: number,
-): Promise<{ msPerCall: number; calls: number }> {
+async function time(fn: () => tf.Tensor, minMs: number): Promise<{ ms: number; calls: number }> {
   const warm = fn();
   await warm.data();
   warm.dispose();
@@ -67,136 +62,119 @@ async function time(
     out.dispose();
     calls++;
   } while (performance.now() - start < minMs);
-  return { msPerCall: (performance.now() - start) / calls, calls };
+  return { ms: (performance.now() - start) / calls, calls };
 }
 
-function row(
-  backend: BackendName,
-  model: string,
-  task: string,
-  batch: number,
-  t: { msPerCall: number; calls: number },
-): Row {
-  const r = {
-    backend,
-    model,
-    task,
-    batch,
-    imagesPerSecond: (1000 * batch) / t.msPerCall,
-    msPerBatch: t.msPerCall,
-    calls: t.calls,
-  };
-  console.log(
-    `${backend.padEnd(10)} ${model.padEnd(34)} ${task.padEnd(16)} batch ${batch}: ${r.imagesPerSecond.toFixed(2)} images/s`,
-  );
-  return r;
+function row(model: string, task: string, batch: number, t: { ms: number; calls: number }): Row {
+  const imagesPerSecond = (1000 * batch) / t.ms;
+  return { model, task, batch, imagesPerSecond, msPerBatch: t.ms, calls: t.calls };
 }
 
-async function benchDcae(
-  backend: BackendName,
-  model: Dcae,
-  side: number,
-  batch: number,
-): Promise<Row[]> {
-  const f = model.config.spatialCompression;
-  const name = `dc-ae-f32c32-sana-1.1 ${side}×${side}`;
-  const image = tf.randomUniform([batch, side, side, 3], -1, 1) as tf.Tensor4D;
-  const latent = tf.randomNormal([
-    batch,
-    side / f,
-    side / f,
-    model.config.encoder.latentChannels,
-  ]) as tf.Tensor4D;
-  const rows = [
-    row(
-      backend,
-      name,
-      "encode",
-      batch,
-      await time(() => tf.tidy(() => encode(model.encoder, image)), MIN_MS),
-    ),
-    row(
-      backend,
-      name,
-      "decode",
-      batch,
-      await time(() => tf.tidy(() => decode(model.decoder, latent)), MIN_MS),
-    ),
-  ];
-  tf.dispose([image, latent]);
-  return rows;
-}
-
-async function benchRectifier(
-  backend: BackendName,
-  preset: RectifierPresetName,
-  batch: number,
-): Promise<Row[]> {
-  const r = await initRectifier(RECTIFIER_PRESETS[preset], 1);
-  const side = preset === "tiny" ? 4 : 8;
-  const shape: [number, number, number, number] = [batch, side, side, r.config.latentChannels];
+/** The child's side: one case on one backend; prints its rows as JSON. */
+async function runCase(backend: BackendName, c: Case, minMs: number): Promise<Row[]> {
+  await selectBackend(backend);
+  if (c.kind === "dcae") {
+    const model = await loadDcae(dcaePreset("dc-ae-f32c32-sana-1.1"), randomInitSource(1));
+    const f = model.config.spatialCompression;
+    const name = `dc-ae-f32c32-sana-1.1 ${c.side}×${c.side}`;
+    const image = tf.randomUniform([c.batch, c.side, c.side, 3], -1, 1) as tf.Tensor4D;
+    const latent = tf.randomNormal([c.batch, c.side / f, c.side / f, 32]) as tf.Tensor4D;
+    return [
+      row(
+        name,
+        "encode",
+        c.batch,
+        await time(() => tf.tidy(() => encode(model.encoder, image)), minMs),
+      ),
+      row(
+        name,
+        "decode",
+        c.batch,
+        await time(() => tf.tidy(() => decode(model.decoder, latent)), minMs),
+      ),
+    ];
+  }
+  const r = await initRectifier(RECTIFIER_PRESETS[c.preset], 1);
+  const side = c.preset === "tiny" ? 4 : 8;
+  const shape: [number, number, number, number] = [c.batch, side, side, r.config.latentChannels];
   const quantized = tf.randomNormal(shape) as tf.Tensor4D;
   const target = tf.randomNormal(shape) as tf.Tensor4D;
   const variables = r.bindings.map((b) => b.param as tf.Variable);
-  const name = `rectifier ${preset}`;
-  const rows = [
-    row(
-      backend,
-      name,
-      "forward",
-      batch,
-      await time(() => tf.tidy(() => rectify(r, quantized)), MIN_MS),
-    ),
-    row(
-      backend,
-      name,
-      "forward+backward",
-      batch,
-      await time(() => {
-        const { value, grads } = tf.variableGrads(
-          () => rectifierLoss(r, quantized, target),
-          variables,
-        );
-        tf.dispose(Object.values(grads));
-        return value;
-      }, MIN_MS),
-    ),
+  const step = () => {
+    const { value, grads } = tf.variableGrads(() => rectifierLoss(r, quantized, target), variables);
+    tf.dispose(Object.values(grads));
+    return value;
+  };
+  const name = `rectifier ${c.preset}`;
+  return [
+    row(name, "forward", c.batch, await time(() => tf.tidy(() => rectify(r, quantized)), minMs)),
+    row(name, "forward+backward", c.batch, await time(step, minMs)),
   ];
-  tf.dispose([quantized, target]);
-  disposeRectifier(r);
-  return rows;
 }
 
-const results: Record<string, { reason: string; rows: Row[] } | { error: string }> = {};
-for (const backend of backends) {
-  let reason: string;
-  let slow: boolean; // a software device: smaller cases, or this backend alone takes an hour
-  try {
-    const selection = await selectBackend(backend);
-    reason = selection.reason;
-    slow = quick || (backend === "webgpu" && !selection.accelerated);
-  } catch (error) {
-    results[backend] = { error: (error as Error).message };
-    console.log(`${backend}: not available (${(error as Error).message})`);
-    continue;
-  }
-  console.log(`${backend}: ${reason}`);
-  const rows: Row[] = [];
-  rows.push(...(await benchRectifier(backend, "tiny", 32)));
-  if (backend !== "cpu") {
-    const presets: RectifierPresetName[] = quick
-      ? ["512x16384"]
-      : ["512x16384", "256x65536", "256x262144"];
-    for (const preset of presets)
-      rows.push(...(await benchRectifier(backend, preset, slow ? 2 : 16)));
-    const model = await loadDcae(dcaePreset("dc-ae-f32c32-sana-1.1"), randomInitSource(1));
-    for (const side of slow ? [64] : [64, 128])
-      rows.push(...(await benchDcae(backend, model, side, 1)));
-    disposeDcae(model);
-  }
-  results[backend] = { reason, rows };
+/** The cases for a backend, sized to what it can run in reasonable time and memory. */
+function casesFor(backend: BackendName, accelerated: boolean, quick: boolean): Case[] {
+  const tiny: Case = { kind: "rectifier", preset: "tiny", batch: 32 };
+  if (backend === "cpu") return [tiny];
+  const slow = quick || (backend === "webgpu" && !accelerated);
+  const batch = accelerated ? 16 : slow ? 2 : 4;
+  const presets: RectifierPresetName[] = quick
+    ? ["512x16384"]
+    : ["512x16384", "256x65536", "256x262144"];
+  return [
+    tiny,
+    ...presets.map((preset): Case => ({ kind: "rectifier", preset, batch })),
+    ...(slow ? [64] : [64, 128]).map((side): Case => ({ kind: "dcae", side, batch: 1 })),
+  ];
 }
-console.log(
-  `written to ${writeResults("models", { quick, minMsPerCase: MIN_MS, backends: results })}`,
-);
+
+async function main(args: string[]): Promise<void> {
+  const at = args.indexOf(CASE_FLAG);
+  if (at >= 0) {
+    const { backend, c, minMs } = JSON.parse(args[at + 1]);
+    console.log(JSON.stringify(await runCase(backend, c, minMs)));
+    return;
+  }
+  const quick = args.includes("--quick");
+  const asked = args.filter((a): a is BackendName =>
+    (BACKEND_NAMES as readonly string[]).includes(a),
+  );
+  const minMs = quick ? 500 : 3000;
+  const results: Record<string, unknown> = {};
+  for (const backend of asked.length > 0 ? asked : BACKEND_NAMES) {
+    let selection: Awaited<ReturnType<typeof selectBackend>>;
+    try {
+      selection = await selectBackend(backend);
+    } catch (error) {
+      results[backend] = { error: (error as Error).message };
+      console.log(`${backend}: not available (${(error as Error).message})`);
+      continue;
+    }
+    console.log(`${backend}: ${selection.reason}`);
+    const rows: (Row | { case: Case; error: string })[] = [];
+    for (const c of casesFor(backend, selection.accelerated, quick)) {
+      try {
+        const output = execFileSync(
+          process.execPath,
+          [fileURLToPath(import.meta.url), CASE_FLAG, JSON.stringify({ backend, c, minMs })],
+          { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] },
+        );
+        for (const r of JSON.parse(output.trim().split("\n").at(-1) as string) as Row[]) {
+          console.log(
+            `${backend.padEnd(8)} ${r.model.padEnd(34)} ${r.task.padEnd(16)} batch ${r.batch}: ${r.imagesPerSecond.toFixed(2)} images/s`,
+          );
+          rows.push(r);
+        }
+      } catch (error) {
+        console.log(`${backend} ${JSON.stringify(c)} failed: ${(error as Error).message}`);
+        rows.push({ case: c, error: (error as Error).message.split("\n")[0] });
+      }
+    }
+    results[backend] = { reason: selection.reason, accelerated: selection.accelerated, rows };
+  }
+  const figures = { quick, minMsPerCase: minMs, loadAverage1m: loadavg()[0], backends: results };
+  console.log(`written to ${writeResults("models", figures)}`);
+}
+
+await main(process.argv.slice(2));
 process.exit(0); // Dawn's threads would otherwise keep the process alive

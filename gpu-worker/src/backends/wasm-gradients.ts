@@ -135,28 +135,37 @@ function geometry(
   };
 }
 
-/** The input window each filter tap sees, in (kh, kw) order, each [B, outH, outW, C]. */
-function tapWindows(x: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D[] {
-  const [, h, w] = x.shape;
+/**
+ * fn of the input window each filter tap sees ([B, outH, outW, C]), in (kh, kw) order. Each call
+ * runs in its own tidy, so only its result outlives it: a 3×3 tap set of a wide layer would
+ * otherwise hold nine window-sized tensors at once.
+ */
+function mapTaps<T extends tf.Tensor>(
+  x: tf.Tensor4D,
+  g: ConvGeometry,
+  fn: (tap: tf.Tensor4D) => T,
+): T[] {
+  const [, h, w, c] = x.shape;
   const identity = g.kh * g.kw === 1 && g.sH * g.sW === 1 && g.top + g.left === 0;
-  if (identity && g.outH === h && g.outW === w) return [x]; // a 1×1 convolution
+  if (identity && g.outH === h && g.outW === w) return [tf.tidy(() => fn(x))]; // 1×1
   const spanH = (g.outH - 1) * g.sH + (g.kh - 1) * g.dH + 1;
   const spanW = (g.outW - 1) * g.sW + (g.kw - 1) * g.dW + 1;
   const padded = padOrCrop(x, [g.top, spanH - h - g.top], [g.left, spanW - w - g.left]);
-  const taps: tf.Tensor4D[] = [];
+  const results: T[] = [];
   for (let i = 0; i < g.kh; i++) {
     for (let j = 0; j < g.kw; j++) {
       const begin = [0, i * g.dH, j * g.dW, 0];
       const end = [
         g.batch,
-        i * g.dH + (g.outH - 1) * g.sH + 1,
-        j * g.dW + (g.outW - 1) * g.sW + 1,
-        x.shape[3],
+        begin[1] + (g.outH - 1) * g.sH + 1,
+        begin[2] + (g.outW - 1) * g.sW + 1,
+        c,
       ];
-      taps.push(tf.stridedSlice(padded, begin, end, [1, g.sH, g.sW, 1]) as tf.Tensor4D);
+      const strides = [1, g.sH, g.sW, 1];
+      results.push(tf.tidy(() => fn(tf.stridedSlice(padded, begin, end, strides) as tf.Tensor4D)));
     }
   }
-  return taps;
+  return results;
 }
 
 /** Pads (positive) or crops (negative) the two spatial axes of an NHWC tensor. */
@@ -184,15 +193,15 @@ function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, attrs: Attrs): tf.Ten
   const g = geometry(x.shape, filterShape, attrs, false);
   const [kh, kw, ci, co] = filterShape;
   const n = g.batch * g.outH * g.outW;
-  const taps = tapWindows(x, g);
+  const taps = mapTaps(x, g, (tap) => tap);
   const cols = taps.length === 1 ? taps[0] : tf.concat(taps, 3); // [B, oh, ow, kh·kw·ci]
   const rows = tf.transpose(tf.reshape(cols, [n, kh * kw * ci])); // [kh·kw·ci, n]
   return tf.reshape(tf.matMul(rows, tf.reshape(dy, [n, co])), [kh, kw, ci, co]);
 }
 
 /**
- * dW[kh,kw,c,m] = Σ_{b,y,x} window(kh,kw)[b,y,x,c]·dy[b,y,x,c·M+m]: the products, summed over
- * positions by a matrix product with ones (a sum over a middle axis would transpose first).
+ * dW[kh,kw,c,m] = Σ_{b,y,x} window(kh,kw)[b,y,x,c]·dy[b,y,x,c·M+m]: per tap, the products summed
+ * over positions by a matrix product with ones (a sum over a middle axis would transpose first).
  */
 function depthwiseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, attrs: Attrs): tf.Tensor4D {
   const filterShape = attrs.filterShape as [number, number, number, number];
@@ -200,11 +209,12 @@ function depthwiseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, attrs: Attrs): tf.
   const [kh, kw, c, m] = filterShape;
   const n = g.batch * g.outH * g.outW;
   const perOutput = tf.reshape(dy, [n, c, m]);
-  const products = tapWindows(x, g).map((tap) =>
-    tf.reshape(tf.mul(tf.reshape(tap, [n, c, 1]), perOutput), [n, c * m]),
-  );
-  const sums = tf.matMul(tf.ones([kh * kw, 1, n]), tf.stack(products)); // [kh·kw, 1, c·m]
-  return tf.reshape(sums, [kh, kw, c, m]);
+  const ones = tf.ones([1, n]);
+  const sums = mapTaps(x, g, (tap) => {
+    const products = tf.mul(tf.reshape(tap, [n, c, 1]), perOutput);
+    return tf.matMul(ones, tf.reshape(products, [n, c * m])); // [1, c·m]
+  });
+  return tf.reshape(tf.concat(sums), [kh, kw, c, m]);
 }
 
 /** dx = dy (zeros between strides) correlated with the flipped filter, in and out swapped. */

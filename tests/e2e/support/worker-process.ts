@@ -19,6 +19,7 @@ export type WorkerOptions = {
   graceSeconds?: number;
   tasks?: number;
   batchSize?: number;
+  backend?: string;
 };
 
 export class WorkerProcess {
@@ -41,7 +42,7 @@ export class WorkerProcess {
         REVQ_S3_BUCKET: s3.bucket,
         REVQ_S3_ACCESS_KEY_ID: s3.accessKeyId,
         REVQ_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-        REVQ_BACKEND: "wasm",
+        REVQ_BACKEND: options.backend ?? "wasm",
         REVQ_WORKER_NAME: options.name,
         REVQ_CACHE_DIR: cacheDir,
         REVQ_LOG_FORMAT: "json",

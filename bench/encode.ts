@@ -1,0 +1,176 @@
+/**
+ * End-to-end encode through the whole local stack, per tfjs backend: wrangler dev (D1, R2 and
+ * its S3 door) and one real revq-worker process, on the tiny test tokenizer (the fixture DC-AE
+ * at 32×32, 128 tokens × 64 codes; the default tokenizer does not exist yet).
+ *
+ * - latency: one image at a time, from the start of its upload until its tokens download from
+ *   the edge (upload, job creation, lease, fetch, decode, VAE, search, write, complete, GET);
+ * - throughput: many jobs created at once, images per second from the first job's creation to
+ *   the last job's success, the worker holding several tasks and batching across them.
+ *
+ *   npm run bench:encode                   # every backend that starts here
+ *   npm run bench:encode -- wasm cpu       # only these
+ *
+ * Results: bench/results/encode.json.
+ */
+import { readTokenStream } from "@revq/shared";
+import { selectBackend } from "../gpu-worker/src/backend.ts";
+import { LocalEdge } from "../tests/e2e/support/edge.ts";
+import { syntheticImage } from "../tests/e2e/support/tiny-tokenizer.ts";
+import { WorkerProcess } from "../tests/e2e/support/worker-process.ts";
+import {
+  createJob,
+  jobEvents,
+  type Tenant,
+  tinyTokenizerOn,
+  upload,
+  waitForJob,
+} from "../tests/e2e/support/world.ts";
+import { writeResults } from "./lib/results.ts";
+
+const LATENCY_SAMPLES = 20;
+const THROUGHPUT_JOBS = 16;
+const IMAGES_PER_JOB = 16;
+const TASKS_HELD = 4;
+const BATCH_SIZE = 16;
+
+const asked = process.argv.slice(2);
+const backends = asked.length > 0 ? asked : ["tensorflow", "webgpu", "wasm", "cpu"];
+
+function quantile(sorted: number[], q: number): number {
+  const at = (sorted.length - 1) * q;
+  const lo = Math.floor(at);
+  const hi = Math.ceil(at);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo);
+}
+
+/** Polls for the tokens themselves: the latency ends when a client can download them. */
+async function tokensAvailable(edge: LocalEdge, tenant: Tenant, jobId: string): Promise<void> {
+  for (;;) {
+    const response = await fetch(`${edge.url}/v1/jobs/${jobId}/tokens`, {
+      headers: { authorization: `Bearer ${tenant.apiKey}` },
+    });
+    if (response.ok) {
+      readTokenStream(new Uint8Array(await response.arrayBuffer()));
+      return;
+    }
+    await response.arrayBuffer();
+    if (response.status !== 409) throw new Error(`tokens of ${jobId}: ${response.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+async function latency(
+  edge: LocalEdge,
+  tenant: Tenant,
+  tokenizer: string,
+  seed: number,
+  samples = LATENCY_SAMPLES,
+) {
+  const ms: number[] = [];
+  const inWorker: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const bytes = await syntheticImage(seed + i);
+    const start = performance.now();
+    const [id] = await upload(edge, tenant, [{ bytes, format: "png" }]);
+    const job = await createJob(edge, tenant, {
+      kind: "encode",
+      tokenizer,
+      inputs: { images: [id] },
+    });
+    await tokensAvailable(edge, tenant, job.id);
+    ms.push(performance.now() - start);
+    const metrics = (await jobEvents(edge, tenant, job.id)).find((e) => e.type === "metrics");
+    inWorker.push(Number(metrics?.data.seconds) * 1000);
+  }
+  const sorted = ms.toSorted((a, b) => a - b);
+  return {
+    samples: ms.length,
+    /** From lease to written tokens, as the worker measured it (the rest: HTTP, queue, lease). */
+    taskP50Ms: quantile(
+      inWorker.toSorted((a, b) => a - b),
+      0.5,
+    ),
+    p50Ms: quantile(sorted, 0.5),
+    p95Ms: quantile(sorted, 0.95),
+    minMs: sorted[0],
+    maxMs: sorted[sorted.length - 1],
+  };
+}
+
+async function throughput(edge: LocalEdge, tenant: Tenant, tokenizer: string, seed: number) {
+  const ids: string[][] = [];
+  for (let j = 0; j < THROUGHPUT_JOBS; j++) {
+    const images = await Promise.all(
+      Array.from({ length: IMAGES_PER_JOB }, async (_, i) => ({
+        bytes: await syntheticImage(seed + j * IMAGES_PER_JOB + i),
+        format: "png" as const,
+      })),
+    );
+    ids.push(await upload(edge, tenant, images));
+  }
+  const start = performance.now();
+  const jobs = await Promise.all(
+    ids.map((images) => createJob(edge, tenant, { kind: "encode", tokenizer, inputs: { images } })),
+  );
+  await Promise.all(
+    jobs.map(async (job) => {
+      const done = await waitForJob(edge, tenant, job.id, undefined, 600_000);
+      if (done.status !== "succeeded") throw new Error(`job ${job.id} ${done.status}`);
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  const images = THROUGHPUT_JOBS * IMAGES_PER_JOB;
+  return { jobs: THROUGHPUT_JOBS, images, seconds, imagesPerSecond: images / seconds };
+}
+
+async function main(): Promise<void> {
+  const edge = new LocalEdge();
+  await Promise.all([edge.start(), selectBackend("wasm")]);
+  const figures: Record<string, unknown> = {
+    tokenizer: "tiny test tokenizer: fixture DC-AE, 32×32 → 8×8×8, 128 tokens × 64 codes",
+    images: "synthetic 48×40 PNG",
+    worker: { tasksHeld: TASKS_HELD, batchSize: BATCH_SIZE },
+    backends: {},
+  };
+  const perBackend = figures.backends as Record<string, unknown>;
+  try {
+    const { id: tokenizer } = await tinyTokenizerOn(edge);
+    let seed = 0;
+    for (const backend of backends) {
+      const tenant = await edge.tenant(`bench-${backend}`);
+      const worker = new WorkerProcess(edge, {
+        name: `bench-${backend}`,
+        workerKey: tenant.workerKey,
+        backend,
+        tasks: TASKS_HELD,
+        batchSize: BATCH_SIZE,
+      });
+      try {
+        const started = await worker.waitFor((l) => l.msg === "revq-worker started", 120_000);
+        // Warm-up: loads the tokenizer and compiles the kernels.
+        await latency(edge, tenant, tokenizer, seed, 3);
+        const lat = await latency(edge, tenant, tokenizer, seed + 1000);
+        const thr = await throughput(edge, tenant, tokenizer, seed + 2000);
+        seed += 10_000;
+        perBackend[backend] = { device: started.device, latency: lat, throughput: thr };
+        console.log(
+          `${backend.padEnd(10)} latency p50 ${lat.p50Ms.toFixed(0)} ms (task ${lat.taskP50Ms.toFixed(0)} ms), p95 ${lat.p95Ms.toFixed(0)} ms; ` +
+            `throughput ${thr.imagesPerSecond.toFixed(1)} images/s (${started.device})`,
+        );
+      } catch (error) {
+        const said = worker.lines.find((l) => l.msg === "revq-worker stopped on an error");
+        const why = said ? String((said.error as { message?: string })?.message) : String(error);
+        perBackend[backend] = { unavailable: why };
+        console.log(`${backend.padEnd(10)} unavailable: ${why}`);
+      } finally {
+        await worker.stop();
+      }
+    }
+  } finally {
+    await edge.dispose();
+  }
+  console.log(`written to ${writeResults("encode", figures)}`);
+}
+
+await main();

@@ -1,0 +1,155 @@
+/**
+ * One ReVQ training step (DESIGN.md step 6; the inner loop of the reference's scripts/train.py):
+ *
+ *   x (B, T, D) normalised tokens → ids (nearest codes) → q = codebook[t mod G, ids]
+ *   loss = mse(x, q) + mse(x, rectifier(stopgrad(q)))
+ *
+ * The quantizer learns from its own MSE through the gather, the rectifier from its own (no
+ * straight-through estimator, no commitment loss); each module's gradient is clipped to norm 1,
+ * then AdamW updates both parameter groups. Usage counts gain one hit per token.
+ */
+
+import { type Codebook, countUsage, type LatentShape } from "@revq/shared";
+import * as tf from "@tensorflow/tfjs-core";
+import { type Rectifier, rectifierLoss } from "../models/rectifier.ts";
+import { type AdamW, adamwStep, createAdamW } from "./adamw.ts";
+import { type Assignment, assignCodes } from "./assign.ts";
+import { clipByGlobalNorm } from "./clip.ts";
+import { codeRows, gatherCodes, type TrainableQuantizer } from "./quantizer.ts";
+
+/** clip_grad_norm_'s max_norm, per module. */
+export const MAX_GRAD_NORM = 1;
+
+export type TrainState = {
+  latentShape: LatentShape;
+  quantizer: TrainableQuantizer;
+  rectifier: Rectifier;
+  /** Group 0: the codebook; group 1: the rectifier's parameters in binding order. */
+  optimizer: AdamW;
+  assignment: Assignment;
+  /**
+   * (G, K) usage since the last reset. Starts at ones, as the reference's count buffer after
+   * prepare_codebook, so the first epoch's reset replaces nothing (fixtures README §3).
+   */
+  counts: Float64Array;
+};
+
+export type TrainStateSpec = {
+  latentShape: LatentShape;
+  quantizer: TrainableQuantizer;
+  rectifier: Rectifier;
+  learningRates: { quantizer: number; rectifier: number };
+  rectifierWeightDecay: number;
+  assignment: Assignment;
+};
+
+export function createTrainState(spec: TrainStateSpec): TrainState {
+  const { quantizer, rectifier } = spec;
+  const optimizer = createAdamW([
+    { params: [quantizer.embeddings], lr: spec.learningRates.quantizer, weightDecay: 0 },
+    {
+      params: rectifier.bindings.map((b) => b.param as tf.Variable),
+      lr: spec.learningRates.rectifier,
+      weightDecay: spec.rectifierWeightDecay,
+    },
+  ]);
+  const counts = new Float64Array(quantizer.layout.groups * quantizer.codes).fill(1);
+  return {
+    latentShape: spec.latentShape,
+    quantizer,
+    rectifier,
+    optimizer,
+    assignment: spec.assignment,
+    counts,
+  };
+}
+
+/** Both losses and the gradients before clipping; the caller disposes the tensors. */
+export type Gradients = {
+  /** (B·T,) code id of every token. */
+  ids: Uint32Array;
+  lossQuantizer: tf.Scalar;
+  lossRectifier: tf.Scalar;
+  /** (G, K, D) */
+  quantizer: tf.Tensor;
+  /** One per rectifier binding, in binding order. */
+  rectifier: tf.Tensor[];
+};
+
+/** batch: (B, C·H·W) normalised latents, row-major: each row is the sample's T·D token values. */
+export async function lossesAndGradients(
+  state: TrainState,
+  batch: Float32Array,
+): Promise<Gradients> {
+  const q = state.quantizer;
+  const { tokens, codeDim } = q.layout;
+  const count = batch.length / (tokens * codeDim);
+  if (!Number.isInteger(count) || count < 1) {
+    throw new RangeError(
+      `a batch of ${batch.length} values is not whole latents of ${tokens * codeDim}`,
+    );
+  }
+  const x = tf.tensor2d(batch, [count * tokens, codeDim]); // (B·T, D)
+  const ids = await assignCodes(state.assignment, q, x, batch);
+  const rows = tf.tensor1d(codeRows(q, ids), "int32");
+  const quant = tf.variableGrads(
+    () => tf.mean(tf.squaredDifference(gatherCodes(q, rows), x)) as tf.Scalar,
+    [q.embeddings],
+  );
+  // Computed outside any gradient scope, q is a constant here: the stop-gradient.
+  const [quantized, target] = tf.tidy(() => [
+    toNhwc(gatherCodes(q, rows), state.latentShape, count),
+    toNhwc(x, state.latentShape, count),
+  ]);
+  const variables = state.rectifier.bindings.map((b) => b.param as tf.Variable);
+  const rect = tf.variableGrads(() => rectifierLoss(state.rectifier, quantized, target), variables);
+  tf.dispose([x, rows, quantized, target]);
+  return {
+    ids,
+    lossQuantizer: quant.value,
+    lossRectifier: rect.value,
+    quantizer: quant.grads[q.embeddings.name],
+    rectifier: variables.map((v) => rect.grads[v.name]),
+  };
+}
+
+export type StepResult = {
+  lossQuantizer: number;
+  lossRectifier: number;
+  /** Gradient norms before clipping. */
+  gradNormQuantizer: number;
+  gradNormRectifier: number;
+  /** (B·T,) */
+  ids: Uint32Array;
+};
+
+export async function trainStep(state: TrainState, batch: Float32Array): Promise<StepResult> {
+  return applyGradients(state, await lossesAndGradients(state, batch));
+}
+
+/** The second half of a step: clip per module, AdamW, count usage; disposes g's tensors. */
+export async function applyGradients(state: TrainState, g: Gradients): Promise<StepResult> {
+  const quant = clipByGlobalNorm([g.quantizer], MAX_GRAD_NORM);
+  const rect = clipByGlobalNorm(g.rectifier, MAX_GRAD_NORM);
+  adamwStep(state.optimizer, [quant.grads, rect.grads]);
+  const q = state.quantizer;
+  countUsage(state.counts, usageShape(q), g.ids, q.layout.tokens);
+  const scalars = [g.lossQuantizer, g.lossRectifier, quant.norm, rect.norm];
+  const [lossQuantizer, lossRectifier, gradNormQuantizer, gradNormRectifier] = await Promise.all(
+    scalars.map(async (s) => (await s.data())[0]),
+  );
+  tf.dispose([...scalars, g.quantizer, ...g.rectifier, ...quant.grads, ...rect.grads]);
+  return { lossQuantizer, lossRectifier, gradNormQuantizer, gradNormRectifier, ids: g.ids };
+}
+
+/** The sizes countUsage and usagePerGroup read (they never touch the codes themselves). */
+export function usageShape(q: TrainableQuantizer): Codebook {
+  return { groups: q.layout.groups, codes: q.codes, dim: q.layout.codeDim, data: NO_CODES };
+}
+const NO_CODES = new Float32Array(0);
+
+/** Tokens (B·T, D) in C-H-W order → the latent channels-last, (B, H, W, C), as the rectifier takes it. */
+export function toNhwc(tokens: tf.Tensor2D, shape: LatentShape, count: number): tf.Tensor4D {
+  const { channels, height, width } = shape;
+  return tf.transpose(tf.reshape(tokens, [count, channels, height, width]), [0, 2, 3, 1]);
+}

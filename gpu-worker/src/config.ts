@@ -29,6 +29,8 @@ export type WorkerConfig = {
   /** Tasks leased and worked on at once. */
   tasksHeld: number;
   cacheDir: string;
+  /** VAE weights that tokenizers name without shipping them (pipeline/local-vae.ts). */
+  modelsDir: string;
   name: string;
   graceSeconds: number;
   leaseWaitSeconds: number;
@@ -86,6 +88,11 @@ export const OPTIONS = {
     env: "REVQ_CACHE_DIR",
     help: "tokenizer cache (default: $XDG_CACHE_HOME/revq-worker or ~/.cache/revq-worker)",
   },
+  modelsDir: {
+    flag: "models-dir",
+    env: "REVQ_MODELS_DIR",
+    help: "VAE weights not shipped with tokenizers, as <dir>/<vae name>/ (default: $XDG_DATA_HOME/revq-worker/models or ~/.local/share/revq-worker/models)",
+  },
   name: {
     flag: "name",
     env: "REVQ_WORKER_NAME",
@@ -142,6 +149,7 @@ const Raw = z.object({
   batchSize: count(1024),
   tasksHeld: count(16),
   cacheDir: z.string().min(1).optional(),
+  modelsDir: z.string().min(1).optional(),
   name: z.string().min(1).max(200).optional(),
   graceSeconds: seconds(3600),
   leaseWaitSeconds: seconds(60),
@@ -204,17 +212,16 @@ export function parseConfig(
     backend: c.backend as BackendChoice,
     batchSize: c.batchSize,
     tasksHeld: c.tasksHeld,
-    cacheDir: c.cacheDir ?? defaultCacheDir(env),
+    cacheDir: c.cacheDir ?? join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "revq-worker"),
+    modelsDir:
+      c.modelsDir ??
+      join(env.XDG_DATA_HOME || join(homedir(), ".local", "share"), "revq-worker", "models"),
     name: c.name ?? `${hostname()}-${process.pid}`,
     graceSeconds: c.graceSeconds,
     leaseWaitSeconds: c.leaseWaitSeconds,
     logFormat: c.logFormat,
     logLevel: c.logLevel,
   };
-}
-
-function defaultCacheDir(env: Record<string, string | undefined>): string {
-  return join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "revq-worker");
 }
 
 export function helpText(): string {

@@ -50,13 +50,14 @@ async function main(config: WorkerConfig, log: Logger): Promise<void> {
     tasks: config.tasksHeld,
     batchSize: config.batchSize,
     cacheDir: config.cacheDir,
+    modelsDir: config.modelsDir,
     tokenizersCached: cached.map((t) => `${t.name} ${t.manifestHash.slice(0, 12)}`),
   });
   const worker = new Worker({
     client: new EdgeClient({ baseUrl: config.edgeUrl, workerKey: config.workerKey, log }),
     run: taskRunner({
       bucket,
-      tokenizers: new TokenizerStore(cache, log),
+      tokenizers: new TokenizerStore(cache, log, { modelsDir: config.modelsDir }),
       batcher: new Batcher(config.batchSize),
       batchSize: config.batchSize,
     }),

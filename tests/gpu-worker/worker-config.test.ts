@@ -12,7 +12,13 @@ describe("parseConfig", () => {
   it("reads variables, lets flags win, and fills defaults", () => {
     const config = parseConfig(
       ["--batch-size", "16", "--s3-endpoint", "http://127.0.0.1:8787/cdn-cgi/local/r2/s3"],
-      { ...ENV, REVQ_BATCH_SIZE: "4", REVQ_TASKS: "3", XDG_CACHE_HOME: "/var/cache" },
+      {
+        ...ENV,
+        REVQ_BATCH_SIZE: "4",
+        REVQ_TASKS: "3",
+        XDG_CACHE_HOME: "/var/cache",
+        REVQ_MODELS_DIR: "/models",
+      },
     );
     expect(config).toMatchObject({
       edgeUrl: "http://127.0.0.1:8787",
@@ -21,6 +27,7 @@ describe("parseConfig", () => {
       tasksHeld: 3,
       backend: "auto",
       cacheDir: "/var/cache/revq-worker",
+      modelsDir: "/models",
       graceSeconds: 30,
       leaseWaitSeconds: 20,
       s3: {

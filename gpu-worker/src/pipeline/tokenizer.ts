@@ -24,6 +24,7 @@ import { disposeRectifier, loadRectifier, type Rectifier } from "../models/recti
 import { safetensorsSource } from "../models/sources.ts";
 import type { BucketCallOptions } from "../storage.ts";
 import { TaskError } from "../tasks/errors.ts";
+import { loadLocalVae } from "./local-vae.ts";
 import { loadVae, type Vae } from "./vae.ts";
 
 export type Tokenizer = {
@@ -46,12 +47,15 @@ export class TokenizerStore {
   private readonly cache: TokenizerCache;
   private readonly log: Logger;
   private readonly keep: number;
+  /** Where VAEs that a manifest names without weights are found (local-vae.ts). */
+  private readonly modelsDir: string;
   private readonly entries = new Map<string, Entry>();
 
-  constructor(cache: TokenizerCache, log: Logger, keep = 2) {
+  constructor(cache: TokenizerCache, log: Logger, options: { modelsDir: string; keep?: number }) {
     this.cache = cache;
     this.log = log;
-    this.keep = keep;
+    this.modelsDir = options.modelsDir;
+    this.keep = options.keep ?? 2;
   }
 
   /** Runs `use` with the tokenizer loaded; it stays loaded at least until `use` settles. */
@@ -112,15 +116,13 @@ export class TokenizerStore {
     );
     const index = new NearestCodeIndex(codebook);
 
-    if (!vaeSpec.weights) {
-      throw invalid(
-        `VAE ${vaeSpec.name} has no weights file in the manifest; this worker needs one`,
-      );
-    }
-    const vaeWeights = safetensorsSource(await file(vaeSpec.weights));
-    const vae = await loadVae(vaeSpec, vaeWeights).catch((error: Error) => {
-      throw invalid(`its VAE does not load: ${error.message}`);
-    });
+    const vae = vaeSpec.weights
+      ? await loadVae(vaeSpec, safetensorsSource(await file(vaeSpec.weights))).catch(
+          (error: Error) => {
+            throw invalid(`its VAE does not load: ${error.message}`);
+          },
+        )
+      : await loadLocalVae(vaeSpec, this.modelsDir);
     let rectifier: Rectifier | null = null;
     try {
       rectifier = await this.loadRectifier(manifest, file);

@@ -33,7 +33,8 @@ export function withTokenizer<T>(
   const log = createLogger({ format: "json", write: () => undefined });
   const bucket = s3Bucket(edge.s3, { log });
   const cache = new TokenizerCache(mkdtempSync(join(tmpdir(), "revq-e2e-ref-")), bucket, log);
-  return new TokenizerStore(cache, log).with(ref, {}, use);
+  const modelsDir = join(tmpdir(), "revq-e2e-no-models");
+  return new TokenizerStore(cache, log, { modelsDir }).with(ref, {}, use);
 }
 
 export async function expectedTokens(t: Tokenizer, images: Uint8Array[]): Promise<number[]> {

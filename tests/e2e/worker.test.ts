@@ -191,6 +191,23 @@ describe("revq-worker against the local stack", () => {
     expect(worker.lines.filter(isLeased)).toHaveLength(2);
   });
 
+  it("stops a task whose job is cancelled at the next heartbeat, and goes on serving", async () => {
+    const tenant = await edge.tenant("cancel");
+    const worker = startWorker(tenant, "w-cancel", { batchSize: 1 });
+    await worker.waitFor((l) => l.msg === "revq-worker started");
+    const { job } = await encodeJob(tenant, 96, 450);
+    await worker.waitFor(isLeased);
+    await edge.api("POST", `/v1/jobs/${job.id}/cancel`, tenant.apiKey);
+    const stopped = await worker.waitFor((l) => l.msg === "task stopped");
+    expect(stopped).toMatchObject({ jobId: job.id, why: "cancelled" });
+    expect(worker.lines.some((l) => l.msg === "task completed" || l.msg === "task failed")).toBe(
+      false,
+    );
+    expect((await waitForJob(edge, tenant, job.id)).status).toBe("cancelled");
+    const { job: next } = await encodeJob(tenant, 1, 460);
+    expect((await waitForJob(edge, tenant, next.id)).status).toBe("succeeded");
+  });
+
   it("finishes a SIGKILLed worker's task on another worker, exactly once", async () => {
     const tenant = await edge.tenant("sigkill");
     const first = startWorker(tenant, "w-killed", { batchSize: 2 });

@@ -24,24 +24,34 @@ export type Assignment = (typeof ASSIGNMENTS)[number];
 /** Distance-matrix elements computed at once by the device path (256 MiB of float32). */
 const DEVICE_CHUNK_ELEMENTS = 1 << 26;
 
+/** Code ids of tokens (B·T, D) on the device, whose values the host also has: (B·T,). */
+export type Assign = (tokens: tf.Tensor2D, host: Float32Array) => Promise<Uint32Array>;
+
 /**
- * tokens: (B·T, D) on the device, with the same values on the host in `host` (the batch as the
- * caller has it). Returns the code id of every token, (B·T,).
+ * An assignment against the codebook as it is now (the exact search's index is built once here):
+ * make a new one whenever the codebook changes.
  */
+export async function assigner(method: Assignment, q: TrainableQuantizer): Promise<Assign> {
+  if (method === "exact") {
+    const index = new NearestCodeIndex(await readCodebook(q));
+    return async (_tokens, host) => index.search(host, q.layout.tokens).ids;
+  }
+  return async (tokens) => {
+    const ids = nearestOnDevice(q, tokens);
+    const data = (await ids.data()) as Int32Array;
+    ids.dispose();
+    return new Uint32Array(data.buffer, data.byteOffset, data.length);
+  };
+}
+
+/** One assignment with the current codebook. */
 export async function assignCodes(
   method: Assignment,
   q: TrainableQuantizer,
   tokens: tf.Tensor2D,
   host: Float32Array,
 ): Promise<Uint32Array> {
-  if (method === "exact") {
-    const index = new NearestCodeIndex(await readCodebook(q));
-    return index.search(host, q.layout.tokens).ids;
-  }
-  const ids = nearestOnDevice(q, tokens);
-  const data = (await ids.data()) as Int32Array;
-  ids.dispose();
-  return new Uint32Array(data.buffer, data.byteOffset, data.length);
+  return (await assigner(method, q))(tokens, host);
 }
 
 /** (B·T, D) → (B·T,) int32 ids, computed group-chunk by group-chunk. */

@@ -1,0 +1,201 @@
+/**
+ * The training run (DESIGN.md steps 6–7; the reference's epoch loop): codebook initialised from
+ * random training latents, then per epoch: a shuffled pass in full batches (the last partial
+ * batch dropped, as the reference's DataLoader does), the dead-code reset and a fresh count,
+ * validation, and the learning rate decayed for the next epoch. Everything random comes from one
+ * seeded generator whose state the checkpoint keeps, so a resumed run repeats a straight one.
+ */
+
+import {
+  initCodebookFromLatents,
+  quantLayout,
+  Rng,
+  resetDeadCodes,
+  sampleCodebookSources,
+  usagePerGroup,
+} from "@revq/shared";
+import { disposeRectifier, initRectifier } from "../models/rectifier.ts";
+import { disposeAdamW } from "./adamw.ts";
+import type { TrainConfig } from "./config.ts";
+import {
+  gatherLatents,
+  type LatentSet,
+  type Normalizer,
+  normalizeLatents,
+  shuffledOrder,
+} from "./dataset.ts";
+import { createQuantizer, disposeQuantizer, readCodebook, writeCodebook } from "./quantizer.ts";
+import { learningRateAt } from "./schedule.ts";
+import {
+  createTrainState,
+  type StepResult,
+  type TrainState,
+  trainStep,
+  usageShape,
+} from "./step.ts";
+import { type ImageProbe, type Validation, validate } from "./validate.ts";
+
+export type TrainData = {
+  /** Raw latents; batches are normalised as they are drawn. */
+  train: LatentSet;
+  heldOut: LatentSet;
+  normalizer: Normalizer;
+  probe?: ImageProbe;
+};
+
+export type EpochRecord = {
+  /** 0-based. */
+  epoch: number;
+  steps: number;
+  /** Means over the epoch's steps. */
+  lossQuantizer: number;
+  lossRectifier: number;
+  gradNormQuantizer: number;
+  gradNormRectifier: number;
+  learningRates: { quantizer: number; rectifier: number };
+  /** Fraction of each group's codes that training used this epoch (before the reset). */
+  usageMean: number;
+  usageMin: number;
+  /** Codes the dead-code reset moved after this epoch. */
+  replacedCodes: number;
+  /** Absent when nothing is held out. */
+  validation?: Validation;
+  seconds: number;
+  latentsPerSecond: number;
+};
+
+export type TrainRun = {
+  config: TrainConfig;
+  state: TrainState;
+  rng: Rng;
+  /** Epochs completed. */
+  epoch: number;
+  history: EpochRecord[];
+};
+
+export type StepProgress = StepResult & { epoch: number; step: number; steps: number };
+
+export type TrainHooks = {
+  onStep?: (progress: StepProgress) => void;
+  /** After each epoch (checkpoint here); awaited before the next epoch starts. */
+  onEpoch?: (record: EpochRecord, run: TrainRun) => Promise<void> | void;
+  signal?: AbortSignal;
+};
+
+/** A fresh run: codebook from random training latents, rectifier from the seed. */
+export async function startRun(config: TrainConfig, data: TrainData): Promise<TrainRun> {
+  const layout = quantLayout(config.latentShape, config.tokens, config.groups);
+  const steps = Math.floor(data.train.count / config.batchSize);
+  if (steps < 1) {
+    throw new RangeError(
+      `a batch of ${config.batchSize} needs at least that many training latents; there are ${data.train.count}`,
+    );
+  }
+  const rng = new Rng(config.seed);
+  const sources = sampleCodebookSources(rng, layout, config.codes, data.train.count);
+  // Only the sampled latents are gathered and normalised: the bank is those, in first-use order.
+  const slot = new Map<number, number>();
+  for (const n of sources) if (!slot.has(n)) slot.set(n, slot.size);
+  const bank = normalizeLatents(gatherLatents(data.train, [...slot.keys()]), data.normalizer);
+  const codebook = initCodebookFromLatents(
+    bank,
+    layout,
+    sources.map((n) => slot.get(n) as number),
+    config.codes,
+  );
+  const quantizer = createQuantizer(layout, codebook);
+  const rectifier = await initRectifier(config.rectifier, config.seed);
+  const state = createTrainState({
+    latentShape: config.latentShape,
+    quantizer,
+    rectifier,
+    learningRates: config.learningRates,
+    rectifierWeightDecay: config.rectifierWeightDecay,
+    assignment: config.assignment,
+  });
+  return { config, state, rng, epoch: 0, history: [] };
+}
+
+export async function runEpoch(
+  run: TrainRun,
+  data: TrainData,
+  hooks: TrainHooks = {},
+): Promise<EpochRecord> {
+  const { config, state } = run;
+  const epoch = run.epoch;
+  const started = performance.now();
+  const [quantGroup, rectGroup] = state.optimizer.groups;
+  quantGroup.lr = learningRateAt(config.learningRates.quantizer, epoch, config.epochs);
+  rectGroup.lr = learningRateAt(config.learningRates.rectifier, epoch, config.epochs);
+
+  const order = shuffledOrder(run.rng, data.train.count);
+  const steps = Math.floor(order.length / config.batchSize);
+  const sums = { lossQuantizer: 0, lossRectifier: 0, gradNormQuantizer: 0, gradNormRectifier: 0 };
+  for (let step = 0; step < steps; step++) {
+    hooks.signal?.throwIfAborted();
+    const indices = order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
+    const batch = normalizeLatents(gatherLatents(data.train, indices), data.normalizer);
+    const result = await trainStep(state, batch);
+    for (const key of Object.keys(sums) as (keyof typeof sums)[]) sums[key] += result[key];
+    hooks.onStep?.({ ...result, epoch, step: step + 1, steps });
+  }
+
+  const usage = usagePerGroup(epochHits(state.counts, epoch), usageShape(state.quantizer));
+  const replacedCodes = await resetDeadCodesOnce(run);
+  const validation =
+    data.heldOut.count > 0
+      ? await validate(state, data.normalizer, data.heldOut, config.batchSize, data.probe)
+      : undefined;
+  const seconds = (performance.now() - started) / 1000;
+  const record: EpochRecord = {
+    epoch,
+    steps,
+    lossQuantizer: sums.lossQuantizer / steps,
+    lossRectifier: sums.lossRectifier / steps,
+    gradNormQuantizer: sums.gradNormQuantizer / steps,
+    gradNormRectifier: sums.gradNormRectifier / steps,
+    learningRates: { quantizer: quantGroup.lr, rectifier: rectGroup.lr },
+    usageMean: usage.reduce((a, b) => a + b, 0) / usage.length,
+    usageMin: Math.min(...usage),
+    replacedCodes,
+    ...(validation ? { validation } : {}),
+    seconds,
+    latentsPerSecond: (steps * config.batchSize) / seconds,
+  };
+  run.epoch += 1;
+  run.history.push(record);
+  return record;
+}
+
+/** Runs the remaining epochs. */
+export async function train(run: TrainRun, data: TrainData, hooks: TrainHooks = {}): Promise<void> {
+  while (run.epoch < run.config.epochs) {
+    const record = await runEpoch(run, data, hooks);
+    await hooks.onEpoch?.(record, run);
+  }
+}
+
+/**
+ * The epoch's hits: the count buffer less the ones it started from in epoch 0 (fixtures README
+ * §3), the buffer itself afterwards.
+ */
+function epochHits(counts: Float64Array, epoch: number): Float64Array {
+  return epoch === 0 ? counts.map((c) => c - 1) : counts;
+}
+
+/** The reference's quantizer.reset(): dead codes moved onto busy ones, then counts zeroed. */
+async function resetDeadCodesOnce(run: TrainRun): Promise<number> {
+  const { state, config } = run;
+  const codebook = await readCodebook(state.quantizer);
+  const replaced = resetDeadCodes(codebook, state.counts, { ...config.reset, rng: run.rng });
+  const total = replaced.reduce((a, b) => a + b, 0);
+  if (total > 0) writeCodebook(state.quantizer, codebook);
+  state.counts.fill(0);
+  return total;
+}
+
+export function disposeRun(run: TrainRun): void {
+  disposeQuantizer(run.state.quantizer);
+  disposeRectifier(run.state.rectifier);
+  disposeAdamW(run.state.optimizer);
+}

@@ -1,0 +1,316 @@
+import { Rng } from "@revq/shared";
+import * as tf from "@tensorflow/tfjs-core";
+import { describe, expect, it } from "vitest";
+import { toTorch } from "../../gpu-worker/src/models/weights.ts";
+import {
+  CHECKPOINT_INDEX,
+  type CheckpointStore,
+  loadCheckpoint,
+  saveCheckpoint,
+} from "../../gpu-worker/src/train/checkpoint.ts";
+import type { TrainConfig } from "../../gpu-worker/src/train/config.ts";
+import {
+  gatherLatents,
+  type LatentSet,
+  latentSet,
+  latentStatistics,
+  normalizeLatents,
+} from "../../gpu-worker/src/train/dataset.ts";
+import { readCodebook } from "../../gpu-worker/src/train/quantizer.ts";
+import {
+  disposeRun,
+  type EpochRecord,
+  runEpoch,
+  startRun,
+  type TrainData,
+  type TrainRun,
+  train,
+} from "../../gpu-worker/src/train/run.ts";
+import { imageProbe } from "../../gpu-worker/src/train/validate.ts";
+import { syntheticPixels } from "../e2e/support/tiny-tokenizer.ts";
+import { runOn } from "./helpers/backends.ts";
+import { loadFixtureVae } from "./helpers/train-vae.ts";
+
+// A tiny run of the real loop: 4×4×4 latents (16 tokens of 4, one group each, 32 codes) with
+// fixtures C's rectifier size, 96 training latents in batches of 16, 16 held out.
+const LATENT = { channels: 4, height: 4, width: 4 };
+const DIMS = 64;
+
+const CONFIG: TrainConfig = {
+  latentShape: LATENT,
+  tokens: 16,
+  groups: 16,
+  codes: 32,
+  rectifier: { latentChannels: 4, channels: 32, blocks: 1, headDim: 8, multiscales: [5] },
+  epochs: 3,
+  batchSize: 16,
+  learningRates: { quantizer: 0.01, rectifier: 0.0005 },
+  rectifierWeightDecay: 1e-4,
+  reset: { ratio: 0.2, noise: 0.1 },
+  seed: 5,
+  assignment: "exact",
+};
+
+/** Clustered latents with a per-dimension offset and scale, so normalisation matters. */
+function syntheticLatents(count: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  const centres = Array.from({ length: 6 }, () =>
+    Float32Array.from({ length: DIMS }, () => rng.nextNormal()),
+  );
+  const out = new Float32Array(count * DIMS);
+  for (let n = 0; n < count; n++) {
+    const centre = centres[rng.nextInt(centres.length)];
+    for (let j = 0; j < DIMS; j++) {
+      out[n * DIMS + j] = 3 + (j % 5) + (1 + (j % 3)) * (centre[j] + 0.3 * rng.nextNormal());
+    }
+  }
+  return out;
+}
+
+function data(): TrainData {
+  // Two shards, as extraction writes them.
+  const all = syntheticLatents(96, 1);
+  const trainSet = latentSet([all.subarray(0, 40 * DIMS), all.subarray(40 * DIMS)], DIMS);
+  return {
+    train: trainSet,
+    heldOut: latentSet([syntheticLatents(16, 2)], DIMS),
+    normalizer: latentStatistics(trainSet),
+  };
+}
+
+class MemoryStore implements CheckpointStore {
+  readonly objects = new Map<string, Uint8Array>();
+  async read(name: string) {
+    return this.objects.get(name)?.slice() ?? null;
+  }
+  async write(name: string, bytes: Uint8Array) {
+    this.objects.set(name, bytes.slice());
+  }
+}
+
+/** Every parameter and moment of the run, by name, on the host. */
+async function snapshot(run: TrainRun): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  const { state } = run;
+  const [quant, rect] = state.optimizer.groups;
+  out.set("embeddings", (await state.quantizer.embeddings.data()) as Float32Array);
+  out.set("m.embeddings", (await quant.m[0].data()) as Float32Array);
+  out.set("v.embeddings", (await quant.v[0].data()) as Float32Array);
+  for (const [i, b] of state.rectifier.bindings.entries()) {
+    for (const [prefix, value] of [
+      ["", b.param],
+      ["m.", rect.m[i]],
+      ["v.", rect.v[i]],
+    ] as const) {
+      for (const [name, d] of await toTorch(b, value)) out.set(prefix + name, d);
+    }
+  }
+  return out;
+}
+
+const timeless = (records: EpochRecord[]) =>
+  records.map(({ seconds: _s, latentsPerSecond: _l, ...rest }) => rest);
+
+describe("the training run", () => {
+  it("initialises every code from token g of a normalised training latent", async () => {
+    await runOn("wasm", async () => {
+      const d = data();
+      const run = await startRun(CONFIG, d);
+      const codebook = await readCodebook(run.state.quantizer);
+      const all = Array.from({ length: d.train.count }, (_, n) => n);
+      const normalized = normalizeLatents(gatherLatents(d.train, all), d.normalizer);
+      const tokensOf = (g: number) =>
+        new Set(
+          Array.from({ length: d.train.count }, (_, n) =>
+            normalized.subarray((n * 16 + g) * 4, (n * 16 + g + 1) * 4).join(),
+          ),
+        );
+      for (let g = 0; g < 16; g++) {
+        const seen = tokensOf(g);
+        for (let k = 0; k < 32; k++) {
+          expect(
+            seen.has(codebook.data.subarray((g * 32 + k) * 4, (g * 32 + k + 1) * 4).join()),
+          ).toBe(true);
+        }
+      }
+      expect([...run.state.counts].every((c) => c === 1)).toBe(true);
+      disposeRun(run);
+    });
+  });
+
+  it("trains epochs: reset only after the first, counts zeroed, decaying rates, validation, falling loss", async () => {
+    await runOn("wasm", async () => {
+      const before = tf.memory().numTensors;
+      const d = data();
+      const run = await startRun(CONFIG, d);
+      const steps: number[] = [];
+      const seen: EpochRecord[] = [];
+      await train(run, d, {
+        onStep: (p) => steps.push(p.step),
+        onEpoch: (record, r) => {
+          seen.push(record);
+          expect(r.state.counts.every((c) => c === 0)).toBe(true);
+        },
+      });
+      expect(steps).toEqual([1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6]);
+      expect(seen.map((r) => r.epoch)).toEqual([0, 1, 2]);
+      expect(run.history).toEqual(seen);
+      const [first, second, third] = seen;
+      // Epoch 0's counts started at ones: nothing is dead, nothing moves (fixtures README §3).
+      expect(first.replacedCodes).toBe(0);
+      // 96 latents over 32 codes per group leave dead codes: at most ⌊0.2·32⌋ = 6 move per group.
+      expect(second.replacedCodes).toBeGreaterThan(0);
+      expect(second.replacedCodes).toBeLessThanOrEqual(16 * 6);
+      expect(first.usageMean).toBeLessThan(1);
+      expect(first.usageMin).toBeGreaterThan(0);
+      const gamma = 0.05 ** (1 / 3);
+      expect(second.learningRates.quantizer).toBeCloseTo(0.01 * gamma, 15);
+      expect(third.learningRates.rectifier).toBeCloseTo(0.0005 * gamma * gamma, 15);
+      for (const r of seen) {
+        expect(r.steps).toBe(6);
+        expect(r.validation?.latentMse).toBeGreaterThan(0);
+        expect(r.validation?.rectifiedMse).toBeGreaterThan(0);
+        expect(r.validation?.psnr).toBeUndefined();
+      }
+      expect(third.lossQuantizer).toBeLessThan(first.lossQuantizer);
+      expect(third.lossRectifier).toBeLessThan(first.lossRectifier);
+      disposeRun(run);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  });
+
+  it("resumes from a checkpoint exactly: 2 epochs straight = 1 + checkpoint + 1", async () => {
+    await runOn("wasm", async () => {
+      const d = data();
+      const config = { ...CONFIG, epochs: 2 };
+      const straight = await startRun(config, d);
+      await train(straight, d);
+
+      const store = new MemoryStore();
+      const first = await startRun(config, d);
+      await runEpoch(first, d);
+      await saveCheckpoint(store, first, "dataset-a");
+      disposeRun(first);
+      const resumed = await loadCheckpoint(store, "dataset-a");
+      if (!resumed) throw new Error("no checkpoint");
+      expect(resumed.epoch).toBe(1);
+      await train(resumed, d);
+
+      expect(timeless(resumed.history)).toEqual(timeless(straight.history));
+      expect(resumed.rng.state()).toEqual(straight.rng.state());
+      const [a, b] = [await snapshot(straight), await snapshot(resumed)];
+      expect([...b.keys()]).toEqual([...a.keys()]);
+      for (const [name, value] of a) expect(b.get(name), name).toEqual(value);
+      expect(resumed.state.optimizer.groups.map((g) => g.step)).toEqual([12, 12]);
+      disposeRun(straight);
+      disposeRun(resumed);
+    });
+  });
+
+  it("keeps two state slots and names the latest in checkpoint.json", async () => {
+    await runOn("wasm", async () => {
+      const d = data();
+      const store = new MemoryStore();
+      const run = await startRun({ ...CONFIG, epochs: 3 }, d);
+      await train(run, d, { onEpoch: (_r, r) => saveCheckpoint(store, r, "x") });
+      expect([...store.objects.keys()].toSorted()).toEqual([
+        CHECKPOINT_INDEX,
+        "state-0.safetensors",
+        "state-1.safetensors",
+      ]);
+      const index = JSON.parse(new TextDecoder().decode(store.objects.get(CHECKPOINT_INDEX)));
+      expect(index.epoch).toBe(3);
+      expect(index.tensors.path).toBe("state-1.safetensors");
+      expect(index.history).toHaveLength(3);
+      disposeRun(run);
+    });
+  });
+
+  it("refuses damaged checkpoints and other data, and finds none in an empty store", async () => {
+    await runOn("wasm", async () => {
+      const d = data();
+      const store = new MemoryStore();
+      expect(await loadCheckpoint(store)).toBeNull();
+      const run = await startRun(CONFIG, d);
+      await runEpoch(run, d);
+      await saveCheckpoint(store, run, "dataset-a");
+      disposeRun(run);
+      await expect(loadCheckpoint(store, "dataset-b")).rejects.toThrow(/made on dataset dataset-a/);
+
+      const state = store.objects.get("state-1.safetensors") as Uint8Array;
+      const flipped = state.slice();
+      flipped[flipped.length - 1] ^= 1;
+      store.objects.set("state-1.safetensors", flipped);
+      await expect(loadCheckpoint(store)).rejects.toThrow(/damaged/);
+      store.objects.delete("state-1.safetensors");
+      await expect(loadCheckpoint(store)).rejects.toThrow(/is missing/);
+      store.objects.set("state-1.safetensors", state);
+
+      const index = new TextDecoder().decode(store.objects.get(CHECKPOINT_INDEX));
+      store.objects.set(CHECKPOINT_INDEX, new TextEncoder().encode(index.slice(0, 40)));
+      await expect(loadCheckpoint(store)).rejects.toThrow(/is not JSON/);
+      const edited = JSON.parse(index);
+      edited.optimizerSteps = [-1, 6];
+      store.objects.set(CHECKPOINT_INDEX, new TextEncoder().encode(JSON.stringify(edited)));
+      await expect(loadCheckpoint(store)).rejects.toThrow(/optimizerSteps/);
+      edited.optimizerSteps = [6, 6];
+      edited.config.codes = 33;
+      store.objects.set(CHECKPOINT_INDEX, new TextEncoder().encode(JSON.stringify(edited)));
+      await expect(loadCheckpoint(store)).rejects.toThrow(
+        /quantizer.embeddings must be an F32 tensor/,
+      );
+    });
+  });
+
+  it("needs at least one full batch of training latents", async () => {
+    const d = data();
+    const small: LatentSet = latentSet([d.train.shards[0].subarray(0, 8 * DIMS)], DIMS);
+    await expect(startRun(CONFIG, { ...d, train: small })).rejects.toThrow(/at least that many/);
+  });
+
+  it("measures PSNR/SSIM of images decoded from tokens, beside the VAE's own", async () => {
+    await runOn("wasm", async () => {
+      // The fixture DC-AE at 16×16: latents 8×4×4, 32 tokens of 4.
+      const size = { height: 16, width: 16 };
+      const vae = await loadFixtureVae(size);
+      const count = 44;
+      const pixels = new Float32Array(count * 16 * 16 * 3);
+      for (let i = 0; i < count; i++) {
+        pixels.set(
+          Float32Array.from(syntheticPixels(100 + i, 16, 16), (v) => v / 127.5 - 1),
+          i * 768,
+        );
+      }
+      const latents = await vae.encode(pixels, count);
+      const dims = 128;
+      const trainSet = latentSet([latents.subarray(0, 36 * dims)], dims);
+      const d: TrainData = {
+        train: trainSet,
+        heldOut: latentSet([latents.subarray(36 * dims)], dims),
+        normalizer: latentStatistics(trainSet),
+        probe: await imageProbe(vae, pixels.subarray(40 * 768), 4),
+      };
+      const config: TrainConfig = {
+        ...CONFIG,
+        latentShape: vae.latentShape,
+        tokens: 32,
+        groups: 32,
+        codes: 16,
+        rectifier: { latentChannels: 8, channels: 16, blocks: 1, headDim: 8, multiscales: [5] },
+        epochs: 2,
+        batchSize: 12,
+      };
+      const run = await startRun(config, d);
+      await train(run, d);
+      for (const { validation: v } of run.history) {
+        expect(v?.psnr).toBeGreaterThan(5);
+        expect(v?.psnr).toBeLessThan(v?.vaePsnr as number);
+        expect(v?.ssim).toBeGreaterThan(0);
+        expect(v?.ssim).toBeLessThanOrEqual(1);
+      }
+      expect(run.history[0].validation?.vaePsnr).toBe(d.probe?.vaePsnr);
+      disposeRun(run);
+      vae.dispose();
+    });
+  });
+});

@@ -87,6 +87,8 @@ const CASES: Case[] = [
     2,
     explicit1,
   ),
+  conv2dCase("conv2d 3×3 valid", [2, 6, 5, 3], [3, 3, 3, 4], 1, "valid"),
+  conv2dCase("conv2d 5×3 same", [2, 7, 6, 3], [5, 3, 3, 2], 1, "same"),
   conv2dCase("conv2d 1×1", [1, 4, 4, 6], [1, 1, 6, 2], 1, "valid"),
   depthwiseCase("depthwise 3×3 same", [2, 6, 5, 4], [3, 3, 4, 1], 1, "same"),
   depthwiseCase("depthwise 5×5 same", [1, 7, 6, 3], [5, 5, 3, 1], 1, "same"),

@@ -3,7 +3,7 @@
  * the same bucket: tokens by the exhaustive nearest-code search, and the VAE's own
  * reconstructions to compare reconstructed images with.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { nearestCodesExhaustive, normalize, type TokenizerRef } from "@revq/shared";
@@ -25,16 +25,21 @@ export function tokenizerRef(hash: string, id: string): TokenizerRef {
   };
 }
 
-export function withTokenizer<T>(
+export async function withTokenizer<T>(
   edge: LocalEdge,
   ref: TokenizerRef,
   use: (t: Tokenizer) => Promise<T>,
 ): Promise<T> {
   const log = createLogger({ format: "json", write: () => undefined });
   const bucket = s3Bucket(edge.s3, { log });
-  const cache = new TokenizerCache(mkdtempSync(join(tmpdir(), "revq-e2e-ref-")), bucket, log);
-  const modelsDir = join(tmpdir(), "revq-e2e-no-models");
-  return new TokenizerStore(cache, log, { modelsDir }).with(ref, {}, use);
+  const dir = mkdtempSync(join(tmpdir(), "revq-e2e-ref-"));
+  try {
+    const cache = new TokenizerCache(dir, bucket, log);
+    const modelsDir = join(dir, "models");
+    return await new TokenizerStore(cache, log, { modelsDir }).with(ref, {}, use);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export async function expectedTokens(t: Tokenizer, images: Uint8Array[]): Promise<number[]> {

@@ -4,7 +4,7 @@
  * says it did.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LocalEdge } from "./edge.ts";
@@ -30,6 +30,8 @@ export class WorkerProcess {
 
   constructor(edge: LocalEdge, options: WorkerOptions) {
     const s3 = edge.s3;
+    // A cache of its own unless the test shares one; removed when the process exits.
+    const ownCache = options.cacheDir === undefined;
     const cacheDir = options.cacheDir ?? mkdtempSync(join(tmpdir(), "revq-e2e-cache-"));
     this.child = spawn(process.execPath, [join(ROOT, "gpu-worker/src/main.ts")], {
       cwd: ROOT,
@@ -69,7 +71,10 @@ export class WorkerProcess {
     });
     this.child.stderr?.setEncoding("utf8").on("data", (chunk: string) => this.output.push(chunk));
     this.exited = new Promise((resolve) =>
-      this.child.once("exit", (code, signal) => resolve({ code, signal })),
+      this.child.once("exit", (code, signal) => {
+        if (ownCache) rmSync(cacheDir, { recursive: true, force: true });
+        resolve({ code, signal });
+      }),
     );
   }
 

@@ -33,13 +33,9 @@ import { checkTrainConfig, type TrainConfig } from "./config.ts";
 import { createQuantizer } from "./quantizer.ts";
 import type { EpochRecord, TrainRun } from "./run.ts";
 import { createTrainState } from "./step.ts";
+import type { BlobStore } from "./store.ts";
 
-/** Where checkpoints are kept: named objects, each replaced whole by a write. */
-export interface CheckpointStore {
-  /** The object's bytes, or null when there is none. */
-  read(name: string): Promise<Uint8Array | null>;
-  write(name: string, bytes: Uint8Array): Promise<void>;
-}
+export type CheckpointStore = BlobStore;
 
 export const CHECKPOINT_FORMAT = "revq.train-checkpoint/v1";
 export const CHECKPOINT_INDEX = "checkpoint.json";

@@ -75,16 +75,30 @@ export function subset(set: LatentSet, indices: ArrayLike<number>): LatentSet {
 export type Normalizer = { mean: Float32Array; std: Float32Array };
 
 /**
- * Population statistics over all shards, merged shard by shard (the same merge the distributed
- * extraction uses). A dimension that never varies would divide by zero: it gets std 1, which
- * maps its one value to 0 all the same.
+ * Population statistics of the latents at `indices` (all of them when absent), merged chunk by
+ * chunk (the same merge the shards of a distributed extraction use), so no copy of the whole set
+ * is made. A dimension that never varies would divide by zero: it gets std 1, which maps its one
+ * value to 0 all the same.
  */
-export function latentStatistics(set: LatentSet): Normalizer {
+export function latentStatistics(set: LatentSet, indices?: ArrayLike<number>): Normalizer {
   let stats = emptyStats(set.dims);
-  for (const shard of set.shards) stats = mergeStats(stats, batchStats(shard, set.dims));
+  if (indices) {
+    for (let start = 0; start < indices.length; start += STATS_CHUNK) {
+      const chunk = Array.from(
+        { length: Math.min(STATS_CHUNK, indices.length - start) },
+        (_, i) => indices[start + i],
+      );
+      stats = mergeStats(stats, batchStats(gatherLatents(set, chunk), set.dims));
+    }
+  } else {
+    for (const shard of set.shards) stats = mergeStats(stats, batchStats(shard, set.dims));
+  }
   const std = Float32Array.from(standardDeviation(stats), (s) => (s > 0 ? s : 1));
   return { mean: Float32Array.from(stats.mean), std };
 }
+
+/** Latents per merged chunk when the statistics cover a subset. */
+const STATS_CHUNK = 4096;
 
 export function normalizeLatents(latents: Float32Array, n: Normalizer): Float32Array {
   return normalize(latents, n.mean, n.std);

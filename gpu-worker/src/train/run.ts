@@ -37,7 +37,9 @@ import { type ImageProbe, type Validation, validate } from "./validate.ts";
 
 export type TrainData = {
   /** Raw latents; batches are normalised as they are drawn. */
-  train: LatentSet;
+  latents: LatentSet;
+  /** Which of them to train on (the rest may be held out). */
+  train: Uint32Array;
   heldOut: LatentSet;
   normalizer: Normalizer;
   probe?: ImageProbe;
@@ -62,6 +64,8 @@ export type EpochRecord = {
   validation?: Validation;
   seconds: number;
   latentsPerSecond: number;
+  /** When the epoch ended (ISO 8601): the last one's is the tokenizer's creation time. */
+  endedAt: string;
 };
 
 export type TrainRun = {
@@ -85,18 +89,19 @@ export type TrainHooks = {
 /** A fresh run: codebook from random training latents, rectifier from the seed. */
 export async function startRun(config: TrainConfig, data: TrainData): Promise<TrainRun> {
   const layout = quantLayout(config.latentShape, config.tokens, config.groups);
-  const steps = Math.floor(data.train.count / config.batchSize);
+  const steps = Math.floor(data.train.length / config.batchSize);
   if (steps < 1) {
     throw new RangeError(
-      `a batch of ${config.batchSize} needs at least that many training latents; there are ${data.train.count}`,
+      `a batch of ${config.batchSize} needs at least that many training latents; there are ${data.train.length}`,
     );
   }
   const rng = new Rng(config.seed);
-  const sources = sampleCodebookSources(rng, layout, config.codes, data.train.count);
+  const sources = sampleCodebookSources(rng, layout, config.codes, data.train.length);
   // Only the sampled latents are gathered and normalised: the bank is those, in first-use order.
   const slot = new Map<number, number>();
   for (const n of sources) if (!slot.has(n)) slot.set(n, slot.size);
-  const bank = normalizeLatents(gatherLatents(data.train, [...slot.keys()]), data.normalizer);
+  const picked = Array.from(slot.keys(), (n) => data.train[n]);
+  const bank = normalizeLatents(gatherLatents(data.latents, picked), data.normalizer);
   const codebook = initCodebookFromLatents(
     bank,
     layout,
@@ -128,13 +133,14 @@ export async function runEpoch(
   quantGroup.lr = learningRateAt(config.learningRates.quantizer, epoch, config.epochs);
   rectGroup.lr = learningRateAt(config.learningRates.rectifier, epoch, config.epochs);
 
-  const order = shuffledOrder(run.rng, data.train.count);
+  const order = shuffledOrder(run.rng, data.train.length);
   const steps = Math.floor(order.length / config.batchSize);
   const sums = { lossQuantizer: 0, lossRectifier: 0, gradNormQuantizer: 0, gradNormRectifier: 0 };
   for (let step = 0; step < steps; step++) {
     hooks.signal?.throwIfAborted();
-    const indices = order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
-    const batch = normalizeLatents(gatherLatents(data.train, indices), data.normalizer);
+    const drawn = order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
+    const indices = Array.from(drawn, (i) => data.train[i]);
+    const batch = normalizeLatents(gatherLatents(data.latents, indices), data.normalizer);
     const result = await trainStep(state, batch);
     for (const key of Object.keys(sums) as (keyof typeof sums)[]) sums[key] += result[key];
     hooks.onStep?.({ ...result, epoch, step: step + 1, steps });
@@ -161,6 +167,7 @@ export async function runEpoch(
     ...(validation ? { validation } : {}),
     seconds,
     latentsPerSecond: (steps * config.batchSize) / seconds,
+    endedAt: new Date().toISOString(),
   };
   run.epoch += 1;
   run.history.push(record);

@@ -1,0 +1,35 @@
+/**
+ * An epoch's record as flat numbers by name: what the worker sends with its heartbeats (job
+ * events a client can plot) and what the manifest keeps of the last epoch. Non-finite values
+ * (the PSNR of a perfect reconstruction) are left out: JSON cannot carry them.
+ */
+
+import type { EpochRecord } from "./run.ts";
+
+export function epochMetrics(record: EpochRecord): Record<string, number> {
+  const v = record.validation;
+  const all: Record<string, number | undefined> = {
+    epoch: record.epoch + 1,
+    steps: record.steps,
+    lossQuantizer: record.lossQuantizer,
+    lossRectifier: record.lossRectifier,
+    gradNormQuantizer: record.gradNormQuantizer,
+    gradNormRectifier: record.gradNormRectifier,
+    lrQuantizer: record.learningRates.quantizer,
+    lrRectifier: record.learningRates.rectifier,
+    usageMean: record.usageMean,
+    usageMin: record.usageMin,
+    replacedCodes: record.replacedCodes,
+    valLatentMse: v?.latentMse,
+    valRectifiedMse: v?.rectifiedMse,
+    valPsnr: v?.psnr,
+    valSsim: v?.ssim,
+    vaePsnr: v?.vaePsnr,
+    vaeSsim: v?.vaeSsim,
+    seconds: record.seconds,
+    latentsPerSecond: record.latentsPerSecond,
+  };
+  return Object.fromEntries(
+    Object.entries(all).filter((e): e is [string, number] => Number.isFinite(e[1])),
+  );
+}

@@ -1,0 +1,47 @@
+/**
+ * From extracted latents to what a run trains on: the held-out split (by the seed alone), the
+ * normalisation statistics of the training part, and a few held-out images for PSNR/SSIM.
+ */
+
+import type { Vae } from "../pipeline/vae.ts";
+import { type LatentSet, latentStatistics, splitHeldOut, subset } from "./dataset.ts";
+import type { ImageSource } from "./extract.ts";
+import type { TrainData } from "./run.ts";
+import { imageProbe } from "./validate.ts";
+
+/** A tenth of the latents, at most 256: enough for a stable validation MSE, cheap every epoch. */
+export function defaultHeldOut(count: number): number {
+  return Math.min(256, Math.floor(count / 10));
+}
+
+/** Held-out images decoded for PSNR/SSIM each epoch. */
+export const DEFAULT_PROBE_IMAGES = 8;
+
+export type PrepareOptions = {
+  heldOut: number;
+  seed: number;
+  /** The dataset's images and their VAE, for the image probe; the first held-out ones are used. */
+  images?: { source: ImageSource; vae: Vae; count: number };
+};
+
+export async function prepareTrainData(
+  latents: LatentSet,
+  options: PrepareOptions,
+): Promise<TrainData> {
+  const split = splitHeldOut(latents.count, options.heldOut, options.seed);
+  const data: TrainData = {
+    latents,
+    train: split.train,
+    heldOut: subset(latents, split.heldOut),
+    normalizer: latentStatistics(latents, split.train),
+  };
+  const probeCount = Math.min(options.images?.count ?? 0, split.heldOut.length);
+  if (!options.images || probeCount === 0) return data;
+  const { source, vae } = options.images;
+  const { height, width } = vae.inputResolution;
+  const pixels = new Float32Array(probeCount * height * width * 3);
+  for (let i = 0; i < probeCount; i++) {
+    pixels.set(await source.load(split.heldOut[i]), i * height * width * 3);
+  }
+  return { ...data, probe: await imageProbe(vae, pixels, probeCount) };
+}

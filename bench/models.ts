@@ -21,7 +21,12 @@ import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { BACKEND_NAMES, type BackendName, selectBackend } from "../gpu-worker/src/backend.ts";
-import { decode, encode, loadDcae } from "../gpu-worker/src/models/dcae/model.ts";
+import {
+  decode,
+  encode,
+  loadDcaeDecoder,
+  loadDcaeEncoder,
+} from "../gpu-worker/src/models/dcae/model.ts";
 import { dcaePreset } from "../gpu-worker/src/models/dcae/presets.ts";
 import {
   initRectifier,
@@ -36,7 +41,7 @@ import { writeResults } from "./lib/results.ts";
 /** One measurement: a model, a task, a batch size; run in a child process. */
 type Case =
   | { kind: "rectifier"; preset: RectifierPresetName; batch: number }
-  | { kind: "dcae"; side: number; batch: number };
+  | { kind: "dcae"; half: "encoder" | "decoder"; side: number; batch: number };
 
 type Row = {
   model: string;
@@ -74,24 +79,31 @@ function row(model: string, task: string, batch: number, t: { ms: number; calls:
 async function runCase(backend: BackendName, c: Case, minMs: number): Promise<Row[]> {
   await selectBackend(backend);
   if (c.kind === "dcae") {
-    const model = await loadDcae(dcaePreset("dc-ae-f32c32-sana-1.1"), randomInitSource(1));
-    const f = model.config.spatialCompression;
+    // One half per process: both halves of f32c32 do not fit wasm's heap together (model.ts).
+    const config = dcaePreset("dc-ae-f32c32-sana-1.1");
     const name = `dc-ae-f32c32-sana-1.1 ${c.side}×${c.side}`;
-    const image = tf.randomUniform([c.batch, c.side, c.side, 3], -1, 1) as tf.Tensor4D;
-    const latent = tf.randomNormal([c.batch, c.side / f, c.side / f, 32]) as tf.Tensor4D;
+    if (c.half === "encoder") {
+      const { encoder } = await loadDcaeEncoder(config, randomInitSource(1));
+      const image = tf.randomUniform([c.batch, c.side, c.side, 3], -1, 1) as tf.Tensor4D;
+      return [
+        row(
+          name,
+          "encode",
+          c.batch,
+          await time(() => tf.tidy(() => encode(encoder, image)), minMs),
+        ),
+      ];
+    }
+    const { decoder } = await loadDcaeDecoder(config, randomInitSource(1));
+    const side = c.side / config.spatialCompression;
+    const latent = tf.randomNormal([
+      c.batch,
+      side,
+      side,
+      config.decoder.latentChannels,
+    ]) as tf.Tensor4D;
     return [
-      row(
-        name,
-        "encode",
-        c.batch,
-        await time(() => tf.tidy(() => encode(model.encoder, image)), minMs),
-      ),
-      row(
-        name,
-        "decode",
-        c.batch,
-        await time(() => tf.tidy(() => decode(model.decoder, latent)), minMs),
-      ),
+      row(name, "decode", c.batch, await time(() => tf.tidy(() => decode(decoder, latent)), minMs)),
     ];
   }
   const r = await initRectifier(RECTIFIER_PRESETS[c.preset], 1);
@@ -124,7 +136,11 @@ function casesFor(backend: BackendName, accelerated: boolean, quick: boolean): C
   return [
     tiny,
     ...presets.map((preset): Case => ({ kind: "rectifier", preset, batch })),
-    ...(slow ? [64] : [64, 128]).map((side): Case => ({ kind: "dcae", side, batch: 1 })),
+    ...(slow ? [64] : [64, 128]).flatMap((side) =>
+      (["encoder", "decoder"] as const).map(
+        (half): Case => ({ kind: "dcae", half, side, batch: 1 }),
+      ),
+    ),
   ];
 }
 

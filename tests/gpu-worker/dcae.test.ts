@@ -11,6 +11,8 @@ import {
   disposeDcae,
   encode,
   loadDcae,
+  loadDcaeDecoder,
+  loadDcaeEncoder,
 } from "../../gpu-worker/src/models/dcae/model.ts";
 import { dcaePreset } from "../../gpu-worker/src/models/dcae/presets.ts";
 import { runBlock } from "../../gpu-worker/src/models/nn/blocks.ts";
@@ -68,6 +70,26 @@ describe("DC-AE config and weights (fixtures D)", () => {
         /encoder\.conv_out\.weight/,
       );
       expect(tf.memory().numTensors).toBe(before); // what was loaded before the error is freed
+    });
+  });
+
+  it("loads one half alone, strictly within it", async () => {
+    const json = JSON.parse(readFileSync(join(FIXTURES_DIR, "dcae_config.json"), "utf8"));
+    const bytes = new Uint8Array(readFileSync(join(FIXTURES_DIR, "dcae_weights.safetensors")));
+    const weights = loadFixture("dcae_weights", "dcae_fixture");
+    await runOn("cpu", async () => {
+      for (const half of ["encoder", "decoder"] as const) {
+        const load = half === "encoder" ? loadDcaeEncoder : loadDcaeDecoder;
+        const { bindings } = await load(parseDcaeConfig(json), safetensorsSource(bytes));
+        const names = bindings.flatMap((b) => b.names).toSorted();
+        expect(names).toEqual(
+          weights
+            .names()
+            .filter((n) => n.startsWith(`${half}.`))
+            .toSorted(),
+        );
+        tf.dispose(bindings.map((b) => b.param));
+      }
     });
   });
 

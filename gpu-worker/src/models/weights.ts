@@ -107,9 +107,10 @@ export function paramLoader(source: TensorSource, make: MakeParam = (t) => t) {
         eps,
       };
     },
-    /** Fails unless every tensor of the source was read (PyTorch's strict loading). */
-    finish(): void {
-      const unread = [...source.names()].filter((name) => !read.has(name));
+    /** Fails unless every tensor of the source (under `prefix`) was read: strict loading. */
+    finish(prefix = ""): void {
+      const names = [...source.names()].filter((name) => name.startsWith(prefix));
+      const unread = names.filter((name) => !read.has(name));
       if (unread.length > 0) {
         const shown = unread.slice(0, 5).join(", ");
         throw new Error(

@@ -8,7 +8,13 @@ import { runBlock } from "../nn/blocks.ts";
 import { conv2d, rmsNorm } from "../nn/layers.ts";
 import { NO_PROBE, type Probe } from "../nn/probe.ts";
 import { meanChannelGroups, repeatChannels } from "../nn/shuffle.ts";
-import { type Binding, type MakeParam, paramLoader, type TensorSource } from "../weights.ts";
+import {
+  type Binding,
+  type MakeParam,
+  type ParamLoader,
+  paramLoader,
+  type TensorSource,
+} from "../weights.ts";
 import type { DcaeConfig } from "./config.ts";
 import { type DecoderParams, type EncoderParams, loadDecoder, loadEncoder } from "./load.ts";
 
@@ -26,12 +32,52 @@ export async function loadDcae(
   source: TensorSource,
   make?: MakeParam,
 ): Promise<Dcae> {
+  return loadStrictly(source, make, "", async (load) => ({
+    config,
+    encoder: await loadEncoder(config.encoder, load, "encoder."),
+    decoder: await loadDecoder(config.decoder, load, "decoder."),
+    bindings: load.bindings,
+  }));
+}
+
+/**
+ * One half only. On wasm, whose heap ends at 4 GB and where XNNPACK keeps a packed copy of each
+ * convolution's weights, f32c32 (1.25 GB) fits one half per process but not both once both ran.
+ */
+export async function loadDcaeEncoder(
+  config: DcaeConfig,
+  source: TensorSource,
+  make?: MakeParam,
+): Promise<{ encoder: EncoderParams; bindings: Binding[] }> {
+  return loadStrictly(source, make, "encoder.", async (load) => ({
+    encoder: await loadEncoder(config.encoder, load, "encoder."),
+    bindings: load.bindings,
+  }));
+}
+
+export async function loadDcaeDecoder(
+  config: DcaeConfig,
+  source: TensorSource,
+  make?: MakeParam,
+): Promise<{ decoder: DecoderParams; bindings: Binding[] }> {
+  return loadStrictly(source, make, "decoder.", async (load) => ({
+    decoder: await loadDecoder(config.decoder, load, "decoder."),
+    bindings: load.bindings,
+  }));
+}
+
+/** Builds with a fresh loader; every tensor under `prefix` must be used; nothing leaks on error. */
+async function loadStrictly<T>(
+  source: TensorSource,
+  make: MakeParam | undefined,
+  prefix: string,
+  build: (load: ParamLoader) => Promise<T>,
+): Promise<T> {
   const load = paramLoader(source, make);
   try {
-    const encoder = await loadEncoder(config.encoder, load, "encoder.");
-    const decoder = await loadDecoder(config.decoder, load, "decoder.");
-    load.finish();
-    return { config, encoder, decoder, bindings: load.bindings };
+    const built = await build(load);
+    load.finish(prefix);
+    return built;
   } catch (error) {
     tf.dispose(load.bindings.map((b) => b.param));
     throw error;

@@ -5,9 +5,10 @@ import type { Pipelines } from "./context.ts";
 import { runEncode } from "./encode.ts";
 import { TaskError } from "./errors.ts";
 import { runReconstruct } from "./reconstruct.ts";
+import { runTrain } from "./train.ts";
 
-/** What this worker leases; training runs elsewhere for now. */
-export const WORKER_KINDS: TaskKind[] = ["encode", "reconstruct"];
+/** What this worker leases. */
+export const WORKER_KINDS: TaskKind[] = ["encode", "reconstruct", "train"];
 
 export function taskRunner(pipelines: Pipelines): TaskRunner {
   return (task, context) => {
@@ -16,6 +17,8 @@ export function taskRunner(pipelines: Pipelines): TaskRunner {
         return runEncode(task, context, pipelines);
       case "reconstruct":
         return runReconstruct(task, context, pipelines);
+      case "train":
+        return runTrain(task, context, pipelines);
       default:
         // Never leased (see WORKER_KINDS); a worker that can run it may take it after this one.
         throw new TaskError(

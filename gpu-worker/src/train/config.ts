@@ -66,8 +66,13 @@ const RectifierParams = z.strictObject({
   multiscales: z.array(positiveInt.max(31)).max(8),
 });
 
-/** Job parameters as a client sends them; every field is optional. */
+/**
+ * Job parameters as a client sends them; every field is optional. `name` and `description` are
+ * the new tokenizer's, not part of the run.
+ */
 export const TrainParameters = z.strictObject({
+  name: z.string().min(1).max(200).optional(),
+  description: z.string().max(10_000).optional(),
   preset: z.enum(Object.keys(TRAIN_PRESETS) as [TrainPresetName, ...TrainPresetName[]]).optional(),
   tokens: positiveInt.optional(),
   groups: positiveInt.optional(),

@@ -14,6 +14,8 @@ import {
   HeartbeatResponse,
   type LeaseRequest,
   LeaseResponse,
+  type ReleaseRequest,
+  ReleaseResponse,
 } from "@revq/shared";
 import type * as z from "zod";
 import type { Logger } from "./log.ts";
@@ -106,6 +108,19 @@ export class EdgeClient {
 
   fail(taskId: string, request: FailRequest, options: CallOptions = {}): Promise<FailResponse> {
     return this.call(`tasks/${encodeURIComponent(taskId)}/fail`, request, FailResponse, options);
+  }
+
+  release(
+    taskId: string,
+    request: ReleaseRequest,
+    options: CallOptions = {},
+  ): Promise<ReleaseResponse> {
+    return this.call(
+      `tasks/${encodeURIComponent(taskId)}/release`,
+      request,
+      ReleaseResponse,
+      options,
+    );
   }
 
   private call<S extends z.ZodType>(

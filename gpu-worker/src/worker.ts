@@ -8,8 +8,8 @@
  * - A task's runner learns of a stop through its AbortSignal; the worker does not wait for a
  *   runner that is in the middle of a device call, it reports at once and drops the result.
  * - stop() (SIGTERM/SIGINT): no more leases; held tasks get the grace period to finish; what is
- *   still running then is failed as retryable, so that another worker takes it. A second stop()
- *   ends the grace period at once.
+ *   still running then is released, so that another worker takes it at once (a release is not a
+ *   failure: no backoff, no attempt used). A second stop() ends the grace period at once.
  */
 import type { LeasedTask, Progress, TaskKind, TaskResult } from "@revq/shared";
 import { type EdgeClient, EdgeError, EdgeProtocolError } from "./client.ts";
@@ -115,7 +115,7 @@ export class Worker {
   /** Stops leasing and gives held tasks the grace period; a second call ends it at once. */
   stop(): void {
     if (this.stopping) {
-      this.log.warn("stopping now: failing held tasks as retryable", { held: this.held.size });
+      this.log.warn("stopping now: releasing held tasks", { held: this.held.size });
       this.endGrace();
       return;
     }
@@ -237,13 +237,29 @@ export class Worker {
       return;
     }
     if (stopped instanceof TaskStopped) {
-      await this.report(held, new TaskError("worker-shutdown", stopped.message, true));
+      await this.release(held, stopped);
     } else if (error instanceof TaskError) {
       await this.report(held, error);
     } else {
       held.log.error("task crashed", { error });
       const message = error instanceof Error ? error.message : String(error);
       await this.report(held, new TaskError("internal", message || "unknown error", true));
+    }
+  }
+
+  /** Hands a task the worker shuts down on back to the edge, for another worker at once. */
+  private async release(held: Held, stopped: TaskStopped): Promise<void> {
+    try {
+      // Briefly: the lease expiring does the same, later.
+      await this.options.client.release(
+        held.task.taskId,
+        { leaseId: held.task.leaseId },
+        { deadline: Date.now() + 5_000 },
+      );
+      held.log.warn("task released", { detail: stopped.message });
+    } catch (error) {
+      if (error instanceof EdgeError && LOST.has(error.code)) return;
+      held.log.error("could not release the task; its lease will expire", { error });
     }
   }
 

@@ -228,27 +228,36 @@ describe("revq-worker against the local stack", () => {
     expect(second.lines.filter(isLeased)).toHaveLength(1);
   });
 
-  it("on SIGTERM releases held tasks at once, for another worker to complete", async () => {
+  it("on SIGTERM releases held tasks, and a waiting worker takes them at once", async () => {
     const tenant = await edge.tenant("sigterm");
     const first = startWorker(tenant, "w-stopped", { graceSeconds: 0, batchSize: 1 });
     await first.waitFor((l) => l.msg === "revq-worker started");
     const { job, sent } = await encodeJob(tenant, 48, 600);
     await first.waitFor(isLeased);
+    // Started once the task is held, so that it waits in a long-poll when the task comes back.
+    const second = startWorker(tenant, "w-after");
+    await second.waitFor((l) => l.msg === "revq-worker started");
     const signalled = Date.now();
     first.kill("SIGTERM");
     expect((await first.exited).code).toBe(0);
     expect(Date.now() - signalled).toBeLessThan(3000);
-    const released = (await jobEvents(edge, tenant, job.id)).find(
-      (e) => e.type === "status" && e.data.reason === "retry",
-    );
-    expect(released?.data.error).toEqual({
-      code: "worker-shutdown",
-      message: "the worker shut down before the task finished",
-    });
+    expect(await second.waitFor(isLeased)).toMatchObject({ jobId: job.id, attempt: 1 });
 
-    startWorker(tenant, "w-after");
     const done = await waitForJob(edge, tenant, job.id);
-    expect(done).toMatchObject({ status: "succeeded", attempts: 2 });
+    expect(done).toMatchObject({ status: "succeeded", attempts: 1 });
+    expect(await statusTrail(edge, tenant, job.id)).toEqual([
+      "queued",
+      "running",
+      "queued(released)",
+      "running",
+      "succeeded",
+    ]);
+    // Taken at once: not after a retry backoff (8 s or more) or a lease expiry (3 s here).
+    const events = (await jobEvents(edge, tenant, job.id)).filter((e) => e.type === "status");
+    const released = events.findIndex((e) => e.data.reason === "released");
+    const waited =
+      Date.parse(events[released + 1].createdAt) - Date.parse(events[released].createdAt);
+    expect(waited).toBeLessThan(2000);
     expect(await tokensOf(tenant, job.id)).toEqual(await expectedFor(sent));
   });
 

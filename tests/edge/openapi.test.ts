@@ -42,6 +42,7 @@ describe("GET /v1/openapi.json", () => {
         "/v1/worker/tasks/{id}/heartbeat",
         "/v1/worker/tasks/{id}/complete",
         "/v1/worker/tasks/{id}/fail",
+        "/v1/worker/tasks/{id}/release",
         "/v1/decode",
         "/v1/webhooks",
         "/v1/webhooks/{id}",

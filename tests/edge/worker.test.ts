@@ -12,7 +12,7 @@ import {
   workerCall,
   writeTokensFor,
 } from "./fixtures/jobs.ts";
-import { expectProblem } from "./helpers.ts";
+import { call, expectProblem } from "./helpers.ts";
 
 const complete = (key: string, taskId: string, leaseId: string) =>
   workerCall(key, `/tasks/${taskId}/complete`, { leaseId, result: { kind: "encode" } });
@@ -22,6 +22,8 @@ const fail = (key: string, taskId: string, leaseId: string, retryable: boolean) 
     retryable,
     error: { code: "oom", message: "out of memory" },
   });
+const release = (key: string, taskId: string, leaseId: string) =>
+  workerCall(key, `/tasks/${taskId}/release`, { leaseId });
 
 describe("POST /v1/worker/lease", () => {
   it("gives each task to exactly one of many racing workers", async () => {
@@ -276,5 +278,96 @@ describe("fail", () => {
     const res = await fail(world.workerKey, task.taskId, task.leaseId, false);
     expect(await res.json()).toMatchObject({ status: "failed", attempt: 1 });
     expect((await getJob(world, job.id)).status).toBe("failed");
+  });
+});
+
+describe("release", () => {
+  it("queues the task again at once, without counting the attempt, and refuses its old holder", async () => {
+    const world = await newWorld();
+    const job = await createEncodeJob(world);
+    const [first] = await lease(world.workerKey, { worker: "a" });
+    const res = await release(world.workerKey, first.taskId, first.leaseId);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ taskId: first.taskId, jobId: job.id, status: "queued" });
+    expect(await getJob(world, job.id)).toMatchObject({ status: "queued", attempts: 0 });
+
+    const [second] = await lease(world.workerKey, { worker: "b" });
+    expect(second).toMatchObject({ taskId: first.taskId, attempt: 1 });
+    expect(second.leaseId).not.toBe(first.leaseId);
+    await writeTokensFor(first, world.tiny);
+    for (const res of [
+      await workerCall(world.workerKey, `/tasks/${first.taskId}/heartbeat`, {
+        leaseId: first.leaseId,
+      }),
+      await complete(world.workerKey, first.taskId, first.leaseId),
+      await fail(world.workerKey, first.taskId, first.leaseId, true),
+      await release(world.workerKey, first.taskId, first.leaseId),
+    ]) {
+      await expectProblem(res, 409, "lease-lost");
+    }
+    expect((await complete(world.workerKey, second.taskId, second.leaseId)).status).toBe(200);
+    expect(await getJob(world, job.id)).toMatchObject({ status: "succeeded", attempts: 1 });
+
+    const events = await call(`/v1/jobs/${job.id}/events`, { key: world.apiKey });
+    const statuses = ((await events.json()) as { events: { type: string; data: unknown }[] }).events
+      .filter((e) => e.type === "status")
+      .map((e) => e.data);
+    expect(statuses).toEqual([
+      { status: "queued" },
+      { status: "running", attempt: 1, worker: "a" },
+      { status: "queued", reason: "released", attempt: 1, worker: "a" },
+      { status: "running", attempt: 1, worker: "b" },
+      { status: "succeeded" },
+    ]);
+  });
+
+  it("hands the task to a waiting long-poll within a poll interval", async () => {
+    const world = await newWorld();
+    await createEncodeJob(world);
+    const [held] = await lease(world.workerKey);
+    const waiting = lease(world.workerKey, { waitSeconds: 10 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const releasedAt = Date.now();
+    expect((await release(world.workerKey, held.taskId, held.leaseId)).status).toBe(200);
+    const [task] = await waiting;
+    expect(task.taskId).toBe(held.taskId);
+    expect(Date.now() - releasedAt).toBeLessThan(1000);
+  });
+
+  it("refuses other leases, cancelled jobs, other tenants' workers and bad bodies", async () => {
+    const world = await newWorld();
+    const other = await newWorld();
+    const job = await createEncodeJob(world);
+    const [task] = await lease(world.workerKey);
+    await expectProblem(
+      await release(world.workerKey, task.taskId, "lse_other"),
+      409,
+      "lease-lost",
+    );
+    await expectProblem(
+      await release(other.workerKey, task.taskId, task.leaseId),
+      404,
+      "task-not-found",
+    );
+    const invalid = await expectProblem(
+      await workerCall(world.workerKey, `/tasks/${task.taskId}/release`, {}),
+      400,
+      "invalid-request",
+    );
+    expect(invalid.detail).toContain("leaseId");
+    await expectProblem(
+      await release(world.apiKey, task.taskId, task.leaseId),
+      403,
+      "wrong-key-kind",
+    );
+    expect(
+      (await call(`/v1/jobs/${job.id}/cancel`, { method: "POST", key: world.apiKey })).status,
+    ).toBe(200);
+    await expectProblem(
+      await release(world.workerKey, task.taskId, task.leaseId),
+      409,
+      "job-cancelled",
+    );
+    expect(await getJob(world, job.id)).toMatchObject({ status: "cancelled", attempts: 1 });
   });
 });

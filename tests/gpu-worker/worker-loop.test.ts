@@ -175,7 +175,7 @@ describe("Worker", () => {
     ]);
   });
 
-  it("on stop, leases no more, lets a short task finish and fails a long one as retryable", async () => {
+  it("on stop, leases no more, lets a short task finish and releases a long one", async () => {
     const short = encodeTask();
     const long = encodeTask();
     edge.add(short);
@@ -200,16 +200,10 @@ describe("Worker", () => {
     expect(elapsed).toBeGreaterThanOrEqual(550);
     expect(elapsed).toBeLessThan(1500);
     expect(edge.callsTo("/complete").map((c) => c.body.leaseId)).toEqual([short.leaseId]);
-    expect(edge.callsTo("/fail").map((c) => c.body)).toEqual([
-      {
-        leaseId: long.leaseId,
-        retryable: true,
-        error: {
-          code: "worker-shutdown",
-          message: "the worker shut down before the task finished",
-        },
-      },
+    expect(edge.callsTo("/release")).toMatchObject([
+      { path: `/v1/worker/tasks/${long.taskId}/release`, body: { leaseId: long.leaseId } },
     ]);
+    expect(edge.callsTo("/fail")).toEqual([]);
     expect(edge.queue).toHaveLength(1);
   });
 
@@ -222,7 +216,7 @@ describe("Worker", () => {
     await sleep(50);
     w.stop();
     await done;
-    expect(edge.callsTo("/fail")).toHaveLength(1);
+    expect(edge.callsTo("/release")).toHaveLength(1);
   });
 
   it("waits out an edge that went away and takes work again when it is back", async () => {

@@ -13,6 +13,8 @@ import {
   HeartbeatResponse,
   LeaseRequest,
   LeaseResponse,
+  ReleaseRequest,
+  ReleaseResponse,
 } from "@revq/shared";
 import type { Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
@@ -25,6 +27,7 @@ import {
   failTask,
   heartbeat,
   leaseTasks,
+  releaseTask,
   type WorkerPrincipal,
 } from "../services/task-queue.ts";
 
@@ -103,6 +106,23 @@ const fail = createRoute({
   },
 });
 
+const release = createRoute({
+  method: "post",
+  path: "/tasks/{id}/release",
+  tags: ["Worker"],
+  summary:
+    "Hand the task back unfinished (shutting down): queued again at once, the attempt not counted",
+  security,
+  request: {
+    params: TaskParams,
+    body: { required: true, content: json(ReleaseRequest) },
+  },
+  responses: {
+    200: { description: "Queued again", content: json(ReleaseResponse) },
+    ...problems(400, 401, 403, 404, 409),
+  },
+});
+
 function workerOf(c: Context<AppEnv>): WorkerPrincipal {
   const principal = c.get("principal");
   if (principal.kind !== "worker") throw new Error("worker route without a worker key");
@@ -135,4 +155,8 @@ workerRoutes.openapi(complete, async (c) =>
 
 workerRoutes.openapi(fail, async (c) =>
   c.json(await failTask(c.env, workerOf(c), c.req.valid("param").id, c.req.valid("json")), 200),
+);
+
+workerRoutes.openapi(release, async (c) =>
+  c.json(await releaseTask(c.env, workerOf(c), c.req.valid("param").id, c.req.valid("json")), 200),
 );

@@ -4,8 +4,9 @@
  *
  * - lease: one UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING. SQLite runs it alone, so
  *   a queued task goes to exactly one caller; each lease gets its own random lease id.
- * - heartbeat / complete / fail: UPDATE ... WHERE lease_id = ? AND status = 'leased'. A holder
- *   whose lease expired and was taken again no longer matches and is refused (409).
+ * - heartbeat / complete / fail / release: UPDATE ... WHERE lease_id = ? AND status = 'leased'. A
+ *   holder whose lease expired and was taken again, or who released it, no longer matches and is
+ *   refused (409).
  * - expiry: leases past their time go back to the queue (or fail, out of attempts), swept on
  *   every lease call for the caller's tenant and by cron for all.
  *
@@ -21,6 +22,8 @@ import {
   type LeasedTask,
   type LeaseRequest,
   type LeaseResponse,
+  type ReleaseRequest,
+  type ReleaseResponse,
   TaskPayload,
 } from "@revq/shared";
 import type { Config } from "../config.ts";
@@ -48,6 +51,7 @@ type TaskRecord = {
   available_at: number;
   lease_id: string | null;
   lease_expires_at: number | null;
+  worker_name: string | null;
 };
 
 export type WorkerPrincipal = { tenantId: string; keyId: string };
@@ -411,4 +415,46 @@ export async function failTask(
     attempt: task.attempt,
     retryAt: retryAt === null ? null : isoTime(retryAt),
   };
+}
+
+/**
+ * Hands a held task back unfinished (its worker is shutting down): queued again at once, in its
+ * old place in line, and the lease it was taken with does not count as an attempt. The lease
+ * ends, so its holder can no longer heartbeat, complete or fail.
+ */
+export async function releaseTask(
+  env: Env,
+  worker: WorkerPrincipal,
+  taskId: string,
+  request: ReleaseRequest,
+): Promise<ReleaseResponse> {
+  const d1 = env.DB;
+  const task = await loadTask(d1, worker.tenantId, taskId);
+  checkHolder(task, request.leaseId);
+  const now = Date.now();
+  const guard = (sql: string, ...values: unknown[]) =>
+    d1
+      .prepare(sql)
+      .bind(...values, ...Array(8 - values.length).fill(null), taskId, request.leaseId, "queued");
+  const [released] = await d1.batch([
+    d1
+      .prepare(
+        "UPDATE tasks SET status = 'queued', attempt = attempt - 1, lease_expires_at = NULL, updated_at = ?1 WHERE id = ?2 AND lease_id = ?3 AND status = 'leased'",
+      )
+      .bind(now, taskId, request.leaseId),
+    guard(
+      `UPDATE jobs SET status = 'queued', progress = NULL, updated_at = ?1 WHERE id = ?2 AND status IN ('queued', 'running') AND ${taskIs}`,
+      now,
+      task.job_id,
+    ),
+    eventIfChangedStatement(
+      d1,
+      jobOf(task),
+      "status",
+      { status: "queued", reason: "released", attempt: task.attempt, worker: task.worker_name },
+      now,
+    ),
+  ]);
+  if (released.meta.changes === 0) throw leaseLost(await loadTask(d1, worker.tenantId, taskId));
+  return { taskId, jobId: task.job_id, status: "queued" };
 }

@@ -3,8 +3,9 @@
  * edge validates requests and the worker validates answers with the same definitions.
  *
  * A worker leases tasks, renews each lease by heartbeat (which also reports progress and
- * metrics, and says whether the job was cancelled), and ends it with complete or fail. A lease
- * that is not renewed expires and the task goes back to the queue. Every call after the lease
+ * metrics, and says whether the job was cancelled), and ends it with complete or fail, or with
+ * release when it shuts down. A lease that is not renewed expires and the task goes back to the
+ * queue. Every call after the lease
  * names its `leaseId`; a holder whose lease was lost is refused (409), so two workers can never
  * both finish one task. A task payload carries everything the worker needs: the bucket keys to
  * read and write (see bucket-keys.ts), the tokenizer and its manifest hash, and the parameters.
@@ -97,7 +98,7 @@ export const LeasedTask = z.object({
   taskId: z.string(),
   jobId: z.string(),
   kind: TaskKind,
-  /** 1 for the first lease of this task, 2 after one retry or expired lease, ... */
+  /** 1 for the first lease of this task, 2 after one retry or expired lease, ... (not after a release) */
   attempt: z.int().min(1),
   maxAttempts: z.int().min(1),
   leaseId: z.string(),
@@ -183,3 +184,18 @@ export const FailResponse = z.object({
   retryAt: Timestamp.nullable(),
 });
 export type FailResponse = z.infer<typeof FailResponse>;
+
+/**
+ * Hands a held task back unfinished, for a worker that is shutting down: the task is queued
+ * again at once (no backoff) and this lease does not count as an attempt. Not a failure, so it
+ * carries no error; a task that cannot be done is failed instead.
+ */
+export const ReleaseRequest = z.object({ leaseId: z.string() });
+export type ReleaseRequest = z.infer<typeof ReleaseRequest>;
+
+export const ReleaseResponse = z.object({
+  taskId: z.string(),
+  jobId: z.string(),
+  status: z.literal("queued"),
+});
+export type ReleaseResponse = z.infer<typeof ReleaseResponse>;

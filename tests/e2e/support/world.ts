@@ -13,7 +13,12 @@ export type Job = {
   result: Record<string, unknown> | null;
   error: { code: string; message: string } | null;
 };
-export type JobEvent = { id: number; type: string; data: Record<string, unknown> };
+export type JobEvent = {
+  id: number;
+  type: string;
+  data: Record<string, unknown>;
+  createdAt: string;
+};
 export type Tenant = { tenantId: string; apiKey: string; workerKey: string };
 
 const MEDIA: Record<ImageFormat, string> = {

@@ -1,6 +1,6 @@
 /**
  * A small stand-in for the edge's worker API on a real loopback HTTP server: a queue of tasks,
- * leases with long-poll, and a record of every heartbeat, complete and fail. Tests steer it
+ * leases with long-poll, and a record of every heartbeat, complete, fail and release. Tests steer it
  * (answer 503 for a while, say the job was cancelled, go away and come back) to see what the
  * worker does. The real edge is exercised end to end in tests/e2e.
  */
@@ -73,7 +73,7 @@ export class EdgeStub {
     const forced = this.override?.(path, body);
     if (forced) return send(res, forced[0], forced[1]);
     if (path === "/v1/worker/lease") return this.lease(body, res);
-    const match = path.match(/^\/v1\/worker\/tasks\/([^/]+)\/(heartbeat|complete|fail)$/);
+    const match = path.match(/^\/v1\/worker\/tasks\/([^/]+)\/(heartbeat|complete|fail|release)$/);
     if (!match) return send(res, 404, { code: "route-not-found", detail: path });
     const [, taskId, action] = match;
     if (this.lost.has(taskId)) {
@@ -85,6 +85,7 @@ export class EdgeStub {
       return send(res, 200, { cancelled, leaseExpiresAt: cancelled ? null : expires });
     }
     if (action === "complete") return send(res, 200, { taskId, jobId: "job", status: "succeeded" });
+    if (action === "release") return send(res, 200, { taskId, jobId: "job", status: "queued" });
     return send(res, 200, {
       taskId,
       jobId: "job",

@@ -162,7 +162,10 @@ describe("the train task", () => {
     expect(outcome.metrics?.valRectifiedMse).toBeGreaterThan(0);
     expect(stages).toContain("extracting latents");
     expect(stages).toContain("epoch 1/3");
-    expect(stages.some((s) => /^epoch 3\/3 done: loss /.test(s))).toBe(true);
+    expect(
+      stages.some((s) => /^epoch 3\/3 · after epoch 2: loss [\d.]+\+[\d.]+, val /.test(s)),
+    ).toBe(true);
+    expect(stages.at(-2)).toMatch(/^after epoch 3: loss /);
     const prefix = bucketKeys.jobCheckpoints(TENANT, JOB);
     expect(bucket.objects.has(`${prefix}state/checkpoint.json`)).toBe(true);
     expect(
@@ -230,7 +233,7 @@ describe("the train task", () => {
     const stopAfterEpoch1 = first.ctx.progress;
     first.ctx.progress = (p) => {
       stopAfterEpoch1(p);
-      if (p.stage?.startsWith("epoch 1/3 done")) controller.abort(new Error("lease lost"));
+      if (p.stage?.startsWith("after epoch 1:")) controller.abort(new Error("lease lost"));
     };
     await expect(taskRunner(pipelines(bucket))(task, first.ctx)).rejects.toThrow();
     const index = JSON.parse(
@@ -247,7 +250,9 @@ describe("the train task", () => {
     expect(
       second.logs.some((l) => l.includes("resuming training") && l.includes('"afterEpoch":1')),
     ).toBe(true);
-    expect(second.stages).not.toContain("epoch 1/3");
+    expect(second.stages.filter((s) => s.startsWith("epoch "))[0]).toMatch(
+      /^epoch 2\/3 · after epoch 1: /,
+    );
     const hash = await manifestHash(
       parseManifest((outcome.result as { manifest: unknown }).manifest),
     );

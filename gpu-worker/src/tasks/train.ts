@@ -6,7 +6,8 @@
  *    missing.
  * 2. Training (train/run.ts) with a checkpoint under `state/` after every epoch; a re-leased task
  *    resumes from the last one on whatever worker takes it, the loss curve going on where it
- *    stopped. Progress counts steps over the whole run; each epoch's summary is its stage.
+ *    stopped. Progress counts steps over the whole run; its stage names the epoch and sums up
+ *    the last finished one.
  * 3. Export: the tokenizer's files to tokenizers/{hash}/files/, then complete with the manifest
  *    (the edge stores it, checks the files and marks the tokenizer ready). Exporting again after
  *    a lost lease writes the same bytes under the same hash.
@@ -168,6 +169,9 @@ async function trainRun(
     context.log.info("resuming training", { afterEpoch: saved.epoch, epochs: runConfig.epochs });
   const steps = Math.floor(data.train.length / runConfig.batchSize);
   const total = steps * runConfig.epochs;
+  // Every step's progress carries the last finished epoch's summary: whichever progress a
+  // heartbeat happens to send, the job's events follow the curve.
+  let last = run.history.length > 0 ? epochSummary(run.history[run.history.length - 1]) : "";
   try {
     await train(run, data, {
       signal,
@@ -175,15 +179,12 @@ async function trainRun(
         context.progress({
           done: p.epoch * steps + p.step,
           total,
-          stage: `epoch ${p.epoch + 1}/${runConfig.epochs}`,
+          stage: `epoch ${p.epoch + 1}/${runConfig.epochs}${last ? ` · ${last}` : ""}`,
         }),
       onEpoch: async (record, r) => {
         await saveCheckpoint(states, r, dataset);
-        context.progress({
-          done: r.epoch * steps,
-          total,
-          stage: epochSummary(record, runConfig.epochs),
-        });
+        last = epochSummary(record);
+        context.progress({ done: r.epoch * steps, total, stage: last });
         context.log.info("epoch done", epochMetrics(record));
       },
     });
@@ -194,13 +195,13 @@ async function trainRun(
   return { run, normalizer: data.normalizer };
 }
 
-/** One line for the job's progress: where the curve is (at most 100 characters). */
-function epochSummary(r: EpochRecord, epochs: number): string {
+/** The epoch in a few words for the job's progress (its stage holds at most 100 characters). */
+function epochSummary(r: EpochRecord): string {
   const v = r.validation;
-  const val = v ? ` val ${v.latentMse.toPrecision(4)}→${v.rectifiedMse.toPrecision(4)}` : "";
-  return `epoch ${r.epoch + 1}/${epochs} done: loss ${r.lossQuantizer.toPrecision(4)}+${r.lossRectifier.toPrecision(4)}${val}`.slice(
+  const val = v ? `, val ${v.latentMse.toPrecision(4)}→${v.rectifiedMse.toPrecision(4)}` : "";
+  return `after epoch ${r.epoch + 1}: loss ${r.lossQuantizer.toPrecision(4)}+${r.lossRectifier.toPrecision(4)}${val}`.slice(
     0,
-    100,
+    80,
   );
 }
 

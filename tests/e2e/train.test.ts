@@ -1,0 +1,203 @@
+/**
+ * Training as a service on the whole local stack (wrangler dev + real revq-worker processes, on
+ * wasm): upload → train job on the tiny tokenizer's VAE → the new tokenizer ready at the edge →
+ * a signed training.succeeded webhook at a receiver on loopback → encode with the new tokenizer.
+ * And a worker SIGKILLed mid-training: the task comes back after its lease (3 s here) and another
+ * worker resumes from the last checkpoint, the loss curve going on where it stopped.
+ */
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { bucketKeys, readTokenStream } from "@revq/shared";
+import { Webhook } from "standardwebhooks";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { selectBackend } from "../../gpu-worker/src/backend.ts";
+import { createLogger } from "../../gpu-worker/src/log.ts";
+import { s3Bucket } from "../../gpu-worker/src/storage.ts";
+import { LocalEdge } from "./support/edge.ts";
+import { syntheticImage } from "./support/tiny-tokenizer.ts";
+import { WorkerProcess } from "./support/worker-process.ts";
+import {
+  bytesOf,
+  createJob,
+  jobEvents,
+  type Tenant,
+  tinyTokenizerOn,
+  upload,
+  waitForJob,
+} from "./support/world.ts";
+
+const edge = new LocalEdge({
+  LEASE_SECONDS: "3",
+  MAX_LEASE_WAIT_SECONDS: "2",
+  ALLOW_LOOPBACK_WEBHOOKS: "true",
+});
+const workers: WorkerProcess[] = [];
+let base: { id: string };
+let receiver: Server;
+const received: { headers: Record<string, string>; body: string }[] = [];
+
+/** The tiny VAE's 8×8×8 latents as 128 tokens of 4, 16 codes each, a 16-channel rectifier. */
+const PARAMETERS = {
+  name: "trained-end-to-end",
+  tokens: 128,
+  codes: 16,
+  batchSize: 4,
+  seed: 1,
+  rectifier: { channels: 16, blocks: 1, headDim: 8, multiscales: [5] },
+};
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+  });
+}
+
+function startWorker(tenant: Tenant, name: string) {
+  const worker = new WorkerProcess(edge, {
+    name,
+    workerKey: tenant.workerKey,
+    tasks: 1,
+    batchSize: 8,
+  });
+  workers.push(worker);
+  return worker;
+}
+
+async function uploadImages(tenant: Tenant, count: number, seed: number): Promise<string[]> {
+  const sent = await Promise.all(
+    Array.from({ length: count }, async (_, i) => ({
+      bytes: await syntheticImage(seed + i),
+      format: "png" as const,
+    })),
+  );
+  return upload(edge, tenant, sent);
+}
+
+type Checkpoint = { epoch: number; history: { epoch: number; lossRectifier: number }[] };
+
+async function checkpointOf(tenant: Tenant, jobId: string): Promise<Checkpoint> {
+  const bucket = s3Bucket(edge.s3, {
+    log: createLogger({ format: "json", write: () => undefined }),
+  });
+  const key = `${bucketKeys.jobCheckpoints(tenant.tenantId, jobId)}state/checkpoint.json`;
+  return JSON.parse(new TextDecoder().decode(await bucket.get(key)));
+}
+
+beforeAll(async () => {
+  receiver = createServer(async (req, res) => {
+    const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
+    received.push({ headers, body: await readBody(req) });
+    res.writeHead(204);
+    res.end();
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  await Promise.all([edge.start(), selectBackend("wasm")]);
+  base = await tinyTokenizerOn(edge);
+});
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+});
+afterAll(async () => {
+  await edge.dispose();
+  await new Promise<void>((resolve) => receiver.close(() => resolve()));
+});
+
+describe("training on the local stack", () => {
+  it("trains a tokenizer from uploads, registers it, signs the webhook, and encodes with it", async () => {
+    const tenant = await edge.tenant("train-happy");
+    startWorker(tenant, "w-trainer");
+    const images = await uploadImages(tenant, 22, 2000);
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/happy`;
+    const job = await createJob(edge, tenant, {
+      kind: "train",
+      tokenizer: base.id,
+      inputs: { images },
+      parameters: { ...PARAMETERS, epochs: 3 },
+      webhookUrl: url,
+    });
+    const secret = (job as unknown as { webhookSecret: string }).webhookSecret;
+    const done = await waitForJob(edge, tenant, job.id, undefined, 100_000);
+    expect(done, JSON.stringify(done.error)).toMatchObject({ status: "succeeded", attempts: 1 });
+    const trained = (done.result as { tokenizer: { id: string; manifestHash: string } }).tokenizer;
+    const listed = await edge.api<{ status: string; manifestHash: string }>(
+      "GET",
+      `/v1/tokenizers/${trained.id}`,
+      tenant.apiKey,
+    );
+    expect(listed).toMatchObject({ status: "ready", manifestHash: trained.manifestHash });
+
+    const progress = (await jobEvents(edge, tenant, job.id)).filter((e) => e.type === "progress");
+    expect(progress.some((e) => /after epoch \d: loss /.test(String(e.data.stage)))).toBe(true);
+
+    // The webhook: delivered by the edge's queue consumer, signed per Standard Webhooks.
+    const deadline = Date.now() + 20_000;
+    while (!received.some((r) => r.body.includes(job.id)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const delivery = received.find((r) => r.body.includes(job.id));
+    if (!delivery) throw new Error("no webhook delivery arrived");
+    const event = new Webhook(secret).verify(delivery.body, delivery.headers) as {
+      type: string;
+      data: { job: { id: string; status: string } };
+    };
+    expect(event.type).toBe("training.succeeded");
+    expect(event.data.job).toMatchObject({ id: job.id, status: "succeeded" });
+
+    const encode = await createJob(edge, tenant, {
+      kind: "encode",
+      tokenizer: trained.id,
+      inputs: { images: images.slice(0, 2) },
+    });
+    expect(await waitForJob(edge, tenant, encode.id)).toMatchObject({ status: "succeeded" });
+    const stream = readTokenStream(
+      await bytesOf(edge, `/v1/jobs/${encode.id}/tokens`, tenant.apiKey),
+    );
+    expect(stream.header).toMatchObject({
+      tokenizerHash: trained.manifestHash,
+      tokensPerRecord: 128,
+      codesPerGroup: 16,
+    });
+    expect(stream.tokens.length).toBe(256);
+  });
+
+  it("resumes a SIGKILLed worker's training on another worker from the last checkpoint", async () => {
+    const tenant = await edge.tenant("train-sigkill");
+    const first = startWorker(tenant, "w-killed");
+    const images = await uploadImages(tenant, 40, 3000);
+    const job = await createJob(edge, tenant, {
+      kind: "train",
+      tokenizer: base.id,
+      inputs: { images },
+      parameters: { ...PARAMETERS, epochs: 10 },
+    });
+    await first.waitFor((l) => l.msg === "epoch done" && Number(l.epoch) >= 2);
+    first.kill("SIGKILL");
+    await first.exited;
+    const seen = await checkpointOf(tenant, job.id);
+    expect(seen.epoch).toBeGreaterThanOrEqual(2);
+    expect(seen.epoch).toBeLessThan(10);
+
+    const second = startWorker(tenant, "w-rescuer");
+    const resumed = await second.waitFor((l) => l.msg === "resuming training", 30_000);
+    expect(resumed).toMatchObject({ jobId: job.id, afterEpoch: seen.epoch, epochs: 10 });
+    const done = await waitForJob(edge, tenant, job.id, undefined, 100_000);
+    expect(done, JSON.stringify(done.error)).toMatchObject({ status: "succeeded", attempts: 2 });
+    expect(second.lines.filter((l) => l.msg === "epoch done").map((l) => l.epoch)).toEqual(
+      Array.from({ length: 10 - seen.epoch }, (_, i) => seen.epoch + i + 1),
+    );
+
+    // One curve: the killed worker's epochs, then the rescuer's, in the final checkpoint.
+    const final = await checkpointOf(tenant, job.id);
+    expect(final.history.map((r) => r.epoch)).toEqual([...Array(10).keys()]);
+    expect(final.history.slice(0, seen.epoch)).toEqual(seen.history);
+    const epochsInProgress = (await jobEvents(edge, tenant, job.id))
+      .filter((e) => e.type === "progress")
+      .map((e) => /after epoch (\d+)/.exec(String(e.data.stage))?.[1])
+      .filter((n) => n !== undefined)
+      .map(Number);
+    expect(epochsInProgress).toEqual(epochsInProgress.toSorted((a, b) => a - b));
+    expect(epochsInProgress.at(-1)).toBeGreaterThan(seen.epoch);
+  });
+});

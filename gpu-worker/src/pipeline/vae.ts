@@ -12,6 +12,7 @@ import type { LatentShape, TokenizerManifest } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { type DcaeConfig, parseDcaeConfig } from "../models/dcae/config.ts";
 import { type Dcae, decode, disposeDcae, encode, loadDcae } from "../models/dcae/model.ts";
+import { loadSmallConvVae } from "../models/small-vae/vae.ts";
 import type { TensorSource } from "../models/weights.ts";
 
 export type ImageSize = { height: number; width: number };
@@ -35,7 +36,7 @@ export async function loadVae(spec: VaeSpec, weights: TensorSource): Promise<Vae
     case "dcae":
       return loadDcaeVae(spec, weights);
     case "small-conv":
-      throw new Error(`VAE kind "small-conv" (${spec.name}) is not implemented in this worker yet`);
+      return loadSmallConvVae(spec, weights);
   }
 }
 

@@ -1,0 +1,238 @@
+/**
+ * Training throughput (latents/s) per tfjs backend: whole ReVQ training steps (code assignment,
+ * gather, rectifier forward and backward, per-module clipping, AdamW on both groups, usage
+ * counts) on random normalised latents, for
+ *
+ * - `tiny`: fixtures C's shapes (4×4×4 latents, 16 tokens × 32 codes, the tiny rectifier);
+ * - `small`: the default configuration for the repository's small VAE (8×16×16 latents, 512
+ *   tokens × 1024 codes of 4, the narrow two-block rectifier);
+ * - `512x16384`: the paper's 512-token shape (32×8×8 latents, 512 × 16384 × 4 codebook, the
+ *   512-channel three-block rectifier),
+ *
+ * and, for the paper's shape, the two code assignments alone (the host k-d tree rebuilt for the
+ * step's codebook, and the device's matrix form). The paper's run (100 ImageNet epochs, 1.28M
+ * images: 128M latents; 22 h on one RTX 4090 at batch 256) is projected from each figure.
+ *
+ *   npm run bench:train                   # every backend that starts here
+ *   npm run bench:train -- wasm           # only these
+ *   npm run bench:train -- --quick        # fewer steps, for a smoke run
+ *
+ * Each case runs in a process of its own (wasm's heap only grows). Batches are sized to the
+ * device: the paper's 256 on a GPU for `small` and 16 for the paper's shape, a few latents on
+ * the CPU backends, whose figures therefore say little about a GPU. The cpu backend gets only
+ * `tiny`; a software WebGPU adapter (llvmpipe) gets no paper shape (a rectifier step alone takes
+ * it ~40 s, bench/results/models.json). Results: bench/results/train.json.
+ */
+import { execFileSync } from "node:child_process";
+import { loadavg } from "node:os";
+import { fileURLToPath } from "node:url";
+import { createCodebook, quantLayout } from "@revq/shared";
+import * as tf from "@tensorflow/tfjs-core";
+import { BACKEND_NAMES, type BackendName, selectBackend } from "../gpu-worker/src/backend.ts";
+import {
+  initRectifier,
+  RECTIFIER_PRESETS,
+  type RectifierConfig,
+} from "../gpu-worker/src/models/rectifier.ts";
+import { type Assignment, assignCodes } from "../gpu-worker/src/train/assign.ts";
+import { TRAIN_PRESETS } from "../gpu-worker/src/train/config.ts";
+import { createQuantizer } from "../gpu-worker/src/train/quantizer.ts";
+import { createTrainState, trainStep } from "../gpu-worker/src/train/step.ts";
+import { writeResults } from "./lib/results.ts";
+
+/** The paper's run: 100 epochs over ImageNet's 1.28M training images. */
+const PAPER_LATENTS = 100 * 1_281_167;
+const PAPER_HOURS_4090 = 22;
+
+type Shape = {
+  latent: { channels: number; height: number; width: number };
+  tokens: number;
+  codes: number;
+  rectifier: RectifierConfig;
+};
+
+const SHAPES = {
+  tiny: {
+    latent: { channels: 4, height: 4, width: 4 },
+    tokens: 16,
+    codes: 32,
+    rectifier: RECTIFIER_PRESETS.tiny,
+  },
+  small: {
+    latent: { channels: 8, height: 16, width: 16 },
+    tokens: TRAIN_PRESETS.small.tokens,
+    codes: TRAIN_PRESETS.small.codes,
+    rectifier: TRAIN_PRESETS.small.rectifier,
+  },
+  "512x16384": {
+    latent: { channels: 32, height: 8, width: 8 },
+    tokens: 512,
+    codes: 16384,
+    rectifier: RECTIFIER_PRESETS["512x16384"],
+  },
+} satisfies Record<string, Shape>;
+type ShapeName = keyof typeof SHAPES;
+
+type Case = { shape: ShapeName; batch: number; assignment: Assignment; what: "step" | "assign" };
+
+type Row = {
+  shape: ShapeName;
+  what: string;
+  assignment: Assignment;
+  batch: number;
+  msPerStep: number;
+  steps: number;
+  latentsPerSecond: number;
+  paperRunHours: number;
+};
+
+const CASE_FLAG = "--case";
+
+function randomLatents(count: number, seed: number): Float32Array {
+  let state = seed >>> 0 || 1;
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i += 2) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const u = (state + 1) / 2 ** 32;
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const v = state / 2 ** 32;
+    const r = Math.sqrt(-2 * Math.log(u));
+    out[i] = r * Math.cos(2 * Math.PI * v);
+    if (i + 1 < count) out[i + 1] = r * Math.sin(2 * Math.PI * v);
+  }
+  return out;
+}
+
+/** The child's side: one case on one backend. */
+async function runCase(backend: BackendName, c: Case, minMs: number): Promise<Row> {
+  await selectBackend(backend);
+  const s: Shape = SHAPES[c.shape];
+  const layout = quantLayout(s.latent, s.tokens);
+  const dims = s.tokens * layout.codeDim;
+  const codebook = createCodebook(
+    layout.groups,
+    s.codes,
+    layout.codeDim,
+    randomLatents(layout.groups * s.codes * layout.codeDim, 1),
+  );
+  const quantizer = createQuantizer(layout, codebook);
+  const batches = [randomLatents(c.batch * dims, 2), randomLatents(c.batch * dims, 3)];
+  let run: (i: number) => Promise<unknown>;
+  if (c.what === "assign") {
+    const tokens = batches.map((b) => tf.tensor2d(b, [c.batch * s.tokens, layout.codeDim]));
+    run = (i) => assignCodes(c.assignment, quantizer, tokens[i % 2], batches[i % 2]);
+  } else {
+    const state = createTrainState({
+      latentShape: s.latent,
+      quantizer,
+      rectifier: await initRectifier(s.rectifier, 1),
+      learningRates: { quantizer: 0.01, rectifier: 0.0005 },
+      rectifierWeightDecay: 1e-4,
+      assignment: c.assignment,
+    });
+    run = (i) => trainStep(state, batches[i % 2]);
+  }
+  await run(0); // warm-up: kernels compiled, memory allocated
+  let steps = 0;
+  const start = performance.now();
+  do {
+    await run(++steps); // trainStep reads its losses back: the device has finished the step
+  } while (performance.now() - start < minMs || steps < 2);
+  const msPerStep = (performance.now() - start) / steps;
+  const latentsPerSecond = (1000 * c.batch) / msPerStep;
+  return {
+    shape: c.shape,
+    what: c.what === "step" ? "training step" : "assignment alone",
+    assignment: c.assignment,
+    batch: c.batch,
+    msPerStep,
+    steps,
+    latentsPerSecond,
+    paperRunHours: PAPER_LATENTS / latentsPerSecond / 3600,
+  };
+}
+
+function casesFor(backend: BackendName, accelerated: boolean): Case[] {
+  const own: Assignment = accelerated ? "device" : "exact";
+  const tiny: Case = { shape: "tiny", batch: 32, assignment: own, what: "step" };
+  if (backend === "cpu") return [tiny];
+  const small: Case = {
+    shape: "small",
+    batch: accelerated ? 256 : 16,
+    assignment: own,
+    what: "step",
+  };
+  if (backend === "webgpu" && !accelerated) return [tiny, small];
+  const batch = accelerated ? 16 : 4;
+  return [
+    tiny,
+    small,
+    { shape: "512x16384", batch, assignment: "device", what: "step" },
+    ...(["exact", "device"] as const).map(
+      (assignment): Case => ({ shape: "512x16384", batch, assignment, what: "assign" }),
+    ),
+  ];
+}
+
+async function main(args: string[]): Promise<void> {
+  const at = args.indexOf(CASE_FLAG);
+  if (at >= 0) {
+    const { backend, c, minMs } = JSON.parse(args[at + 1]);
+    console.log(JSON.stringify(await runCase(backend, c, minMs)));
+    return;
+  }
+  const quick = args.includes("--quick");
+  const asked = args.filter((a): a is BackendName =>
+    (BACKEND_NAMES as readonly string[]).includes(a),
+  );
+  const minMs = quick ? 1000 : 10_000;
+  const results: Record<string, unknown> = {};
+  for (const backend of asked.length > 0 ? asked : BACKEND_NAMES) {
+    let selection: Awaited<ReturnType<typeof selectBackend>>;
+    try {
+      selection = await selectBackend(backend);
+    } catch (error) {
+      results[backend] = { error: (error as Error).message };
+      console.log(`${backend}: not available (${(error as Error).message})`);
+      continue;
+    }
+    console.log(`${backend}: ${selection.reason}`);
+    const rows: (Row | { case: Case; error: string })[] = [];
+    for (const c of casesFor(backend, selection.accelerated)) {
+      try {
+        const output = execFileSync(
+          process.execPath,
+          [fileURLToPath(import.meta.url), CASE_FLAG, JSON.stringify({ backend, c, minMs })],
+          { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] },
+        );
+        const r = JSON.parse(output.trim().split("\n").at(-1) as string) as Row;
+        console.log(
+          `${backend.padEnd(8)} ${r.shape.padEnd(10)} ${r.what.padEnd(17)} ${r.assignment.padEnd(7)} batch ${String(r.batch).padStart(3)}: ` +
+            `${r.msPerStep.toFixed(0).padStart(7)} ms/step, ${r.latentsPerSecond.toFixed(1).padStart(8)} latents/s, paper's run ${r.paperRunHours.toFixed(0)} h`,
+        );
+        rows.push(r);
+      } catch (error) {
+        console.log(
+          `${backend} ${JSON.stringify(c)} failed: ${(error as Error).message.split("\n")[0]}`,
+        );
+        rows.push({ case: c, error: (error as Error).message.split("\n")[0] });
+      }
+    }
+    results[backend] = { reason: selection.reason, accelerated: selection.accelerated, rows };
+  }
+  const figures = {
+    quick,
+    minMsPerCase: minMs,
+    loadAverage1m: loadavg()[0],
+    paper: {
+      latents: PAPER_LATENTS,
+      hoursOnOne4090: PAPER_HOURS_4090,
+      latentsPerSecond: PAPER_LATENTS / PAPER_HOURS_4090 / 3600,
+    },
+    backends: results,
+  };
+  console.log(`written to ${writeResults("train", figures)}`);
+}
+
+await main(process.argv.slice(2));
+process.exit(0); // Dawn's threads would otherwise keep the process alive

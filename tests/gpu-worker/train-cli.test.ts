@@ -157,4 +157,27 @@ describe("revq-train", () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/Unknown option '--epoch'/);
   }, 60_000);
+
+  it("trains on the shipped default VAE (models/default-vae), its weights travelling on", async () => {
+    const out = join(dir, "on-default-vae");
+    const done = await revqTrain(
+      ...["--images", join(dir, "images"), "--vae", join(ROOT, "models/default-vae")],
+      ...["--out", out, "--backend", "wasm", "--held-out", "2", "--probe", "1"],
+      ...["--tokens", "512", "--codes", "8", "--epochs", "1", "--batch-size", "8"],
+      ...[
+        "--params",
+        JSON.stringify({ rectifier: { channels: 8, blocks: 1, headDim: 8, multiscales: [3] } }),
+      ],
+    );
+    expect(done.code, done.stderr).toBe(0);
+    const manifest = parseManifest(JSON.parse(readFileSync(join(out, "manifest.json"), "utf8")));
+    const shipped = JSON.parse(
+      readFileSync(join(ROOT, "models/default-vae/manifest.json"), "utf8"),
+    );
+    expect(manifest.vae).toEqual({
+      ...shipped.vae,
+      weights: { ...shipped.vae.weights, path: "vae.safetensors" },
+    });
+    expect(manifest.vae.latentShape).toEqual({ channels: 8, height: 16, width: 16 });
+  }, 60_000);
 });

@@ -3,6 +3,8 @@
  *
  * - a tokenizer folder (manifest.json beside its files): its VAE, whose weights file (when the
  *   manifest ships one) travels on into the new tokenizer;
+ * - a VAE folder whose manifest.json holds the `vae` entry a tokenizer manifest takes, weights
+ *   beside it (models/default-vae): the same, weights travelling on;
  * - a diffusers DC-AE folder (config.json, diffusion_pytorch_model.safetensors, as
  *   scripts/download-dcae.ts leaves it) at a given resolution: referenced by name, not copied
  *   (workers find it in their models directory).
@@ -13,7 +15,7 @@
 
 import { readFile, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { canonicalJson, parseManifest, sha256Hex } from "@revq/shared";
+import { canonicalJson, parseManifest, sha256Hex, TokenizerManifest } from "@revq/shared";
 import { openSafetensorsFile } from "../io/safetensors-file.ts";
 import { parseDcaeConfig } from "../models/dcae/config.ts";
 import { safetensorsSource } from "../models/sources.ts";
@@ -29,7 +31,7 @@ export type FolderVae = {
 
 export async function loadVaeFolder(dir: string, resolution?: ImageSize): Promise<FolderVae> {
   const manifestText = await readFile(join(dir, "manifest.json"), "utf8").catch(() => null);
-  if (manifestText !== null) return fromTokenizer(dir, manifestText);
+  if (manifestText !== null) return fromManifest(dir, manifestText);
   const configText = await readFile(join(dir, "config.json"), "utf8").catch(() => null);
   if (configText !== null) return fromDiffusers(dir, configText, resolution);
   throw new Error(
@@ -37,16 +39,28 @@ export async function loadVaeFolder(dir: string, resolution?: ImageSize): Promis
   );
 }
 
-async function fromTokenizer(dir: string, text: string): Promise<FolderVae> {
-  const manifest = parseManifest(JSON.parse(text));
-  const { weights: ref, ...spec } = manifest.vae;
-  if (!ref) throw new Error(`the tokenizer in ${dir} does not ship its VAE's weights`);
+async function fromManifest(dir: string, text: string): Promise<FolderVae> {
+  const json = JSON.parse(text) as Record<string, unknown>;
+  const entry =
+    json.schema === undefined && json.vae ? parseVaeEntry(json.vae, dir) : parseManifest(json).vae;
+  const { weights: ref, ...spec } = entry;
+  if (!ref) throw new Error(`the manifest in ${dir} does not ship its VAE's weights`);
   const weights = new Uint8Array(await readFile(join(dir, ref.path)));
   if (weights.length !== ref.bytes || (await sha256Hex(weights)) !== ref.sha256) {
     throw new Error(`${join(dir, ref.path)} does not match its manifest (size or SHA-256)`);
   }
-  const vae = await loadVae(manifest.vae, safetensorsSource(weights));
-  return { vae, spec, weights, identity: await sha256Hex(canonicalJson(manifest.vae)) };
+  const vae = await loadVae(entry, safetensorsSource(weights));
+  return { vae, spec, weights, identity: await sha256Hex(canonicalJson(entry)) };
+}
+
+/** A bare `vae` entry, checked by the tokenizer manifest's own schema for it. */
+function parseVaeEntry(entry: unknown, dir: string): VaeSpec {
+  const parsed = TokenizerManifest.shape.vae.safeParse(entry);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `vae.${i.path.join(".")}: ${i.message}`);
+    throw new Error(`${join(dir, "manifest.json")}: ${problems.join("; ")}`);
+  }
+  return parsed.data;
 }
 
 async function fromDiffusers(

@@ -37,7 +37,10 @@ const OPTIONS = {
     type: "string",
     help: "folder of latent shards from an earlier extraction, instead of images",
   },
-  vae: { type: "string", help: "a tokenizer folder whose VAE to use, or a diffusers DC-AE folder" },
+  vae: {
+    type: "string",
+    help: "a tokenizer folder whose VAE to use, a VAE folder (models/default-vae), or a diffusers DC-AE folder",
+  },
   resolution: { type: "string", help: "image size HxW, for a diffusers VAE (e.g. 256x256)" },
   out: { type: "string", help: "where to write the tokenizer folder" },
   work: { type: "string", help: "latent cache and checkpoints (default: <out>.work)" },

@@ -1,5 +1,5 @@
 /**
- * The local demo of the shared core, run by `npm start` until the edge and the GPU worker exist:
+ * The local demo of the shared core (`npm run demo`), without the edge or a GPU worker:
  * a tokenizer's whole numeric path on the paper's latent shape, with files a user can open.
  *
  * Latents come from a synthetic dataset with a known per-dimension mean and std (no VAE ships yet),
@@ -54,7 +54,7 @@ const sampleLatents = (n: number) =>
   });
 
 console.log(
-  "revq demo: the shared core on the paper's latent shape (the edge and GPU worker come next)\n",
+  "revq demo: the shared core on the paper's latent shape (no edge, no worker: npm start runs those)\n",
 );
 
 // 1. Normalisation statistics, streamed over shards as several workers would, then merged.

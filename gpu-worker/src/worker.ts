@@ -24,6 +24,11 @@ export type TaskContext = {
   signal: AbortSignal;
   /** Records progress; the next heartbeat reports it. */
   progress(progress: Progress): void;
+  /**
+   * Reports a set of metrics (an epoch's losses, say) as a job event. Sets are sent in order,
+   * one per heartbeat, starting at once; none is dropped while the lease lives.
+   */
+  metrics(values: Record<string, number>): void;
   log: Logger;
 };
 
@@ -48,6 +53,8 @@ type Held = {
   log: Logger;
   controller: AbortController;
   progress?: Progress;
+  /** Metric sets not yet acknowledged by the edge, oldest first. */
+  metrics: Record<string, number>[];
   leaseExpiresAt: number;
   beating: boolean;
 };
@@ -145,6 +152,7 @@ export class Worker {
       task,
       log,
       controller: new AbortController(),
+      metrics: [],
       leaseExpiresAt: Date.parse(task.leaseExpiresAt),
       beating: false,
     };
@@ -169,6 +177,10 @@ export class Worker {
           progress: (progress) => {
             held.progress = progress;
           },
+          metrics: (values) => {
+            held.metrics.push(values);
+            void this.beat(held);
+          },
           log: held.log,
         }),
         held.controller.signal,
@@ -185,12 +197,16 @@ export class Worker {
   private async beat(held: Held): Promise<void> {
     if (held.beating || held.controller.signal.aborted) return;
     held.beating = true;
+    let more = false;
     try {
+      const metrics = held.metrics[0];
       const answer = await this.options.client.heartbeat(
         held.task.taskId,
-        { leaseId: held.task.leaseId, progress: held.progress },
+        { leaseId: held.task.leaseId, progress: held.progress, metrics },
         { deadline: held.leaseExpiresAt, signal: held.controller.signal },
       );
+      if (metrics) held.metrics.shift();
+      more = held.metrics.length > 0;
       if (answer.cancelled) {
         held.controller.abort(new TaskStopped("cancelled", "the job was cancelled"));
       } else if (answer.leaseExpiresAt) {
@@ -208,6 +224,8 @@ export class Worker {
     } finally {
       held.beating = false;
     }
+    // Queued metric sets go out back to back rather than one per heartbeat period.
+    if (more) await this.beat(held);
   }
 
   private async complete(held: Held, outcome: TaskOutcome): Promise<void> {

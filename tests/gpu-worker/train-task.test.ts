@@ -87,13 +87,15 @@ function pipelines(bucket: MemoryBucket): Pipelines {
 
 function context(controller = new AbortController()) {
   const stages: string[] = [];
+  const metrics: Record<string, number>[] = [];
   const logs: string[] = [];
   const ctx: TaskContext = {
     signal: controller.signal,
     progress: (p) => stages.push(p.stage ?? ""),
+    metrics: (m) => metrics.push(m),
     log: createLogger({ format: "json", write: (line: string) => logs.push(line) }),
   };
-  return { ctx, stages, logs };
+  return { ctx, stages, metrics, logs };
 }
 
 const JOB = "job_00000000000000000000000001";
@@ -135,7 +137,7 @@ describe("the train task", () => {
   it("trains on the job's images and leaves a tokenizer the worker can encode with", async () => {
     const bucket = new MemoryBucket();
     const p = pipelines(bucket);
-    const { ctx, stages } = context();
+    const { ctx, stages, metrics } = context();
     const outcome = await taskRunner(p)(trainTask(bucket, PARAMETERS), ctx);
     if (outcome.result.kind !== "train") throw new Error("not a train result");
     const manifest = parseManifest(outcome.result.manifest);
@@ -160,6 +162,9 @@ describe("the train task", () => {
     }
     expect(outcome.metrics?.epoch).toBe(3);
     expect(outcome.metrics?.valRectifiedMse).toBeGreaterThan(0);
+    // One metric set per epoch for the job's events, so a client can follow the curve.
+    expect(metrics.map((m) => m.epoch)).toEqual([1, 2, 3]);
+    expect(metrics.every((m) => m.lossQuantizer > 0 && m.valRectifiedMse > 0)).toBe(true);
     expect(stages).toContain("extracting latents");
     expect(stages).toContain("epoch 1/3");
     expect(

@@ -110,6 +110,32 @@ describe("Worker", () => {
     for (const gap of gaps) expect(gap).toBeLessThan(500);
   });
 
+  it("sends every metric set once, in order, with the heartbeats", async () => {
+    const task = encodeTask();
+    edge.add(task);
+    const w = worker(async (_, context) => {
+      context.metrics({ epoch: 1, loss: 0.5 });
+      context.metrics({ epoch: 2, loss: 0.25 });
+      await sleep(300);
+      context.metrics({ epoch: 3, loss: 0.125 });
+      await sleep(300);
+      return { result: { kind: "encode" } };
+    });
+    const done = w.run();
+    await until(() => edge.callsTo("/complete").length === 1);
+    w.stop();
+    await done;
+    const sent = edge
+      .callsTo("/heartbeat")
+      .map((b) => (b.body as { metrics?: Record<string, number> }).metrics)
+      .filter((m) => m !== undefined);
+    expect(sent).toEqual([
+      { epoch: 1, loss: 0.5 },
+      { epoch: 2, loss: 0.25 },
+      { epoch: 3, loss: 0.125 },
+    ]);
+  });
+
   for (const [what, steer] of [
     ["the job was cancelled", (t: LeasedTask) => edge.cancelled.add(t.taskId)],
     ["the lease was lost", (t: LeasedTask) => edge.lost.add(t.taskId)],

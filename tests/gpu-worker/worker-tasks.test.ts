@@ -82,6 +82,10 @@ function context(): TaskContext & { stages: string[] } {
   return {
     signal: new AbortController().signal,
     progress: (p) => stages.push(`${p.stage}:${p.done}/${p.total}`),
+    // Encode and reconstruct report their metrics with complete, never as separate sets.
+    metrics: () => {
+      throw new Error("unexpected metric set");
+    },
     log,
     stages,
   };

@@ -185,6 +185,7 @@ async function trainRun(
         await saveCheckpoint(states, r, dataset);
         last = epochSummary(record);
         context.progress({ done: r.epoch * steps, total, stage: last });
+        context.metrics(epochMetrics(record));
         context.log.info("epoch done", epochMetrics(record));
       },
     });

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { writeTokenStream } from "@revq/shared";
 import { describe, expect, it } from "vitest";
+import { pollDelayMs } from "../../edge/src/services/lease-poll.ts";
 import { sweep } from "../../edge/src/services/sweep.ts";
 import {
   createEncodeJob,
@@ -63,6 +64,15 @@ describe("POST /v1/worker/lease", () => {
     const [task] = await waiting;
     expect(task.jobId).toBe(job.id);
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it("looks again within tens of milliseconds at first, then at most four times a second", () => {
+    const delays = Array.from({ length: 8 }, (_, i) => pollDelayMs(i + 1));
+    expect(delays).toEqual([25, 50, 100, 200, 250, 250, 250, 250]);
+    // A quiet 20 s long-poll: about 80 checks, where a fixed 500 ms made 40 (and a 25 ms one 800).
+    let checks = 1;
+    for (let waited = 0; waited < 20_000; checks++) waited += pollDelayMs(checks);
+    expect(checks).toBeLessThanOrEqual(85);
   });
 
   it("validates the request and refuses api keys", async () => {

@@ -33,11 +33,9 @@ import { HttpProblem } from "../problem.ts";
 import { isoTime } from "../schemas/common.ts";
 import { eventIfChangedStatement } from "./job-events.ts";
 import { retryDelayMs } from "./job-limits.ts";
+import { pollDelayMs } from "./lease-poll.ts";
 import { checkTaskResult } from "./task-results.ts";
 import { notifyJobFinished } from "./webhooks.ts";
-
-/** How often a long-polling lease call looks for work again. */
-const POLL_MS = 500;
 
 type TaskRecord = {
   id: string;
@@ -209,7 +207,7 @@ export async function leaseTasks(
   config: Config,
 ): Promise<LeaseResponse> {
   const deadline = Date.now() + Math.min(request.waitSeconds, config.maxLeaseWaitSeconds) * 1000;
-  for (;;) {
+  for (let checks = 1; ; checks++) {
     const now = Date.now();
     await requeueExpired(env, now, worker.tenantId);
     const taken = await takeTasks(env, worker, request, config, now);
@@ -228,7 +226,7 @@ export async function leaseTasks(
         })),
       };
     }
-    await sleep(Math.min(POLL_MS, deadline - now));
+    await sleep(Math.min(pollDelayMs(checks), deadline - now));
   }
 }
 

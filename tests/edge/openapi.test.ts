@@ -37,6 +37,7 @@ describe("GET /v1/openapi.json", () => {
         "/v1/jobs/{id}/cancel",
         "/v1/jobs/{id}/events",
         "/v1/jobs/{id}/tokens",
+        "/v1/jobs/{id}/images/{index}",
         "/v1/jobs/{id}/deliveries",
         "/v1/worker/lease",
         "/v1/worker/tasks/{id}/heartbeat",

@@ -10,6 +10,7 @@ import { newRouter } from "../router.ts";
 import { bearerSecurity, isoTime, problems } from "../schemas/common.ts";
 import { Job, JobCreate, JobEvent, JobList, JobStatus } from "../schemas/jobs.ts";
 import { withIdempotency } from "../services/idempotency.ts";
+import { jobImageResponse } from "../services/job-images.ts";
 import { cancelJob, createJob, findJob, findJobView, listJobs } from "../services/jobs.ts";
 import { Delivery, deliveryViews } from "./webhooks.ts";
 
@@ -111,6 +112,38 @@ const jobDeliveries = createRoute({
   },
 });
 
+const image = createRoute({
+  method: "get",
+  path: "/{id}/images/{index}",
+  tags: ["Jobs"],
+  summary: "A succeeded reconstruct job's image of record `index` (a PNG)",
+  description:
+    "The URLs are listed in the job's `result.images`. Strong ETag, `If-None-Match` → 304, a single `Range`, `Cache-Control: immutable`. An index the job does not have is a 404.",
+  security,
+  request: {
+    params: IdParams.extend({
+      index: z.string().openapi({
+        param: { name: "index", in: "path" },
+        description: "0 to the number of records − 1.",
+        example: "0",
+      }),
+    }),
+    headers: z.object({
+      range: z.string().optional().openapi({ example: "bytes=0-1023" }),
+      "if-none-match": z.string().optional(),
+    }),
+  },
+  responses: {
+    200: {
+      description: "The PNG",
+      content: { "image/png": { schema: z.string().openapi({ format: "binary" }) } },
+    },
+    206: { description: "The requested byte range" },
+    304: { description: "Not modified" },
+    ...problems(401, 403, 404, 409, 416),
+  },
+});
+
 export const jobRoutes = newRouter();
 jobRoutes.use("*", requireKey("api"));
 
@@ -188,4 +221,10 @@ jobRoutes.openapi(jobDeliveries, async (c) => {
     .where(eq(webhookDeliveries.jobId, job.id))
     .orderBy(asc(webhookDeliveries.id));
   return c.json({ deliveries: await deliveryViews(db, rows) }, 200);
+});
+
+jobRoutes.openapi(image, async (c) => {
+  const { id, index } = c.req.valid("param");
+  const job = await findJob(database(c.env), tenantOf(c.get("principal")), id);
+  return jobImageResponse(c.env, c.req.raw, job, index);
 });

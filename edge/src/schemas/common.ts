@@ -22,6 +22,7 @@ const DESCRIPTIONS: Record<number, string> = {
   409: "The object is in a state that does not allow this",
   413: "The body is over the size limit",
   415: "The body's media type is not accepted here",
+  416: "The Range lies outside the object",
   422: "The body is well-formed but cannot be processed",
 };
 

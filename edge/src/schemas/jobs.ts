@@ -65,7 +65,10 @@ export const Job = z
       .object({ done: z.number(), total: z.number().optional(), stage: z.string().optional() })
       .nullable(),
     attempts: z.int(),
-    result: z.record(z.string(), z.unknown()).nullable(),
+    result: z.record(z.string(), z.unknown()).nullable().openapi({
+      description:
+        "Once succeeded. encode: `tokens` (download at /v1/jobs/{id}/tokens); reconstruct: `images`, one per record, each with `index`, `bytes`, `etag` and its download `url`; train: `tokenizer`.",
+    }),
     error: z.object({ code: z.string(), message: z.string() }).nullable(),
     createdAt: Timestamp,
     updatedAt: Timestamp,

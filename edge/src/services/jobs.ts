@@ -13,7 +13,9 @@ import { isoTime } from "../schemas/common.ts";
 import type { JobCreate } from "../schemas/jobs.ts";
 import { newId } from "./ids.ts";
 import { eventIfChangedStatement } from "./job-events.ts";
+import { jobImagePath } from "./job-images.ts";
 import { ID_CHUNK } from "./job-limits.ts";
+import type { ReconstructResult } from "./task-results.ts";
 import { findTokenizer, type TokenizerRow } from "./tokenizers.ts";
 import { newSigningSecret } from "./webhook-secret.ts";
 import { checkWebhookTarget } from "./webhook-target.ts";
@@ -303,6 +305,17 @@ export async function cancelJob(env: Env, db: Db, tenantId: string, id: string) 
   return after;
 }
 
+/** The stored result, and for a reconstruct job where to download each image. */
+function resultView(row: JobRow, result: string): Record<string, unknown> {
+  const parsed = JSON.parse(result) as Record<string, unknown>;
+  if (row.kind !== "reconstruct") return parsed;
+  const { images } = parsed as ReconstructResult;
+  return {
+    ...parsed,
+    images: images.map((image) => ({ ...image, url: jobImagePath(row.id, image.index) })),
+  };
+}
+
 export function jobView(row: JobRow, attempts: number) {
   return {
     id: row.id,
@@ -316,7 +329,7 @@ export function jobView(row: JobRow, attempts: number) {
     webhookUrl: row.webhookUrl,
     progress: row.progress === null ? null : JSON.parse(row.progress),
     attempts,
-    result: row.result === null ? null : JSON.parse(row.result),
+    result: row.result === null ? null : resultView(row, row.result),
     error: row.error === null ? null : JSON.parse(row.error),
     createdAt: isoTime(row.createdAt),
     updatedAt: isoTime(row.updatedAt),

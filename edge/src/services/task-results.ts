@@ -82,15 +82,24 @@ async function checkEncode(
   };
 }
 
-async function checkReconstruct(env: Env, payload: Extract<TaskPayload, { kind: "reconstruct" }>) {
+export type ReconstructResult = {
+  /** Image i is the PNG of record i; its R2 ETag is the download's strong ETag. */
+  images: { index: number; bytes: number; etag: string }[];
+};
+
+async function checkReconstruct(
+  env: Env,
+  payload: Extract<TaskPayload, { kind: "reconstruct" }>,
+): Promise<ReconstructResult> {
   const heads = await Promise.all(payload.output.images.map((key) => env.BUCKET.head(key)));
-  const missing = payload.output.images.filter((_, i) => !heads[i]);
-  if (missing.length > 0) {
+  const found = heads.filter((head) => head !== null);
+  if (found.length < heads.length) {
+    const missing = payload.output.images.filter((_, i) => !heads[i]);
     throw invalid(
       `${missing.length} of ${heads.length} output images are missing, the first ${missing[0]}.`,
     );
   }
-  return { images: heads.map((head, index) => ({ index, bytes: head?.size ?? 0 })) };
+  return { images: found.map((head, index) => ({ index, bytes: head.size, etag: head.etag })) };
 }
 
 async function checkTrain(env: Env, db: Db, tenantId: string, manifest: unknown) {

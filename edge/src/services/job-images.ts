@@ -1,0 +1,61 @@
+/**
+ * A succeeded reconstruct job's output images, one PNG per record of the tokens it took, served
+ * from the bucket. Size and ETag were recorded when the worker completed the job, so a 304 (or
+ * a 416) costs no R2 call; the images never change after that, so they are cached as immutable.
+ */
+import { bucketKeys } from "@revq/shared";
+import type { Env } from "../env.ts";
+import { HttpProblem } from "../problem.ts";
+import type { JobRow } from "./jobs.ts";
+import { serveObject } from "./serve-object.ts";
+import type { ReconstructResult } from "./task-results.ts";
+
+/** Where a client downloads image `index` of a job. */
+export function jobImagePath(jobId: string, index: number): string {
+  return `/v1/jobs/${jobId}/images/${index}`;
+}
+
+/** `index` as the path gives it: only a plain decimal (no sign, no leading zero) names an image. */
+function imageIndex(index: string): number | undefined {
+  return /^(0|[1-9][0-9]{0,8})$/.test(index) ? Number(index) : undefined;
+}
+
+export async function jobImageResponse(
+  env: Env,
+  request: Request,
+  job: JobRow,
+  index: string,
+): Promise<Response> {
+  if (job.kind !== "reconstruct") {
+    throw new HttpProblem(
+      404,
+      "no-images",
+      `Job ${job.id} is a ${job.kind} job; only reconstruct jobs have images.`,
+    );
+  }
+  if (job.status !== "succeeded" || job.result === null) {
+    throw new HttpProblem(
+      409,
+      "images-not-ready",
+      `Job ${job.id} is ${job.status}; its images exist once it has succeeded.`,
+    );
+  }
+  const { images } = JSON.parse(job.result) as ReconstructResult;
+  const at = imageIndex(index);
+  const image = at === undefined ? undefined : images[at];
+  if (at === undefined || !image) {
+    throw new HttpProblem(
+      404,
+      "image-not-found",
+      `Job ${job.id} has images 0 to ${images.length - 1}; there is no image ${JSON.stringify(index)}.`,
+    );
+  }
+  return serveObject(request, {
+    bucket: env.BUCKET,
+    key: bucketKeys.jobImage(job.tenantId, job.id, at),
+    size: image.bytes,
+    etag: `"${image.etag}"`,
+    contentType: "image/png",
+    cacheControl: "private, max-age=31536000, immutable",
+  });
+}

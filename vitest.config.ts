@@ -23,6 +23,17 @@ export default defineConfig({
         },
       },
       {
+        // The revq CLI: its pieces, then the real bin against wrangler dev and a revq-worker.
+        // One file at a time, like e2e: a file may start its own edge and worker.
+        test: {
+          name: "cli",
+          include: ["tests/cli/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
         // The edge runs inside workerd with real local D1, R2 and Queues (miniflare), configured
         // from wrangler.toml; tests/edge/setup.ts applies the migrations.
         plugins: [

@@ -26,6 +26,18 @@ function device(w: WorkerStart): string {
   return w.accelerated ? `${on} on the GPU` : `${on}, no GPU: see docs/self-hosting.md`;
 }
 
+/** The CLI finds .revq/local.env from the repository; any other state dir is sourced first. */
+function cliExample(r: Running): string[] {
+  const found = r.localEnv === join(ROOT, ".revq", "local.env");
+  return [
+    "",
+    ...(found ? [] : [`  set -a; . ${r.localEnv}; set +a    # REVQ_URL, REVQ_API_KEY for the CLI`]),
+    "  npx revq tokenize tests/cli/fixtures/chelsea.jpg -o chelsea.rvq",
+    "  npx revq decode chelsea.rvq -o latents.npy",
+    "  npx revq jobs",
+  ];
+}
+
 export function banner(r: Running): string {
   const lines = [
     "",
@@ -48,6 +60,7 @@ export function banner(r: Running): string {
     `  curl -s -H "Authorization: Bearer ${r.seed.apiKey}" ${r.url}/v1/tokenizers`,
     `  curl -s -H "Authorization: Bearer ${r.seed.apiKey}" -H "Content-Type: image/jpeg" \\`,
     `       --data-binary @tests/cli/fixtures/chelsea.jpg ${r.url}/v1/images`,
+    ...cliExample(r),
     "",
     "Data is kept in the state directory across restarts. Ctrl-C stops everything.",
     "",

@@ -2,18 +2,31 @@
  * `npm start` as a user runs it: the real npm script in its own process group (as a terminal's
  * foreground job), a state directory and port of its own, the tiny test tokenizer named by
  * REVQ_TOKENIZER_DIR (no default tokenizer is shipped yet; this is the same code path that
- * registers models/default-tokenizer/). A second start while one runs says so; Ctrl-C (SIGINT to
- * the process group) leaves nothing running; a restart keeps the data and the keys.
+ * registers models/default-tokenizer/). The revq CLI, from a folder below the state directory
+ * (so it finds the .revq/local.env npm start wrote), tokenizes a photo and decodes it. A second
+ * start while one runs says so; Ctrl-C (SIGINT to the process group) leaves nothing running; a
+ * restart keeps the data and the keys.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import {
+  createCodebook,
+  lookupCodes,
+  parseSafetensors,
+  readNpy,
+  readTensor,
+  readTokenStream,
+} from "@revq/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
+import { json, revq } from "../cli/support/run-cli.ts";
 import { writeTinyTokenizerFolder } from "../cli/support/tokenizer-folder.ts";
 import { freePort, OFFLINE_ENV, ROOT } from "./support/edge.ts";
 import type { BuiltTokenizer } from "./support/tiny-tokenizer.ts";
+
+const PHOTO = join(ROOT, "tests/cli/fixtures/chelsea.jpg");
 
 function alive(pid: number): boolean {
   try {
@@ -98,6 +111,7 @@ describe("npm start", () => {
   // The user's project folder: npm start's state is its .revq/, which the CLI finds from here.
   const stateDir = join(home, ".revq");
   const tokenizerDir = join(home, "tokenizer");
+  const work = join(home, "work");
   let port = 0;
   let built: BuiltTokenizer;
   let env: Record<string, string>;
@@ -110,6 +124,7 @@ describe("npm start", () => {
   };
 
   beforeAll(async () => {
+    mkdirSync(work);
     await selectBackend("wasm");
     built = await writeTinyTokenizerFolder(tokenizerDir);
     port = await freePort();
@@ -153,7 +168,7 @@ describe("npm start", () => {
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   }
 
-  it("runs the stack, refuses a second start, stops it all on Ctrl-C, keeps data and keys", async () => {
+  it("runs the stack for the CLI, refuses a second start, stops on Ctrl-C, keeps data and keys", async () => {
     const first = start();
     await first.ready();
     expect(first.output).toContain(`revq is running at http://127.0.0.1:${port}`);
@@ -164,11 +179,27 @@ describe("npm start", () => {
     const apiKey = (local.match(/^REVQ_API_KEY=(rvq_api_\S+)$/m) as RegExpMatchArray)[1];
     expect(first.output).toContain(apiKey);
 
-    // The stack answers with that key, and has the tokenizer.
-    const headers = { authorization: `Bearer ${apiKey}` };
-    const answer = await fetch(`http://127.0.0.1:${port}/v1/tokenizers`, { headers });
-    const { tokenizers } = (await answer.json()) as { tokenizers: { manifestHash: string }[] };
-    expect(tokenizers.map((t) => t.manifestHash)).toEqual([built.hash]);
+    // The CLI with nothing but the folder: it reads ../.revq/local.env (from `work`, below home).
+    const tokenized = await revq(["tokenize", PHOTO, "-o", "chelsea.rvq", "--json"], { cwd: work });
+    expect(tokenized.code, tokenized.stderr).toBe(0);
+    const result = json<{ job: string; images: { file: string }[] }>(tokenized);
+    expect(result.images.map((i) => i.file)).toEqual([PHOTO]);
+    const stream = readTokenStream(new Uint8Array(readFileSync(join(work, "chelsea.rvq"))));
+    expect(stream.header.tokenizerHash).toBe(built.hash);
+    expect(stream.header.recordCount).toBe(1);
+
+    // Decoding is the codebook lookup of those ids, exactly.
+    const decoded = await revq(["decode", "chelsea.rvq", "-o", "latents.npy"], { cwd: work });
+    expect(decoded.code, decoded.stderr).toBe(0);
+    const latents = readNpy(new Uint8Array(readFileSync(join(work, "latents.npy"))));
+    expect(latents.shape).toEqual([1, 8, 8, 8]);
+    const file = parseSafetensors(built.files.get("codebook.safetensors") as Uint8Array);
+    const tensor = readTensor(file, "codebook");
+    const [groups, codes, dim] = tensor.shape;
+    const codebook = createCodebook(groups, codes, dim, tensor.data as Float32Array);
+    expect([...(latents.data as Float32Array)]).toEqual([
+      ...lookupCodes(codebook, stream.tokens, 128),
+    ]);
 
     // A second start on the same state while this one runs: refused with the reason.
     const second = start();
@@ -177,13 +208,14 @@ describe("npm start", () => {
 
     await stopAndCheck(first);
 
-    // Restart: the database kept the tenant, so the same keys work; the tokenizer is there.
+    // Restart: the database kept the tenant, so the same keys work, and the job is there.
     const restarted = start();
     await restarted.ready();
     expect(restarted.output).toContain("Reusing the local tenant and its keys.");
     expect(readFileSync(join(stateDir, "local.env"), "utf8")).toBe(local);
-    const again = await fetch(`http://127.0.0.1:${port}/v1/tokenizers`, { headers });
-    expect(((await again.json()) as { tokenizers: unknown[] }).tokenizers).toHaveLength(1);
+    const shown = await revq(["jobs", "show", result.job, "--json"], { cwd: work });
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(json(shown)).toMatchObject({ id: result.job, status: "succeeded" });
     await stopAndCheck(restarted);
   }, 600_000);
 });

@@ -1,0 +1,86 @@
+/**
+ * revq decode TOKENS|--job ID: token ids back to quantized latents (codebook lookup on the edge),
+ * or to ids in another form. The file is checked with the shared format code before it is sent,
+ * so a damaged or foreign file is refused here with the reason.
+ */
+import { readFile } from "node:fs/promises";
+import { readTokenJson, readTokenStream, TOKEN_STREAM_MEDIA_TYPE } from "@revq/shared";
+import type { CallOptions } from "../api.ts";
+import { choice, stringOption } from "../args.ts";
+import { COMMON_HELP, type Command, setup } from "../command.ts";
+import { usageError } from "../errors.ts";
+import { formatBytes, writeOutput } from "../output.ts";
+
+const FORMATS = {
+  latents: ["npy", "safetensors"],
+  ids: ["json", "npy"],
+} as const;
+
+const help = `usage: revq decode TOKENS_FILE [options]
+       revq decode --job JOB_ID [options]
+
+Turns tokens (a token stream .rvq or the JSON form, or a finished encode job's tokens) into the
+quantized latents, (N, C, H, W) float32 in the tokenizer's normalised space: what the rectifier
+takes. Pixels need the rectifier and the VAE on a GPU: that is revq reconstruct.
+
+  --job <id>          decode this encode job's tokens instead of a file
+  --output <o>        latents or ids [latents]
+  --format <f>        latents: npy or safetensors [npy]; ids: json or npy [json]
+  --tokenizer <id>    check that the tokens are this tokenizer's
+  -o, --out <file>    where to write ("-": stdout) [latents.npy, ids.json, ...]
+${COMMON_HELP}`;
+
+export const decode: Command = {
+  name: "decode",
+  summary: "tokens → quantized latents (or ids as JSON/.npy), on the edge",
+  help,
+  async run(argv) {
+    const s = setup(this, argv, {
+      job: { type: "string" },
+      output: { type: "string" },
+      format: { type: "string" },
+      tokenizer: { type: "string" },
+      out: { type: "string", short: "o" },
+    });
+    if (!s) return;
+    const output = choice(s.parsed, "output", ["latents", "ids"] as const, "latents");
+    const format = choice(s.parsed, "format", FORMATS[output], FORMATS[output][0]);
+    const target = stringOption(s.parsed, "out") ?? `${output}.${format}`;
+    const job = stringOption(s.parsed, "job");
+    const files = s.parsed.positionals;
+    if ((job === undefined) === (files.length === 0) || files.length > 1) {
+      throw usageError("give one token file, or --job", "see revq decode --help");
+    }
+    const body: CallOptions = job ? { body: { job } } : await tokenFileBody(files[0]);
+    const bytes = await s.api().bytes("POST", "/v1/decode", {
+      ...body,
+      query: { output, format, tokenizer: stringOption(s.parsed, "tokenizer") },
+    });
+    await writeOutput(target, bytes);
+    s.out.result({ output, format, file: target, bytes: bytes.length });
+    if (target !== "-") s.out.line(`${output} → ${target} (${formatBytes(bytes.length)})`);
+  },
+};
+
+async function tokenFileBody(path: string): Promise<CallOptions> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(path));
+  } catch (error) {
+    throw usageError(`${path}: ${(error as NodeJS.ErrnoException).code ?? "cannot be read"}`);
+  }
+  const start = new TextDecoder().decode(bytes.subarray(0, 16)).trimStart();
+  try {
+    if (start.startsWith("{")) {
+      readTokenJson(JSON.parse(new TextDecoder().decode(bytes)));
+      return { body: bytes, contentType: "application/json" };
+    }
+    readTokenStream(bytes);
+    return { body: bytes, contentType: TOKEN_STREAM_MEDIA_TYPE };
+  } catch (error) {
+    throw usageError(
+      `${path} is not a token file: ${(error as Error).message}`,
+      "give a token stream (.rvq) or the JSON form, as revq tokenize writes them",
+    );
+  }
+}

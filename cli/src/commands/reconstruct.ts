@@ -1,0 +1,105 @@
+/**
+ * revq reconstruct JOB_ID | FILES: tokens back to pixels (codebook lookup, rectifier, VAE
+ * decoder on a GPU worker), as PNGs. From an encode job's tokens, or straight from images (an
+ * encode job first), which shows what the tokenizer keeps of them.
+ */
+import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { basename, extname, join } from "node:path";
+import type { Api } from "../api.ts";
+import { stringOption } from "../args.ts";
+import { COMMON_HELP, type Command, setup } from "../command.ts";
+import { encodeImages } from "../encode.ts";
+import { usageError } from "../errors.ts";
+import { collectImages } from "../images.ts";
+import { getJob, requireSucceeded, waitForJob } from "../jobs.ts";
+import { type Output, writeOutput } from "../output.ts";
+import { Job } from "../schemas.ts";
+import { chooseTokenizer } from "../tokenizer-choice.ts";
+
+const help = `usage: revq reconstruct JOB_ID [options]
+       revq reconstruct FILES|DIR... [options]
+
+Reconstructs images from tokens on a GPU worker and downloads them as PNGs: from a finished
+encode job's tokens, or from images (tokenized first, with --tokenizer), to see what the
+tokenizer keeps of them.
+
+  -o, --out <dir>     folder for the PNGs [reconstructed]
+  --tokenizer <id>    for images: the tokenizer (default REVQ_TOKENIZER, else the only one)
+${COMMON_HELP}`;
+
+export const reconstruct: Command = {
+  name: "reconstruct",
+  summary: "tokens (an encode job) or images → reconstructed PNGs",
+  help,
+  async run(argv) {
+    const s = setup(this, argv, {
+      out: { type: "string", short: "o" },
+      tokenizer: { type: "string" },
+    });
+    if (!s) return;
+    const dir = stringOption(s.parsed, "out") ?? "reconstructed";
+    const args = s.parsed.positionals;
+    if (args.length === 0)
+      throw usageError("give an encode job id, or images", "see revq reconstruct --help");
+    const fromJob = args.length === 1 && args[0].startsWith("job_") && !existsSync(args[0]);
+    const api = s.api();
+    let source: Job;
+    let paths: string[] | undefined;
+    if (fromJob) {
+      source = await getJob(api, args[0]);
+      if (source.kind !== "encode") {
+        throw usageError(`${source.id} is a ${source.kind} job, not an encode job`);
+      }
+      requireSucceeded(source);
+    } else {
+      const images = await collectImages(args);
+      const tokenizer = await chooseTokenizer(api, stringOption(s.parsed, "tokenizer"));
+      source = (await encodeImages(api, s.out, images, tokenizer)).job;
+      paths = images.map((i) => i.path);
+    }
+    const job = await reconstructJob(api, s.out, source);
+    // One PNG per record (result.images); named after the images when we know them.
+    const count = Array.isArray(job.result?.images) ? job.result.images.length : 0;
+    const names = paths
+      ? pngNames(paths)
+      : Array.from({ length: count }, (_, i) => `${String(i).padStart(4, "0")}.png`);
+    await mkdir(dir, { recursive: true });
+    const files: string[] = [];
+    const download = s.out.progress("download");
+    for (const [index, name] of names.entries()) {
+      const png = await api.bytes("GET", `/v1/jobs/${job.id}/images/${index}`);
+      const file = join(dir, name);
+      await writeOutput(file, png);
+      files.push(file);
+      download.update(index + 1, names.length);
+    }
+    download.end();
+    s.out.result({ job: job.id, source: source.id, files });
+    s.out.line(`${files.length} PNG${files.length === 1 ? "" : "s"} in ${dir}/ (job ${job.id})`);
+  },
+};
+
+async function reconstructJob(api: Api, out: Output, source: Job): Promise<Job> {
+  if (!source.tokenizer) throw usageError(`${source.id} names no tokenizer`);
+  const created = await api.json("POST", "/v1/jobs", Job, {
+    body: { kind: "reconstruct", tokenizer: source.tokenizer.id, inputs: { job: source.id } },
+    idempotencyKey: randomUUID(),
+  });
+  out.note(`reconstruct job ${created.id} queued`);
+  const progress = out.progress("decode  ");
+  const job = await waitForJob(api, created.id, progress);
+  progress.end();
+  requireSucceeded(job);
+  return job;
+}
+
+/** photo.jpg → photo.png; when two images share a name, every name gets its index. */
+export function pngNames(paths: string[]): string[] {
+  const stems = paths.map((p) => basename(p, extname(p)));
+  const unique = new Set(stems).size === stems.length;
+  return stems.map((stem, i) =>
+    unique ? `${stem}.png` : `${String(i).padStart(4, "0")}-${stem}.png`,
+  );
+}

@@ -1,0 +1,59 @@
+/** revq tokenizers: the tokenizers this key can use, and one in detail. */
+import { writeFile } from "node:fs/promises";
+import { stringOption } from "../args.ts";
+import { COMMON_HELP, type Command, setup } from "../command.ts";
+import { usageError } from "../errors.ts";
+import { formatBytes } from "../output.ts";
+import { type Tokenizer, TokenizerList, TokenizerWithManifest } from "../schemas.ts";
+
+const help = `usage: revq tokenizers [list] [--all]
+       revq tokenizers show ID [--manifest FILE]
+
+  list       the ready tokenizers (public ones and this tenant's own); --all: pending ones too
+  show       one tokenizer, by id or manifest hash; --manifest writes its manifest to FILE
+${COMMON_HELP}`;
+
+export const tokenizers: Command = {
+  name: "tokenizers",
+  summary: "list the tokenizers, show one",
+  help,
+  async run(argv) {
+    const s = setup(this, argv, { all: { type: "boolean" }, manifest: { type: "string" } });
+    if (!s) return;
+    const [action = "list", id, ...rest] = s.parsed.positionals;
+    if (rest.length > 0) throw usageError(`unexpected ${rest.join(" ")}`);
+    const api = s.api();
+    if (action === "list") {
+      const { tokenizers: list } = await api.json("GET", "/v1/tokenizers", TokenizerList, {
+        query: { status: s.parsed.values.all ? "all" : "ready" },
+      });
+      s.out.result({ tokenizers: list });
+      if (list.length === 0) s.out.line("no tokenizers");
+      for (const t of list) s.out.line(tokenizerLine(t));
+      return;
+    }
+    if (action === "show") {
+      if (!id) throw usageError("revq tokenizers show needs a tokenizer id or manifest hash");
+      const t = await api.json(
+        "GET",
+        `/v1/tokenizers/${encodeURIComponent(id)}`,
+        TokenizerWithManifest,
+      );
+      const manifestFile = stringOption(s.parsed, "manifest");
+      if (manifestFile) await writeFile(manifestFile, `${JSON.stringify(t.manifest, null, 2)}\n`);
+      s.out.result(t);
+      s.out.line(tokenizerLine(t));
+      s.out.line(`  manifest hash  ${t.manifestHash}`);
+      for (const f of t.files) s.out.line(`  file           ${f.path} (${formatBytes(f.bytes)})`);
+      if (manifestFile) s.out.line(`  manifest       written to ${manifestFile}`);
+      return;
+    }
+    throw usageError(`unknown action ${JSON.stringify(action)}`, "see revq tokenizers --help");
+  },
+};
+
+function tokenizerLine(t: Tokenizer): string {
+  const q = t.quantizer;
+  const shape = `${q.tokens} tokens × ${q.codesPerGroup} codes${q.groups === q.tokens ? "" : ` (${q.groups} groups)`}`;
+  return `${t.id}  ${t.name}  ${shape}  ${t.owner}${t.status === "ready" ? "" : ` ${t.status}`}`;
+}

@@ -1,0 +1,97 @@
+/**
+ * Images from the command line: files as given, folders searched (recursively) for PNG, JPEG and
+ * WebP by extension, in a stable order. Uploaded in multipart batches under the edge's default
+ * limits (docs/api.md, "Limits"), each batch with its own Idempotency-Key.
+ */
+import { randomUUID } from "node:crypto";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { extname, join } from "node:path";
+import type { Api } from "./api.ts";
+import { usageError } from "./errors.ts";
+import type { Progress } from "./progress.ts";
+import { UploadedImages } from "./schemas.ts";
+
+const EXTENSIONS = new Set([".png", ".jpg", ".jpeg", ".webp"]);
+/** MAX_IMAGES_PER_REQUEST and, with room for the multipart framing, MAX_UPLOAD_BYTES. */
+const BATCH_IMAGES = 64;
+const BATCH_BYTES = 60 * 1024 * 1024;
+
+export type LocalImage = { path: string; bytes: number };
+export type UploadedImage = LocalImage & { id: string; width: number; height: number };
+
+export async function collectImages(args: string[]): Promise<LocalImage[]> {
+  if (args.length === 0) throw usageError("no images given", "name image files or folders");
+  const found: LocalImage[] = [];
+  for (const arg of args) {
+    let info: Awaited<ReturnType<typeof stat>>;
+    try {
+      info = await stat(arg);
+    } catch {
+      throw usageError(`${arg}: no such file or folder`);
+    }
+    if (info.isDirectory()) {
+      const inFolder = await imagesIn(arg);
+      if (inFolder.length === 0) {
+        throw usageError(`${arg}: no .png, .jpg, .jpeg or .webp files in this folder`);
+      }
+      found.push(...inFolder);
+    } else {
+      found.push({ path: arg, bytes: info.size });
+    }
+  }
+  return found;
+}
+
+async function imagesIn(dir: string): Promise<LocalImage[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  const files = entries
+    .filter((e) => e.isFile() && EXTENSIONS.has(extname(e.name).toLowerCase()))
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
+  return Promise.all(files.map(async (path) => ({ path, bytes: (await stat(path)).size })));
+}
+
+export function batches(images: LocalImage[]): LocalImage[][] {
+  const out: LocalImage[][] = [];
+  let current: LocalImage[] = [];
+  let bytes = 0;
+  for (const image of images) {
+    if (
+      current.length > 0 &&
+      (current.length === BATCH_IMAGES || bytes + image.bytes > BATCH_BYTES)
+    ) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(image);
+    bytes += image.bytes;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
+
+export async function uploadImages(
+  api: Api,
+  images: LocalImage[],
+  progress: Progress,
+): Promise<UploadedImage[]> {
+  const uploaded: UploadedImage[] = [];
+  progress.update(0, images.length);
+  for (const batch of batches(images)) {
+    const form = new FormData();
+    for (const image of batch) {
+      const bytes = await readFile(image.path);
+      form.append("images", new Blob([bytes]), image.path);
+    }
+    const answer = await api.json("POST", "/v1/images", UploadedImages, {
+      body: form,
+      idempotencyKey: randomUUID(),
+    });
+    answer.images.forEach((image, i) => {
+      uploaded.push({ ...batch[i], id: image.id, width: image.width, height: image.height });
+    });
+    progress.update(uploaded.length, images.length);
+  }
+  return uploaded;
+}

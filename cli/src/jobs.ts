@@ -1,0 +1,65 @@
+/** Following a job: waiting for its end with its progress, reading its events as they come. */
+import type { Api } from "./api.ts";
+import { CliError, EXIT } from "./errors.ts";
+import type { Progress } from "./progress.ts";
+import { EventPage, FINISHED, Job, type JobEvent } from "./schemas.ts";
+
+const POLL_MS = 500;
+
+export function getJob(api: Api, id: string): Promise<Job> {
+  return api.json("GET", `/v1/jobs/${encodeURIComponent(id)}`, Job);
+}
+
+/** Polls the job until it is finished, drawing its progress. */
+export async function waitForJob(api: Api, id: string, progress: Progress): Promise<Job> {
+  for (;;) {
+    const job = await getJob(api, id);
+    if (FINISHED.has(job.status)) return job;
+    if (job.progress) {
+      progress.update(job.progress.done, job.progress.total, job.progress.stage);
+    } else {
+      progress.status(job.status === "queued" ? "queued (waiting for a worker)…" : "running…");
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+/**
+ * Calls `onEvent` for each event, in order: until the job is finished with `follow`, else those
+ * there are now.
+ */
+export async function followEvents(
+  api: Api,
+  id: string,
+  onEvent: (event: JobEvent) => void,
+  follow = true,
+): Promise<Job> {
+  let cursor = 0;
+  for (;;) {
+    // Read the job first: events written before it finished are then all in the pages below.
+    const job = await getJob(api, id);
+    for (;;) {
+      const page = await api.json("GET", `/v1/jobs/${encodeURIComponent(id)}/events`, EventPage, {
+        query: { after: cursor, limit: 500 },
+      });
+      for (const event of page.events) {
+        onEvent(event);
+        cursor = event.id;
+      }
+      if (page.next === null) break;
+    }
+    if (!follow || FINISHED.has(job.status)) return job;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+/** A finished job that did not succeed is the command's failure (exit 1), with its reason. */
+export function requireSucceeded(job: Job): void {
+  if (job.status === "succeeded") return;
+  const why = job.error ? `${job.error.code}: ${job.error.message}` : "no reason given";
+  throw new CliError(
+    job.status === "cancelled" ? `job ${job.id} was cancelled` : `job ${job.id} failed (${why})`,
+    EXIT.jobFailed,
+    { hint: `see what happened: revq jobs events ${job.id}` },
+  );
+}

@@ -1,0 +1,104 @@
+/**
+ * The answers of the client API that the CLI reads, checked before use so that a version skew
+ * between CLI and edge is an error that names the field, not an `undefined` further on. They
+ * follow the edge's schemas (edge/src/schemas, served as /v1/openapi.json) but are loose:
+ * fields an edge adds later are let through. The manifest and token formats come from
+ * @revq/shared, the same code the edge runs.
+ */
+import * as z from "zod";
+
+export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
+export const FINISHED: ReadonlySet<string> = new Set(["succeeded", "failed", "cancelled"]);
+
+export const Job = z.looseObject({
+  id: z.string(),
+  kind: z.enum(["encode", "reconstruct", "train"]),
+  status: z.enum(JOB_STATUSES),
+  tokenizer: z.looseObject({ id: z.string(), manifestHash: z.string() }).nullable(),
+  inputs: z.record(z.string(), z.unknown()),
+  progress: z
+    .looseObject({ done: z.number(), total: z.number().optional(), stage: z.string().optional() })
+    .nullable(),
+  attempts: z.number(),
+  result: z.record(z.string(), z.unknown()).nullable(),
+  error: z.looseObject({ code: z.string(), message: z.string() }).nullable(),
+  createdAt: z.string(),
+  finishedAt: z.string().nullable(),
+});
+export type Job = z.infer<typeof Job>;
+
+export const JobList = z.looseObject({ jobs: z.array(Job), nextCursor: z.string().nullable() });
+
+export const JobEvent = z.looseObject({
+  id: z.number(),
+  type: z.string(),
+  data: z.record(z.string(), z.unknown()),
+  createdAt: z.string(),
+});
+export type JobEvent = z.infer<typeof JobEvent>;
+
+export const EventPage = z.looseObject({ events: z.array(JobEvent), next: z.number().nullable() });
+
+export const Tokenizer = z.looseObject({
+  id: z.string(),
+  name: z.string(),
+  manifestHash: z.string(),
+  owner: z.string(),
+  status: z.string(),
+  quantizer: z.looseObject({
+    tokens: z.number(),
+    groups: z.number(),
+    codeDim: z.number(),
+    codesPerGroup: z.number(),
+  }),
+  files: z.array(z.looseObject({ path: z.string(), bytes: z.number() })),
+  createdAt: z.string(),
+});
+export type Tokenizer = z.infer<typeof Tokenizer>;
+
+export const TokenizerList = z.looseObject({ tokenizers: z.array(Tokenizer) });
+export const TokenizerWithManifest = Tokenizer.extend({
+  manifest: z.record(z.string(), z.unknown()),
+});
+
+export const UploadedImages = z.looseObject({
+  images: z.array(
+    z.looseObject({ id: z.string(), format: z.string(), width: z.number(), height: z.number() }),
+  ),
+});
+
+export const Webhook = z.looseObject({
+  id: z.string(),
+  url: z.string(),
+  events: z.array(z.string()),
+  createdAt: z.string(),
+});
+export const WebhookCreated = Webhook.extend({ secret: z.string() });
+export const WebhookList = z.looseObject({ webhooks: z.array(Webhook) });
+
+export const Delivery = z.looseObject({
+  id: z.string(),
+  jobId: z.string().nullable(),
+  url: z.string(),
+  eventType: z.string(),
+  status: z.string(),
+  createdAt: z.string(),
+  attempts: z.array(
+    z.looseObject({
+      attempt: z.number(),
+      statusCode: z.number().nullable(),
+      error: z.string().nullable(),
+      at: z.string(),
+    }),
+  ),
+});
+export type Delivery = z.infer<typeof Delivery>;
+export const DeliveryList = z.looseObject({ deliveries: z.array(Delivery) });
+
+/** An RFC 9457 problem document (docs/api.md, "Errors"). */
+export const Problem = z.looseObject({
+  status: z.number().optional(),
+  code: z.string().optional(),
+  detail: z.string().optional(),
+  title: z.string().optional(),
+});

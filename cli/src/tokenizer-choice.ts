@@ -1,0 +1,27 @@
+/**
+ * Which tokenizer a command uses: --tokenizer, else REVQ_TOKENIZER, else the only ready one the
+ * key can see (what `npm start` gives). With several and none named, the user must choose.
+ */
+import type { Api } from "./api.ts";
+import { CliError, EXIT } from "./errors.ts";
+import { type Tokenizer, TokenizerList, TokenizerWithManifest } from "./schemas.ts";
+
+export async function chooseTokenizer(api: Api, named: string | undefined): Promise<Tokenizer> {
+  const wanted = named ?? process.env.REVQ_TOKENIZER;
+  if (wanted) {
+    return api.json("GET", `/v1/tokenizers/${encodeURIComponent(wanted)}`, TokenizerWithManifest);
+  }
+  const { tokenizers } = await api.json("GET", "/v1/tokenizers", TokenizerList, {
+    query: { status: "ready" },
+  });
+  if (tokenizers.length === 1) return tokenizers[0];
+  if (tokenizers.length === 0) {
+    throw new CliError("this edge has no ready tokenizer", EXIT.refused, {
+      hint: 'register one (docs/api.md, "Tokenizers") or train one with `revq train`',
+    });
+  }
+  const list = tokenizers.map((t) => `  ${t.id}  ${t.name}`).join("\n");
+  throw new CliError(`${tokenizers.length} tokenizers are ready; say which:\n${list}`, EXIT.usage, {
+    hint: "pass --tokenizer <id> or set REVQ_TOKENIZER",
+  });
+}

@@ -1,0 +1,281 @@
+/**
+ * The revq bin as users run it, against the real stack: wrangler dev (LocalEdge) with the tiny
+ * tokenizer registered and one revq-worker process. What every command prints for scripts
+ * (--json), what it writes, and the exit code and message of each kind of failure.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseSafetensors, readNpy, readTensor, readTokenJson } from "@revq/shared";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { selectBackend } from "../../gpu-worker/src/backend.ts";
+import { freePort, LocalEdge } from "../e2e/support/edge.ts";
+import { syntheticImage } from "../e2e/support/tiny-tokenizer.ts";
+import { WorkerProcess } from "../e2e/support/worker-process.ts";
+import { type Tenant, tinyTokenizerOn } from "../e2e/support/world.ts";
+import { type CliRun, json, revq } from "./support/run-cli.ts";
+
+const edge = new LocalEdge({ ALLOW_LOOPBACK_WEBHOOKS: "true" });
+const dir = mkdtempSync(join(tmpdir(), "revq-cli-"));
+let tenant: Tenant;
+let worker: WorkerProcess;
+let tokenizer: { id: string; hash: string };
+let env: Record<string, string>;
+
+const run = (args: string[], extraEnv: Record<string, string> = {}) =>
+  revq(args, { cwd: dir, env: { ...env, ...extraEnv } });
+
+function expectFailure(r: CliRun, code: number, message: RegExp): void {
+  expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(code);
+  expect(r.stderr).toMatch(message);
+}
+
+beforeAll(async () => {
+  await Promise.all([edge.start(), selectBackend("wasm")]);
+  tenant = await edge.tenant("cli");
+  const { built, id } = await tinyTokenizerOn(edge);
+  tokenizer = { id, hash: built.hash };
+  worker = new WorkerProcess(edge, { name: "cli-worker", workerKey: tenant.workerKey });
+  await worker.waitFor((l) => l.msg === "revq-worker started");
+  env = { REVQ_URL: edge.url, REVQ_API_KEY: tenant.apiKey };
+  mkdirSync(join(dir, "photos"));
+  for (let i = 0; i < 3; i++) {
+    writeFileSync(join(dir, "photos", `p${i}.png`), await syntheticImage(500 + i));
+  }
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await edge.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("revq against a running edge", () => {
+  it("tokenizes a folder in each format, and decodes the result", async () => {
+    const rvq = await run(["tokenize", "photos", "--json", "-o", "t.rvq"]);
+    expect(rvq.code, rvq.stderr).toBe(0);
+    const result = json<{ job: string; images: { record: number; file: string }[] }>(rvq);
+    expect(result.images.map((i) => i.file)).toEqual([
+      "photos/p0.png",
+      "photos/p1.png",
+      "photos/p2.png",
+    ]);
+
+    const asJson = await run(["tokenize", "photos", "--format", "json", "-o", "t.json"]);
+    expect(asJson.code, asJson.stderr).toBe(0);
+    expect(asJson.stdout).toMatch(/^3 images → 128 tokens each \(64 codes per group\) → t\.json/);
+    const doc = readTokenJson(JSON.parse(readFileSync(join(dir, "t.json"), "utf8")));
+    expect([doc.header.recordCount, doc.header.tokenizerHash]).toEqual([3, tokenizer.hash]);
+
+    const npy = await run(["tokenize", "photos", "--format", "npy", "-o", "t.npy"]);
+    expect(npy.code, npy.stderr).toBe(0);
+    const ids = readNpy(new Uint8Array(readFileSync(join(dir, "t.npy"))));
+    expect(ids.shape).toEqual([3, 128]);
+    // Same images, same tokenizer: the same ids whichever form carried them.
+    expect([...ids.data]).toEqual([...doc.tokens]);
+
+    const fromFile = await run([
+      "decode",
+      "t.json",
+      "--output",
+      "ids",
+      "--format",
+      "npy",
+      "-o",
+      "ids.npy",
+    ]);
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect([...readNpy(new Uint8Array(readFileSync(join(dir, "ids.npy")))).data]).toEqual([
+      ...doc.tokens,
+    ]);
+    const fromJob = await run([
+      "decode",
+      "--job",
+      result.job,
+      "--format",
+      "safetensors",
+      "-o",
+      "l.st",
+    ]);
+    expect(fromJob.code, fromJob.stderr).toBe(0);
+    const latents = parseSafetensors(new Uint8Array(readFileSync(join(dir, "l.st"))));
+    expect(readTensor(latents, "latents").shape).toEqual([3, 8, 8, 8]);
+    // "-" is stdout, for pipes.
+    const piped = await run(["decode", "t.rvq", "--output", "ids", "-o", "-"]);
+    expect(readTokenJson(JSON.parse(piped.stdout)).tokens).toEqual(doc.tokens);
+  });
+
+  it("lists, shows, follows and cancels jobs", async () => {
+    const list = json<{ jobs: { id: string; kind: string; status: string }[] }>(
+      await run(["jobs", "--kind", "encode", "--limit", "2", "--json"]),
+    );
+    expect(list.jobs).toHaveLength(2);
+    expect(list.jobs.every((j) => j.kind === "encode" && j.status === "succeeded")).toBe(true);
+    const id = list.jobs[0].id;
+    const events = await run(["jobs", "events", id]);
+    expect(events.code).toBe(0);
+    expect(events.stdout).toMatch(/status {4}queued\n.*status {4}running\n.*metrics {3}images=3 /s);
+    expect((await run(["jobs", "wait", id])).code).toBe(0);
+
+    // A job no worker takes (the worker is stopped), cancelled: waiting for it then fails (1).
+    await worker.stop();
+    const created = await edge.api<{ id: string }>("POST", "/v1/jobs", tenant.apiKey, {
+      kind: "reconstruct",
+      tokenizer: tokenizer.id,
+      inputs: { job: id },
+    });
+    const cancelled = await run(["jobs", "cancel", created.id]);
+    expect(cancelled.stdout).toBe(`${created.id} cancelled\n`);
+    expectFailure(
+      await run(["jobs", "wait", created.id]),
+      1,
+      new RegExp(`job ${created.id} was cancelled`),
+    );
+    worker = new WorkerProcess(edge, { name: "cli-worker-2", workerKey: tenant.workerKey });
+    await worker.waitFor((l) => l.msg === "revq-worker started");
+  });
+
+  it("lists and shows tokenizers", async () => {
+    const list = await run(["tokenizers"]);
+    expect(list.stdout).toBe(
+      `${tokenizer.id}  tiny-test-identity  128 tokens × 64 codes  public\n`,
+    );
+    const shown = await run(["tokenizers", "show", tokenizer.hash, "--manifest", "m.json"]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, "m.json"), "utf8")).name).toBe("tiny-test-identity");
+  });
+
+  it("registers a webhook, lists its deliveries, removes it", async () => {
+    const port = await freePort();
+    const added = json<{ id: string; secret: string }>(
+      await run([
+        "webhooks",
+        "add",
+        `http://127.0.0.1:${port}/hook`,
+        "--events",
+        "job.succeeded",
+        "--json",
+      ]),
+    );
+    expect(added.secret).toMatch(/^whsec_/);
+    expect((await run(["webhooks"])).stdout).toBe(
+      `${added.id}  http://127.0.0.1:${port}/hook  job.succeeded\n`,
+    );
+    const deliveries = await run(["webhooks", "deliveries", added.id]);
+    expect(deliveries.stdout).toBe("no deliveries\n");
+    expect((await run(["webhooks", "remove", added.id])).code).toBe(0);
+    expect((await run(["webhooks", "--json"])).stdout).toContain('"webhooks": []');
+    expectFailure(
+      await run(["webhooks", "add", "http://127.0.0.1/x", "--events", "job.done"]),
+      2,
+      /unknown event job\.done/,
+    );
+  });
+
+  it("trains a tokenizer remotely, with the job's progress and epochs as they come", async () => {
+    const set = join(dir, "trainset");
+    mkdirSync(set);
+    for (let i = 0; i < 22; i++)
+      writeFileSync(join(set, `${i}.png`), await syntheticImage(900 + i));
+    const trained = await run([
+      "train",
+      "trainset",
+      "--name",
+      "cli-trained",
+      "--tokens",
+      "128",
+      "--codes",
+      "16",
+      "--epochs",
+      "2",
+      "--batch-size",
+      "8",
+      "--seed",
+      "2",
+      "--params",
+      '{"rectifier": {"channels": 16, "blocks": 1, "headDim": 8, "multiscales": [5]}}',
+    ]);
+    expect(trained.code, trained.stderr).toBe(0);
+    expect(trained.stdout).toMatch(/status {4}running\n/);
+    expect(trained.stdout).toMatch(/status {4}succeeded\n/);
+    const made = trained.stdout.match(/^new tokenizer (tok_\w+) /m) as RegExpMatchArray;
+    expect(made).not.toBeNull();
+    const shown = json<{ name: string; owner: string; quantizer: { codesPerGroup: number } }>(
+      await run(["tokenizers", "show", made[1], "--json"]),
+    );
+    expect(shown).toMatchObject({
+      name: "cli-trained",
+      owner: "tenant",
+      quantizer: { codesPerGroup: 16 },
+    });
+    // Two tokenizers now: a command that needs one must be told which.
+    expectFailure(
+      await run(["tokenize", "photos"]),
+      2,
+      /2 tokenizers are ready; say which:\n.*cli-trained\n.*tiny-test-identity\n {2}→ pass --tokenizer/,
+    );
+  });
+});
+
+describe("revq's failures: exit codes and messages that say what to do", () => {
+  it("has no edge or key: 3, pointing at npm start", async () => {
+    const r = await revq(["tokenizers"], { cwd: dir });
+    expectFailure(r, 3, /^revq: no edge URL: --url or REVQ_URL is not set\n {2}→ run `npm start`/);
+  });
+
+  it("a refused key: 3; an edge that is not there: 5", async () => {
+    expectFailure(
+      await run(["tokenizers"], { REVQ_API_KEY: "rvq_api_wrong" }),
+      3,
+      /401 .*\n {2}→ check REVQ_API_KEY/,
+    );
+    expectFailure(
+      await run(["jobs", "--url", `http://127.0.0.1:${await freePort()}`]),
+      5,
+      /cannot reach the edge at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)\n {2}→ is the local stack running\? Start it with `npm start`/,
+    );
+  });
+
+  it("the edge refuses: 4 with its detail; --json gets the error as JSON too", async () => {
+    writeFileSync(join(dir, "fake.png"), "not an image at all");
+    const r = await run(["tokenize", "fake.png", "--tokenizer", tokenizer.id, "--json"]);
+    expectFailure(r, 4, /POST \/v1\/images: 415 /);
+    expect(json<{ error: { code: string; exitCode: number } }>(r).error).toMatchObject({
+      code: "image.unknown-format",
+      exitCode: 4,
+    });
+    expectFailure(await run(["jobs", "show", "job_nope"]), 4, /404 /);
+    expectFailure(await run(["tokenize", "photos", "--tokenizer", "tok_nope"]), 4, /404 /);
+  });
+
+  it("bad usage and damaged input files: 2, before anything is sent", async () => {
+    expectFailure(
+      await run(["tokenise"]),
+      2,
+      /unknown command "tokenise"\n {2}→ commands: tokenize, /,
+    );
+    expectFailure(
+      await run(["tokenize", "photos", "--format", "png"]),
+      2,
+      /--format must be one of rvq, json, npy/,
+    );
+    expectFailure(
+      await run(["tokenize", "nothing-here"]),
+      2,
+      /nothing-here: no such file or folder/,
+    );
+    const stream = readFileSync(join(dir, "t.rvq"));
+    stream[70] ^= 0xff;
+    writeFileSync(join(dir, "damaged.rvq"), stream);
+    expectFailure(
+      await run(["decode", "damaged.rvq"]),
+      2,
+      /damaged\.rvq is not a token file: .*crc/i,
+    );
+    expectFailure(
+      await run(["train", "photos", "--out", "x"]),
+      2,
+      /--out is for --offline training/,
+    );
+  });
+});

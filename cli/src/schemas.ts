@@ -27,6 +27,11 @@ export const Job = z.looseObject({
 });
 export type Job = z.infer<typeof Job>;
 
+/** A succeeded reconstruct job's result: one PNG per record, downloadable at its url. */
+export const ReconstructResult = z.looseObject({
+  images: z.array(z.looseObject({ index: z.number(), bytes: z.number(), url: z.string() })),
+});
+
 export const JobList = z.looseObject({ jobs: z.array(Job), nextCursor: z.string().nullable() });
 
 export const JobEvent = z.looseObject({

@@ -6,7 +6,8 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseSafetensors, readNpy, readTensor, readTokenJson } from "@revq/shared";
+import { parseManifest, parseSafetensors, readNpy, readTensor, readTokenJson } from "@revq/shared";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { freePort, LocalEdge } from "../e2e/support/edge.ts";
@@ -14,6 +15,7 @@ import { syntheticImage } from "../e2e/support/tiny-tokenizer.ts";
 import { WorkerProcess } from "../e2e/support/worker-process.ts";
 import { type Tenant, tinyTokenizerOn } from "../e2e/support/world.ts";
 import { type CliRun, json, revq } from "./support/run-cli.ts";
+import { writeTokenizerFolder } from "./support/tokenizer-folder.ts";
 
 const edge = new LocalEdge({ ALLOW_LOOPBACK_WEBHOOKS: "true" });
 const dir = mkdtempSync(join(tmpdir(), "revq-cli-"));
@@ -21,6 +23,13 @@ let tenant: Tenant;
 let worker: WorkerProcess;
 let tokenizer: { id: string; hash: string };
 let env: Record<string, string>;
+const tinyDir = join(dir, "tiny-tokenizer");
+
+// As tests/gpu-worker/train-task.test.ts: 20 latents in batches of 8, a tiny rectifier.
+const SMALL_TRAINING = [
+  ...["--tokens", "128", "--codes", "16", "--epochs", "2", "--batch-size", "8", "--seed", "2"],
+  ...["--params", '{"rectifier": {"channels": 16, "blocks": 1, "headDim": 8, "multiscales": [5]}}'],
+];
 
 const run = (args: string[], extraEnv: Record<string, string> = {}) =>
   revq(args, { cwd: dir, env: { ...env, ...extraEnv } });
@@ -35,12 +44,17 @@ beforeAll(async () => {
   tenant = await edge.tenant("cli");
   const { built, id } = await tinyTokenizerOn(edge);
   tokenizer = { id, hash: built.hash };
+  writeTokenizerFolder(tinyDir, built);
   worker = new WorkerProcess(edge, { name: "cli-worker", workerKey: tenant.workerKey });
   await worker.waitFor((l) => l.msg === "revq-worker started");
   env = { REVQ_URL: edge.url, REVQ_API_KEY: tenant.apiKey };
   mkdirSync(join(dir, "photos"));
   for (let i = 0; i < 3; i++) {
     writeFileSync(join(dir, "photos", `p${i}.png`), await syntheticImage(500 + i));
+  }
+  mkdirSync(join(dir, "trainset"));
+  for (let i = 0; i < 22; i++) {
+    writeFileSync(join(dir, "trainset", `${i}.png`), await syntheticImage(900 + i));
   }
 });
 
@@ -105,6 +119,27 @@ describe("revq against a running edge", () => {
     expect(readTokenJson(JSON.parse(piped.stdout)).tokens).toEqual(doc.tokens);
   });
 
+  it("reconstructs from images (named after them) and from an encode job (by record)", async () => {
+    const fromImages = await run(["reconstruct", "photos/p0.png", "photos/p2.png", "-o", "r1"]);
+    expect(fromImages.code, fromImages.stderr).toBe(0);
+    expect(fromImages.stdout).toMatch(/^2 PNGs in r1\/ \(job job_\w+\)\n$/);
+    for (const name of ["p0.png", "p2.png"]) {
+      const meta = await sharp(join(dir, "r1", name)).metadata();
+      expect([meta.format, meta.width, meta.height]).toEqual(["png", 32, 32]);
+    }
+    const encode = json<{ jobs: { id: string }[] }>(
+      await run(["jobs", "--kind", "encode", "--limit", "1", "--json"]),
+    );
+    const fromJob = await run(["reconstruct", encode.jobs[0].id, "-o", "r2", "--json"]);
+    expect(fromJob.code, fromJob.stderr).toBe(0);
+    expect(json<{ files: string[] }>(fromJob).files).toEqual(["r2/0000.png", "r2/0001.png"]);
+    expectFailure(
+      await run(["reconstruct", json<{ job: string }>(fromJob).job]),
+      2,
+      /job_\w+ is a reconstruct job, not an encode job/,
+    );
+  });
+
   it("lists, shows, follows and cancels jobs", async () => {
     const list = json<{ jobs: { id: string; kind: string; status: string }[] }>(
       await run(["jobs", "--kind", "encode", "--limit", "2", "--json"]),
@@ -114,7 +149,9 @@ describe("revq against a running edge", () => {
     const id = list.jobs[0].id;
     const events = await run(["jobs", "events", id]);
     expect(events.code).toBe(0);
-    expect(events.stdout).toMatch(/status {4}queued\n.*status {4}running\n.*metrics {3}images=3 /s);
+    expect(events.stdout).toMatch(
+      /status {4}queued\n.*status {4}running\n.*metrics {3}images=\d /s,
+    );
     expect((await run(["jobs", "wait", id])).code).toBe(0);
 
     // A job no worker takes (the worker is stopped), cancelled: waiting for it then fails (1).
@@ -173,30 +210,11 @@ describe("revq against a running edge", () => {
   });
 
   it("trains a tokenizer remotely, with the job's progress and epochs as they come", async () => {
-    const set = join(dir, "trainset");
-    mkdirSync(set);
-    for (let i = 0; i < 22; i++)
-      writeFileSync(join(set, `${i}.png`), await syntheticImage(900 + i));
-    const trained = await run([
-      "train",
-      "trainset",
-      "--name",
-      "cli-trained",
-      "--tokens",
-      "128",
-      "--codes",
-      "16",
-      "--epochs",
-      "2",
-      "--batch-size",
-      "8",
-      "--seed",
-      "2",
-      "--params",
-      '{"rectifier": {"channels": 16, "blocks": 1, "headDim": 8, "multiscales": [5]}}',
-    ]);
+    const trained = await run(["train", "trainset", "--name", "cli-trained", ...SMALL_TRAINING]);
     expect(trained.code, trained.stderr).toBe(0);
-    expect(trained.stdout).toMatch(/status {4}running\n/);
+    expect(trained.stdout).toMatch(
+      /status {4}running\n.*metrics {3}epoch=1 .*\n.*metrics {3}epoch=2 /s,
+    );
     expect(trained.stdout).toMatch(/status {4}succeeded\n/);
     const made = trained.stdout.match(/^new tokenizer (tok_\w+) /m) as RegExpMatchArray;
     expect(made).not.toBeNull();
@@ -213,6 +231,34 @@ describe("revq against a running edge", () => {
       await run(["tokenize", "photos"]),
       2,
       /2 tokenizers are ready; say which:\n.*cli-trained\n.*tiny-test-identity\n {2}→ pass --tokenizer/,
+    );
+  });
+});
+
+describe("revq train --offline", () => {
+  it("runs revq-train on this machine and writes a tokenizer folder npm start can register", async () => {
+    const trained = await run([
+      "train",
+      "trainset",
+      "--offline",
+      "--vae",
+      tinyDir,
+      "--out",
+      "offline-tok",
+      "--backend",
+      "wasm",
+      ...SMALL_TRAINING,
+    ]);
+    expect(trained.code, trained.stderr).toBe(0);
+    expect(trained.stdout).toMatch(/^ {4}2\/2 /m);
+    const manifest = parseManifest(
+      JSON.parse(readFileSync(join(dir, "offline-tok", "manifest.json"), "utf8")),
+    );
+    expect(manifest.quantizer).toMatchObject({ tokens: 128, codesPerGroup: 16 });
+    expectFailure(
+      await run(["train", "trainset", "--offline", "--json"]),
+      2,
+      /--json and --url are for remote training/,
     );
   });
 });

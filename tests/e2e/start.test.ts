@@ -3,7 +3,8 @@
  * foreground job), a state directory and port of its own, the tiny test tokenizer named by
  * REVQ_TOKENIZER_DIR (no default tokenizer is shipped yet; this is the same code path that
  * registers models/default-tokenizer/). The revq CLI, from a folder below the state directory
- * (so it finds the .revq/local.env npm start wrote), tokenizes a photo and decodes it. A second
+ * (so it finds the .revq/local.env npm start wrote), tokenizes a photo, decodes and reconstructs
+ * it. A second
  * start while one runs says so; Ctrl-C (SIGINT to the process group) leaves nothing running; a
  * restart keeps the data and the keys.
  */
@@ -19,6 +20,7 @@ import {
   readTensor,
   readTokenStream,
 } from "@revq/shared";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { json, revq } from "../cli/support/run-cli.ts";
@@ -168,7 +170,7 @@ describe("npm start", () => {
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   }
 
-  it("runs the stack for the CLI, refuses a second start, stops on Ctrl-C, keeps data and keys", async () => {
+  it("runs the stack: the CLI tokenizes, decodes, reconstructs; Ctrl-C stops all; data stays", async () => {
     const first = start();
     await first.ready();
     expect(first.output).toContain(`revq is running at http://127.0.0.1:${port}`);
@@ -200,6 +202,14 @@ describe("npm start", () => {
     expect([...(latents.data as Float32Array)]).toEqual([
       ...lookupCodes(codebook, stream.tokens, 128),
     ]);
+
+    // Pixels again, through the worker: one PNG at the tokenizer's resolution.
+    const rebuilt = await revq(["reconstruct", result.job, "-o", "recon", "--json"], { cwd: work });
+    expect(rebuilt.code, rebuilt.stderr).toBe(0);
+    const { files } = json<{ files: string[] }>(rebuilt);
+    expect(files).toEqual([join("recon", "0000.png")]);
+    const meta = await sharp(join(work, files[0])).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(["png", 32, 32]);
 
     // A second start on the same state while this one runs: refused with the reason.
     const second = start();

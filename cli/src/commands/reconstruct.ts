@@ -11,11 +11,11 @@ import type { Api } from "../api.ts";
 import { stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { encodeImages } from "../encode.ts";
-import { usageError } from "../errors.ts";
+import { CliError, EXIT, usageError } from "../errors.ts";
 import { collectImages } from "../images.ts";
 import { getJob, requireSucceeded, waitForJob } from "../jobs.ts";
 import { type Output, writeOutput } from "../output.ts";
-import { Job } from "../schemas.ts";
+import { Job, ReconstructResult } from "../schemas.ts";
 import { chooseTokenizer } from "../tokenizer-choice.ts";
 
 const help = `usage: revq reconstruct JOB_ID [options]
@@ -41,8 +41,9 @@ export const reconstruct: Command = {
     if (!s) return;
     const dir = stringOption(s.parsed, "out") ?? "reconstructed";
     const args = s.parsed.positionals;
-    if (args.length === 0)
+    if (args.length === 0) {
       throw usageError("give an encode job id, or images", "see revq reconstruct --help");
+    }
     const fromJob = args.length === 1 && args[0].startsWith("job_") && !existsSync(args[0]);
     const api = s.api();
     let source: Job;
@@ -60,20 +61,32 @@ export const reconstruct: Command = {
       paths = images.map((i) => i.path);
     }
     const job = await reconstructJob(api, s.out, source);
-    // One PNG per record (result.images); named after the images when we know them.
-    const count = Array.isArray(job.result?.images) ? job.result.images.length : 0;
-    const names = paths
-      ? pngNames(paths)
-      : Array.from({ length: count }, (_, i) => `${String(i).padStart(4, "0")}.png`);
+    const parsed = ReconstructResult.safeParse(job.result);
+    if (!parsed.success) {
+      const hint = "the edge may run another version than this CLI";
+      throw new CliError(`job ${job.id} succeeded without listing its images`, EXIT.unavailable, {
+        hint,
+      });
+    }
+    const { images } = parsed.data;
+    // Named after the images when we know them, else by record.
+    const named = paths ? pngNames(paths) : undefined;
+    const nameOf = (index: number) => named?.[index] ?? `${String(index).padStart(4, "0")}.png`;
     await mkdir(dir, { recursive: true });
     const files: string[] = [];
     const download = s.out.progress("download");
-    for (const [index, name] of names.entries()) {
-      const png = await api.bytes("GET", `/v1/jobs/${job.id}/images/${index}`);
-      const file = join(dir, name);
+    for (const [n, image] of images.entries()) {
+      const png = await api.bytes("GET", image.url);
+      if (png.length !== image.bytes) {
+        throw new CliError(
+          `image ${image.index} came with ${png.length} bytes, not ${image.bytes}`,
+          EXIT.unavailable,
+        );
+      }
+      const file = join(dir, nameOf(image.index));
       await writeOutput(file, png);
       files.push(file);
-      download.update(index + 1, names.length);
+      download.update(n + 1, images.length);
     }
     download.end();
     s.out.result({ job: job.id, source: source.id, files });

@@ -10,11 +10,15 @@ import { type BuiltTokenizer, buildTinyTokenizer } from "../../e2e/support/tiny-
 /** Builds the tokenizer (on the current tfjs backend) into `dir`. */
 export async function writeTinyTokenizerFolder(dir: string): Promise<BuiltTokenizer> {
   const built = await buildTinyTokenizer();
+  writeTokenizerFolder(dir, built);
+  return built;
+}
+
+export function writeTokenizerFolder(dir: string, built: BuiltTokenizer): void {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "manifest.json"), `${JSON.stringify(built.manifest, null, 2)}\n`);
   for (const [path, bytes] of built.files) {
     mkdirSync(dirname(join(dir, path)), { recursive: true });
     writeFileSync(join(dir, path), bytes);
   }
-  return built;
 }

@@ -33,8 +33,8 @@ import {
   TRAIN_SCALES,
 } from "./default-vae/photos.ts";
 
-const DEFAULT_STEPS = 800;
-const DEFAULT_COOLDOWN = 200;
+const DEFAULT_STEPS = 400;
+const DEFAULT_COOLDOWN = 150;
 const { values: args } = parseArgs({
   options: {
     steps: { type: "string", default: String(DEFAULT_STEPS) },

@@ -4,7 +4,7 @@
  * at full resolution, the costliest place on a CPU), ResBlock stages joined by pixel-(un)shuffle
  * down/up blocks with DC-AE's averaging/repeating shortcuts, and the same shortcuts around the
  * latent. The shortcuts make the untrained network already a rough area-average autoencoder, which
- * is what lets a few thousand CPU steps reach a useful reconstruction.
+ * is what lets a few hundred CPU steps reach a useful reconstruction.
  *
  * Parameter names are PyTorch style (`encoder.down_blocks.0.0.conv1.weight`), so weights load and
  * save through the same paramLoader/toTorch as the other models.

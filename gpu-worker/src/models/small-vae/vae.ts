@@ -2,7 +2,8 @@
  * The small VAE behind the worker's Vae interface: manifests with `vae.kind: "small-conv"`, their
  * `vae.config` a SmallVaeConfig (models/default-vae/manifest.json has the entry to copy).
  * Converts between the interface's orders (interleaved RGB images, C-H-W latents) and the
- * model's channels-last tensors.
+ * model's channels-last tensors. Its small helpers are its own rather than imported from
+ * pipeline/vae.ts, which imports this module: no import cycle.
  */
 
 import type { LatentShape } from "@revq/shared";

@@ -17,6 +17,12 @@ export const MAX_JOB_IMAGES = 2000;
 
 export const TOKEN_FORMATS = ["rvq", "json", "npy"] as const;
 export type TokenFormat = (typeof TOKEN_FORMATS)[number];
+/** File extensions: .rvqt is the token stream's, as in the bucket (docs/token-stream.md). */
+export const TOKEN_EXTENSIONS: Record<TokenFormat, string> = {
+  rvq: "rvqt",
+  json: "json",
+  npy: "npy",
+};
 /** The edge's name for each form (GET /v1/jobs/{id}/tokens?format=). */
 const EDGE_FORMAT: Record<TokenFormat, string> = { rvq: "binary", json: "json", npy: "npy" };
 

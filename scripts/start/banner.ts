@@ -32,8 +32,8 @@ function cliExample(r: Running): string[] {
   return [
     "",
     ...(found ? [] : [`  set -a; . ${r.localEnv}; set +a    # REVQ_URL, REVQ_API_KEY for the CLI`]),
-    "  npx revq tokenize tests/cli/fixtures/chelsea.jpg -o chelsea.rvq",
-    "  npx revq decode chelsea.rvq -o latents.npy",
+    "  npx revq tokenize tests/cli/fixtures/chelsea.jpg -o chelsea.rvqt",
+    "  npx revq decode chelsea.rvqt -o latents.npy",
     "  npx revq reconstruct tests/cli/fixtures/chelsea.jpg -o reconstructed",
     "  npx revq jobs",
   ];

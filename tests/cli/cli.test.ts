@@ -6,7 +6,14 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseManifest, parseSafetensors, readNpy, readTensor, readTokenJson } from "@revq/shared";
+import {
+  manifestHash as manifestHashOf,
+  parseManifest,
+  parseSafetensors,
+  readNpy,
+  readTensor,
+  readTokenJson,
+} from "@revq/shared";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
@@ -14,7 +21,7 @@ import { freePort, LocalEdge } from "../e2e/support/edge.ts";
 import { syntheticImage } from "../e2e/support/tiny-tokenizer.ts";
 import { WorkerProcess } from "../e2e/support/worker-process.ts";
 import { type Tenant, tinyTokenizerOn } from "../e2e/support/world.ts";
-import { type CliRun, json, revq } from "./support/run-cli.ts";
+import { type CliRun, json, registerTokenizer, revq } from "./support/run-cli.ts";
 import { writeTokenizerFolder } from "./support/tokenizer-folder.ts";
 
 const edge = new LocalEdge({ ALLOW_LOOPBACK_WEBHOOKS: "true" });
@@ -66,7 +73,7 @@ afterAll(async () => {
 
 describe("revq against a running edge", () => {
   it("tokenizes a folder in each format, and decodes the result", async () => {
-    const rvq = await run(["tokenize", "photos", "--json", "-o", "t.rvq"]);
+    const rvq = await run(["tokenize", "photos", "--json", "-o", "t.rvqt"]);
     expect(rvq.code, rvq.stderr).toBe(0);
     const result = json<{ job: string; images: { record: number; file: string }[] }>(rvq);
     expect(result.images.map((i) => i.file)).toEqual([
@@ -115,7 +122,7 @@ describe("revq against a running edge", () => {
     const latents = parseSafetensors(new Uint8Array(readFileSync(join(dir, "l.st"))));
     expect(readTensor(latents, "latents").shape).toEqual([3, 8, 8, 8]);
     // "-" is stdout, for pipes.
-    const piped = await run(["decode", "t.rvq", "--output", "ids", "-o", "-"]);
+    const piped = await run(["decode", "t.rvqt", "--output", "ids", "-o", "-"]);
     expect(readTokenJson(JSON.parse(piped.stdout)).tokens).toEqual(doc.tokens);
   });
 
@@ -255,6 +262,16 @@ describe("revq train --offline", () => {
       JSON.parse(readFileSync(join(dir, "offline-tok", "manifest.json"), "utf8")),
     );
     expect(manifest.quantizer).toMatchObject({ tokens: 128, codesPerGroup: 16 });
+
+    // The folder registers on an edge as npm start registers models/default-tokenizer.
+    const register = await registerTokenizer(["--url", edge.url, "offline-tok"], {
+      cwd: dir,
+      env: { REVQ_ADMIN_KEY: edge.adminKey },
+    });
+    expect(register.code, register.stderr).toBe(0);
+    const { id, manifestHash } = JSON.parse(register.stdout);
+    expect(manifestHash).toBe(await manifestHashOf(manifest));
+    expect((await run(["tokenizers", "show", id, "--json"])).stdout).toContain('"status": "ready"');
     expectFailure(
       await run(["train", "trainset", "--offline", "--json"]),
       2,
@@ -310,13 +327,13 @@ describe("revq's failures: exit codes and messages that say what to do", () => {
       2,
       /nothing-here: no such file or folder/,
     );
-    const stream = readFileSync(join(dir, "t.rvq"));
+    const stream = readFileSync(join(dir, "t.rvqt"));
     stream[70] ^= 0xff;
-    writeFileSync(join(dir, "damaged.rvq"), stream);
+    writeFileSync(join(dir, "damaged.rvqt"), stream);
     expectFailure(
-      await run(["decode", "damaged.rvq"]),
+      await run(["decode", "damaged.rvqt"]),
       2,
-      /damaged\.rvq is not a token file: .*crc/i,
+      /damaged\.rvqt is not a token file: .*crc/i,
     );
     expectFailure(
       await run(["train", "photos", "--out", "x"]),

@@ -182,16 +182,18 @@ describe("npm start", () => {
     expect(first.output).toContain(apiKey);
 
     // The CLI with nothing but the folder: it reads ../.revq/local.env (from `work`, below home).
-    const tokenized = await revq(["tokenize", PHOTO, "-o", "chelsea.rvq", "--json"], { cwd: work });
+    const tokenized = await revq(["tokenize", PHOTO, "-o", "chelsea.rvqt", "--json"], {
+      cwd: work,
+    });
     expect(tokenized.code, tokenized.stderr).toBe(0);
     const result = json<{ job: string; images: { file: string }[] }>(tokenized);
     expect(result.images.map((i) => i.file)).toEqual([PHOTO]);
-    const stream = readTokenStream(new Uint8Array(readFileSync(join(work, "chelsea.rvq"))));
+    const stream = readTokenStream(new Uint8Array(readFileSync(join(work, "chelsea.rvqt"))));
     expect(stream.header.tokenizerHash).toBe(built.hash);
     expect(stream.header.recordCount).toBe(1);
 
     // Decoding is the codebook lookup of those ids, exactly.
-    const decoded = await revq(["decode", "chelsea.rvq", "-o", "latents.npy"], { cwd: work });
+    const decoded = await revq(["decode", "chelsea.rvqt", "-o", "latents.npy"], { cwd: work });
     expect(decoded.code, decoded.stderr).toBe(0);
     const latents = readNpy(new Uint8Array(readFileSync(join(work, "latents.npy"))));
     expect(latents.shape).toEqual([1, 8, 8, 8]);

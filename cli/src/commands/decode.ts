@@ -19,7 +19,7 @@ const FORMATS = {
 const help = `usage: revq decode TOKENS_FILE [options]
        revq decode --job JOB_ID [options]
 
-Turns tokens (a token stream .rvq or the JSON form, or a finished encode job's tokens) into the
+Turns tokens (a token stream .rvqt or the JSON form, or a finished encode job's tokens) into the
 quantized latents, (N, C, H, W) float32 in the tokenizer's normalised space: what the rectifier
 takes. Pixels need the rectifier and the VAE on a GPU: that is revq reconstruct.
 
@@ -80,7 +80,7 @@ async function tokenFileBody(path: string): Promise<CallOptions> {
   } catch (error) {
     throw usageError(
       `${path} is not a token file: ${(error as Error).message}`,
-      "give a token stream (.rvq) or the JSON form, as revq tokenize writes them",
+      "give a token stream (.rvqt) or the JSON form, as revq tokenize writes them",
     );
   }
 }

@@ -1,7 +1,7 @@
 /** revq tokenize FILES|DIR: images to tokens, through the edge and a GPU worker. */
 import { choice, stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
-import { downloadTokens, encodeImages, TOKEN_FORMATS } from "../encode.ts";
+import { downloadTokens, encodeImages, TOKEN_EXTENSIONS, TOKEN_FORMATS } from "../encode.ts";
 import { collectImages } from "../images.ts";
 import { formatBytes, writeOutput } from "../output.ts";
 import { chooseTokenizer } from "../tokenizer-choice.ts";
@@ -14,7 +14,7 @@ and downloads its tokens: record i holds the tokens of the i-th image, in the or
   --tokenizer <id>    tokenizer id or manifest hash (default REVQ_TOKENIZER, else the only one)
   --format <f>        rvq (token stream, docs/token-stream.md), json, or npy (int32, N×T)
                       [rvq]
-  -o, --out <file>    where to write the tokens ("-": stdout) [tokens.<format>]
+  -o, --out <file>    where to write the tokens ("-": stdout) [tokens.rvqt, .json, .npy]
 ${COMMON_HELP}`;
 
 export const tokenize: Command = {
@@ -29,7 +29,7 @@ export const tokenize: Command = {
     });
     if (!s) return;
     const format = choice(s.parsed, "format", TOKEN_FORMATS, "rvq");
-    const target = stringOption(s.parsed, "out") ?? `tokens.${format}`;
+    const target = stringOption(s.parsed, "out") ?? `tokens.${TOKEN_EXTENSIONS[format]}`;
     const images = await collectImages(s.parsed.positionals);
     const api = s.api();
     const tokenizer = await chooseTokenizer(api, stringOption(s.parsed, "tokenizer"));

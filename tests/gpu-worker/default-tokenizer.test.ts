@@ -1,0 +1,77 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type FileRef, manifestHash, parseManifest } from "@revq/shared";
+import sharp from "sharp";
+import { describe, expect, it } from "vitest";
+import { psnr } from "../../gpu-worker/src/train/image-metrics.ts";
+import {
+  detokenize,
+  disposeTokenizer,
+  loadTokenizerFolder,
+  tokenize,
+} from "../../scripts/train-default-tokenizer.ts";
+import { runOn } from "./helpers/backends.ts";
+
+const SHIPPED = join(import.meta.dirname, "../../models/default-tokenizer");
+const VAE = join(import.meta.dirname, "../../models/default-vae");
+const read = (dir: string, path: string) => new Uint8Array(readFileSync(join(dir, path)));
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+/**
+ * The mean PSNR (dB) of the default VAE's nine shipped held-out crops (models/default-vae/
+ * heldout-crops.png) through the tokenizer below which the shipped tokenizer counts as broken.
+ */
+const FLOOR_DB = 22;
+
+describe("the shipped default tokenizer (models/default-tokenizer)", () => {
+  it("parses with the shared schema, and its files are the ones it pins", async () => {
+    const raw = JSON.parse(readFileSync(join(SHIPPED, "manifest.json"), "utf8"));
+    const manifest = parseManifest(raw);
+    expect(manifest.quantizer.tokens * manifest.quantizer.codeDim).toBe(8 * 16 * 16);
+    const refs: FileRef[] = [manifest.files.stats, manifest.files.codebook];
+    if (manifest.files.rectifier) refs.push(manifest.files.rectifier);
+    if (manifest.vae.weights) refs.push(manifest.vae.weights);
+    for (const ref of refs) {
+      const bytes = read(SHIPPED, ref.path);
+      expect(bytes.length, ref.path).toBe(ref.bytes);
+      expect(sha256(bytes), ref.path).toBe(ref.sha256);
+    }
+    // Its VAE is the default VAE's architecture (the weights are the ones it pins above).
+    const vae = JSON.parse(readFileSync(join(VAE, "manifest.json"), "utf8")).vae;
+    expect(manifest.vae.kind).toBe(vae.kind);
+    expect(manifest.vae.config).toEqual(vae.config);
+    expect(manifest.vae.latentShape).toEqual(vae.latentShape);
+    expect(await manifestHash(manifest)).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it(`encodes and decodes the default VAE's held-out crops above ${FLOOR_DB} dB on wasm`, async () => {
+    const strip = JSON.parse(readFileSync(join(VAE, "manifest.json"), "utf8")).evaluation.testCrops;
+    const { data, info } = await sharp(join(VAE, strip.file))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    const side = 64;
+    const count = info.width / side;
+    const images = new Float32Array(count * side * side * 3);
+    for (let n = 0; n < count; n++) {
+      for (let y = 0; y < side; y++) {
+        for (let x = 0; x < side * 3; x++) {
+          images[(n * side + y) * side * 3 + x] =
+            data[y * info.width * 3 + n * side * 3 + x] / 127.5 - 1;
+        }
+      }
+    }
+    const { ids, decoded, k } = await runOn("wasm", async () => {
+      const t = await loadTokenizerFolder(SHIPPED);
+      const ids = await tokenize(t, images, count);
+      const decoded = await detokenize(t, ids, count);
+      const k = t.manifest.quantizer.codesPerGroup;
+      disposeTokenizer(t);
+      return { ids, decoded, k };
+    });
+    expect(ids.length).toBe(count * 512);
+    expect(Math.max(...ids)).toBeLessThan(k);
+    const each = [...psnr(decoded, images, count, { height: side, width: side })];
+    expect(each.reduce((a, b) => a + b, 0) / count).toBeGreaterThan(FLOOR_DB);
+  });
+});

@@ -58,11 +58,11 @@ try {
 }
 
 const groups: Group[] = [];
-let stopping: Promise<void> | undefined;
+let stopping: Promise<never> | undefined;
 
 /** Stops the worker first (it hands held tasks back to the edge), then the edge. */
-function stopAll(exitCode: number): Promise<void> {
-  stopping ??= (async () => {
+function stopAll(exitCode: number): Promise<never> {
+  stopping ??= (async (): Promise<never> => {
     const [edge, ...others] = groups;
     await Promise.all(others.map((g) => g.stop("SIGTERM", (WORKER_GRACE_SECONDS + 5) * 1000)));
     await edge?.stop("SIGTERM", 5000);
@@ -74,16 +74,21 @@ function stopAll(exitCode: number): Promise<void> {
 
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.on(signal, () => {
-    if (stopping) return;
-    say(`\n${signal === "SIGINT" ? "Ctrl-C" : signal}: stopping the worker and the edge…`);
+    const name = signal === "SIGINT" ? "Ctrl-C" : signal;
+    if (stopping) {
+      // Impatience: a second signal ends the worker's grace period and everything with it.
+      say(`\n${name} again: stopping at once.`);
+      for (const g of groups) g.kill();
+      return;
+    }
+    say(`\n${name}: stopping the worker and the edge… (again to stop at once)`);
     void stopAll(0);
   });
 }
 
 async function fail(message: string): Promise<never> {
   process.stderr.write(`\nnpm start: ${message}\n`);
-  await stopAll(1);
-  throw new Error("unreachable");
+  return stopAll(1);
 }
 
 /** A process that ends on its own while we did not ask it to takes everything down. */

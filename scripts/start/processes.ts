@@ -68,6 +68,12 @@ export class Group {
     signalGroup(this.pgid, "SIGKILL");
   }
 
+  /** SIGKILL to the whole group: nothing of it gets to clean up. */
+  kill(): void {
+    this.stopping = true;
+    if (this.pgid > 0) signalGroup(this.pgid, "SIGKILL");
+  }
+
   /** The last lines of its log, to show when it failed. */
   tail(lines = 30): string {
     try {

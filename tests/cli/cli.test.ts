@@ -3,7 +3,9 @@
  * tokenizer registered and one revq-worker process. What every command prints for scripts
  * (--json), what it writes, and the exit code and message of each kind of failure.
  */
+
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -189,7 +191,7 @@ describe("revq against a running edge", () => {
     expect(JSON.parse(readFileSync(join(dir, "m.json"), "utf8")).name).toBe("tiny-test-identity");
   });
 
-  it("registers a webhook, lists its deliveries, removes it", async () => {
+  it("registers a webhook, follows and redelivers its deliveries, removes it", async () => {
     const port = await freePort();
     const added = json<{ id: string; secret: string }>(
       await run([
@@ -207,6 +209,49 @@ describe("revq against a running edge", () => {
     );
     const deliveries = await run(["webhooks", "deliveries", added.id]);
     expect(deliveries.stdout).toBe("no deliveries\n");
+
+    // A job ends: the endpoint (a real server here) is told, the delivery recorded, redelivered.
+    const received: string[] = [];
+    const receiver = createServer((req, res) => {
+      received.push(String(req.headers["webhook-id"]));
+      res.writeHead(204).end();
+    });
+    await new Promise<void>((resolve) => receiver.listen(port, "127.0.0.1", resolve));
+    try {
+      const job = json<{ job: string }>(
+        await run([
+          "tokenize",
+          "photos/p1.png",
+          "--tokenizer",
+          tokenizer.id,
+          "-o",
+          "w.rvqt",
+          "--json",
+        ]),
+      ).job;
+      // Recorded once the edge has the receiver's answer.
+      const deadline = Date.now() + 30_000;
+      let listed: { deliveries: { id: string; status: string; jobId: string }[] };
+      for (;;) {
+        listed = json(await run(["webhooks", "deliveries", "--job", job, "--json"]));
+        if (listed.deliveries[0]?.status === "succeeded" || Date.now() > deadline) break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(listed.deliveries).toMatchObject([{ jobId: job, status: "succeeded" }]);
+      const again = await run(["webhooks", "redeliver", listed.deliveries[0].id]);
+      expect(again.stdout).toMatch(/^redelivering as \w+\n$/);
+      while (received.length < 2 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      // The same message twice: receivers deduplicate on webhook-id.
+      expect(received).toHaveLength(2);
+      expect(received[1]).toBe(received[0]);
+      expect((await run(["webhooks", "deliveries", added.id])).stdout).toMatch(
+        /job\.succeeded +succeeded +1 attempt last: 204 at /,
+      );
+    } finally {
+      receiver.close();
+    }
     expect((await run(["webhooks", "remove", added.id])).code).toBe(0);
     expect((await run(["webhooks", "--json"])).stdout).toContain('"webhooks": []');
     expectFailure(

@@ -1,8 +1,8 @@
 /**
  * `npm start` as a user runs it: the real npm script in its own process group (as a terminal's
- * foreground job), a state directory and port of its own, the tiny test tokenizer named by
- * REVQ_TOKENIZER_DIR (no default tokenizer is shipped yet; this is the same code path that
- * registers models/default-tokenizer/). The revq CLI, from a folder below the state directory
+ * foreground job), a state directory and port of its own, the shipped default tokenizer
+ * (models/default-tokenizer/), and on restart also the tiny test tokenizer's folder named by
+ * REVQ_TOKENIZER_DIR. The revq CLI, from a folder below the state directory
  * (so it finds the .revq/local.env npm start wrote), tokenizes a photo, decodes and reconstructs
  * it. A second
  * start while one runs says so; Ctrl-C (SIGINT to the process group) leaves nothing running; a
@@ -15,14 +15,18 @@ import { join } from "node:path";
 import {
   createCodebook,
   lookupCodes,
+  manifestHash,
   parseSafetensors,
   readNpy,
   readTensor,
   readTokenStream,
+  type TokenizerManifest,
 } from "@revq/shared";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
+import { DEFAULT_TOKENIZER_DIR } from "../../scripts/start/options.ts";
+import { readManifest } from "../../scripts/start/tokenizer-folder.ts";
 import { json, revq } from "../cli/support/run-cli.ts";
 import { writeTinyTokenizerFolder } from "../cli/support/tokenizer-folder.ts";
 import { freePort, OFFLINE_ENV, ROOT } from "./support/edge.ts";
@@ -116,11 +120,13 @@ describe("npm start", () => {
   const work = join(home, "work");
   let port = 0;
   let built: BuiltTokenizer;
+  let shipped: TokenizerManifest;
+  let shippedHash: string;
   let env: Record<string, string>;
   const started: NpmStart[] = [];
 
-  const start = () => {
-    const s = new NpmStart(env);
+  const start = (extra: Record<string, string> = {}) => {
+    const s = new NpmStart({ ...env, ...extra });
     started.push(s);
     return s;
   };
@@ -130,11 +136,10 @@ describe("npm start", () => {
     await selectBackend("wasm");
     built = await writeTinyTokenizerFolder(tokenizerDir);
     port = await freePort();
-    env = {
-      REVQ_STATE_DIR: stateDir,
-      REVQ_PORT: String(port),
-      REVQ_TOKENIZER_DIR: tokenizerDir,
-    };
+    // No REVQ_TOKENIZER_DIR: the shipped models/default-tokenizer, as for a user.
+    env = { REVQ_STATE_DIR: stateDir, REVQ_PORT: String(port) };
+    shipped = readManifest(DEFAULT_TOKENIZER_DIR);
+    shippedHash = await manifestHash(shipped);
   });
 
   afterAll(() => {
@@ -175,7 +180,7 @@ describe("npm start", () => {
     await first.ready();
     expect(first.output).toContain(`revq is running at http://127.0.0.1:${port}`);
     expect(first.output).toContain("Created the local tenant and its keys.");
-    expect(first.output).toContain(`tokenizer    ${built.manifest.name}`);
+    expect(first.output).toContain(`tokenizer    ${shipped.name} (tok_`);
     const local = readFileSync(join(stateDir, "local.env"), "utf8");
     expect(local).toMatch(new RegExp(`^REVQ_URL=http://127.0.0.1:${port}$`, "m"));
     const apiKey = (local.match(/^REVQ_API_KEY=(rvq_api_\S+)$/m) as RegExpMatchArray)[1];
@@ -189,20 +194,23 @@ describe("npm start", () => {
     const result = json<{ job: string; images: { file: string }[] }>(tokenized);
     expect(result.images.map((i) => i.file)).toEqual([PHOTO]);
     const stream = readTokenStream(new Uint8Array(readFileSync(join(work, "chelsea.rvqt"))));
-    expect(stream.header.tokenizerHash).toBe(built.hash);
+    expect(stream.header.tokenizerHash).toBe(shippedHash);
     expect(stream.header.recordCount).toBe(1);
 
     // Decoding is the codebook lookup of those ids, exactly.
     const decoded = await revq(["decode", "chelsea.rvqt", "-o", "latents.npy"], { cwd: work });
     expect(decoded.code, decoded.stderr).toBe(0);
     const latents = readNpy(new Uint8Array(readFileSync(join(work, "latents.npy"))));
-    expect(latents.shape).toEqual([1, 8, 8, 8]);
-    const file = parseSafetensors(built.files.get("codebook.safetensors") as Uint8Array);
+    const { channels, height, width } = shipped.vae.latentShape;
+    expect(latents.shape).toEqual([1, channels, height, width]);
+    const file = parseSafetensors(
+      new Uint8Array(readFileSync(join(DEFAULT_TOKENIZER_DIR, shipped.files.codebook.path))),
+    );
     const tensor = readTensor(file, "codebook");
     const [groups, codes, dim] = tensor.shape;
     const codebook = createCodebook(groups, codes, dim, tensor.data as Float32Array);
     expect([...(latents.data as Float32Array)]).toEqual([
-      ...lookupCodes(codebook, stream.tokens, 128),
+      ...lookupCodes(codebook, stream.tokens, shipped.quantizer.tokens),
     ]);
 
     // Pixels again, through the worker: one PNG at the tokenizer's resolution.
@@ -211,7 +219,8 @@ describe("npm start", () => {
     const { files } = json<{ files: string[] }>(rebuilt);
     expect(files).toEqual([join("recon", "0000.png")]);
     const meta = await sharp(join(work, files[0])).metadata();
-    expect([meta.format, meta.width, meta.height]).toEqual(["png", 32, 32]);
+    const { width: w, height: h } = shipped.vae.inputResolution;
+    expect([meta.format, meta.width, meta.height]).toEqual(["png", w, h]);
 
     // A second start on the same state while this one runs: refused with the reason.
     const second = start();
@@ -220,14 +229,21 @@ describe("npm start", () => {
 
     await stopAndCheck(first);
 
-    // Restart: the database kept the tenant, so the same keys work, and the job is there.
-    const restarted = start();
+    // Restart: the database kept the tenant, so the same keys work, and the job is there. This
+    // time with another tokenizer folder (REVQ_TOKENIZER_DIR): registered beside the first.
+    const restarted = start({ REVQ_TOKENIZER_DIR: tokenizerDir });
     await restarted.ready();
     expect(restarted.output).toContain("Reusing the local tenant and its keys.");
     expect(readFileSync(join(stateDir, "local.env"), "utf8")).toBe(local);
     const shown = await revq(["jobs", "show", result.job, "--json"], { cwd: work });
     expect(shown.code, shown.stderr).toBe(0);
     expect(json(shown)).toMatchObject({ id: result.job, status: "succeeded" });
+    const listed = json<{ tokenizers: { manifestHash: string }[] }>(
+      await revq(["tokenizers", "--json"], { cwd: work }),
+    );
+    expect(listed.tokenizers.map((t) => t.manifestHash).sort()).toEqual(
+      [shippedHash, built.hash].sort(),
+    );
     await stopAndCheck(restarted);
   }, 600_000);
 });

@@ -37,8 +37,9 @@ describe("the shipped default tokenizer (models/default-tokenizer)", () => {
       expect(bytes.length, ref.path).toBe(ref.bytes);
       expect(sha256(bytes), ref.path).toBe(ref.sha256);
     }
-    // Its VAE is the default VAE's architecture (the weights are the ones it pins above).
+    // Its VAE is the default VAE, byte for byte.
     const vae = JSON.parse(readFileSync(join(VAE, "manifest.json"), "utf8")).vae;
+    expect(manifest.vae.weights?.sha256).toBe(vae.weights.sha256);
     expect(manifest.vae.kind).toBe(vae.kind);
     expect(manifest.vae.config).toEqual(vae.config);
     expect(manifest.vae.latentShape).toEqual(vae.latentShape);

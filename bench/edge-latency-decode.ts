@@ -3,6 +3,11 @@
  * 134 MB F32 codebook, more than a Worker's 128 MB), for 1 and for 64 images, under
  * `wrangler dev` with local R2. The codebook goes into the bucket through the S3 door, as a
  * trained tokenizer's would; every answer is checked to be exactly the codebook lookup done here.
+ * Memory, per row (all its requests): the Worker's isolate as V8 counts it (committed JS heap plus
+ * ArrayBuffer backing stores, what the 128 MB limit covers), sampled every 5 ms through
+ * workerd's inspector, against its size just before; and the resident set of the workerd
+ * process before, at its peak (the kernel's high-water mark, reset before the row) and after.
+ * That process also runs local D1 and R2, so its figure is an upper bound.
  * Figures go to bench/results/edge-decode.json.
  *
  *   npm run bench:edge-decode
@@ -21,6 +26,8 @@ import {
 import { sha256Hex } from "../shared/src/protocol/sha256.ts";
 import { createCodebook, lookupCodes } from "../shared/src/quant/codebook.ts";
 import { Rng } from "../shared/src/quant/rng.ts";
+import { IsolateHeap } from "./lib/isolate-heap.ts";
+import { memoryOf, processesInGroup, resetPeak } from "./lib/process-memory.ts";
 import { writeResults } from "./lib/results.ts";
 import { type DevServer, startEdge } from "./lib/wrangler-dev.ts";
 
@@ -125,6 +132,15 @@ async function measure(maxRangeReads: number, codebook: Float32Array) {
   });
   try {
     const { apiKey, manifestHash, codebookBytes } = await setUp(edge, codebook);
+    // wrangler dev runs two: a proxy on the public port, and the runtime that runs the Worker
+    // (and local D1 and R2), the one with an inspector.
+    const runtime = processesInGroup(edge.pid, "workerd").filter((p) =>
+      p.args.some((a) => a.startsWith("--inspector-addr")),
+    );
+    if (runtime.length !== 1)
+      throw new Error(`expected one workerd runtime, found ${runtime.length}`);
+    const [{ pid }] = runtime;
+    const heap = await IsolateHeap.attach(pid, "revq-edge");
     const rng = new Rng(7);
     const rows = [];
     for (const images of [1, 64]) {
@@ -140,6 +156,10 @@ async function measure(maxRangeReads: number, codebook: Float32Array) {
       const times: number[] = [];
       let reads = 0;
       let bytesRead = 0;
+      const isolateBefore = await heap.bytes();
+      resetPeak(pid);
+      const before = memoryOf(pid);
+      const watching = heap.watch();
       for (let run = 0; run <= RUNS[images]; run++) {
         const started = performance.now();
         const res = await call(edge, apiKey, "/v1/decode", {
@@ -159,6 +179,8 @@ async function measure(maxRangeReads: number, codebook: Float32Array) {
         reads = Number(res.headers.get("revq-codebook-range-reads"));
         bytesRead = Number(res.headers.get("revq-codebook-bytes-read"));
       }
+      const isolatePeak = await watching.stop();
+      const after = memoryOf(pid);
       const [first, ...warm] = times;
       warm.sort((a, b) => a - b);
       const row = {
@@ -177,12 +199,24 @@ async function measure(maxRangeReads: number, codebook: Float32Array) {
         codebookBytesRead: bytesRead,
         codebookBytes,
         latentsBytes: images * 2048 * 4,
+        isolateMemory: {
+          baselineBytes: isolateBefore,
+          peakBytes: isolatePeak,
+          peakIncreaseBytes: isolatePeak - isolateBefore,
+        },
+        workerdMemory: {
+          rssBeforeBytes: before.rssBytes,
+          peakBytes: after.peakBytes,
+          peakIncreaseBytes: after.peakBytes - before.rssBytes,
+          rssAfterBytes: after.rssBytes,
+        },
       };
       rows.push(row);
       console.log(
-        `budget ${maxRangeReads} reads, ${images} image(s): first ${first.toFixed(0)} ms, warm p50 ${row.warm.p50Ms.toFixed(0)} ms (min ${row.warm.minMs.toFixed(0)}, max ${row.warm.maxMs.toFixed(0)}); ${reads} range reads, ${(bytesRead / 2 ** 20).toFixed(1)} MiB read of ${(codebookBytes / 2 ** 20).toFixed(1)} MiB`,
+        `budget ${maxRangeReads} reads, ${images} image(s): first ${first.toFixed(0)} ms, warm p50 ${row.warm.p50Ms.toFixed(0)} ms (min ${row.warm.minMs.toFixed(0)}, max ${row.warm.maxMs.toFixed(0)}); ${reads} range reads, ${(bytesRead / 2 ** 20).toFixed(1)} MiB read of ${(codebookBytes / 2 ** 20).toFixed(1)} MiB; isolate peak ${(isolatePeak / 2 ** 20).toFixed(1)} MiB (+${(row.isolateMemory.peakIncreaseBytes / 2 ** 20).toFixed(1)}), workerd peak +${(row.workerdMemory.peakIncreaseBytes / 2 ** 20).toFixed(1)} MiB`,
       );
     }
+    heap.close();
     return rows;
   } finally {
     edge.stop();

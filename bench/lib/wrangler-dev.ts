@@ -19,7 +19,14 @@ const OFFLINE = {
   CLOUDFLARE_CF_FETCH_ENABLED: "false",
 };
 
-export type DevServer = { url: string; adminKey: string; logFile: string; stop(): void };
+export type DevServer = {
+  url: string;
+  adminKey: string;
+  logFile: string;
+  /** wrangler's process id, which is also its process group's: workerd runs in that group. */
+  pid: number;
+  stop(): void;
+};
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -63,7 +70,8 @@ export async function startEdge(vars: Record<string, string> = {}): Promise<DevS
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {
-      if ((await fetch(`${url}/healthz`)).ok) return { url, adminKey, logFile, stop };
+      if ((await fetch(`${url}/healthz`)).ok)
+        return { url, adminKey, logFile, pid: child.pid as number, stop };
     } catch {}
     if (Date.now() > deadline || child.exitCode !== null) {
       stop();

@@ -5,7 +5,7 @@
  * trained tokenizer's would; every answer is checked to be exactly the codebook lookup done here.
  * Memory, per row (all its requests): the Worker's isolate as V8 counts it (committed JS heap plus
  * ArrayBuffer backing stores, what the 128 MB limit covers), sampled every 5 ms through
- * workerd's inspector, against its size just before; and the resident set of the workerd
+ * wrangler's inspector, against its size just before; and the resident set of the workerd
  * process before, at its peak (the kernel's high-water mark, reset before the row) and after.
  * That process also runs local D1 and R2, so its figure is an upper bound.
  * Figures go to bench/results/edge-decode.json.
@@ -140,7 +140,7 @@ async function measure(maxRangeReads: number, codebook: Float32Array) {
     if (runtime.length !== 1)
       throw new Error(`expected one workerd runtime, found ${runtime.length}`);
     const [{ pid }] = runtime;
-    const heap = await IsolateHeap.attach(pid, "revq-edge");
+    const heap = await IsolateHeap.attach(edge.inspectorPort);
     const rng = new Rng(7);
     const rows = [];
     for (const images of [1, 64]) {

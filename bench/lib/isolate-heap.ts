@@ -1,53 +1,12 @@
 /**
- * The memory of a Worker's isolate under `wrangler dev`, as V8 counts it, read through workerd's
- * own inspector with `Runtime.getHeapUsage`: the JS heap V8 has committed plus the backing
- * stores of ArrayBuffers, which is what a Worker's 128 MB limit covers. (The process's resident
- * set also holds local D1 and R2, which run in the same workerd.) workerd opens its inspector on
- * a random port; it is found among the process's listening sockets.
+ * The memory of a Worker's isolate under `wrangler dev`, as V8 counts it: the JS heap V8 has
+ * committed plus the backing stores of ArrayBuffers (`Runtime.getHeapUsage`), which is what a
+ * Worker's 128 MB limit covers. Read through wrangler's DevTools inspector proxy, which shares
+ * the isolate's one inspector session with wrangler itself (a second direct session would take
+ * it over).
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
-type HeapUsage = {
-  usedSize: number;
-  totalSize: number;
-  embedderHeapUsedSize?: number;
-  backingStorageSize?: number;
-};
-
-/** The TCP ports process `pid` listens on (Linux /proc). */
-function listeningPorts(pid: number): number[] {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const match = readlinkSync(`/proc/${pid}/fd/${fd}`).match(/^socket:\[(\d+)\]$/);
-      if (match) inodes.add(match[1]);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return readFileSync(`/proc/${pid}/net/tcp`, "utf8")
-    .split("\n")
-    .slice(1)
-    .map((line) => line.trim().split(/\s+/))
-    .filter((f) => f[3] === "0A" && inodes.has(f[9])) // 0A: LISTEN
-    .map((f) => Number.parseInt(f[1].split(":")[1], 16));
-}
-
-async function debuggerUrl(pid: number, worker: string): Promise<string> {
-  for (const port of listeningPorts(pid)) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/json/list`, {
-        signal: AbortSignal.timeout(1000),
-      });
-      const targets = (await res.json()) as { id: string; webSocketDebuggerUrl: string }[];
-      const target = targets.find((t) => t.id === `core:user:${worker}`);
-      if (target) return target.webSocketDebuggerUrl;
-    } catch {
-      // another of workerd's sockets
-    }
-  }
-  throw new Error(`no inspector for Worker ${worker} in process ${pid}`);
-}
+type HeapUsage = { totalSize: number; backingStorageSize?: number };
 
 export class IsolateHeap {
   private readonly ws: WebSocket;
@@ -58,20 +17,24 @@ export class IsolateHeap {
     this.ws = ws;
     ws.onmessage = (message) => {
       const { id, result } = JSON.parse(String(message.data)) as { id?: number; result?: unknown };
-      if (id !== undefined) this.pending.get(id)?.(result);
-      if (id !== undefined) this.pending.delete(id);
+      if (id === undefined) return;
+      this.pending.get(id)?.(result);
+      this.pending.delete(id);
     };
   }
 
-  /** Attaches to the Worker named `worker` running in workerd process `pid`. */
-  static async attach(pid: number, worker: string): Promise<IsolateHeap> {
-    const ws = new WebSocket(await debuggerUrl(pid, worker));
+  /** Attaches to the Worker through wrangler's inspector on `port`. */
+  static async attach(port: number): Promise<IsolateHeap> {
+    // The proxy accepts only its own origin. Node's WebSocket (undici) takes headers; the DOM
+    // typing of the constructor does not know them.
+    const init = { headers: { origin: `http://127.0.0.1:${port}` } } as unknown as string[];
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, init);
     await new Promise((resolve, reject) => {
       ws.onopen = resolve;
-      ws.onerror = () => reject(new Error("the inspector refused the connection"));
+      ws.onerror = () => reject(new Error(`the inspector on port ${port} refused the connection`));
     });
     const heap = new IsolateHeap(ws);
-    // workerd answers a session's calls only once its Runtime domain is enabled.
+    // The isolate answers a session's calls only once its Runtime domain is enabled.
     await heap.send("Runtime.enable");
     return heap;
   }

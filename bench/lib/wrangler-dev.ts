@@ -25,6 +25,8 @@ export type DevServer = {
   logFile: string;
   /** wrangler's process id, which is also its process group's: workerd runs in that group. */
   pid: number;
+  /** wrangler's DevTools inspector port, which reaches the Worker's isolate. */
+  inspectorPort: number;
   stop(): void;
 };
 
@@ -48,6 +50,7 @@ export async function startEdge(vars: Record<string, string> = {}): Promise<DevS
     stdio: "ignore",
   });
   const port = await freePort();
+  const inspectorPort = await freePort();
   const adminKey = `bench-${randomBytes(16).toString("hex")}`;
   const logFile = join(dir, "wrangler.log");
   const log = openSync(logFile, "w");
@@ -57,7 +60,18 @@ export async function startEdge(vars: Record<string, string> = {}): Promise<DevS
   ]);
   const child = spawn(
     WRANGLER,
-    ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", dir, ...varArgs],
+    [
+      "dev",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--inspector-port",
+      String(inspectorPort),
+      "--persist-to",
+      dir,
+      ...varArgs,
+    ],
     { cwd: ROOT, env: OFFLINE, detached: true, stdio: ["ignore", log, log] },
   );
   const stop = () => {
@@ -71,7 +85,7 @@ export async function startEdge(vars: Record<string, string> = {}): Promise<DevS
   for (;;) {
     try {
       if ((await fetch(`${url}/healthz`)).ok)
-        return { url, adminKey, logFile, pid: child.pid as number, stop };
+        return { url, adminKey, logFile, pid: child.pid as number, inspectorPort, stop };
     } catch {}
     if (Date.now() > deadline || child.exitCode !== null) {
       stop();

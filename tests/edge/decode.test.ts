@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import {
   createCodebook,
   lookupCodes,
@@ -10,6 +11,7 @@ import {
   writeTokenStream,
 } from "@revq/shared";
 import { beforeAll, describe, expect, it } from "vitest";
+import { codebookSource, gatherCodes } from "../../edge/src/services/codebook-reader.ts";
 import {
   createEncodeJob,
   lease,
@@ -75,6 +77,24 @@ describe("POST /v1/decode to latents", () => {
     expect(npy.shape).toEqual([3, 4, 4, 4]);
     const expected = lookupCodes(createCodebook(16, 256, 4, mid.codebook), ids, 16);
     expect(Array.from(npy.data as Float32Array)).toEqual(Array.from(expected));
+  });
+
+  it("streams each read through one small reused buffer, rows across its ends included", async () => {
+    const ids = randomIds(8, 3);
+    const source = await codebookSource(env.BUCKET, mid.hash, mid.manifest);
+    // One read of nearly the whole codebook, through 100 bytes at a time: 16-byte rows keep
+    // falling across the buffer's end.
+    const { codes, stats } = await gatherCodes(
+      source,
+      ids,
+      16,
+      { mergeGap: 1 << 20, maxRanges: 1 },
+      100,
+    );
+    expect(stats.rangeReads).toBe(1);
+    expect(stats.bytesRead).toBeGreaterThan(60_000);
+    const expected = lookupCodes(createCodebook(16, 256, 4, mid.codebook), ids, 16);
+    expect(Array.from(codes)).toEqual(Array.from(expected));
   });
 
   it("writes safetensors with the tokenizer hash in the metadata", async () => {

@@ -4,7 +4,10 @@
  * Worker's 128 MB. The header is read with two small range reads (and remembered per isolate:
  * the file is content-addressed); the rows are fetched with coalesced range reads
  * (range-plan.ts) and picked out of each response as it streams, so memory stays proportional
- * to the rows needed, not to the bytes read.
+ * to the rows needed, not to the bytes read. Responses are read into one reused buffer per
+ * parallel read (BYOB): a dense decode streams the whole 134 MB file, and when the stream
+ * allocated every chunk, the chunks waited for the garbage collector and the isolate reached
+ * 141 MiB, over the 128 MB limit; now it peaks near 60 MiB (bench/results/edge-decode.json).
  */
 import {
   bucketKeys,
@@ -21,6 +24,8 @@ import { planRangeReads, type RangePlanOptions } from "./range-plan.ts";
 /** The Workers runtime allows six open connections at once; more reads would just queue. */
 const PARALLEL_READS = 6;
 const F32_BYTES = 4;
+/** What one parallel read streams into at a time. */
+const READ_BUFFER_BYTES = 256 * 1024;
 
 export type CodebookSource = {
   bucket: R2Bucket;
@@ -98,23 +103,29 @@ export async function codebookSource(
 
 type Wanted = { offset: number; slot: number };
 
-/** Streams one range and copies the wanted rows (sorted by offset, all inside it) into `into`. */
+/**
+ * Streams one range into `buffer` and copies the wanted rows (sorted by offset, all inside it)
+ * into `into`. A BYOB read takes the buffer and hands the same memory back with the bytes, so
+ * the buffer returned is the one to pass for the next range.
+ */
 async function copyRows(
   source: CodebookSource,
   offset: number,
   length: number,
   rows: Wanted[],
   into: Uint8Array,
-) {
+  buffer: ArrayBuffer,
+): Promise<ArrayBuffer> {
   const rowBytes = source.dim * F32_BYTES;
   const object = await source.bucket.get(source.key, { range: { offset, length } });
   if (!object) throw invalid(`${source.key} is missing`);
-  const reader = object.body.getReader();
+  const reader = object.body.getReader({ mode: "byob" });
   let position = offset;
   let next = 0;
   while (next < rows.length) {
-    const { done, value } = await reader.read();
-    if (done) throw invalid(`a range read of ${source.key} ended early`);
+    const { done, value } = await reader.read(new Uint8Array(buffer));
+    if (done || !value) throw invalid(`a range read of ${source.key} ended early`);
+    buffer = value.buffer;
     const end = position + value.length;
     for (let j = next; j < rows.length && rows[j].offset < end; j++) {
       const from = Math.max(rows[j].offset, position);
@@ -129,6 +140,7 @@ async function copyRows(
     position = end;
   }
   await reader.cancel();
+  return buffer;
 }
 
 export type GatherStats = { uniqueRows: number; rangeReads: number; bytesRead: number };
@@ -142,6 +154,7 @@ export async function gatherCodes(
   ids: Uint32Array,
   tokensPerRecord: number,
   plan: RangePlanOptions,
+  bufferBytes = READ_BUFFER_BYTES,
 ): Promise<{ codes: Float32Array; stats: GatherStats }> {
   const { groups, codes, dim, tensor } = source;
   const rowBytes = dim * F32_BYTES;
@@ -164,9 +177,10 @@ export async function gatherCodes(
   let taken = 0;
   await Promise.all(
     Array.from({ length: Math.min(PARALLEL_READS, work.length) }, async () => {
+      let buffer = new ArrayBuffer(bufferBytes);
       while (taken < work.length) {
         const { range, rows } = work[taken++];
-        await copyRows(source, range.offset, range.length, rows, rowBytesOut);
+        buffer = await copyRows(source, range.offset, range.length, rows, rowBytesOut, buffer);
       }
     }),
   );

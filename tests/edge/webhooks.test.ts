@@ -212,6 +212,75 @@ describe("deliveries", () => {
     expect(forJob.deliveries).toHaveLength(2);
   });
 
+  it("cancelling a job sends job.cancelled, once, to its endpoints and its own URL", async () => {
+    const world = await newWorld();
+    const endpoint = await registerEndpoint(world, `${receiver}/ok/cancelled-endpoint`);
+    await registerEndpoint(world, `${receiver}/ok/cancelled-unsubscribed`, ["job.failed"]);
+    const job = (await createEncodeJob(world, 1, {
+      webhookUrl: `${receiver}/ok/cancelled-job`,
+    })) as { id: string; webhookSecret?: string };
+    const [task] = await lease(world.workerKey);
+    const cancel = () => call(`/v1/jobs/${job.id}/cancel`, { method: "POST", key: world.apiKey });
+    expect((await cancel()).status).toBe(200);
+    expect((await cancel()).status).toBe(200);
+    // The worker's later calls change nothing and send nothing.
+    await writeTokensFor(task, world.tiny);
+    await expectProblem(
+      await workerCall(world.workerKey, `/tasks/${task.taskId}/complete`, {
+        leaseId: task.leaseId,
+        result: { kind: "encode" },
+      }),
+      409,
+      "job-cancelled",
+    );
+
+    for (const [box, secret] of [
+      ["cancelled-endpoint", endpoint.secret],
+      ["cancelled-job", job.webhookSecret as string],
+    ]) {
+      const [request] = await waitFor(async () => {
+        const got = await received(box);
+        return got.length > 0 ? got : undefined;
+      });
+      const event = new Webhook(secret).verify(request.body, request.headers) as {
+        type: string;
+        data: { job: { id: string; status: string; finishedAt: string | null } };
+      };
+      expect(event.type).toBe("job.cancelled");
+      expect(event.data.job).toMatchObject({ id: job.id, status: "cancelled" });
+      expect(event.data.job.finishedAt).not.toBeNull();
+    }
+    const deliveries = await waitFor(async () => {
+      const res = await call(`/v1/jobs/${job.id}/deliveries`, { key: world.apiKey });
+      const list = ((await res.json()) as { deliveries: Delivery[] }).deliveries;
+      return list.every((d) => d.status === "succeeded") ? list : undefined;
+    });
+    expect(deliveries.map((d) => d.eventType)).toEqual(["job.cancelled", "job.cancelled"]);
+    expect(await received("cancelled-unsubscribed")).toEqual([]);
+  });
+
+  it("a cancelled train job is a training.cancelled event", async () => {
+    const world = await newWorld();
+    await registerEndpoint(world, `${receiver}/ok/training-cancelled`, ["training.cancelled"]);
+    const ids = await uploadImages(world.apiKey, 1);
+    const created = await call("/v1/jobs", {
+      ...json({ kind: "train", inputs: { images: ids } }),
+      key: world.apiKey,
+    });
+    const { id } = (await created.json()) as { id: string };
+    expect(
+      (await call(`/v1/jobs/${id}/cancel`, { method: "POST", key: world.apiKey })).status,
+    ).toBe(200);
+    const [request] = await waitFor(async () => {
+      const got = await received("training-cancelled");
+      return got.length > 0 ? got : undefined;
+    });
+    expect(JSON.parse(request.body)).toMatchObject({
+      type: "training.cancelled",
+      data: { job: { id, kind: "train", status: "cancelled" } },
+    });
+  });
+
   it("a failed train job is a training.failed event", async () => {
     const world = await newWorld();
     await registerEndpoint(world, `${receiver}/ok/training`, ["training.failed"]);

@@ -4,7 +4,14 @@ import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { usageError } from "../errors.ts";
 import { Delivery, DeliveryList, WebhookCreated, WebhookList } from "../schemas.ts";
 
-const EVENTS = ["job.succeeded", "job.failed", "training.succeeded", "training.failed"];
+const EVENTS = [
+  "job.succeeded",
+  "job.failed",
+  "job.cancelled",
+  "training.succeeded",
+  "training.failed",
+  "training.cancelled",
+];
 
 const help = `usage: revq webhooks [list]
        revq webhooks add URL [--events E,E...]

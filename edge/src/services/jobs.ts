@@ -9,16 +9,15 @@ import type { Db } from "../db/client.ts";
 import { images, type JobStatus, jobEvents, jobs, tasks } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { HttpProblem } from "../problem.ts";
-import { isoTime } from "../schemas/common.ts";
 import type { JobCreate } from "../schemas/jobs.ts";
 import { newId } from "./ids.ts";
 import { eventIfChangedStatement } from "./job-events.ts";
-import { jobImagePath } from "./job-images.ts";
 import { ID_CHUNK } from "./job-limits.ts";
-import type { ReconstructResult } from "./task-results.ts";
+import { jobView } from "./job-view.ts";
 import { findTokenizer, type TokenizerRow } from "./tokenizers.ts";
 import { newSigningSecret } from "./webhook-secret.ts";
 import { checkWebhookTarget } from "./webhook-target.ts";
+import { notifyJobEnded } from "./webhooks.ts";
 
 export type JobRow = typeof jobs.$inferSelect;
 
@@ -281,7 +280,10 @@ export async function listJobs(db: Db, tenantId: string, filter: JobFilter) {
   };
 }
 
-/** Cancels an open job and its task; a worker holding the task learns it at its next heartbeat. */
+/**
+ * Cancels an open job and its task; a worker holding the task learns it at its next heartbeat.
+ * The call that cancels it sends its webhooks; a repeat changes nothing and sends nothing.
+ */
 export async function cancelJob(env: Env, db: Db, tenantId: string, id: string) {
   const job = await findJob(db, tenantId, id);
   if (job.status === "cancelled") return findJobView(db, tenantId, id);
@@ -289,7 +291,7 @@ export async function cancelJob(env: Env, db: Db, tenantId: string, id: string) 
     throw new HttpProblem(409, "job-finished", `Job ${id} has already ${job.status}.`);
   }
   const now = Date.now();
-  await env.DB.batch([
+  const [cancelled] = await env.DB.batch([
     env.DB.prepare(
       "UPDATE jobs SET status = 'cancelled', finished_at = ?1, updated_at = ?1 WHERE id = ?2 AND status IN ('queued', 'running')",
     ).bind(now, id),
@@ -298,41 +300,10 @@ export async function cancelJob(env: Env, db: Db, tenantId: string, id: string) 
       "UPDATE tasks SET status = 'cancelled', updated_at = ?1 WHERE job_id = ?2 AND status IN ('queued', 'leased') AND EXISTS (SELECT 1 FROM jobs WHERE id = ?2 AND status = 'cancelled')",
     ).bind(now, id),
   ]);
+  if (cancelled.meta.changes > 0) await notifyJobEnded(env, id);
   const after = await findJobView(db, tenantId, id);
   if (after.status !== "cancelled") {
     throw new HttpProblem(409, "job-finished", `Job ${id} has already ${after.status}.`);
   }
   return after;
-}
-
-/** The stored result, and for a reconstruct job where to download each image. */
-function resultView(row: JobRow, result: string): Record<string, unknown> {
-  const parsed = JSON.parse(result) as Record<string, unknown>;
-  if (row.kind !== "reconstruct") return parsed;
-  const { images } = parsed as ReconstructResult;
-  return {
-    ...parsed,
-    images: images.map((image) => ({ ...image, url: jobImagePath(row.id, image.index) })),
-  };
-}
-
-export function jobView(row: JobRow, attempts: number) {
-  return {
-    id: row.id,
-    kind: row.kind,
-    status: row.status,
-    tokenizer:
-      row.tokenizerId === null || row.tokenizerHash === null
-        ? null
-        : { id: row.tokenizerId, manifestHash: row.tokenizerHash },
-    inputs: JSON.parse(row.inputs) as Record<string, unknown>,
-    webhookUrl: row.webhookUrl,
-    progress: row.progress === null ? null : JSON.parse(row.progress),
-    attempts,
-    result: row.result === null ? null : resultView(row, row.result),
-    error: row.error === null ? null : JSON.parse(row.error),
-    createdAt: isoTime(row.createdAt),
-    updatedAt: isoTime(row.updatedAt),
-    finishedAt: row.finishedAt === null ? null : isoTime(row.finishedAt),
-  };
 }

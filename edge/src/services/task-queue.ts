@@ -35,7 +35,7 @@ import { eventIfChangedStatement } from "./job-events.ts";
 import { retryDelayMs } from "./job-limits.ts";
 import { pollDelayMs } from "./lease-poll.ts";
 import { checkTaskResult } from "./task-results.ts";
-import { notifyJobFinished } from "./webhooks.ts";
+import { notifyJobEnded } from "./webhooks.ts";
 
 type TaskRecord = {
   id: string;
@@ -134,18 +134,9 @@ export async function requeueExpired(env: Env, now: number, tenantId?: string): 
     const failedJobs = results.filter(
       (task, i) => task.status === "failed" && outcomes[2 * i].meta.changes > 0,
     );
-    for (const task of failedJobs) await notify(env, task.job_id);
+    for (const task of failedJobs) await notifyJobEnded(env, task.job_id);
   }
   return results.length;
-}
-
-/** Webhooks for a job that just ended; a failure here must not undo or fail the transition. */
-async function notify(env: Env, jobId: string): Promise<void> {
-  try {
-    await notifyJobFinished(env, jobId);
-  } catch (error) {
-    console.error(`webhooks for job ${jobId}:`, error);
-  }
 }
 
 /** One atomic attempt to lease up to `max` ready tasks of the given kinds. */
@@ -347,7 +338,7 @@ export async function completeTask(
     checkHolder(current, request.leaseId);
     throw leaseLost(current);
   }
-  if (outcomes[outcomes.length - 2].meta.changes > 0) await notify(env, task.job_id);
+  if (outcomes[outcomes.length - 2].meta.changes > 0) await notifyJobEnded(env, task.job_id);
   return done;
 }
 
@@ -405,7 +396,7 @@ export async function failTask(
     ),
   ]);
   if (released.meta.changes === 0) throw leaseLost(await loadTask(d1, worker.tenantId, taskId));
-  if (!retry && jobChange.meta.changes > 0) await notify(env, task.job_id);
+  if (!retry && jobChange.meta.changes > 0) await notifyJobEnded(env, task.job_id);
   return {
     taskId,
     jobId: task.job_id,

@@ -1,7 +1,8 @@
 /**
- * Webhooks: when a job ends, one delivery per target (each subscribed endpoint of the tenant,
- * and the job's own URL), sent from the queue consumer, signed per Standard Webhooks, retried
- * with exponential backoff and jitter over about a day, every attempt recorded.
+ * Webhooks: when a job ends (succeeds, fails or is cancelled), one delivery per target (each
+ * subscribed endpoint of the tenant, and the job's own URL), sent from the queue consumer, signed
+ * per Standard Webhooks, retried with exponential backoff and jitter over about a day, every
+ * attempt recorded.
  */
 import { and, eq, lt } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
@@ -10,14 +11,16 @@ import { type Db, database } from "../db/client.ts";
 import { jobs, tasks, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { newId } from "./ids.ts";
-import { jobView } from "./jobs.ts";
+import { jobView } from "./job-view.ts";
 import { checkWebhookTarget } from "./webhook-target.ts";
 
 export const WEBHOOK_EVENTS = [
   "job.succeeded",
   "job.failed",
+  "job.cancelled",
   "training.succeeded",
   "training.failed",
+  "training.cancelled",
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
@@ -42,11 +45,22 @@ async function enqueue(env: Env, ids: string[]): Promise<void> {
   );
 }
 
+/** The statuses a job ends in, each an event (`job.<status>`, `training.<status>`). */
+const ENDED = ["succeeded", "failed", "cancelled"] as const;
+
 /**
  * Creates and queues the deliveries of a job that just ended. Called once, by whoever made the
- * job succeed or fail.
+ * job end, after that transition: a failure here is logged, and neither undoes nor fails it.
  */
-export async function notifyJobFinished(env: Env, jobId: string): Promise<void> {
+export async function notifyJobEnded(env: Env, jobId: string): Promise<void> {
+  try {
+    await queueDeliveries(env, jobId);
+  } catch (error) {
+    console.error(`webhooks for job ${jobId}:`, error);
+  }
+}
+
+async function queueDeliveries(env: Env, jobId: string): Promise<void> {
   const db = database(env);
   const [row] = await db
     .select({ job: jobs, attempts: tasks.attempt })
@@ -54,9 +68,9 @@ export async function notifyJobFinished(env: Env, jobId: string): Promise<void> 
     .innerJoin(tasks, eq(tasks.jobId, jobs.id))
     .where(eq(jobs.id, jobId))
     .limit(1);
-  if (!row || (row.job.status !== "succeeded" && row.job.status !== "failed")) return;
+  const ended = ENDED.find((status) => status === row?.job.status);
+  if (!row || !ended) return;
   const { job } = row;
-  const ended = job.status as "succeeded" | "failed";
   const type: WebhookEvent = `${job.kind === "train" ? "training" : "job"}.${ended}`;
   const now = Date.now();
   const payload = JSON.stringify({

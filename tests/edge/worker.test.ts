@@ -344,6 +344,20 @@ describe("release", () => {
     expect(Date.now() - releasedAt).toBeLessThan(1000);
   });
 
+  it("is not taken back by a long-poll its worker began before, only by a later call", async () => {
+    const world = await newWorld();
+    await createEncodeJob(world);
+    const [held] = await lease(world.workerKey, { worker: "a" });
+    // The worker's own long-poll, abandoned when it stopped, may still be running on the edge.
+    const stale = lease(world.workerKey, { worker: "a", waitSeconds: 1.5 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await release(world.workerKey, held.taskId, held.leaseId)).status).toBe(200);
+    expect(await stale).toEqual([]);
+    expect(await lease(world.workerKey, { worker: "a" })).toMatchObject([
+      { taskId: held.taskId, attempt: 1 },
+    ]);
+  });
+
   it("refuses other leases, cancelled jobs, other tenants' workers and bad bodies", async () => {
     const world = await newWorld();
     const other = await newWorld();

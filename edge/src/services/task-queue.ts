@@ -139,16 +139,25 @@ export async function requeueExpired(env: Env, now: number, tenantId?: string): 
   return results.length;
 }
 
-/** One atomic attempt to lease up to `max` ready tasks of the given kinds. */
+/**
+ * One atomic attempt to lease up to `max` ready tasks of the given kinds, for a lease call that
+ * began at `callStart`. A named worker's call does not take back a task that worker gave up
+ * (released, failed, or let expire) after the call began: such a call is one the worker has
+ * abandoned, and whose answer nobody reads. The edge cannot always see that the client left
+ * (under wrangler dev an abandoned long-poll runs to its end), and a stopping worker's own poll
+ * would otherwise take back the task it had just released. A queued task's updated_at is when
+ * it was queued, and its worker_name that of its last holder.
+ */
 async function takeTasks(
   env: Env,
   worker: WorkerPrincipal,
   request: LeaseRequest,
   config: Config,
   now: number,
+  callStart: number,
 ): Promise<TaskRecord[]> {
   const kinds = [...new Set(request.kinds)];
-  const kindParams = kinds.map((_, i) => `?${i + 7}`).join(", ");
+  const kindParams = kinds.map((_, i) => `?${i + 8}`).join(", ");
   const { results } = await env.DB.prepare(
     `UPDATE tasks SET status = 'leased', attempt = attempt + 1,
        lease_id = 'lse_' || lower(hex(randomblob(16))), lease_expires_at = ?1,
@@ -156,6 +165,7 @@ async function takeTasks(
      WHERE id IN (
        SELECT id FROM tasks
        WHERE tenant_id = ?5 AND status = 'queued' AND available_at <= ?4 AND kind IN (${kindParams})
+         AND NOT (?3 IS NOT NULL AND worker_name IS ?3 AND updated_at > ?7)
        ORDER BY available_at, id LIMIT ?6)
      RETURNING *`,
   )
@@ -166,6 +176,7 @@ async function takeTasks(
       now,
       worker.tenantId,
       request.max,
+      callStart,
       ...kinds,
     )
     .all<TaskRecord>();
@@ -197,11 +208,12 @@ export async function leaseTasks(
   request: LeaseRequest,
   config: Config,
 ): Promise<LeaseResponse> {
-  const deadline = Date.now() + Math.min(request.waitSeconds, config.maxLeaseWaitSeconds) * 1000;
+  const start = Date.now();
+  const deadline = start + Math.min(request.waitSeconds, config.maxLeaseWaitSeconds) * 1000;
   for (let checks = 1; ; checks++) {
     const now = Date.now();
     await requeueExpired(env, now, worker.tenantId);
-    const taken = await takeTasks(env, worker, request, config, now);
+    const taken = await takeTasks(env, worker, request, config, now, start);
     if (taken.length > 0 || now >= deadline) {
       return {
         leaseSeconds: config.leaseSeconds,

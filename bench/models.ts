@@ -16,11 +16,8 @@
  * load average is recorded with the figures: other work on it slows every case.
  * Results: bench/results/models.json.
  */
-import { execFileSync } from "node:child_process";
-import { loadavg } from "node:os";
-import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
-import { BACKEND_NAMES, type BackendName, selectBackend } from "../gpu-worker/src/backend.ts";
+import { type BackendName, selectBackend } from "../gpu-worker/src/backend.ts";
 import {
   decode,
   encode,
@@ -36,6 +33,7 @@ import {
   rectify,
 } from "../gpu-worker/src/models/rectifier.ts";
 import { randomInitSource } from "../gpu-worker/src/models/sources.ts";
+import { benchPerBackend } from "./lib/per-backend.ts";
 import { writeResults } from "./lib/results.ts";
 
 /** One measurement: a model, a task, a batch size; run in a child process. */
@@ -51,8 +49,6 @@ type Row = {
   msPerBatch: number;
   calls: number;
 };
-
-const CASE_FLAG = "--case";
 
 /** Runs fn (which returns a tensor) until minMs passed, after one warm-up; waits for the data. */
 async function time(fn: () => tf.Tensor, minMs: number): Promise<{ ms: number; calls: number }> {
@@ -144,53 +140,14 @@ function casesFor(backend: BackendName, accelerated: boolean, quick: boolean): C
   ];
 }
 
-async function main(args: string[]): Promise<void> {
-  const at = args.indexOf(CASE_FLAG);
-  if (at >= 0) {
-    const { backend, c, minMs } = JSON.parse(args[at + 1]);
-    console.log(JSON.stringify(await runCase(backend, c, minMs)));
-    return;
-  }
-  const quick = args.includes("--quick");
-  const asked = args.filter((a): a is BackendName =>
-    (BACKEND_NAMES as readonly string[]).includes(a),
-  );
-  const minMs = quick ? 500 : 3000;
-  const results: Record<string, unknown> = {};
-  for (const backend of asked.length > 0 ? asked : BACKEND_NAMES) {
-    let selection: Awaited<ReturnType<typeof selectBackend>>;
-    try {
-      selection = await selectBackend(backend);
-    } catch (error) {
-      results[backend] = { error: (error as Error).message };
-      console.log(`${backend}: not available (${(error as Error).message})`);
-      continue;
-    }
-    console.log(`${backend}: ${selection.reason}`);
-    const rows: (Row | { case: Case; error: string })[] = [];
-    for (const c of casesFor(backend, selection.accelerated, quick)) {
-      try {
-        const output = execFileSync(
-          process.execPath,
-          [fileURLToPath(import.meta.url), CASE_FLAG, JSON.stringify({ backend, c, minMs })],
-          { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] },
-        );
-        for (const r of JSON.parse(output.trim().split("\n").at(-1) as string) as Row[]) {
-          console.log(
-            `${backend.padEnd(8)} ${r.model.padEnd(34)} ${r.task.padEnd(16)} batch ${r.batch}: ${r.imagesPerSecond.toFixed(2)} images/s`,
-          );
-          rows.push(r);
-        }
-      } catch (error) {
-        console.log(`${backend} ${JSON.stringify(c)} failed: ${(error as Error).message}`);
-        rows.push({ case: c, error: (error as Error).message.split("\n")[0] });
-      }
-    }
-    results[backend] = { reason: selection.reason, accelerated: selection.accelerated, rows };
-  }
-  const figures = { quick, minMsPerCase: minMs, loadAverage1m: loadavg()[0], backends: results };
-  console.log(`written to ${writeResults("models", figures)}`);
-}
-
-await main(process.argv.slice(2));
+const figures = await benchPerBackend({
+  script: import.meta.url,
+  args: process.argv.slice(2),
+  minMs: (quick) => (quick ? 500 : 3000),
+  cases: casesFor,
+  runCase,
+  describe: (backend, r: Row) =>
+    `${backend.padEnd(8)} ${r.model.padEnd(34)} ${r.task.padEnd(16)} batch ${r.batch}: ${r.imagesPerSecond.toFixed(2)} images/s`,
+});
+if (figures) console.log(`written to ${writeResults("models", figures)}`);
 process.exit(0); // Dawn's threads would otherwise keep the process alive

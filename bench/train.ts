@@ -23,12 +23,9 @@
  * `tiny`; a software WebGPU adapter (llvmpipe) gets no paper shape (a rectifier step alone takes
  * it ~40 s, bench/results/models.json). Results: bench/results/train.json.
  */
-import { execFileSync } from "node:child_process";
-import { loadavg } from "node:os";
-import { fileURLToPath } from "node:url";
 import { createCodebook, quantLayout } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
-import { BACKEND_NAMES, type BackendName, selectBackend } from "../gpu-worker/src/backend.ts";
+import { type BackendName, selectBackend } from "../gpu-worker/src/backend.ts";
 import {
   initRectifier,
   RECTIFIER_PRESETS,
@@ -38,6 +35,7 @@ import { type Assignment, assignCodes } from "../gpu-worker/src/train/assign.ts"
 import { TRAIN_PRESETS } from "../gpu-worker/src/train/config.ts";
 import { createQuantizer } from "../gpu-worker/src/train/quantizer.ts";
 import { createTrainState, trainStep } from "../gpu-worker/src/train/step.ts";
+import { benchPerBackend } from "./lib/per-backend.ts";
 import { writeResults } from "./lib/results.ts";
 
 /** The paper's run: 100 epochs over ImageNet's 1.28M training images. */
@@ -85,8 +83,6 @@ type Row = {
   latentsPerSecond: number;
   paperRunHours: number;
 };
-
-const CASE_FLAG = "--case";
 
 function randomLatents(count: number, seed: number): Float32Array {
   let state = seed >>> 0 || 1;
@@ -174,65 +170,22 @@ function casesFor(backend: BackendName, accelerated: boolean): Case[] {
   ];
 }
 
-async function main(args: string[]): Promise<void> {
-  const at = args.indexOf(CASE_FLAG);
-  if (at >= 0) {
-    const { backend, c, minMs } = JSON.parse(args[at + 1]);
-    console.log(JSON.stringify(await runCase(backend, c, minMs)));
-    return;
-  }
-  const quick = args.includes("--quick");
-  const asked = args.filter((a): a is BackendName =>
-    (BACKEND_NAMES as readonly string[]).includes(a),
-  );
-  const minMs = quick ? 1000 : 10_000;
-  const results: Record<string, unknown> = {};
-  for (const backend of asked.length > 0 ? asked : BACKEND_NAMES) {
-    let selection: Awaited<ReturnType<typeof selectBackend>>;
-    try {
-      selection = await selectBackend(backend);
-    } catch (error) {
-      results[backend] = { error: (error as Error).message };
-      console.log(`${backend}: not available (${(error as Error).message})`);
-      continue;
-    }
-    console.log(`${backend}: ${selection.reason}`);
-    const rows: (Row | { case: Case; error: string })[] = [];
-    for (const c of casesFor(backend, selection.accelerated)) {
-      try {
-        const output = execFileSync(
-          process.execPath,
-          [fileURLToPath(import.meta.url), CASE_FLAG, JSON.stringify({ backend, c, minMs })],
-          { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] },
-        );
-        const r = JSON.parse(output.trim().split("\n").at(-1) as string) as Row;
-        console.log(
-          `${backend.padEnd(8)} ${r.shape.padEnd(10)} ${r.what.padEnd(17)} ${r.assignment.padEnd(7)} batch ${String(r.batch).padStart(3)}: ` +
-            `${r.msPerStep.toFixed(0).padStart(7)} ms/step, ${r.latentsPerSecond.toFixed(1).padStart(8)} latents/s, paper's run ${r.paperRunHours.toFixed(0)} h`,
-        );
-        rows.push(r);
-      } catch (error) {
-        console.log(
-          `${backend} ${JSON.stringify(c)} failed: ${(error as Error).message.split("\n")[0]}`,
-        );
-        rows.push({ case: c, error: (error as Error).message.split("\n")[0] });
-      }
-    }
-    results[backend] = { reason: selection.reason, accelerated: selection.accelerated, rows };
-  }
-  const figures = {
-    quick,
-    minMsPerCase: minMs,
-    loadAverage1m: loadavg()[0],
-    paper: {
-      latents: PAPER_LATENTS,
-      hoursOnOne4090: PAPER_HOURS_4090,
-      latentsPerSecond: PAPER_LATENTS / PAPER_HOURS_4090 / 3600,
-    },
-    backends: results,
+const figures = await benchPerBackend({
+  script: import.meta.url,
+  args: process.argv.slice(2),
+  minMs: (quick) => (quick ? 1000 : 10_000),
+  cases: (backend, accelerated) => casesFor(backend, accelerated),
+  runCase: async (backend, c: Case, minMs) => [await runCase(backend, c, minMs)],
+  describe: (backend, r: Row) =>
+    `${backend.padEnd(8)} ${r.shape.padEnd(10)} ${r.what.padEnd(17)} ${r.assignment.padEnd(7)} batch ${String(r.batch).padStart(3)}: ` +
+    `${r.msPerStep.toFixed(0).padStart(7)} ms/step, ${r.latentsPerSecond.toFixed(1).padStart(8)} latents/s, paper's run ${r.paperRunHours.toFixed(0)} h`,
+});
+if (figures) {
+  const paper = {
+    latents: PAPER_LATENTS,
+    hoursOnOne4090: PAPER_HOURS_4090,
+    latentsPerSecond: PAPER_LATENTS / PAPER_HOURS_4090 / 3600,
   };
-  console.log(`written to ${writeResults("train", figures)}`);
+  console.log(`written to ${writeResults("train", { ...figures, paper })}`);
 }
-
-await main(process.argv.slice(2));
 process.exit(0); // Dawn's threads would otherwise keep the process alive

@@ -236,6 +236,17 @@ export async function leaseTasks(
 /** The job-side statement of a task transition: it applies only if the task is in `state` under this lease. */
 const taskIs = "EXISTS (SELECT 1 FROM tasks WHERE id = ?9 AND lease_id = ?10 AND status = ?11)";
 
+/**
+ * Binds a statement guarded by `taskIs`: `values` fill ?1..?8, then the task, its lease and the
+ * status the batch's first statement must have left it in fill ?9..?11.
+ */
+function leaseGuarded(d1: D1Database, taskId: string, leaseId: string, status: string) {
+  return (sql: string, ...values: unknown[]) =>
+    d1
+      .prepare(sql)
+      .bind(...values, ...Array(8 - values.length).fill(null), taskId, leaseId, status);
+}
+
 export async function heartbeat(
   env: Env,
   worker: WorkerPrincipal,
@@ -249,10 +260,7 @@ export async function heartbeat(
   checkHolder(task, request.leaseId);
   const now = Date.now();
   const expires = now + config.leaseSeconds * 1000;
-  const guard = (sql: string, ...values: unknown[]) =>
-    d1
-      .prepare(sql)
-      .bind(...values, ...Array(8 - values.length).fill(null), taskId, request.leaseId, "leased");
+  const guard = leaseGuarded(d1, taskId, request.leaseId, "leased");
   const statements = [
     d1
       .prepare(
@@ -311,16 +319,7 @@ export async function completeTask(
   const payload = TaskPayload.parse(JSON.parse(task.payload));
   const result = await checkTaskResult(env, database(env), task.tenant_id, payload, request.result);
   const now = Date.now();
-  const guard = (sql: string, ...values: unknown[]) =>
-    d1
-      .prepare(sql)
-      .bind(
-        ...values,
-        ...Array(8 - values.length).fill(null),
-        taskId,
-        request.leaseId,
-        "succeeded",
-      );
+  const guard = leaseGuarded(d1, taskId, request.leaseId, "succeeded");
   const statements = [
     d1
       .prepare(
@@ -367,10 +366,7 @@ export async function failTask(
   const retry = request.retryable && task.attempt < task.max_attempts;
   const retryAt = retry ? now + retryDelayMs(task.attempt) : null;
   const status = retry ? "queued" : "failed";
-  const guard = (sql: string, ...values: unknown[]) =>
-    d1
-      .prepare(sql)
-      .bind(...values, ...Array(8 - values.length).fill(null), taskId, request.leaseId, status);
+  const guard = leaseGuarded(d1, taskId, request.leaseId, status);
   const error = request.error;
   const [released, jobChange] = await d1.batch([
     d1
@@ -433,10 +429,7 @@ export async function releaseTask(
   const task = await loadTask(d1, worker.tenantId, taskId);
   checkHolder(task, request.leaseId);
   const now = Date.now();
-  const guard = (sql: string, ...values: unknown[]) =>
-    d1
-      .prepare(sql)
-      .bind(...values, ...Array(8 - values.length).fill(null), taskId, request.leaseId, "queued");
+  const guard = leaseGuarded(d1, taskId, request.leaseId, "queued");
   const [released] = await d1.batch([
     d1
       .prepare(

@@ -16,16 +16,11 @@ import { execFileSync } from "node:child_process";
 import { loadavg } from "node:os";
 import { AwsClient } from "aws4fetch";
 import { readNpy } from "../shared/src/format/npy.ts";
-import { writeSafetensors } from "../shared/src/format/safetensors.ts";
 import { writeTokenStream } from "../shared/src/format/token-stream.ts";
 import { bucketKeys } from "../shared/src/protocol/bucket-keys.ts";
-import {
-  MANIFEST_SCHEMA_VERSION,
-  type TokenizerManifest,
-} from "../shared/src/protocol/manifest.ts";
-import { sha256Hex } from "../shared/src/protocol/sha256.ts";
 import { createCodebook, lookupCodes } from "../shared/src/quant/codebook.ts";
 import { Rng } from "../shared/src/quant/rng.ts";
+import { adminPost, edgeFetch, type Json, paperTokenizer } from "./lib/edge-setup.ts";
 import { IsolateHeap } from "./lib/isolate-heap.ts";
 import { memoryOf, processesInGroup, resetPeak } from "./lib/process-memory.ts";
 import { writeResults } from "./lib/results.ts";
@@ -37,17 +32,6 @@ const K = 16384;
 const D = 4;
 const RUNS: Record<number, number> = { 1: 10, 64: 5 };
 
-type Json = Record<string, unknown> & { id: string };
-
-async function call(edge: DevServer, key: string, path: string, init: RequestInit = {}) {
-  const headers = new Headers(init.headers);
-  headers.set("authorization", `Bearer ${key}`);
-  const res = await fetch(`${edge.url}${path}`, { ...init, headers });
-  if (!res.ok)
-    throw new Error(`${init.method ?? "GET"} ${path}: ${res.status} ${await res.text()}`);
-  return res;
-}
-
 function paperCodebook(): Float32Array {
   const rng = new Rng(2507);
   const data = new Float32Array(G * K * D);
@@ -56,42 +40,10 @@ function paperCodebook(): Float32Array {
 }
 
 async function setUp(edge: DevServer, codebook: Float32Array) {
-  const admin = async (path: string, body: unknown) => {
-    const res = await call(edge, edge.adminKey, path, {
-      method: "POST",
-      body: JSON.stringify(body),
-      headers: { "content-type": "application/json" },
-    });
-    return (await res.json()) as Json;
-  };
-  const codebookFile = writeSafetensors({
-    codebook: { dtype: "F32", shape: [G, K, D], data: codebook },
-  });
-  const stats = writeSafetensors({
-    mean: { dtype: "F32", shape: [2048], data: new Float32Array(2048) },
-    std: { dtype: "F32", shape: [2048], data: new Float32Array(2048).fill(1) },
-  });
-  const ref = async (path: string, bytes: Uint8Array) => ({
-    path,
-    bytes: bytes.length,
-    sha256: await sha256Hex(bytes),
-  });
-  const manifest: TokenizerManifest = {
-    schema: MANIFEST_SCHEMA_VERSION,
-    name: "bench-paper-512x16384",
-    vae: {
-      name: "dc-ae-f32c32",
-      kind: "dcae",
-      inputResolution: { height: 256, width: 256 },
-      latentShape: { channels: 32, height: 8, width: 8 },
-    },
-    quantizer: { tokens: T, groups: G, codeDim: D, codesPerGroup: K },
-    rectifier: { architecture: "identity" },
-    files: {
-      stats: await ref("stats.safetensors", stats),
-      codebook: await ref("codebook.safetensors", codebookFile),
-    },
-  };
+  const admin = (path: string, body: unknown) => adminPost(edge, path, body);
+  const { manifest, files } = await paperTokenizer("bench-paper-512x16384", G, codebook);
+  const codebookFile = files.get("codebook.safetensors") as Uint8Array;
+  const stats = files.get("stats.safetensors") as Uint8Array;
   const registered = await admin("/v1/admin/tokenizers", manifest);
   const { id, manifestHash } = registered.tokenizer as Json & { manifestHash: string };
   // The codebook is over the Workers request-size limit: it goes in through the S3 door.
@@ -107,7 +59,7 @@ async function setUp(edge: DevServer, codebook: Float32Array) {
     body: codebookFile,
   });
   if (!put.ok) throw new Error(`S3 PUT: ${put.status} ${await put.text()}`);
-  await call(edge, edge.adminKey, `/v1/admin/tokenizers/${id}/files/stats.safetensors`, {
+  await edgeFetch(edge, edge.adminKey, `/v1/admin/tokenizers/${id}/files/stats.safetensors`, {
     method: "PUT",
     body: stats,
   });
@@ -162,7 +114,7 @@ async function measure(maxRangeReads: number, codebook: Float32Array) {
       const watching = heap.watch();
       for (let run = 0; run <= RUNS[images]; run++) {
         const started = performance.now();
-        const res = await call(edge, apiKey, "/v1/decode", {
+        const res = await edgeFetch(edge, apiKey, "/v1/decode", {
           method: "POST",
           body: stream,
           headers: { "content-type": "application/vnd.revq.tokens" },

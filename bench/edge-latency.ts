@@ -13,14 +13,9 @@ import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { AwsClient } from "aws4fetch";
 import { crc32 } from "../shared/src/format/crc32.ts";
-import { writeSafetensors } from "../shared/src/format/safetensors.ts";
 import { writeTokenStream } from "../shared/src/format/token-stream.ts";
-import {
-  MANIFEST_SCHEMA_VERSION,
-  type TokenizerManifest,
-} from "../shared/src/protocol/manifest.ts";
-import { sha256Hex } from "../shared/src/protocol/sha256.ts";
 import type { LeaseResponse } from "../shared/src/protocol/worker-api.ts";
+import { adminPost, edgeFetch, type Json, paperTokenizer } from "./lib/edge-setup.ts";
 import { writeResults } from "./lib/results.ts";
 import { type DevServer, startEdge } from "./lib/wrangler-dev.ts";
 
@@ -61,77 +56,25 @@ function pngOfSize(size: number): Uint8Array {
   return out;
 }
 
-/** The paper's token layout (512 tokens, 16384 codes, so 14 bits) with a one-group codebook. */
-async function benchTokenizer() {
-  const codebook = writeSafetensors({
-    codebook: { dtype: "F32", shape: [1, 16384, 4], data: new Float32Array(16384 * 4) },
-  });
-  const stats = writeSafetensors({
-    mean: { dtype: "F32", shape: [2048], data: new Float32Array(2048) },
-    std: { dtype: "F32", shape: [2048], data: new Float32Array(2048).fill(1) },
-  });
-  const ref = async (path: string, bytes: Uint8Array) => ({
-    path,
-    bytes: bytes.length,
-    sha256: await sha256Hex(bytes),
-  });
-  const manifest: TokenizerManifest = {
-    schema: MANIFEST_SCHEMA_VERSION,
-    name: "bench-512x16384",
-    vae: {
-      name: "bench",
-      kind: "dcae",
-      inputResolution: { height: 256, width: 256 },
-      latentShape: { channels: 32, height: 8, width: 8 },
-    },
-    quantizer: { tokens: 512, groups: 1, codeDim: 4, codesPerGroup: 16384 },
-    rectifier: { architecture: "identity" },
-    files: {
-      stats: await ref("stats.safetensors", stats),
-      codebook: await ref("codebook.safetensors", codebook),
-    },
-  };
-  return {
-    manifest,
-    files: new Map([
-      ["stats.safetensors", stats],
-      ["codebook.safetensors", codebook],
-    ]),
-  };
-}
-
-type Json = Record<string, unknown> & { id: string };
-
-async function api(edge: DevServer, key: string, path: string, init: RequestInit = {}) {
-  const headers = new Headers(init.headers);
-  headers.set("authorization", `Bearer ${key}`);
-  if (typeof init.body === "string") headers.set("content-type", "application/json");
-  const res = await fetch(`${edge.url}${path}`, { ...init, headers });
-  if (!res.ok)
-    throw new Error(`${init.method ?? "GET"} ${path}: ${res.status} ${await res.text()}`);
-  return res;
-}
-
 /** Tenant, keys, tokenizer, and two finished encode jobs (1 and 64 images). */
 async function setUp(edge: DevServer) {
-  const admin = async (path: string, body: unknown) => {
-    const res = await api(edge, edge.adminKey, path, {
-      method: "POST",
-      body: JSON.stringify(body),
-    });
-    return (await res.json()) as Json;
-  };
+  const admin = (path: string, body: unknown) => adminPost(edge, path, body);
   const tenant = await admin("/v1/admin/tenants", { name: "bench" });
   const apiKey = (await admin(`/v1/admin/tenants/${tenant.id}/keys`, { kind: "api" }))
     .key as string;
   const workerKey = (await admin(`/v1/admin/tenants/${tenant.id}/keys`, { kind: "worker" }))
     .key as string;
 
-  const { manifest, files } = await benchTokenizer();
+  // One shared codebook group is enough here: only the token layout matters to downloads.
+  const { manifest, files } = await paperTokenizer(
+    "bench-512x16384",
+    1,
+    new Float32Array(16384 * 4),
+  );
   const tokenizer = (await admin("/v1/admin/tokenizers", manifest)).tokenizer as Json;
   for (const [path, bytes] of files) {
     const url = `/v1/admin/tokenizers/${tokenizer.id}/files/${path}`;
-    await api(edge, edge.adminKey, url, { method: "PUT", body: bytes });
+    await edgeFetch(edge, edge.adminKey, url, { method: "PUT", body: bytes });
   }
 
   const s3 = new AwsClient({
@@ -146,19 +89,22 @@ async function setUp(edge: DevServer) {
     for (let i = 0; i < count; i++) {
       form.append("images", new Blob([pngOfSize(200)], { type: "image/png" }));
     }
-    const uploaded = await api(edge, apiKey, "/v1/images", { method: "POST", body: form });
+    const uploaded = await edgeFetch(edge, apiKey, "/v1/images", { method: "POST", body: form });
     const { images } = (await uploaded.json()) as { images: Json[] };
     const body = {
       kind: "encode",
       tokenizer: tokenizer.id,
       inputs: { images: images.map((i) => i.id) },
     };
-    const created = await api(edge, apiKey, "/v1/jobs", {
+    const created = await edgeFetch(edge, apiKey, "/v1/jobs", {
       method: "POST",
       body: JSON.stringify(body),
     });
     const job = (await created.json()) as Json;
-    const leased = await api(edge, workerKey, "/v1/worker/lease", { method: "POST", body: "{}" });
+    const leased = await edgeFetch(edge, workerKey, "/v1/worker/lease", {
+      method: "POST",
+      body: "{}",
+    });
     const task = ((await leased.json()) as LeaseResponse).tasks[0];
     if (task.payload.kind !== "encode") throw new Error("expected an encode task");
     const ids = Uint32Array.from({ length: count * 512 }, (_, i) => (i * 2654435761) % 16384);
@@ -172,7 +118,7 @@ async function setUp(edge: DevServer) {
     const objectUrl = `${edge.url}/cdn-cgi/local/r2/s3/revq/${task.payload.output.tokens}`;
     const put = await s3.fetch(objectUrl, { method: "PUT", body: writeTokenStream(params, ids) });
     if (!put.ok) throw new Error(`S3 PUT: ${put.status} ${await put.text()}`);
-    await api(edge, workerKey, `/v1/worker/tasks/${task.taskId}/complete`, {
+    await edgeFetch(edge, workerKey, `/v1/worker/tasks/${task.taskId}/complete`, {
       method: "POST",
       body: JSON.stringify({ leaseId: task.leaseId, result: { kind: "encode" } }),
     });
@@ -182,7 +128,7 @@ async function setUp(edge: DevServer) {
 }
 
 async function baselineImage(edge: DevServer, apiKey: string, size: number): Promise<string> {
-  const res = await api(edge, apiKey, "/v1/images", {
+  const res = await edgeFetch(edge, apiKey, "/v1/images", {
     method: "POST",
     body: pngOfSize(size),
     headers: { "content-type": "image/png" },
@@ -216,10 +162,10 @@ try {
   const { apiKey, jobs } = await setUp(edge);
   const sizes: Record<number, number> = {};
   for (const count of [1, 64]) {
-    const head = await api(edge, apiKey, `/v1/jobs/${jobs[count]}/tokens`);
+    const head = await edgeFetch(edge, apiKey, `/v1/jobs/${jobs[count]}/tokens`);
     sizes[count] = (await head.arrayBuffer()).byteLength;
   }
-  const probe = await api(edge, apiKey, `/v1/jobs/${jobs[64]}/tokens`);
+  const probe = await edgeFetch(edge, apiKey, `/v1/jobs/${jobs[64]}/tokens`);
   const etag64 = probe.headers.get("etag") ?? "";
   const stride = Number(probe.headers.get("revq-record-stride"));
   // The floor of the dev server on this machine: a route that touches nothing, and one D1 query.

@@ -5,8 +5,9 @@
 import { denormalize } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { rectify } from "../models/rectifier.ts";
+import { readAndDispose } from "./channels-last-vae.ts";
 import type { Tokenizer } from "./tokenizer.ts";
-import { readAndDispose, type Vae } from "./vae.ts";
+import type { Vae } from "./vae.ts";
 
 /** Images (H·W·3 each, in [-1, 1]) → latents (C·H·W each, token order). */
 export async function encodeLatents(vae: Vae, images: Float32Array[]): Promise<Float32Array[]> {

@@ -6,14 +6,14 @@
  * - images: `count` × H × W × 3, row-major (interleaved RGB, as image codecs give them), in [-1, 1];
  * - latents: `count` × C × H × W, row-major, which cut into consecutive chunks are the tokens.
  *
- * An implementation converts to its own layout inside (DC-AE computes channels-last).
+ * An implementation converts to its own layout inside (channels-last-vae.ts for NHWC models).
  */
 import type { LatentShape, TokenizerManifest } from "@revq/shared";
-import * as tf from "@tensorflow/tfjs-core";
 import { type DcaeConfig, parseDcaeConfig } from "../models/dcae/config.ts";
-import { type Dcae, decode, disposeDcae, encode, loadDcae } from "../models/dcae/model.ts";
+import { decode, disposeDcae, encode, loadDcae } from "../models/dcae/model.ts";
 import { loadSmallConvVae } from "../models/small-vae/vae.ts";
 import type { TensorSource } from "../models/weights.ts";
+import { ChannelsLastVae } from "./channels-last-vae.ts";
 
 export type ImageSize = { height: number; width: number };
 
@@ -45,7 +45,15 @@ async function loadDcaeVae(spec: VaeSpec, weights: TensorSource): Promise<Vae> {
   const config = parseDcaeConfig(spec.config as Record<string, unknown>);
   checkShapes(spec, config);
   const model = await loadDcae(config, weights);
-  return new DcaeVae(model, spec.inputResolution, spec.latentShape);
+  return new ChannelsLastVae(
+    {
+      encode: (x) => encode(model.encoder, x),
+      decode: (z) => decode(model.decoder, z),
+      dispose: () => disposeDcae(model),
+    },
+    spec.inputResolution,
+    spec.latentShape,
+  );
 }
 
 /** The manifest's sizes must be what this configuration computes, or tokens would be nonsense. */
@@ -66,63 +74,5 @@ function checkShapes(spec: VaeSpec, config: DcaeConfig): void {
     throw new Error(
       `DC-AE ${spec.name}: ${height}×${width} images give latents of ${expected.channels}×${expected.height}×${expected.width}; the manifest says ${actual.channels}×${actual.height}×${actual.width}`,
     );
-  }
-}
-
-class DcaeVae implements Vae {
-  readonly inputResolution: ImageSize;
-  readonly latentShape: LatentShape;
-  private readonly model: Dcae;
-
-  constructor(model: Dcae, inputResolution: ImageSize, latentShape: LatentShape) {
-    this.model = model;
-    this.inputResolution = inputResolution;
-    this.latentShape = latentShape;
-  }
-
-  async encode(images: Float32Array, count: number): Promise<Float32Array> {
-    const { height, width } = this.inputResolution;
-    const { channels: c, height: h, width: w } = this.latentShape;
-    checkLength(images, count, height * width * 3, "images");
-    const latents = tf.tidy(() => {
-      const x = tf.tensor4d(images, [count, height, width, 3]);
-      const z = encode(this.model.encoder, x);
-      return tf.transpose(z, [0, 3, 1, 2]); // NHWC → NCHW: the token order
-    });
-    return readAndDispose(latents, count * c * h * w);
-  }
-
-  async decode(latents: Float32Array, count: number): Promise<Float32Array> {
-    const { height, width } = this.inputResolution;
-    const { channels: c, height: h, width: w } = this.latentShape;
-    checkLength(latents, count, c * h * w, "latents");
-    const images = tf.tidy(() => {
-      const z = tf.transpose(tf.tensor4d(latents, [count, c, h, w]), [0, 2, 3, 1]);
-      return decode(this.model.decoder, z as tf.Tensor4D);
-    });
-    return readAndDispose(images, count * height * width * 3);
-  }
-
-  dispose(): void {
-    disposeDcae(this.model);
-  }
-}
-
-function checkLength(data: Float32Array, count: number, each: number, what: string): void {
-  if (!Number.isInteger(count) || count < 1 || data.length !== count * each) {
-    throw new RangeError(`${count} ${what} need ${count * each} values, got ${data.length}`);
-  }
-}
-
-/** Reads a tensor asynchronously (webgpu cannot read synchronously) and frees it. */
-export async function readAndDispose(t: tf.Tensor, expected: number): Promise<Float32Array> {
-  try {
-    const data = (await t.data()) as Float32Array;
-    if (data.length !== expected) {
-      throw new Error(`the model gave ${data.length} values, expected ${expected}`);
-    }
-    return data;
-  } finally {
-    t.dispose();
   }
 }

@@ -7,6 +7,10 @@
  *   tenants/{tenantId}/jobs/{jobId}/tokens.rvqt              token stream of an encode job
  *   tenants/{tenantId}/jobs/{jobId}/images/{index}.png       images of a reconstruct job
  *   tenants/{tenantId}/jobs/{jobId}/checkpoints/{name}       a train job's resumable state
+ *   tenants/{tenantId}/files/{path}                          the tenant's own files (dataset prefixes)
+ *   tenants/{tenantId}/datasets/{listingHash}.json           a frozen dataset listing (dataset.ts)
+ *   tenants/{tenantId}/latents/{listingHash}/{vaeHash}/s{shardSize}/shard-{i}.safetensors
+ *                                                            its latents under one VAE, by shard
  *   tokenizers/{manifestHash}/manifest.json                  a tokenizer's manifest
  *   tokenizers/{manifestHash}/files/{path}                   its files, by manifest path
  */
@@ -24,6 +28,15 @@ const tenant = (tenantId: string) => `tenants/${checked(tenantId, ID, "tenant id
 const job = (tenantId: string, jobId: string) =>
   `${tenant(tenantId)}/jobs/${checked(jobId, ID, "job id")}`;
 const tokenizer = (hash: string) => `tokenizers/${checked(hash, HASH, "manifest hash")}`;
+const latents = (tenantId: string, listingHash: string, vaeHash: string, shardSize: number) => {
+  if (!Number.isSafeInteger(shardSize) || shardSize < 1)
+    throw new Error(`bucket key: bad shard size ${shardSize}`);
+  return `${tenant(tenantId)}/latents/${checked(listingHash, HASH, "listing hash")}/${checked(vaeHash, HASH, "VAE hash")}/s${shardSize}/`;
+};
+
+/** A relative path of plain segments: no empty, "." or ".." segment, no leading "/". */
+const FILE_PATH =
+  /^(?!.*(?:^|\/)\.{1,2}(?:\/|$))[A-Za-z0-9._\-=+@, ()]+(?:\/[A-Za-z0-9._\-=+@, ()]+)*\/?$/;
 
 export const bucketKeys = {
   image: (tenantId: string, imageId: string) =>
@@ -36,7 +49,23 @@ export const bucketKeys = {
   },
   /** The prefix under which a train job keeps its checkpoints (the worker names the files). */
   jobCheckpoints: (tenantId: string, jobId: string) => `${job(tenantId, jobId)}/checkpoints/`,
+  /** `path` names a file or, ending in /, a folder of the tenant's own files. */
+  tenantFiles: (tenantId: string, path: string) => {
+    if (path.length > 512) throw new Error("bucket key: a file path is at most 512 characters");
+    return `${tenant(tenantId)}/files/${checked(path, FILE_PATH, "relative file path")}`;
+  },
+  datasetListing: (tenantId: string, listingHash: string) =>
+    `${tenant(tenantId)}/datasets/${checked(listingHash, HASH, "listing hash")}.json`,
+  /** The prefix of a listing's latent shards under one VAE, cut into shards of `shardSize`. */
+  latents,
   tokenizerManifest: (hash: string) => `${tokenizer(hash)}/manifest.json`,
   /** `path` is a manifest FileRef path, already checked safe by the manifest schema. */
   tokenizerFile: (hash: string, path: string) => `${tokenizer(hash)}/files/${path}`,
 } as const;
+
+/** A latent shard's name under its prefix: shard-000000.safetensors, shard-000001... */
+export function latentShardName(index: number): string {
+  if (!Number.isSafeInteger(index) || index < 0 || index > 999_999)
+    throw new Error(`bucket key: bad shard index ${index}`);
+  return `shard-${String(index).padStart(6, "0")}.safetensors`;
+}

@@ -12,7 +12,7 @@
  */
 import * as z from "zod";
 
-export const TASK_KINDS = ["encode", "reconstruct", "train"] as const;
+export const TASK_KINDS = ["encode", "reconstruct", "extract", "train"] as const;
 export const TaskKind = z.enum(TASK_KINDS);
 export type TaskKind = z.infer<typeof TaskKind>;
 
@@ -62,14 +62,41 @@ export const ReconstructPayload = z.object({
 });
 
 /**
- * Images → a new tokenizer. `base`, if given, is the tokenizer whose VAE to reuse. Checkpoints
- * go under output.checkpoints (a prefix) so that a re-leased task resumes; the new tokenizer's
- * files go to tokenizers/{hash}/files/ and its manifest is sent with complete.
+ * A frozen training set (dataset.ts): its listing in the bucket, checked against listingHash, and
+ * where its latents under the task's VAE go, shard i (images i·shardSize onwards) at
+ * `latents` + latentShardName(i). Shards are shared: every task on the same listing and VAE reads
+ * and writes the same ones.
+ */
+export const DatasetRef = z.object({
+  listing: BucketKey,
+  listingHash: Sha256,
+  count: z.int().min(1),
+  latents: BucketKey,
+  shardSize: z.int().min(1),
+});
+export type DatasetRef = z.infer<typeof DatasetRef>;
+
+/**
+ * Images → latents: the listed shards of the dataset encoded with `vae`'s VAE (a tokenizer whose
+ * VAE it is). A shard already in the bucket is kept, so a re-leased task does only what is missing.
+ */
+export const ExtractPayload = z.object({
+  kind: z.literal("extract"),
+  vae: TokenizerRef,
+  dataset: DatasetRef,
+  shards: z.array(z.int().min(0)).min(1),
+});
+
+/**
+ * A dataset → a new tokenizer trained on `base`'s VAE. Latent shards other tasks have written are
+ * reused and missing ones extracted. Checkpoints go under output.checkpoints (a prefix) so that a
+ * re-leased task resumes; the new tokenizer's files go to tokenizers/{hash}/files/ and its
+ * manifest is sent with complete.
  */
 export const TrainPayload = z.object({
   kind: z.literal("train"),
-  base: TokenizerRef.optional(),
-  images: z.array(ImageInput).min(1),
+  base: TokenizerRef,
+  dataset: DatasetRef,
   parameters: z.record(z.string(), z.unknown()),
   output: z.object({ checkpoints: BucketKey }),
 });
@@ -77,6 +104,7 @@ export const TrainPayload = z.object({
 export const TaskPayload = z.discriminatedUnion("kind", [
   EncodePayload,
   ReconstructPayload,
+  ExtractPayload,
   TrainPayload,
 ]);
 export type TaskPayload = z.infer<typeof TaskPayload>;
@@ -142,6 +170,7 @@ export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
 export const TaskResult = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("encode") }),
   z.object({ kind: z.literal("reconstruct") }),
+  z.object({ kind: z.literal("extract") }),
   z.object({
     kind: z.literal("train"),
     /** The new tokenizer's manifest; its files must already be in the bucket. */

@@ -1,39 +1,38 @@
 /**
- * The train task on a bucket in memory, with the tiny test tokenizer's VAE: images in, a
+ * The train task on a bucket in memory, with the tiny test tokenizer's VAE: a dataset in, a
  * tokenizer's files in the bucket and its manifest out; a task stopped after an epoch resumes
  * from its checkpoint in a new worker and ends where a straight run ends.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   bucketKeys,
   canonicalJson,
+  type DatasetRef,
   type LeasedTask,
+  latentShardName,
   manifestHash,
   parseManifest,
   readTokenStream,
-  type TokenizerRef,
 } from "@revq/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
-import { TokenizerCache } from "../../gpu-worker/src/cache.ts";
-import { createLogger } from "../../gpu-worker/src/log.ts";
-import { Batcher } from "../../gpu-worker/src/pipeline/batcher.ts";
-import { TokenizerStore } from "../../gpu-worker/src/pipeline/tokenizer.ts";
-import type { Pipelines } from "../../gpu-worker/src/tasks/context.ts";
 import { TaskError } from "../../gpu-worker/src/tasks/errors.ts";
 import { taskRunner } from "../../gpu-worker/src/tasks/index.ts";
-import type { TaskContext } from "../../gpu-worker/src/worker.ts";
 import {
   type BuiltTokenizer,
   buildTinyTokenizer,
   syntheticImage,
 } from "../e2e/support/tiny-tokenizer.ts";
 import { MemoryBucket } from "./worker-helpers/memory-bucket.ts";
+import {
+  context,
+  leased,
+  pipelines,
+  putDataset,
+  putTokenizer,
+  removeWorkFolders,
+  TENANT,
+} from "./worker-helpers/train-world.ts";
 
-const TENANT = "ten_00000000000000000000000000";
-const dirs: string[] = [];
 let base: BuiltTokenizer;
 let images: Uint8Array[];
 
@@ -47,6 +46,8 @@ const PARAMETERS = {
   seed: 2,
   rectifier: { channels: 16, blocks: 1, headDim: 8, multiscales: [5] },
 };
+/** Latent shards of 8 images: 22 images make 3 (8, 8, 6). */
+const SHARD_SIZE = 8;
 
 beforeAll(async () => {
   await selectBackend("wasm");
@@ -54,91 +55,36 @@ beforeAll(async () => {
   images = await Promise.all(Array.from({ length: 22 }, (_, i) => syntheticImage(900 + i)));
 }, 60_000);
 
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function put(
-  bucket: MemoryBucket,
-  built: { hash: string; manifestBytes: Uint8Array; files: Map<string, Uint8Array> },
-): TokenizerRef {
-  bucket.objects.set(bucketKeys.tokenizerManifest(built.hash), built.manifestBytes);
-  for (const [path, bytes] of built.files)
-    bucket.objects.set(bucketKeys.tokenizerFile(built.hash, path), bytes);
-  return {
-    id: `tok_${built.hash.slice(0, 26)}`,
-    manifestHash: built.hash,
-    manifestKey: bucketKeys.tokenizerManifest(built.hash),
-    filesPrefix: bucketKeys.tokenizerFile(built.hash, ""),
-  };
-}
-
-function pipelines(bucket: MemoryBucket): Pipelines {
-  const dir = mkdtempSync(join(tmpdir(), "revq-train-task-"));
-  dirs.push(dir);
-  const log = createLogger({ format: "json", write: () => undefined });
-  return {
-    bucket,
-    tokenizers: new TokenizerStore(new TokenizerCache(dir, bucket, log), log, { modelsDir: dir }),
-    batcher: new Batcher(4),
-    batchSize: 4,
-  };
-}
-
-function context(controller = new AbortController()) {
-  const stages: string[] = [];
-  const metrics: Record<string, number>[] = [];
-  const logs: string[] = [];
-  const ctx: TaskContext = {
-    signal: controller.signal,
-    progress: (p) => stages.push(p.stage ?? ""),
-    metrics: (m) => metrics.push(m),
-    log: createLogger({ format: "json", write: (line: string) => logs.push(line) }),
-  };
-  return { ctx, stages, metrics, logs };
-}
+afterAll(removeWorkFolders);
 
 const JOB = "job_00000000000000000000000001";
 
-function trainTask(
+async function trainTask(
   bucket: MemoryBucket,
   parameters: Record<string, unknown>,
   count = images.length,
-  withBase = true,
-): LeasedTask {
-  const ref = put(bucket, base);
-  const inputs = images.slice(0, count).map((bytes, i) => {
-    const imageId = `img_${String(i).padStart(26, "0")}`;
-    const key = bucketKeys.image(TENANT, imageId);
-    bucket.objects.set(key, bytes);
-    return { imageId, bucketKey: key, format: "png" as const, width: 48, height: 40 };
-  });
-  return {
-    taskId: "tsk_00000000000000000000000001",
-    jobId: JOB,
-    kind: "train",
-    attempt: 1,
-    maxAttempts: 5,
-    leaseId: "lse_1",
-    leaseExpiresAt: new Date().toISOString(),
-    payload: {
-      kind: "train",
-      ...(withBase ? { base: ref } : {}),
-      images: inputs,
-      parameters,
-      output: { checkpoints: bucketKeys.jobCheckpoints(TENANT, JOB) },
-    },
+): Promise<LeasedTask & { payload: { dataset: DatasetRef } }> {
+  const dataset = await putDataset(bucket, images.slice(0, count), base, SHARD_SIZE);
+  const payload = {
+    kind: "train" as const,
+    base: putTokenizer(bucket, base),
+    dataset,
+    parameters,
+    output: { checkpoints: bucketKeys.jobCheckpoints(TENANT, JOB) },
   };
+  return { ...leased(payload, JOB), payload };
 }
 
 const codebookKey = (hash: string) => bucketKeys.tokenizerFile(hash, "codebook.safetensors");
 
 describe("the train task", () => {
-  it("trains on the job's images and leaves a tokenizer the worker can encode with", async () => {
+  it("trains on a dataset and leaves a tokenizer the worker can encode with", async () => {
     const bucket = new MemoryBucket();
     const p = pipelines(bucket);
     const { ctx, stages, metrics } = context();
-    const outcome = await taskRunner(p)(trainTask(bucket, PARAMETERS), ctx);
+    const task = await trainTask(bucket, PARAMETERS);
+    const { dataset } = task.payload;
+    const outcome = await taskRunner(p)(task, ctx);
     if (outcome.result.kind !== "train") throw new Error("not a train result");
     const manifest = parseManifest(outcome.result.manifest);
     const hash = await manifestHash(manifest);
@@ -148,7 +94,7 @@ describe("the train task", () => {
       epochs: 3,
       batchSize: 8,
       seed: 2,
-      dataset: { images: 22 },
+      dataset: { name: `listing ${dataset.listingHash}`, images: 22 },
     });
     for (const ref of [
       manifest.files.stats,
@@ -162,10 +108,17 @@ describe("the train task", () => {
     }
     expect(outcome.metrics?.epoch).toBe(3);
     expect(outcome.metrics?.valRectifiedMse).toBeGreaterThan(0);
-    // One metric set per epoch for the job's events, so a client can follow the curve.
-    expect(metrics.map((m) => m.epoch)).toEqual([1, 2, 3]);
-    expect(metrics.every((m) => m.lossQuantizer > 0 && m.valRectifiedMse > 0)).toBe(true);
+    // The latents first (all extracted here: no other task made any), then one metric set per
+    // epoch for the job's events, so a client can follow the curve.
+    expect(metrics[0]).toMatchObject({
+      latentShards: 3,
+      latentShardsReused: 0,
+      latentShardsExtracted: 3,
+    });
+    expect(metrics.slice(1).map((m) => m.epoch)).toEqual([1, 2, 3]);
+    expect(metrics.slice(1).every((m) => m.lossQuantizer > 0 && m.valRectifiedMse > 0)).toBe(true);
     expect(stages).toContain("extracting latents");
+    expect(stages).toContain("latents: 0 shards reused, 3 extracted");
     expect(stages).toContain("epoch 1/3");
     expect(
       stages.some((s) => /^epoch 3\/3 · after epoch 2: loss [\d.]+\+[\d.]+, val /.test(s)),
@@ -173,9 +126,16 @@ describe("the train task", () => {
     expect(stages.at(-2)).toMatch(/^after epoch 3: loss /);
     const prefix = bucketKeys.jobCheckpoints(TENANT, JOB);
     expect(bucket.objects.has(`${prefix}state/checkpoint.json`)).toBe(true);
-    expect(
-      [...bucket.objects.keys()].filter((k) => k.startsWith(`${prefix}latents/`)),
-    ).toHaveLength(1);
+    // The latents are the dataset's, under its shared prefix, not the job's; written from the
+    // last shard back (extract tasks start at the first).
+    expect([...bucket.objects.keys()].filter((k) => k.startsWith(dataset.latents))).toEqual(
+      [2, 1, 0].map((i) => dataset.latents + latentShardName(i)),
+    );
+    expect([...bucket.objects.keys()].filter((k) => k.startsWith(prefix))).toEqual([
+      `${prefix}state/state-1.safetensors`,
+      `${prefix}state/checkpoint.json`,
+      `${prefix}state/state-0.safetensors`,
+    ]);
 
     // The edge would store the manifest; then the new tokenizer encodes like any other.
     bucket.objects.set(
@@ -205,7 +165,7 @@ describe("the train task", () => {
           images: [
             {
               imageId: "img_00000000000000000000000000",
-              bucketKey: bucketKeys.image(TENANT, "img_00000000000000000000000000"),
+              bucketKey: bucketKeys.tenantFiles(TENANT, "set/0000.png"),
               format: "png",
               width: 48,
               height: 40,
@@ -224,7 +184,7 @@ describe("the train task", () => {
   it("resumes a stopped task from its last checkpoint in a new worker, ending as a straight run", async () => {
     const straight = new MemoryBucket();
     const done = await taskRunner(pipelines(straight))(
-      trainTask(straight, PARAMETERS),
+      await trainTask(straight, PARAMETERS),
       context().ctx,
     );
     const straightHash = await manifestHash(
@@ -232,7 +192,7 @@ describe("the train task", () => {
     );
 
     const bucket = new MemoryBucket();
-    const task = trainTask(bucket, PARAMETERS);
+    const task = await trainTask(bucket, PARAMETERS);
     const controller = new AbortController();
     const first = context(controller);
     const stopAfterEpoch1 = first.ctx.progress;
@@ -243,18 +203,21 @@ describe("the train task", () => {
     await expect(taskRunner(pipelines(bucket))(task, first.ctx)).rejects.toThrow();
     const index = JSON.parse(
       new TextDecoder().decode(
-        bucket.objects.get(
-          `${task.payload.kind === "train" ? task.payload.output.checkpoints : ""}state/checkpoint.json`,
-        ),
+        bucket.objects.get(`${bucketKeys.jobCheckpoints(TENANT, JOB)}state/checkpoint.json`),
       ),
     );
     expect(index.epoch).toBe(1);
+    // Made on the dataset's latents under the base's VAE: resumed on nothing else.
+    expect(index.dataset).toBe(
+      `${task.payload.dataset.listingHash}/${task.payload.dataset.latents.split("/")[4]}`,
+    );
 
     const second = context();
     const outcome = await taskRunner(pipelines(bucket))(task, second.ctx);
     expect(
       second.logs.some((l) => l.includes("resuming training") && l.includes('"afterEpoch":1')),
     ).toBe(true);
+    expect(second.metrics[0]).toMatchObject({ latentShardsReused: 3, latentShardsExtracted: 0 });
     expect(second.stages.filter((s) => s.startsWith("epoch "))[0]).toMatch(
       /^epoch 2\/3 · after epoch 1: /,
     );
@@ -282,12 +245,13 @@ describe("the train task", () => {
       expect(error).toBeInstanceOf(TaskError);
       return error as TaskError;
     };
-    const noBase = await failure(trainTask(bucket, PARAMETERS, 22, false));
-    expect([noBase.code, noBase.retryable]).toEqual(["base-tokenizer-required", false]);
-    const bad = await failure(trainTask(bucket, { ...PARAMETERS, epochs: -1 }));
+    const bad = await failure(await trainTask(bucket, { ...PARAMETERS, epochs: -1 }));
     expect([bad.code, bad.retryable]).toEqual(["parameters-invalid", false]);
     expect(bad.message).toMatch(/epochs/);
-    const small = await failure(trainTask(bucket, PARAMETERS, 6));
+    const small = await failure(await trainTask(bucket, PARAMETERS, 6));
     expect([small.code, small.retryable]).toEqual(["dataset-too-small", false]);
+    expect(small.message).toMatch(/^6 images \(0 held out\) do not make one batch of 8: /);
+    // Refused before any extraction.
+    expect([...bucket.objects.keys()].some((k) => k.includes("/latents/"))).toBe(false);
   }, 60_000);
 });

@@ -15,13 +15,11 @@ import {
   writeTokenStream,
 } from "@revq/shared";
 import type * as z from "zod";
-import { decodeImage } from "../images/codec.ts";
 import { encodeLatents } from "../pipeline/device-ops.ts";
 import type { Tokenizer } from "../pipeline/tokenizer.ts";
 import type { TaskContext, TaskOutcome } from "../worker.ts";
 import type { Pipelines } from "./context.ts";
-import { TaskError } from "./errors.ts";
-import { readObject, writeObject } from "./io.ts";
+import { readImage, writeObject } from "./io.ts";
 
 type Payload = z.infer<typeof EncodePayload>;
 
@@ -110,7 +108,7 @@ async function encodeAll(
   return { ids, mse };
 }
 
-async function loadImage(
+function loadImage(
   payload: Payload,
   index: number,
   tokenizer: Tokenizer,
@@ -118,17 +116,14 @@ async function loadImage(
   signal: AbortSignal,
 ): Promise<Float32Array> {
   const image = payload.images[index];
-  const what = `image ${index} (${image.imageId})`;
-  const bytes = await readObject(pipelines.bucket, image.bucketKey, what, signal);
-  try {
-    return await decodeImage(bytes, tokenizer.vae.inputResolution);
-  } catch (error) {
-    throw new TaskError(
-      "image-undecodable",
-      `${what} could not be decoded as ${image.format.toUpperCase()}: ${(error as Error).message}`,
-      false,
-    );
-  }
+  return readImage(
+    pipelines.bucket,
+    image.bucketKey,
+    tokenizer.vae.inputResolution,
+    `image ${index} (${image.imageId})`,
+    image.format.toUpperCase(),
+    signal,
+  );
 }
 
 /**

@@ -4,11 +4,12 @@ import type { TaskRunner } from "../worker.ts";
 import type { Pipelines } from "./context.ts";
 import { runEncode } from "./encode.ts";
 import { TaskError } from "./errors.ts";
+import { runExtract } from "./extract.ts";
 import { runReconstruct } from "./reconstruct.ts";
 import { runTrain } from "./train.ts";
 
 /** What this worker leases. */
-export const WORKER_KINDS: TaskKind[] = ["encode", "reconstruct", "train"];
+export const WORKER_KINDS: TaskKind[] = ["encode", "reconstruct", "extract", "train"];
 
 export function taskRunner(pipelines: Pipelines): TaskRunner {
   return (task, context) => {
@@ -17,6 +18,8 @@ export function taskRunner(pipelines: Pipelines): TaskRunner {
         return runEncode(task, context, pipelines);
       case "reconstruct":
         return runReconstruct(task, context, pipelines);
+      case "extract":
+        return runExtract(task, context, pipelines);
       case "train":
         return runTrain(task, context, pipelines);
       default:

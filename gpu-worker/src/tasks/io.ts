@@ -1,4 +1,6 @@
 /** Bucket reads and writes on behalf of a task, with the bucket's failures told as task errors. */
+import { decodeImage } from "../images/codec.ts";
+import type { ImageSize } from "../pipeline/vae.ts";
 import { type Bucket, BucketError } from "../storage.ts";
 import { TaskError } from "./errors.ts";
 
@@ -13,6 +15,31 @@ export async function readObject(
     return await bucket.get(key, { signal });
   } catch (error) {
     throw asTaskError(error, what, key);
+  }
+}
+
+/**
+ * The image at `key`, decoded and fitted to `size` (images/codec.ts). sharp finds the format from
+ * the bytes; `expected` only words the error ("PNG", "an image"). An image that does not decode
+ * never will: that failure is not retryable.
+ */
+export async function readImage(
+  bucket: Bucket,
+  key: string,
+  size: ImageSize,
+  what: string,
+  expected: string,
+  signal: AbortSignal,
+): Promise<Float32Array> {
+  const bytes = await readObject(bucket, key, what, signal);
+  try {
+    return await decodeImage(bytes, size);
+  } catch (error) {
+    throw new TaskError(
+      "image-undecodable",
+      `${what} could not be decoded as ${expected}: ${(error as Error).message}`,
+      false,
+    );
   }
 }
 

@@ -1,9 +1,11 @@
 /**
- * train: the job's images → a new tokenizer, trained on top of the base tokenizer's VAE.
+ * train: a dataset → a new tokenizer, trained on top of the base tokenizer's VAE.
  *
- * 1. Latents: every image encoded once, in shards kept under the job's checkpoints prefix
- *    (`latents/<dataset>/`), so a task that comes back after a lost lease extracts only what is
- *    missing.
+ * 1. Latents: the dataset's shards under the base's VAE, in the prefix every task on the same
+ *    listing and VAE shares (tasks/extract.ts). Shards already there (from extract tasks, an
+ *    earlier training, or this task before a lost lease) are read; the missing ones are extracted
+ *    here, from the last shard back, so that this task and the extract tasks (leased from the
+ *    first) meet in the middle.
  * 2. Training (train/run.ts) with a checkpoint under `state/` after every epoch; a re-leased task
  *    resumes from the last one on whatever worker takes it, the loss curve going on where it
  *    stopped. Progress counts steps over the whole run; its stage names the epoch and sums up
@@ -12,13 +14,7 @@
  *    (the edge stores it, checks the files and marks the tokenizer ready). Exporting again after
  *    a lost lease writes the same bytes under the same hash.
  */
-import {
-  bucketKeys,
-  canonicalJson,
-  type LeasedTask,
-  sha256Hex,
-  type TrainPayload,
-} from "@revq/shared";
+import { bucketKeys, type DatasetListing, type LeasedTask, type TrainPayload } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import type * as z from "zod";
 import type { Tokenizer } from "../pipeline/tokenizer.ts";
@@ -29,8 +25,9 @@ import {
   TrainConfigError,
   TrainParameters,
 } from "../train/config.ts";
+import type { LatentSet } from "../train/dataset.ts";
 import { exportTokenizer } from "../train/export.ts";
-import { extractLatents } from "../train/extract.ts";
+import { extractLatents, type ImageSource } from "../train/extract.ts";
 import { epochMetrics } from "../train/metrics.ts";
 import { DEFAULT_PROBE_IMAGES, defaultHeldOut, prepareTrainData } from "../train/prepare.ts";
 import { disposeRun, type EpochRecord, startRun, type TrainRun, train } from "../train/run.ts";
@@ -38,12 +35,9 @@ import type { TaskContext, TaskOutcome } from "../worker.ts";
 import type { Pipelines } from "./context.ts";
 import { TaskError } from "./errors.ts";
 import { readObject, writeObject } from "./io.ts";
-import { bucketImages, bucketStore } from "./train-io.ts";
+import { bucketStore, datasetImages, latentIdentity, readListing } from "./train-io.ts";
 
 type Payload = z.infer<typeof TrainPayload>;
-
-/** Images per latent shard: the unit a re-leased task skips. */
-const SHARD_SIZE = 256;
 
 /** Backends on which the distance matrix is cheaper on the device than the host search. */
 const ACCELERATED = new Set(["tensorflow", "webgpu", "webgl"]);
@@ -54,20 +48,16 @@ export async function runTrain(
   pipelines: Pipelines,
 ): Promise<TaskOutcome> {
   const payload = task.payload as Payload;
-  if (!payload.base) {
-    throw new TaskError(
-      "base-tokenizer-required",
-      "A train job needs `tokenizer`: the tokenizer whose VAE to train on.",
-      false,
-    );
-  }
+  const { dataset } = payload;
   const parameters = TrainParameters.safeParse(payload.parameters);
+  context.progress({ done: 0, stage: "reading the dataset listing" });
+  const listing = await readListing(pipelines.bucket, dataset, context.signal);
   context.progress({ done: 0, stage: "loading the VAE" });
   return pipelines.tokenizers.with(payload.base, { signal: context.signal }, async (base) => {
     const config = configure(payload, base);
     const name = (parameters.success && parameters.data.name) || `revq-${task.jobId}`;
     const description = parameters.success ? parameters.data.description : undefined;
-    const { run, normalizer } = await trainRun(payload, config, base, context, pipelines);
+    const { run, normalizer } = await trainRun(payload, listing, config, base, context, pipelines);
     try {
       const last = run.history.at(-1) as EpochRecord;
       context.progress({ done: 1, total: 1, stage: "exporting the tokenizer" });
@@ -76,7 +66,7 @@ export async function runTrain(
         ...(description ? { description } : {}),
         vae: withoutWeights(base.manifest.vae),
         ...(await baseVaeWeights(base, pipelines, context.signal)),
-        dataset: { name: `job ${task.jobId}`, images: payload.images.length },
+        dataset: { name: `listing ${dataset.listingHash}`, images: dataset.count },
       });
       for (const [path, bytes] of exported.files) {
         await writeObject(
@@ -113,9 +103,10 @@ function configure(payload: Payload, base: Tokenizer): TrainConfig {
   }
 }
 
-/** Extraction, then the epochs from the last checkpoint (or the start). */
+/** The latents, then the epochs from the last checkpoint (or the start). */
 async function trainRun(
   payload: Payload,
+  listing: DatasetListing,
   config: TrainConfig,
   base: Tokenizer,
   context: TaskContext,
@@ -124,23 +115,22 @@ async function trainRun(
   const { signal } = context;
   const { bucket } = pipelines;
   const vae = base.vae;
-  const dataset = await sha256Hex(
-    canonicalJson({ images: payload.images.map((i) => i.bucketKey), vae: base.manifest.vae }),
-  );
-  const images = bucketImages(bucket, payload.images, vae.inputResolution, signal);
-  const latents = await extractLatents(
-    images,
-    vae,
-    bucketStore(bucket, `${payload.output.checkpoints}latents/${dataset.slice(0, 16)}/`, signal),
-    {
-      shardSize: SHARD_SIZE,
-      batchSize: pipelines.batchSize,
-      signal,
-      onProgress: (done, total) => context.progress({ done, total, stage: "extracting latents" }),
-    },
-  );
+  // Before any extraction: a resumed run has the same configuration (the same parameters).
+  const count = payload.dataset.count;
+  const heldOut = defaultHeldOut(count);
+  if (count - heldOut < config.batchSize) {
+    throw new TaskError(
+      "dataset-too-small",
+      `${count} images (${heldOut} held out) do not make one batch of ${config.batchSize}: add images to the dataset or lower batchSize.`,
+      false,
+    );
+  }
+  // Checkpoints, like shards, are only ever used on the latents they were made from.
+  const identity = await latentIdentity(payload.dataset, base.manifest.vae);
+  const images = datasetImages(bucket, listing, vae.inputResolution, signal);
+  const latents = await datasetLatents(images, base, identity, payload, context, pipelines);
   const states = bucketStore(bucket, `${payload.output.checkpoints}state/`, signal);
-  const saved = await loadCheckpoint(states, dataset).catch((error: unknown) => {
+  const saved = await loadCheckpoint(states, identity).catch((error: unknown) => {
     if (error instanceof CheckpointError) {
       throw new TaskError(
         "checkpoint-damaged",
@@ -151,14 +141,6 @@ async function trainRun(
     throw error;
   });
   const runConfig = saved?.config ?? config;
-  const heldOut = defaultHeldOut(latents.count);
-  if (latents.count - heldOut < runConfig.batchSize) {
-    throw new TaskError(
-      "dataset-too-small",
-      `${latents.count} images (${heldOut} held out) do not make one batch of ${runConfig.batchSize}: upload more or lower batchSize.`,
-      false,
-    );
-  }
   const data = await prepareTrainData(latents, {
     heldOut,
     seed: runConfig.seed,
@@ -182,7 +164,7 @@ async function trainRun(
           stage: `epoch ${p.epoch + 1}/${runConfig.epochs}${last ? ` · ${last}` : ""}`,
         }),
       onEpoch: async (record, r) => {
-        await saveCheckpoint(states, r, dataset);
+        await saveCheckpoint(states, r, identity);
         last = epochSummary(record);
         context.progress({ done: r.epoch * steps, total, stage: last });
         context.metrics(epochMetrics(record));
@@ -194,6 +176,55 @@ async function trainRun(
     throw error;
   }
   return { run, normalizer: data.normalizer };
+}
+
+/**
+ * Every shard of the dataset's latents: read where another task (or an earlier attempt) wrote it,
+ * extracted here where not, from the last shard back.
+ */
+async function datasetLatents(
+  images: ImageSource,
+  base: Tokenizer,
+  identity: string,
+  payload: Payload,
+  context: TaskContext,
+  pipelines: Pipelines,
+): Promise<LatentSet> {
+  const { dataset } = payload;
+  const started = performance.now();
+  let reused = 0;
+  let extracted = 0;
+  const latents = await extractLatents(
+    images,
+    base.vae,
+    bucketStore(pipelines.bucket, dataset.latents, context.signal),
+    {
+      shardSize: dataset.shardSize,
+      batchSize: pipelines.batchSize,
+      identity,
+      signal: context.signal,
+      fromLast: true,
+      onProgress: (done, total, wasReused) => {
+        if (wasReused) reused++;
+        else extracted++;
+        context.progress({ done, total, stage: "extracting latents" });
+      },
+    },
+  );
+  const summary = {
+    latentShards: reused + extracted,
+    latentShardsReused: reused,
+    latentShardsExtracted: extracted,
+    latentSeconds: (performance.now() - started) / 1000,
+  };
+  context.log.info("latents ready", summary);
+  context.metrics(summary);
+  context.progress({
+    done: latents.count,
+    total: latents.count,
+    stage: `latents: ${reused} shards reused, ${extracted} extracted`,
+  });
+  return latents;
 }
 
 /** The epoch in a few words for the job's progress (its stage holds at most 100 characters). */

@@ -14,7 +14,7 @@
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { parseSafetensors, sha256Hex } from "@revq/shared";
+import { type LatentShape, parseSafetensors, sha256Hex } from "@revq/shared";
 import { type BackendChoice, isBackendChoice, selectBackend } from "../backend.ts";
 import type { ImageSize } from "../pipeline/vae.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
@@ -130,17 +130,23 @@ function parameters(flags: Flags): Record<string, unknown> {
 }
 
 /** Latent shards written by an earlier extraction (extract.ts), in name order. */
-async function latentFolder(dir: string, dims: number, shape: Parameters<typeof readShard>[2]) {
+async function latentFolder(dir: string, dims: number, shape: LatentShape) {
   const names = (await readdir(dir)).filter((n) => /^shard-\d+\.safetensors$/.test(n)).sort();
   if (names.length === 0)
     throw new UsageError(`${dir} holds no latent shards (shard-*.safetensors)`);
   const shards: Float32Array[] = [];
   const hashes: string[] = [];
+  let first = 0;
   for (const name of names) {
     const bytes = new Uint8Array(await readFile(join(dir, name)));
-    const n = parseSafetensors(bytes).tensors.get("latents")?.shape[0] ?? 0;
-    const latents = readShard(bytes, n, shape);
-    if (!latents) throw new Error(`${join(dir, name)} is not a latent shard of this VAE's shape`);
+    const count = parseSafetensors(bytes).tensors.get("latents")?.shape[0] ?? 0;
+    const latents = readShard(bytes, { first, count, shape });
+    if (!latents) {
+      throw new Error(
+        `${join(dir, name)} is not a latent shard of this VAE's shape starting at image ${first} (a shard missing before it?)`,
+      );
+    }
+    first += count;
     shards.push(latents);
     hashes.push(await sha256Hex(bytes));
   }

@@ -1,13 +1,19 @@
 /**
  * Latent extraction (DESIGN.md step 6: the VAE is never run during training): every image is
- * encoded once, in shards of consecutive images kept in a store, so an interrupted extraction
- * resumes at the first missing shard and a later training on the same (dataset, VAE) finds them
- * all. Each shard is a safetensors file holding `latents` (n, C·H·W) F32; the statistics are
- * computed per shard and merged (dataset.ts), never from one array of the whole set.
+ * encoded once, in shards of consecutive images kept in a store. Shard i holds images
+ * [i·shardSize, min((i+1)·shardSize, count)) under latentShardName(i), so an interrupted
+ * extraction does only the missing shards, several workers can fill one set between them
+ * (tasks/extract.ts), and every later training on the same (dataset, VAE) finds them all.
+ *
+ * A shard is a safetensors file holding `latents` (n, C·H·W) F32; its metadata records the first
+ * image's index, the latent shape and the dataset's identity, and a shard that does not match
+ * all three is extracted again rather than trusted. The statistics are computed per shard and
+ * merged (dataset.ts), never from one array of the whole set.
  */
 
 import {
   type LatentShape,
+  latentShardName,
   latentSize,
   parseSafetensors,
   readTensor,
@@ -26,19 +32,41 @@ export type ImageSource = {
   load(index: number): Promise<Float32Array>;
 };
 
-export type ExtractOptions = {
+export type ShardOptions = {
   /** Images per shard (the unit of reuse and resumption). */
   shardSize: number;
   /** Images per VAE call. */
   batchSize: number;
+  /**
+   * What the latents are of (the dataset under its VAE), recorded in every shard written and
+   * required of every shard read. Left out where the store itself is keyed by it (a local cache
+   * folder named after it): then it is neither recorded nor checked.
+   */
+  identity?: string;
   signal?: AbortSignal;
+  /** After each VAE call: images of this shard encoded so far. */
+  onEncoded?: (encoded: number) => void;
+};
+
+export type ExtractOptions = ShardOptions & {
+  /**
+   * Walk the shards from the last to the first: a train task does, so that it meets the extract
+   * tasks of its dataset (leased from the first shard on) in the middle instead of redoing theirs.
+   */
+  fromLast?: boolean;
+  /** After each shard: images done, of `total`, and whether the shard was already stored. */
   onProgress?: (done: number, total: number, reused: boolean) => void;
 };
 
-export function shardName(index: number): string {
-  return `shard-${String(index).padStart(6, "0")}.safetensors`;
-}
+/** What a stored shard must be to be used as it is. */
+export type ShardExpectation = {
+  first: number;
+  count: number;
+  shape: LatentShape;
+  identity?: string;
+};
 
+/** Every shard of `images`, each read back when stored whole, else encoded and written. */
 export async function extractLatents(
   images: ImageSource,
   vae: Vae,
@@ -46,29 +74,52 @@ export async function extractLatents(
   options: ExtractOptions,
 ): Promise<LatentSet> {
   const dims = latentSize(vae.latentShape);
-  const shards: Float32Array[] = [];
-  for (let first = 0; first < images.count; first += options.shardSize) {
-    options.signal?.throwIfAborted();
-    const count = Math.min(options.shardSize, images.count - first);
-    const name = shardName(first / options.shardSize);
-    let latents = readShard(await store.read(name), count, vae.latentShape);
-    const reused = latents !== null;
-    if (!latents) {
-      latents = await encodeRange(images, vae, first, count, options);
-      await store.write(name, writeShard(latents, first, vae.latentShape));
-    }
-    shards.push(latents);
-    options.onProgress?.(first + count, images.count, reused);
+  const count = Math.ceil(images.count / options.shardSize);
+  const shards = new Array<Float32Array>(count);
+  let done = 0;
+  for (let step = 0; step < count; step++) {
+    const index = options.fromLast ? count - 1 - step : step;
+    const { latents, reused } = await ensureShard(images, vae, store, index, options);
+    shards[index] = latents;
+    done += latents.length / dims;
+    options.onProgress?.(done, images.count, reused);
   }
   return latentSet(shards, dims);
 }
 
+/** Shard `index`'s latents (n, C·H·W): the stored shard if it is whole, else encoded and written. */
+export async function ensureShard(
+  images: ImageSource,
+  vae: Vae,
+  store: BlobStore,
+  index: number,
+  options: ShardOptions,
+): Promise<{ latents: Float32Array; reused: boolean }> {
+  options.signal?.throwIfAborted();
+  const first = index * options.shardSize;
+  const expected: ShardExpectation = {
+    first,
+    count: Math.min(options.shardSize, images.count - first),
+    shape: vae.latentShape,
+    identity: options.identity,
+  };
+  if (!(expected.count > 0))
+    throw new RangeError(`shard ${index} starts past the last of ${images.count} images`);
+  const name = latentShardName(index);
+  const stored = readShard(await store.read(name), expected);
+  if (stored) return { latents: stored, reused: true };
+  const latents = await encodeRange(images, vae, first, expected.count, options);
+  await store.write(name, writeShard(latents, expected));
+  return { latents, reused: false };
+}
+
+/** Images [first, first + count) through the VAE in batches → (count, C·H·W). */
 async function encodeRange(
   images: ImageSource,
   vae: Vae,
   first: number,
   count: number,
-  { batchSize, signal }: ExtractOptions,
+  { batchSize, signal, onEncoded }: ShardOptions,
 ): Promise<Float32Array> {
   const dims = latentSize(vae.latentShape);
   const { height, width } = vae.inputResolution;
@@ -76,43 +127,49 @@ async function encodeRange(
   for (let start = 0; start < count; start += batchSize) {
     signal?.throwIfAborted();
     const n = Math.min(batchSize, count - start);
-    const pixels = new Float32Array(n * height * width * 3);
+    const pixels = new Float32Array(n * height * width * 3); // (n, H, W, 3)
     const loaded = await Promise.all(
       Array.from({ length: n }, (_, i) => images.load(first + start + i)),
     );
     for (const [i, image] of loaded.entries()) pixels.set(image, i * height * width * 3);
     out.set(await vae.encode(pixels, n), start * dims);
+    onEncoded?.(start + n);
   }
   return out;
 }
 
-function writeShard(latents: Float32Array, first: number, shape: LatentShape): Uint8Array {
-  const dims = latentSize(shape);
+const shapeText = (s: LatentShape) => `${s.channels},${s.height},${s.width}`;
+
+function writeShard(latents: Float32Array, expected: ShardExpectation): Uint8Array {
+  const dims = latentSize(expected.shape);
   return writeSafetensors(
-    { latents: { dtype: "F32", shape: [latents.length / dims, dims], data: latents } },
+    { latents: { dtype: "F32", shape: [expected.count, dims], data: latents } },
     {
       format: SHARD_FORMAT,
-      first: String(first),
-      latentShape: `${shape.channels},${shape.height},${shape.width}`,
+      first: String(expected.first),
+      latentShape: shapeText(expected.shape),
+      ...(expected.identity === undefined ? {} : { identity: expected.identity }),
     },
   );
 }
 
-/** A stored shard's latents if it is whole and of this shape; null means: extract it again. */
+/** A stored shard's latents if it is whole and what is expected; null means: extract it again. */
 export function readShard(
   bytes: Uint8Array | null,
-  count: number,
-  shape: LatentShape,
+  expected: ShardExpectation,
 ): Float32Array | null {
   if (!bytes) return null;
   try {
     const file = parseSafetensors(bytes);
+    const { metadata } = file;
     const info = file.tensors.get("latents");
     const fits =
-      file.metadata.format === SHARD_FORMAT &&
-      file.metadata.latentShape === `${shape.channels},${shape.height},${shape.width}` &&
+      metadata.format === SHARD_FORMAT &&
+      metadata.first === String(expected.first) &&
+      metadata.latentShape === shapeText(expected.shape) &&
+      (expected.identity === undefined || metadata.identity === expected.identity) &&
       info?.dtype === "F32" &&
-      info.shape.join() === `${count},${latentSize(shape)}`;
+      info.shape.join() === `${expected.count},${latentSize(expected.shape)}`;
     return fits ? (readTensor(file, "latents").data as Float32Array) : null;
   } catch {
     return null; // damaged: extracting it again is the repair

@@ -56,7 +56,7 @@ export async function parseDatasetListing(
   }
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
   } catch (error) {
     throw new FormatError("dataset", "bad-json", `the dataset listing is not JSON: ${error}`);
   }

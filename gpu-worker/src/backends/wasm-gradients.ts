@@ -21,9 +21,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs-core";
-
-type Attrs = Record<string, unknown>;
-type OpKernel = (inputs: Record<string, tf.Tensor>, attrs: Attrs) => tf.Tensor;
+import { type Attrs, fromOps, type OpKernel, segmentSumKernel } from "./op-kernels.ts";
 
 let registered = false;
 
@@ -37,13 +35,12 @@ export function registerWasmGradientKernels(): void {
       depthwiseFilterGrad(i.x as tf.Tensor4D, i.dy as tf.Tensor4D, a),
     [tf.DepthwiseConv2dNativeBackpropInput]: (i, a) =>
       depthwiseInputGrad(i.dy as tf.Tensor4D, i.filter as tf.Tensor4D, a),
-    [tf.UnsortedSegmentSum]: (i, a) =>
-      unsortedSegmentSum(i.x, i.segmentIds, a.numSegments as number),
   };
   for (const [kernelName, kernel] of Object.entries(missing)) {
     if (tf.getKernel(kernelName, "wasm")) continue; // a later wasm release may ship its own
     tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc: fromOps(kernel) });
   }
+  if (!tf.getKernel(tf.UnsortedSegmentSum, "wasm")) tf.registerKernel(segmentSumKernel("wasm"));
   replace(tf.Conv2DBackpropInput, () =>
     fromOps((i, a) => conv2dInputGrad(i.dy as tf.Tensor4D, i.filter as tf.Tensor4D, a)),
   );
@@ -70,25 +67,6 @@ function swapLastAxes(x: tf.Tensor): tf.Tensor {
   const perm = x.shape.map((_, i) => i);
   perm.push(...perm.splice(-2).reverse());
   return tf.transpose(x, perm);
-}
-
-/**
- * A kernel whose body is made of ops. Inside a kernel the engine records no gradients, and the
- * inputs are the tensors the op was called with. The result's data outlives the temporary tensor
- * that computed it through one extra reference, which the engine's output tensor takes over.
- */
-function fromOps(kernel: OpKernel): tf.KernelFunc {
-  return ({ inputs, attrs, backend }) => {
-    for (const [name, input] of Object.entries(inputs)) {
-      if (!(input instanceof tf.Tensor))
-        throw new Error(`wasm gradient kernel: ${name} is no tensor`);
-    }
-    const out = tf.tidy(() => kernel(inputs as Record<string, tf.Tensor>, attrs as Attrs));
-    (backend as unknown as { incRef(dataId: object): void }).incRef(out.dataId);
-    const info = { dataId: out.dataId, shape: out.shape, dtype: out.dtype };
-    out.dispose();
-    return info;
-  };
 }
 
 type ConvGeometry = {
@@ -304,12 +282,4 @@ function insertStrideZeros(dy: tf.Tensor4D, sH: number, sW: number): tf.Tensor4D
   ]);
   const full = tf.reshape(spaced, [b, h * sH, w * sW, c]) as tf.Tensor4D;
   return tf.slice(full, [0, 0, 0, 0], [-1, (h - 1) * sH + 1, (w - 1) * sW + 1, -1]);
-}
-
-/** out[s, ...] = Σ over rows r with segmentIds[r] = s of x[r, ...]; ids must lie in [0, S). */
-function unsortedSegmentSum(x: tf.Tensor, segmentIds: tf.Tensor, numSegments: number): tf.Tensor {
-  const rows = segmentIds.size;
-  const rest = x.shape.slice(segmentIds.rank);
-  const ids = tf.reshape(tf.cast(segmentIds, "int32"), [rows, 1]);
-  return tf.scatterND(ids, tf.reshape(x, [rows, ...rest]), [numSegments, ...rest]);
 }

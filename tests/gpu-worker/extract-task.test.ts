@@ -153,6 +153,26 @@ describe("the extract task", () => {
     expect(w.encoded()).toBe(0);
   });
 
+  it("stops when its job is cancelled, keeping the shards it finished", async () => {
+    const bucket = new MemoryBucket();
+    const ref = putTokenizer(bucket, base);
+    const dataset = await putDataset(bucket, images, base, SHARD_SIZE);
+    const w = await worker(bucket, ref);
+    const controller = new AbortController();
+    const ctx = context(controller);
+    const report = ctx.ctx.progress;
+    ctx.ctx.progress = (p) => {
+      report(p);
+      // The first shard done (8 images), the second's first batch under way.
+      if (p.done === 12) controller.abort(new Error("cancelled"));
+    };
+    await expect(w.run(extract(ref, dataset, [0, 1, 2]), ctx)).rejects.toThrow("cancelled");
+    expect(w.encoded()).toBe(12);
+    expect([...bucket.objects.keys()].filter((k) => k.startsWith(dataset.latents))).toEqual([
+      dataset.latents + latentShardName(0),
+    ]);
+  });
+
   it("extracts again a damaged shard, another listing's, and one in the wrong place", async () => {
     const bucket = new MemoryBucket();
     const ref = putTokenizer(bucket, base);

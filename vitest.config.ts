@@ -51,6 +51,16 @@ export default defineConfig({
                 DECODE_MERGE_GAP_BYTES: "0",
                 DECODE_MAX_RANGE_READS: "5",
                 MAX_DECODE_RECORDS: "8",
+                // Datasets: a few images per request and per dataset, shards of 2 images and
+                // extract jobs of 2 shards, so that a dataset of 9 images spans 5 shards.
+                MAX_DATASET_ADD_IMAGES: "5",
+                MAX_DATASET_IMAGES: "10",
+                LATENT_SHARD_SIZE: "2",
+                EXTRACT_TASK_SHARDS: "2",
+                // The manifest hash of tests/edge/fixtures/jobs.ts's tokenizer (tinyTokenizer("jobs")),
+                // which every test world registers; dataset-training.test.ts checks that it still is.
+                DEFAULT_TOKENIZER:
+                  "8cff65e1552a923a02a4a5e3a6a43c5e8a00b37611b67c210514de51258c6979",
                 // Webhook tests deliver to a real server on loopback (tests/edge/global).
                 ALLOW_LOOPBACK_WEBHOOKS: "true",
                 WEBHOOK_RECEIVER: inject("webhookReceiver"),

@@ -7,6 +7,7 @@ import type { AppEnv } from "./app-env.ts";
 import { HttpProblem, problemResponse, toProblem } from "./problem.ts";
 import { newRouter } from "./router.ts";
 import { adminRoutes } from "./routes/admin.ts";
+import { datasetRoutes } from "./routes/datasets.ts";
 import { decodeRoutes } from "./routes/decode.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { imageRoutes } from "./routes/images.ts";
@@ -36,6 +37,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/tenant", tenantRoutes);
   app.route("/v1/images", imageRoutes);
+  app.route("/v1/datasets", datasetRoutes);
   app.route("/v1/tokenizers", tokenizerRoutes);
   // Before the jobs router: the token download authenticates itself, in its one query.
   app.route("/v1/jobs", tokenRoutes);

@@ -1,3 +1,4 @@
+import { LATENT_SHARD_SIZE, MAX_DATASET_IMAGES } from "@revq/shared";
 import * as z from "zod";
 import type { Env } from "./env.ts";
 import { HttpProblem } from "./problem.ts";
@@ -15,6 +16,14 @@ export type Config = {
   maxDecodeRecords: number;
   decodeMergeGapBytes: number;
   decodeMaxRangeReads: number;
+  /** Images one request may add to a dataset: each is one R2 put, a subrequest. */
+  maxDatasetAddImages: number;
+  maxDatasetImages: number;
+  /** Trains without a named tokenizer use this one's VAE (an id or manifest hash). */
+  defaultTokenizer: string | undefined;
+  latentShardSize: number;
+  /** Latent shards per extract job. */
+  extractTaskShards: number;
 };
 
 const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -35,6 +44,19 @@ const ConfigSchema = z.object({
     .min(0)
     .default(64 * 1024),
   DECODE_MAX_RANGE_READS: count(128),
+  // Workers allow 1000 subrequests per invocation; the rest is for D1 and cleaning up.
+  MAX_DATASET_ADD_IMAGES: count(500).pipe(z.number().max(900)),
+  // A listing holds at most MAX_DATASET_IMAGES (shared/src/protocol/dataset.ts); a deployment
+  // may allow fewer, not more.
+  MAX_DATASET_IMAGES: count(MAX_DATASET_IMAGES).pipe(z.number().max(MAX_DATASET_IMAGES)),
+  // Empty means unset, so that a deployment can blank it out.
+  DEFAULT_TOKENIZER: z
+    .string()
+    .trim()
+    .optional()
+    .transform((v) => v || undefined),
+  LATENT_SHARD_SIZE: count(LATENT_SHARD_SIZE),
+  EXTRACT_TASK_SHARDS: count(4),
 });
 
 const parsed = new WeakMap<Env, Config>();
@@ -61,6 +83,11 @@ export function configOf(env: Env): Config {
     maxDecodeRecords: v.MAX_DECODE_RECORDS,
     decodeMergeGapBytes: v.DECODE_MERGE_GAP_BYTES,
     decodeMaxRangeReads: v.DECODE_MAX_RANGE_READS,
+    maxDatasetAddImages: v.MAX_DATASET_ADD_IMAGES,
+    maxDatasetImages: v.MAX_DATASET_IMAGES,
+    defaultTokenizer: v.DEFAULT_TOKENIZER,
+    latentShardSize: v.LATENT_SHARD_SIZE,
+    extractTaskShards: v.EXTRACT_TASK_SHARDS,
   };
   parsed.set(env, config);
   return config;

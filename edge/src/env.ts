@@ -20,4 +20,9 @@ export type Env = {
   MAX_DECODE_RECORDS?: string;
   DECODE_MERGE_GAP_BYTES?: string;
   DECODE_MAX_RANGE_READS?: string;
+  MAX_DATASET_ADD_IMAGES?: string;
+  MAX_DATASET_IMAGES?: string;
+  DEFAULT_TOKENIZER?: string;
+  LATENT_SHARD_SIZE?: string;
+  EXTRACT_TASK_SHARDS?: string;
 };

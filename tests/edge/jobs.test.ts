@@ -333,8 +333,11 @@ describe("reconstruct and train jobs", () => {
     expect(res.status).toBe(202);
     const job = (await res.json()) as { id: string };
     const [task] = await lease(world.workerKey, { kinds: ["train"] });
+    // No tokenizer named: the deployment's default (the world's) gives the VAE.
     expect(task.payload).toMatchObject({
       kind: "train",
+      base: { manifestHash: world.tiny.hash },
+      dataset: { count: 2 },
       parameters: { epochs: 1 },
       output: { checkpoints: `tenants/${world.id}/jobs/${job.id}/checkpoints/` },
     });

@@ -26,6 +26,9 @@ describe("GET /v1/openapi.json", () => {
         "/v1/images",
         "/v1/images/{id}",
         "/v1/images/{id}/content",
+        "/v1/datasets",
+        "/v1/datasets/{id}",
+        "/v1/datasets/{id}/images",
         "/v1/tokenizers",
         "/v1/tokenizers/{id}",
         "/v1/tokenizers/{id}/manifest.json",
@@ -62,6 +65,9 @@ describe("GET /v1/openapi.json", () => {
         "Image",
         "Job",
         "JobCreate",
+        "Dataset",
+        "DatasetImageIds",
+        "DatasetImagesAdded",
         "Tokenizer",
         "WebhookDelivery",
       ]),
@@ -84,6 +90,14 @@ describe("GET /v1/openapi.json", () => {
       "image/jpeg",
       "image/png",
       "image/webp",
+      "multipart/form-data",
+    ]);
+    const add = doc.paths["/v1/datasets/{id}/images"].post.requestBody as {
+      content: Record<string, unknown>;
+    };
+    expect(Object.keys(add.content).sort()).toEqual([
+      "application/json",
+      "application/x-tar",
       "multipart/form-data",
     ]);
   });

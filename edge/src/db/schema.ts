@@ -60,6 +60,54 @@ export const images = sqliteTable(
 );
 
 /**
+ * A tenant's named training set. An "upload" dataset holds images uploaded through the edge, in
+ * the order they were added (dataset_images); a "prefix" dataset is every image file the tenant
+ * keeps under tenants/{tenantId}/files/{prefix} (put there through the S3 door), listed when a
+ * train job freezes it, so its counts are null here.
+ */
+export const datasets = sqliteTable(
+  "datasets",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    name: text("name").notNull(),
+    source: text("source", { enum: ["upload", "prefix"] }).notNull(),
+    /** The path under the tenant's files, for a prefix dataset. */
+    prefix: text("prefix"),
+    imageCount: integer("image_count"),
+    /** The images' bytes in all. */
+    bytes: integer("bytes"),
+    createdAt: createdAt(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("datasets_tenant").on(t.tenantId, t.id)],
+);
+
+/**
+ * The images of an upload dataset. Positions are 0 .. image_count - 1 in the order added; their
+ * uniqueness is what makes two concurrent additions to one dataset conflict instead of
+ * interleave (both would start at the same position).
+ */
+export const datasetImages = sqliteTable(
+  "dataset_images",
+  {
+    datasetId: text("dataset_id")
+      .notNull()
+      .references(() => datasets.id),
+    imageId: text("image_id")
+      .notNull()
+      .references(() => images.id),
+    position: integer("position").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.datasetId, t.imageId] }),
+    uniqueIndex("dataset_images_position").on(t.datasetId, t.position),
+  ],
+);
+
+/**
  * Answers remembered for an Idempotency-Key, per tenant and route. A row without a body is a
  * request still in progress; rows are dropped by the cron sweep after a day.
  */
@@ -102,6 +150,7 @@ export const tokenizers = sqliteTable(
 
 export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
+export const JOB_KINDS = ["encode", "reconstruct", "extract", "train"] as const;
 
 /** What a client asked for and how it went. JSON columns hold text validated on the way in. */
 export const jobs = sqliteTable(
@@ -111,7 +160,7 @@ export const jobs = sqliteTable(
     tenantId: text("tenant_id")
       .notNull()
       .references(() => tenants.id),
-    kind: text("kind", { enum: ["encode", "reconstruct", "train"] }).notNull(),
+    kind: text("kind", { enum: JOB_KINDS }).notNull(),
     status: text("status", { enum: JOB_STATUSES }).notNull(),
     tokenizerId: text("tokenizer_id"),
     tokenizerHash: text("tokenizer_hash"),
@@ -127,10 +176,13 @@ export const jobs = sqliteTable(
     createdAt: createdAt(),
     updatedAt: integer("updated_at").notNull(),
     finishedAt: integer("finished_at"),
+    /** An extract job's train job: the one whose dataset it extracts latents for. */
+    parentJobId: text("parent_job_id"),
   },
   (t) => [
     index("jobs_tenant").on(t.tenantId, t.id),
     index("jobs_tenant_status").on(t.tenantId, t.status, t.id),
+    index("jobs_parent").on(t.parentJobId),
   ],
 );
 
@@ -149,7 +201,7 @@ export const tasks = sqliteTable(
       .unique()
       .references(() => jobs.id),
     tenantId: text("tenant_id").notNull(),
-    kind: text("kind", { enum: ["encode", "reconstruct", "train"] }).notNull(),
+    kind: text("kind", { enum: JOB_KINDS }).notNull(),
     status: text("status", { enum: TASK_STATUSES }).notNull(),
     /** The TaskPayload (shared/src/protocol/worker-api.ts) as JSON. */
     payload: text("payload").notNull(),

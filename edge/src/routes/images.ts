@@ -4,7 +4,6 @@ import { sha256Hex } from "@revq/shared";
 import { and, eq } from "drizzle-orm";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
-import type { SchemaObject } from "openapi3-ts/oas30";
 import type { AppEnv } from "../app-env.ts";
 import { type Config, configOf } from "../config.ts";
 import { database } from "../db/client.ts";
@@ -16,6 +15,7 @@ import { bearerSecurity, isoTime, problems, Timestamp } from "../schemas/common.
 import { withIdempotency } from "../services/idempotency.ts";
 import { IMAGE_MEDIA_TYPES } from "../services/image-header.ts";
 import { type CheckedImage, checkImage, type ImageRow, storeImages } from "../services/images.ts";
+import { checkedParts, MULTIPART_DOC } from "../services/multipart-images.ts";
 import { serveObject } from "../services/serve-object.ts";
 
 const Image = z
@@ -34,26 +34,6 @@ const Image = z
 const Uploaded = z.object({ images: z.array(Image) }).openapi("UploadedImages");
 
 const Binary = z.string().openapi({ format: "binary" });
-
-/**
- * The multipart form, checked by the handler itself: zod-openapi would validate a declared form
- * schema for every request, raw image bodies included.
- */
-const MultipartImages = z.strictObject(
-  { images: z.union([z.instanceof(File), z.array(z.instanceof(File))]) },
-  { error: "the form may hold only file parts named `images`" },
-);
-const MULTIPART_DOC: SchemaObject = {
-  type: "object",
-  required: ["images"],
-  properties: {
-    images: {
-      type: "array",
-      items: { type: "string", format: "binary" },
-      description: "One part per image, each named `images`.",
-    },
-  },
-};
 
 const RAW_TYPES = new Set(Object.values(IMAGE_MEDIA_TYPES));
 
@@ -175,37 +155,6 @@ async function findImage(c: { env: AppEnv["Bindings"] }, tenantId: string, id: s
   return row;
 }
 
-/** The files of a multipart upload, or a 400 naming what is wrong with the form. */
-async function multipartFiles(request: Request): Promise<File[]> {
-  let form: FormData;
-  try {
-    form = await request.formData();
-  } catch (error) {
-    throw new HttpProblem(
-      400,
-      "invalid-multipart",
-      `The multipart body does not parse: ${String(error)}`,
-    );
-  }
-  const fields = [...new Set(form.keys())].map((name) => {
-    const values = form.getAll(name);
-    return [name, values.length === 1 ? values[0] : values];
-  });
-  const result = MultipartImages.safeParse(Object.fromEntries(fields));
-  if (!result.success) {
-    const errors = result.error.issues.map((i) => ({
-      path: ["form", ...i.path.map(String)].join("."),
-      message: i.message,
-    }));
-    const detail = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
-    throw new HttpProblem(400, "invalid-request", `Invalid multipart upload: ${detail}`, {
-      errors,
-    });
-  }
-  const { images } = result.data;
-  return Array.isArray(images) ? images : [images];
-}
-
 /** Every image of the request, each checked; the first bad one fails the whole upload. */
 async function checkedUploads(request: Request, config: Config): Promise<CheckedImage[]> {
   const contentType = request.headers.get("content-type") ?? "";
@@ -221,24 +170,7 @@ async function checkedUploads(request: Request, config: Config): Promise<Checked
       `Send images as image/png, image/jpeg, image/webp or multipart/form-data, not ${JSON.stringify(contentType)}.`,
     );
   }
-  const files = await multipartFiles(request);
-  if (files.length > config.maxImagesPerRequest) {
-    throw new HttpProblem(
-      413,
-      "too-many-images",
-      `The upload has ${files.length} images; the limit is ${config.maxImagesPerRequest} per request.`,
-    );
-  }
-  return Promise.all(
-    files.map(async (file, i) =>
-      checkImage(
-        new Uint8Array(await file.arrayBuffer()),
-        file.type,
-        config,
-        `images[${i}]${file.name ? ` (${JSON.stringify(file.name)})` : ""}`,
-      ),
-    ),
-  );
+  return checkedParts(request, config, config.maxImagesPerRequest);
 }
 
 export const imageRoutes = newRouter();

@@ -8,7 +8,7 @@ import { jobEvents, webhookDeliveries } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, isoTime, problems } from "../schemas/common.ts";
-import { Job, JobCreate, JobEvent, JobList, JobStatus } from "../schemas/jobs.ts";
+import { Job, JobCreate, JobEvent, JobKind, JobList, JobStatus } from "../schemas/jobs.ts";
 import { withIdempotency } from "../services/idempotency.ts";
 import { jobImageResponse } from "../services/job-images.ts";
 import { cancelJob, createJob, findJob, findJobView, listJobs } from "../services/jobs.ts";
@@ -55,7 +55,7 @@ const list = createRoute({
   request: {
     query: z.object({
       status: JobStatus.optional(),
-      kind: z.enum(["encode", "reconstruct", "train"]).optional(),
+      kind: JobKind.optional(),
       limit: z.coerce.number().int().min(1).max(100).default(20),
       cursor: z.string().optional(),
     }),
@@ -156,7 +156,7 @@ jobRoutes.openapi(create, async (c) => {
     tenantId,
     await sha256Hex(canonicalJson(body)),
     async () => {
-      const job = await createJob(db, configOf(c.env), tenantId, body);
+      const job = await createJob(c.env, db, configOf(c.env), tenantId, body);
       const created = await findJobView(db, tenantId, job.id);
       return job.webhookSecret ? { ...created, webhookSecret: job.webhookSecret } : created;
     },

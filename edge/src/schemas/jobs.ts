@@ -1,5 +1,6 @@
 /** The client API's job shapes. */
 import { z } from "@hono/zod-openapi";
+import { JOB_KINDS } from "../db/schema.ts";
 import { MAX_JOB_IMAGES } from "../services/job-limits.ts";
 import { Timestamp } from "./common.ts";
 
@@ -38,9 +39,18 @@ export const JobCreate = z
     z.strictObject({
       kind: z.literal("train"),
       tokenizer: TokenizerId.optional().openapi({
-        description: "A tokenizer whose VAE to train on.",
+        description:
+          "A tokenizer whose VAE to train on; the deployment's default tokenizer (DEFAULT_TOKENIZER) if absent.",
       }),
-      inputs: z.strictObject({ images: ImageIds }),
+      inputs: z.union([
+        z.strictObject({ images: ImageIds }),
+        z.strictObject({
+          dataset: z.string().min(1).openapi({
+            description:
+              "A dataset of this tenant (`dst_...`), frozen as it is when the job is created.",
+          }),
+        }),
+      ]),
       parameters: z.record(z.string(), z.unknown()).default({}),
       webhookUrl: WebhookUrl,
     }),
@@ -49,11 +59,15 @@ export const JobCreate = z
 export type JobCreate = z.infer<typeof JobCreate>;
 
 export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
+export const JobKind = z.enum(JOB_KINDS);
 
 export const Job = z
   .object({
     id: z.string().openapi({ example: "job_01m8d0fxvcpfrrd0dgccvp9czy" }),
-    kind: z.enum(["encode", "reconstruct", "train"]),
+    kind: JobKind.openapi({
+      description:
+        "`extract` jobs are made by train jobs: each extracts some of the dataset's latent shards for its `parent`.",
+    }),
     status: JobStatus,
     tokenizer: z.object({ id: z.string(), manifestHash: z.string() }).nullable(),
     inputs: z.record(z.string(), z.unknown()),
@@ -67,12 +81,17 @@ export const Job = z
     attempts: z.int(),
     result: z.record(z.string(), z.unknown()).nullable().openapi({
       description:
-        "Once succeeded. encode: `tokens` (download at /v1/jobs/{id}/tokens); reconstruct: `images`, one per record, each with `index`, `bytes`, `etag` and its download `url`; train: `tokenizer`.",
+        "Once succeeded. encode: `tokens` (download at /v1/jobs/{id}/tokens); reconstruct: `images`, one per record, each with `index`, `bytes`, `etag` and its download `url`; extract: `shards`, the latent shards it wrote; train: `tokenizer`.",
     }),
     error: z.object({ code: z.string(), message: z.string() }).nullable(),
     createdAt: Timestamp,
     updatedAt: Timestamp,
     finishedAt: Timestamp.nullable(),
+    parent: z.string().optional().openapi({ description: "An extract job's train job." }),
+    extractJobs: z.array(z.string()).optional().openapi({
+      description:
+        "A train job's extract jobs, which other workers run while it waits; none when the dataset's latents already existed.",
+    }),
   })
   .openapi("Job");
 

@@ -7,7 +7,17 @@ const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
 const TIME_CHARS = 10;
 const RANDOM_CHARS = 16;
 
-export type IdPrefix = "ten" | "key" | "img" | "job" | "tsk" | "tok" | "whk" | "dlv" | "lse";
+export type IdPrefix =
+  | "ten"
+  | "key"
+  | "img"
+  | "job"
+  | "tsk"
+  | "tok"
+  | "whk"
+  | "dlv"
+  | "lse"
+  | "dst";
 
 export function newId(prefix: IdPrefix, now = Date.now()): string {
   let time = "";

@@ -1,4 +1,6 @@
 /** A job as the API shows it (and webhooks send it), from its row. */
+import { sql } from "drizzle-orm";
+import { jobs, tasks } from "../db/schema.ts";
 import { isoTime } from "../schemas/common.ts";
 import { jobImagePath } from "./job-images.ts";
 import type { JobRow } from "./jobs.ts";
@@ -15,7 +17,19 @@ function resultView(row: JobRow, result: string): Record<string, unknown> {
   };
 }
 
-export function jobView(row: JobRow, attempts: number) {
+/**
+ * What every query of jobs for the API selects (from jobs joined with their tasks): the row,
+ * its task's attempts and, as a JSON array, the ids of its extract jobs, oldest first.
+ */
+export const JOB_VIEW_COLUMNS = {
+  job: jobs,
+  attempts: tasks.attempt,
+  extractJobs: sql<string>`(SELECT json_group_array(id) FROM (SELECT c.id FROM jobs AS c WHERE c.parent_job_id = ${jobs.id} ORDER BY c.id))`,
+};
+
+export type JobViewRow = { job: JobRow; attempts: number; extractJobs: string };
+
+export function jobView({ job: row, attempts, extractJobs }: JobViewRow) {
   return {
     id: row.id,
     kind: row.kind,
@@ -33,5 +47,7 @@ export function jobView(row: JobRow, attempts: number) {
     createdAt: isoTime(row.createdAt),
     updatedAt: isoTime(row.updatedAt),
     finishedAt: row.finishedAt === null ? null : isoTime(row.finishedAt),
+    ...(row.parentJobId === null ? {} : { parent: row.parentJobId }),
+    ...(row.kind === "train" ? { extractJobs: JSON.parse(extractJobs) as string[] } : {}),
   };
 }

@@ -2,19 +2,28 @@
  * Jobs as clients see them: creating one (checking every reference and building the task
  * payload the worker will get), reading, listing with cursor pagination, and cancelling.
  */
-import { bucketKeys, type ImageInput, type TaskPayload, type TokenizerRef } from "@revq/shared";
+import {
+  bucketKeys,
+  type DatasetEntry,
+  type ImageInput,
+  type TaskPayload,
+  type TokenizerRef,
+} from "@revq/shared";
 import { and, desc, eq, inArray, lt } from "drizzle-orm";
 import type { Config } from "../config.ts";
 import type { Db } from "../db/client.ts";
-import { images, type JobStatus, jobEvents, jobs, tasks } from "../db/schema.ts";
+import { type JobStatus, jobEvents, jobs, tasks } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { HttpProblem } from "../problem.ts";
 import type { JobCreate } from "../schemas/jobs.ts";
+import { decodeCursor, encodeCursor } from "./cursor.ts";
+import { datasetEntries, extractGroups, freezeDataset, missingShards } from "./dataset-listing.ts";
+import { findDataset } from "./datasets.ts";
 import { newId } from "./ids.ts";
+import { tenantImages } from "./images.ts";
 import { eventIfChangedStatement } from "./job-events.ts";
-import { ID_CHUNK } from "./job-limits.ts";
-import { jobView } from "./job-view.ts";
-import { findTokenizer, type TokenizerRow } from "./tokenizers.ts";
+import { JOB_VIEW_COLUMNS, jobView } from "./job-view.ts";
+import { findTokenizer, manifestOf, type TokenizerRow } from "./tokenizers.ts";
 import { newSigningSecret } from "./webhook-secret.ts";
 import { checkWebhookTarget } from "./webhook-target.ts";
 import { notifyJobEnded } from "./webhooks.ts";
@@ -22,6 +31,8 @@ import { notifyJobEnded } from "./webhooks.ts";
 export type JobRow = typeof jobs.$inferSelect;
 
 export const OPEN_STATUSES: JobStatus[] = ["queued", "running"];
+
+type ExtractPayload = Extract<TaskPayload, { kind: "extract" }>;
 
 function tokenizerRef(row: TokenizerRow): TokenizerRef {
   return {
@@ -56,35 +67,49 @@ async function readyTokenizer(db: Db, tenantId: string, idOrHash: string): Promi
   return row;
 }
 
-/** The tenant's images with these ids, in the order given; a 422 names any that do not exist. */
+/** The tenant's images with these ids as encode inputs, in the order given. */
 async function imageInputs(db: Db, tenantId: string, ids: string[]): Promise<ImageInput[]> {
-  const found = new Map<string, typeof images.$inferSelect>();
-  for (let i = 0; i < ids.length; i += ID_CHUNK) {
-    const rows = await db
-      .select()
-      .from(images)
-      .where(and(eq(images.tenantId, tenantId), inArray(images.id, ids.slice(i, i + ID_CHUNK))));
-    for (const row of rows) found.set(row.id, row);
+  return (await tenantImages(db, tenantId, ids)).map((row) => ({
+    imageId: row.id,
+    bucketKey: row.bucketKey,
+    format: row.format,
+    width: row.width,
+    height: row.height,
+  }));
+}
+
+/** The images a train job names (inline, or a dataset of the tenant's), in training order. */
+async function trainingEntries(
+  env: Env,
+  db: Db,
+  config: Config,
+  tenantId: string,
+  inputs: Extract<JobCreate, { kind: "train" }>["inputs"],
+): Promise<DatasetEntry[]> {
+  if ("images" in inputs) {
+    const rows = await tenantImages(db, tenantId, inputs.images);
+    return rows.map((row) => ({ key: row.bucketKey, etag: row.sha256 }));
   }
-  const missing = ids.filter((id) => !found.has(id));
-  if (missing.length > 0) {
-    const shown = missing.slice(0, 5).join(", ");
+  const dataset = await findDataset(db, tenantId, inputs.dataset).catch((error) => {
+    if (error instanceof HttpProblem && error.status === 404) {
+      throw new HttpProblem(422, "dataset-not-found", `No dataset ${inputs.dataset} to train on.`);
+    }
+    throw error;
+  });
+  return datasetEntries(env.BUCKET, db, config, dataset);
+}
+
+/** The tokenizer a train job's VAE comes from: the one named, or the deployment's default. */
+function baseTokenizer(config: Config, named: string | undefined): string {
+  const base = named ?? config.defaultTokenizer;
+  if (base === undefined) {
     throw new HttpProblem(
       422,
-      "image-not-found",
-      `${missing.length} of the images do not exist: ${shown}${missing.length > 5 ? ", ..." : ""}.`,
+      "tokenizer-required",
+      "Name the tokenizer whose VAE to train on: this deployment has no default tokenizer (DEFAULT_TOKENIZER).",
     );
   }
-  return ids.map((id) => {
-    const row = found.get(id) as typeof images.$inferSelect;
-    return {
-      imageId: id,
-      bucketKey: row.bucketKey,
-      format: row.format,
-      width: row.width,
-      height: row.height,
-    };
-  });
+  return base;
 }
 
 export async function findJob(db: Db, tenantId: string, id: string): Promise<JobRow> {
@@ -100,17 +125,27 @@ export async function findJob(db: Db, tenantId: string, id: string): Promise<Job
 /** A job with the attempts of its task, as the API shows it. */
 export async function findJobView(db: Db, tenantId: string, id: string) {
   const [row] = await db
-    .select({ job: jobs, attempts: tasks.attempt })
+    .select(JOB_VIEW_COLUMNS)
     .from(jobs)
     .innerJoin(tasks, eq(tasks.jobId, jobs.id))
     .where(and(eq(jobs.id, id), eq(jobs.tenantId, tenantId)))
     .limit(1);
   if (!row) throw new HttpProblem(404, "job-not-found", `No job ${id}.`);
-  return jobView(row.job, row.attempts);
+  return jobView(row);
 }
 
-/** The payload of the new job's task: every key and parameter the worker needs. */
-async function taskPayload(db: Db, tenantId: string, jobId: string, body: JobCreate) {
+/**
+ * The payload of the new job's task (every key and parameter the worker needs) and, for a train
+ * job, those of the extract jobs that go with it.
+ */
+async function taskPayload(
+  env: Env,
+  db: Db,
+  config: Config,
+  tenantId: string,
+  jobId: string,
+  body: JobCreate,
+): Promise<{ tokenizer: TokenizerRow; payload: TaskPayload; extract: ExtractPayload[] }> {
   switch (body.kind) {
     case "encode": {
       const tokenizer = await readyTokenizer(db, tenantId, body.tokenizer);
@@ -120,7 +155,7 @@ async function taskPayload(db: Db, tenantId: string, jobId: string, body: JobCre
         images: await imageInputs(db, tenantId, body.inputs.images),
         output: { tokens: bucketKeys.jobTokens(tenantId, jobId) },
       };
-      return { tokenizer, payload };
+      return { tokenizer, payload, extract: [] };
     }
     case "reconstruct": {
       const tokenizer = await readyTokenizer(db, tenantId, body.tokenizer);
@@ -166,59 +201,46 @@ async function taskPayload(db: Db, tenantId: string, jobId: string, body: JobCre
           ),
         },
       };
-      return { tokenizer, payload };
+      return { tokenizer, payload, extract: [] };
     }
     case "train": {
-      const tokenizer =
-        body.tokenizer === undefined
-          ? undefined
-          : await readyTokenizer(db, tenantId, body.tokenizer);
+      const tokenizer = await readyTokenizer(db, tenantId, baseTokenizer(config, body.tokenizer));
+      const base = tokenizerRef(tokenizer);
+      const entries = await trainingEntries(env, db, config, tenantId, body.inputs);
+      const dataset = await freezeDataset(
+        env.BUCKET,
+        tenantId,
+        entries,
+        manifestOf(tokenizer).vae,
+        config,
+      );
       const payload: TaskPayload = {
         kind: "train",
-        ...(tokenizer ? { base: tokenizerRef(tokenizer) } : {}),
-        images: await imageInputs(db, tenantId, body.inputs.images),
+        base,
+        dataset,
         parameters: body.parameters,
         output: { checkpoints: bucketKeys.jobCheckpoints(tenantId, jobId) },
       };
-      return { tokenizer, payload };
+      // Shards an earlier job extracted under the same VAE are reused, never made again.
+      const groups = extractGroups(
+        await missingShards(env.BUCKET, dataset),
+        config.extractTaskShards,
+      );
+      const extract = groups.map(
+        (shards): ExtractPayload => ({ kind: "extract", vae: base, dataset, shards }),
+      );
+      return { tokenizer, payload, extract };
     }
   }
 }
 
-/** Creates the job, its task and its first event in one D1 batch. */
-export async function createJob(
-  db: Db,
-  config: Config,
-  tenantId: string,
-  body: JobCreate,
-): Promise<JobRow> {
-  const now = Date.now();
-  const jobId = newId("job", now);
-  if (body.webhookUrl) checkWebhookTarget(body.webhookUrl, config.allowLoopbackWebhooks);
-  const { tokenizer, payload } = await taskPayload(db, tenantId, jobId, body);
-  const { kind, webhookUrl, ...request } = body;
-  const { tokenizer: _named, ...inputs } = request as Record<string, unknown>;
-  const job: JobRow = {
-    id: jobId,
-    tenantId,
-    kind,
-    status: "queued",
-    tokenizerId: tokenizer?.id ?? null,
-    tokenizerHash: tokenizer?.manifestHash ?? null,
-    inputs: JSON.stringify(inputs),
-    webhookUrl: webhookUrl ?? null,
-    webhookSecret: webhookUrl ? newSigningSecret() : null,
-    progress: null,
-    result: null,
-    error: null,
-    createdAt: now,
-    updatedAt: now,
-    finishedAt: null,
-  };
-  await db.batch([
+/** The inserts of one job: its row, its task and its first event. */
+function jobStatements(db: Db, config: Config, job: JobRow, taskId: string, payload: TaskPayload) {
+  const { id: jobId, tenantId, kind, createdAt: now } = job;
+  return [
     db.insert(jobs).values(job),
     db.insert(tasks).values({
-      id: newId("tsk", now),
+      id: taskId,
       jobId,
       tenantId,
       kind,
@@ -237,7 +259,67 @@ export async function createJob(
       data: JSON.stringify({ status: "queued" }),
       createdAt: now,
     }),
-  ]);
+  ] as const;
+}
+
+/**
+ * Creates the job, its task and its first event, and those of a train job's extract jobs, in
+ * one D1 batch.
+ */
+export async function createJob(
+  env: Env,
+  db: Db,
+  config: Config,
+  tenantId: string,
+  body: JobCreate,
+): Promise<JobRow> {
+  const now = Date.now();
+  const jobId = newId("job", now);
+  if (body.webhookUrl) checkWebhookTarget(body.webhookUrl, config.allowLoopbackWebhooks);
+  const { tokenizer, payload, extract } = await taskPayload(env, db, config, tenantId, jobId, body);
+  const { kind, webhookUrl, ...request } = body;
+  const { tokenizer: _named, ...inputs } = request as Record<string, unknown>;
+  const row = (fields: Pick<JobRow, "id" | "kind" | "inputs" | "parentJobId">): JobRow => ({
+    ...fields,
+    tenantId,
+    status: "queued",
+    tokenizerId: tokenizer.id,
+    tokenizerHash: tokenizer.manifestHash,
+    webhookUrl: null,
+    webhookSecret: null,
+    progress: null,
+    result: null,
+    error: null,
+    createdAt: now,
+    updatedAt: now,
+    finishedAt: null,
+  });
+  const job: JobRow = {
+    ...row({ id: jobId, kind, inputs: JSON.stringify(inputs), parentJobId: null }),
+    webhookUrl: webhookUrl ?? null,
+    webhookSecret: webhookUrl ? newSigningSecret() : null,
+  };
+  // The queue leases by (available_at, id): sorted task ids of one instant put the extract
+  // tasks ahead of their train task, so that free workers take them first; sorted job ids list
+  // the extract jobs in the same order, that of their shards.
+  const sortedIds = (prefix: "job" | "tsk", n: number) =>
+    Array.from({ length: n }, () => newId(prefix, now)).sort();
+  const taskIds = sortedIds("tsk", extract.length + 1);
+  const extractJobIds = sortedIds("job", extract.length);
+  const extractJobs = extract.map((extractPayload, i) => {
+    const extractJob = row({
+      id: extractJobIds[i],
+      kind: "extract",
+      inputs: JSON.stringify({ shards: extractPayload.shards }),
+      parentJobId: jobId,
+    });
+    return jobStatements(db, config, extractJob, taskIds[i], extractPayload);
+  });
+  const [first, ...rest] = [
+    ...extractJobs.flat(),
+    ...jobStatements(db, config, job, taskIds[extract.length], payload),
+  ];
+  await db.batch([first, ...rest]);
   return job;
 }
 
@@ -248,18 +330,6 @@ export type JobFilter = {
   cursor?: string;
 };
 
-export function encodeCursor(id: string): string {
-  return btoa(JSON.stringify({ before: id })).replaceAll("=", "");
-}
-
-function decodeCursor(cursor: string): string {
-  try {
-    const { before } = JSON.parse(atob(cursor)) as { before: unknown };
-    if (typeof before === "string") return before;
-  } catch {}
-  throw new HttpProblem(400, "invalid-cursor", "The cursor is not one this API gave out.");
-}
-
 /** A page of the tenant's jobs, newest first. */
 export async function listJobs(db: Db, tenantId: string, filter: JobFilter) {
   const conditions = [eq(jobs.tenantId, tenantId)];
@@ -267,7 +337,7 @@ export async function listJobs(db: Db, tenantId: string, filter: JobFilter) {
   if (filter.kind) conditions.push(eq(jobs.kind, filter.kind));
   if (filter.cursor) conditions.push(lt(jobs.id, decodeCursor(filter.cursor)));
   const rows = await db
-    .select({ job: jobs, attempts: tasks.attempt })
+    .select(JOB_VIEW_COLUMNS)
     .from(jobs)
     .innerJoin(tasks, eq(tasks.jobId, jobs.id))
     .where(and(...conditions))
@@ -275,14 +345,49 @@ export async function listJobs(db: Db, tenantId: string, filter: JobFilter) {
     .limit(filter.limit + 1);
   const page = rows.slice(0, filter.limit);
   return {
-    jobs: page.map((r) => jobView(r.job, r.attempts)),
+    jobs: page.map(jobView),
     nextCursor: rows.length > filter.limit ? encodeCursor(page[page.length - 1].job.id) : null,
   };
 }
 
 /**
- * Cancels an open job and its task; a worker holding the task learns it at its next heartbeat.
- * The call that cancels it sends its webhooks; a repeat changes nothing and sends nothing.
+ * Cancels a job and its task if it is open. An extract job is cancelled with its train job:
+ * `parentId` then guards it on the train job having been cancelled earlier in the batch.
+ */
+function cancelStatements(
+  d1: D1Database,
+  job: { id: string; tenantId: string },
+  now: number,
+  parentId?: string,
+): D1PreparedStatement[] {
+  const parentCancelled = parentId
+    ? " AND EXISTS (SELECT 1 FROM jobs WHERE id = ?3 AND status = 'cancelled')"
+    : "";
+  return [
+    d1
+      .prepare(
+        `UPDATE jobs SET status = 'cancelled', finished_at = ?1, updated_at = ?1 WHERE id = ?2 AND status IN ('queued', 'running')${parentCancelled}`,
+      )
+      .bind(now, job.id, ...(parentId ? [parentId] : [])),
+    eventIfChangedStatement(
+      d1,
+      job,
+      "status",
+      parentId ? { status: "cancelled", reason: "parent-cancelled" } : { status: "cancelled" },
+      now,
+    ),
+    d1
+      .prepare(
+        "UPDATE tasks SET status = 'cancelled', updated_at = ?1 WHERE job_id = ?2 AND status IN ('queued', 'leased') AND EXISTS (SELECT 1 FROM jobs WHERE id = ?2 AND status = 'cancelled')",
+      )
+      .bind(now, job.id),
+  ];
+}
+
+/**
+ * Cancels an open job and its task (and a train job's unfinished extract jobs); a worker holding
+ * a task learns it at its next heartbeat. The call that cancels a job sends its webhooks; a
+ * repeat changes nothing and sends nothing.
  */
 export async function cancelJob(env: Env, db: Db, tenantId: string, id: string) {
   const job = await findJob(db, tenantId, id);
@@ -290,17 +395,24 @@ export async function cancelJob(env: Env, db: Db, tenantId: string, id: string) 
   if (!OPEN_STATUSES.includes(job.status)) {
     throw new HttpProblem(409, "job-finished", `Job ${id} has already ${job.status}.`);
   }
+  const extractJobs =
+    job.kind === "train"
+      ? await db
+          .select({ id: jobs.id, tenantId: jobs.tenantId })
+          .from(jobs)
+          .where(and(eq(jobs.parentJobId, id), inArray(jobs.status, OPEN_STATUSES)))
+      : [];
   const now = Date.now();
-  const [cancelled] = await env.DB.batch([
-    env.DB.prepare(
-      "UPDATE jobs SET status = 'cancelled', finished_at = ?1, updated_at = ?1 WHERE id = ?2 AND status IN ('queued', 'running')",
-    ).bind(now, id),
-    eventIfChangedStatement(env.DB, job, "status", { status: "cancelled" }, now),
-    env.DB.prepare(
-      "UPDATE tasks SET status = 'cancelled', updated_at = ?1 WHERE job_id = ?2 AND status IN ('queued', 'leased') AND EXISTS (SELECT 1 FROM jobs WHERE id = ?2 AND status = 'cancelled')",
-    ).bind(now, id),
-  ]);
-  if (cancelled.meta.changes > 0) await notifyJobEnded(env, id);
+  const cancelled = [job, ...extractJobs];
+  const outcomes = await env.DB.batch(
+    cancelled.flatMap((each) =>
+      cancelStatements(env.DB, each, now, each === job ? undefined : job.id),
+    ),
+  );
+  // Three statements per job, its own update first.
+  for (const [i, each] of cancelled.entries()) {
+    if (outcomes[3 * i].meta.changes > 0) await notifyJobEnded(env, each.id);
+  }
   const after = await findJobView(db, tenantId, id);
   if (after.status !== "cancelled") {
     throw new HttpProblem(409, "job-finished", `Job ${id} has already ${after.status}.`);

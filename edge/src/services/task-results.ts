@@ -4,6 +4,7 @@
  */
 import {
   FormatError,
+  latentShardName,
   readTokenStreamHeader,
   type TaskPayload,
   type TaskResult,
@@ -102,6 +103,31 @@ async function checkReconstruct(
   return { images: found.map((head, index) => ({ index, bytes: head.size, etag: head.etag })) };
 }
 
+export type ExtractResult = {
+  /** The shards the job was given, each as stored under the dataset's latents prefix. */
+  shards: { index: number; bytes: number; etag: string }[];
+};
+
+async function checkExtract(
+  env: Env,
+  payload: Extract<TaskPayload, { kind: "extract" }>,
+): Promise<ExtractResult> {
+  const keys = payload.shards.map((i) => payload.dataset.latents + latentShardName(i));
+  const heads = await Promise.all(keys.map((key) => env.BUCKET.head(key)));
+  const missing = keys.filter((_, i) => !heads[i]);
+  if (missing.length > 0) {
+    throw invalid(
+      `${missing.length} of the ${keys.length} latent shards this task extracts are missing, the first ${missing[0]}.`,
+    );
+  }
+  return {
+    shards: payload.shards.map((index, i) => {
+      const head = heads[i] as R2Object;
+      return { index, bytes: head.size, etag: head.etag };
+    }),
+  };
+}
+
 async function checkTrain(env: Env, db: Db, tenantId: string, manifest: unknown) {
   let registered: Awaited<ReturnType<typeof registerTokenizer>>;
   try {
@@ -133,6 +159,8 @@ export async function checkTaskResult(
       return checkEncode(env, payload);
     case "reconstruct":
       return checkReconstruct(env, payload);
+    case "extract":
+      return checkExtract(env, payload);
     case "train":
       return checkTrain(
         env,

@@ -11,7 +11,7 @@ import { type Db, database } from "../db/client.ts";
 import { jobs, tasks, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { newId } from "./ids.ts";
-import { jobView } from "./job-view.ts";
+import { JOB_VIEW_COLUMNS, jobView } from "./job-view.ts";
 import { checkWebhookTarget } from "./webhook-target.ts";
 
 export const WEBHOOK_EVENTS = [
@@ -63,7 +63,7 @@ export async function notifyJobEnded(env: Env, jobId: string): Promise<void> {
 async function queueDeliveries(env: Env, jobId: string): Promise<void> {
   const db = database(env);
   const [row] = await db
-    .select({ job: jobs, attempts: tasks.attempt })
+    .select(JOB_VIEW_COLUMNS)
     .from(jobs)
     .innerJoin(tasks, eq(tasks.jobId, jobs.id))
     .where(eq(jobs.id, jobId))
@@ -76,7 +76,7 @@ async function queueDeliveries(env: Env, jobId: string): Promise<void> {
   const payload = JSON.stringify({
     type,
     timestamp: new Date(now).toISOString(),
-    data: { job: jobView(job, row.attempts) },
+    data: { job: jobView(row) },
   });
   const messageId = `msg_${job.id.slice(4)}_${job.status}`;
   const endpoints = await db

@@ -1,0 +1,258 @@
+/** Datasets: create, list, read, delete, and bulk-add images (tar, multipart or ids). */
+import { createRoute, z } from "@hono/zod-openapi";
+import { sha256Hex } from "@revq/shared";
+import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../app-env.ts";
+import { type Config, configOf } from "../config.ts";
+import { database } from "../db/client.ts";
+import { requireKey, tenantOf } from "../middleware/auth.ts";
+import { HttpProblem } from "../problem.ts";
+import { newRouter } from "../router.ts";
+import { bearerSecurity, problems } from "../schemas/common.ts";
+import {
+  Dataset,
+  DatasetCreate,
+  DatasetImageIds,
+  DatasetImagesAdded,
+  DatasetList,
+} from "../schemas/datasets.ts";
+import {
+  type Added,
+  addExisting,
+  addUploads,
+  checkUploadDataset,
+  createDataset,
+  datasetView,
+  deleteDataset,
+  findDataset,
+  listDatasets,
+} from "../services/datasets.ts";
+import { withIdempotency } from "../services/idempotency.ts";
+import { type CheckedImage, checkImage } from "../services/images.ts";
+import { checkedParts, MULTIPART_DOC } from "../services/multipart-images.ts";
+import { tarFiles } from "../services/tar-files.ts";
+
+const security = bearerSecurity("apiKey");
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+const IdParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+const TAR_TYPES = new Set(["application/x-tar", "application/tar"]);
+
+const create = createRoute({
+  method: "post",
+  path: "/",
+  tags: ["Datasets"],
+  summary: "Create a dataset: empty, to upload images to, or the tenant's files under a prefix",
+  security,
+  request: { body: { required: true, content: json(DatasetCreate) } },
+  responses: {
+    201: { description: "Created", content: json(Dataset) },
+    ...problems(400, 401, 403, 422),
+  },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/",
+  tags: ["Datasets"],
+  summary: "The tenant's datasets, newest first, a page at a time",
+  security,
+  request: {
+    query: z.object({
+      limit: z.coerce.number().int().min(1).max(100).default(20),
+      cursor: z.string().optional(),
+    }),
+  },
+  responses: {
+    200: { description: "A page", content: json(DatasetList) },
+    ...problems(400, 401, 403),
+  },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/{id}",
+  tags: ["Datasets"],
+  summary: "One dataset",
+  security,
+  request: { params: IdParams },
+  responses: {
+    200: { description: "The dataset", content: json(Dataset) },
+    ...problems(401, 403, 404),
+  },
+});
+
+const remove = createRoute({
+  method: "delete",
+  path: "/{id}",
+  tags: ["Datasets"],
+  summary: "Delete a dataset (its images stay, and so do jobs already created from it)",
+  security,
+  request: { params: IdParams },
+  responses: { 204: { description: "Deleted" }, ...problems(401, 403, 404) },
+});
+
+/** Caps every body of a bulk add at the upload limit before anything reads it. */
+const addLimit = createMiddleware<AppEnv>(async (c, next) => {
+  const maxSize = configOf(c.env).maxUploadBytes;
+  return bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new HttpProblem(
+        413,
+        "upload-too-large",
+        `The body is over the limit of ${maxSize} bytes per request.`,
+      );
+    },
+  })(c, next);
+});
+
+const add = createRoute({
+  method: "post",
+  path: "/{id}/images",
+  tags: ["Datasets"],
+  summary: "Add many images to an upload dataset: a tar archive, a multipart form, or image ids",
+  description:
+    "All or nothing: every image is checked as POST /v1/images checks one, and the first bad one refuses the request, named by its tar path, form part or id, with nothing stored. In an archive, each regular file is an image; directories, links and hidden files (macOS `._*` too) are skipped. Limits: MAX_UPLOAD_BYTES per body, MAX_DATASET_ADD_IMAGES images per request, MAX_DATASET_IMAGES per dataset. Send `Idempotency-Key` to make retries safe.",
+  security,
+  middleware: [addLimit],
+  request: {
+    params: IdParams,
+    headers: z.object({ "idempotency-key": z.string().optional() }),
+    body: {
+      required: true,
+      content: {
+        "application/x-tar": { schema: z.string().openapi({ format: "binary" }) },
+        "multipart/form-data": { schema: MULTIPART_DOC },
+        "application/json": { schema: { $ref: "#/components/schemas/DatasetImageIds" } },
+      },
+    },
+  },
+  responses: {
+    201: { description: "Added", content: json(DatasetImagesAdded) },
+    ...problems(400, 401, 403, 404, 409, 413, 415, 422),
+  },
+});
+
+export const datasetRoutes = newRouter();
+datasetRoutes.use("*", requireKey("api"));
+datasetRoutes.openAPIRegistry.register("DatasetImageIds", DatasetImageIds);
+
+datasetRoutes.openapi(create, async (c) => {
+  const row = await createDataset(
+    database(c.env),
+    tenantOf(c.get("principal")),
+    c.req.valid("json"),
+  );
+  c.header("location", `/v1/datasets/${row.id}`);
+  return c.json(datasetView(row), 201);
+});
+
+datasetRoutes.openapi(list, async (c) => {
+  const page = await listDatasets(
+    database(c.env),
+    tenantOf(c.get("principal")),
+    c.req.valid("query"),
+  );
+  return c.json(page, 200);
+});
+
+datasetRoutes.openapi(get, async (c) => {
+  const row = await findDataset(
+    database(c.env),
+    tenantOf(c.get("principal")),
+    c.req.valid("param").id,
+  );
+  return c.json(datasetView(row), 200);
+});
+
+datasetRoutes.openapi(remove, async (c) => {
+  await deleteDataset(database(c.env), tenantOf(c.get("principal")), c.req.valid("param").id);
+  return c.body(null, 204);
+});
+
+/** The checked images of a tar archive, in archive order, at most `limit` of them. */
+async function* tarImages(archive: Uint8Array, config: Config): AsyncGenerator<CheckedImage> {
+  let count = 0;
+  for await (const file of tarFiles(new Blob([archive]).stream(), config.maxImageBytes)) {
+    count += 1;
+    if (count > config.maxDatasetAddImages) {
+      throw new HttpProblem(
+        413,
+        "too-many-images",
+        `The archive has more than ${config.maxDatasetAddImages} images; the limit is ${config.maxDatasetAddImages} per request.`,
+      );
+    }
+    yield await checkImage(file.bytes, "", config, `tar entry ${JSON.stringify(file.name)}`);
+  }
+}
+
+datasetRoutes.openapi(add, async (c) => {
+  const tenantId = tenantOf(c.get("principal"));
+  const config = configOf(c.env);
+  const db = database(c.env);
+  const dataset = await findDataset(db, tenantId, c.req.valid("param").id);
+  checkUploadDataset(dataset);
+  const contentType = c.req.header("content-type") ?? "";
+  const mediaType = contentType.split(";")[0].trim().toLowerCase();
+  // What makes two requests the same: the dataset (the route's key names no id) and the images.
+  let fingerprint: string;
+  let run: () => Promise<Added>;
+  if (TAR_TYPES.has(mediaType)) {
+    const archive = new Uint8Array(await c.req.arrayBuffer());
+    fingerprint = `tar:${await sha256Hex(archive)}`;
+    run = () => addUploads(c.env, db, config, dataset, tarImages(archive, config));
+  } else if (mediaType === "multipart/form-data") {
+    const checked = await checkedParts(c.req.raw, config, config.maxDatasetAddImages);
+    fingerprint = `images:${checked.map((image) => `${image.format}:${image.sha256}`).join(",")}`;
+    run = () => addUploads(c.env, db, config, dataset, checked);
+  } else if (mediaType === "application/json") {
+    const ids = await imageIds(c.req.raw, config);
+    fingerprint = `ids:${ids.join(",")}`;
+    run = () => addExisting(db, config, dataset, ids);
+  } else {
+    throw new HttpProblem(
+      415,
+      "unsupported-media-type",
+      `Send images as application/x-tar, multipart/form-data or application/json ({"imageIds": [...]}), not ${JSON.stringify(contentType)}.`,
+    );
+  }
+  const body = await withIdempotency(
+    c,
+    tenantId,
+    await sha256Hex(`${dataset.id}\n${fingerprint}`),
+    async () => {
+      const { added, dataset: after } = await run();
+      return { added: added.length, imageIds: added, dataset: datasetView(after) };
+    },
+  );
+  return c.json(body, 201);
+});
+
+/** The ids of a JSON body, or a 400 naming what is wrong with it. */
+async function imageIds(request: Request, config: Config): Promise<string[]> {
+  let body: unknown;
+  try {
+    body = await request.json();
+  } catch {
+    throw new HttpProblem(400, "bad-request", "Malformed JSON in request body");
+  }
+  const result = DatasetImageIds.safeParse(body);
+  if (!result.success) {
+    const errors = result.error.issues.map((i) => ({
+      path: ["json", ...i.path.map(String)].join("."),
+      message: i.message,
+    }));
+    const detail = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
+    throw new HttpProblem(400, "invalid-request", `Invalid request: ${detail}`, { errors });
+  }
+  const ids = result.data.imageIds;
+  if (ids.length > config.maxDatasetAddImages) {
+    throw new HttpProblem(
+      413,
+      "too-many-images",
+      `The request names ${ids.length} images; the limit is ${config.maxDatasetAddImages} per request.`,
+    );
+  }
+  return ids;
+}

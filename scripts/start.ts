@@ -9,6 +9,7 @@
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { manifestHash } from "@revq/shared";
 import { Admin } from "./start/admin.ts";
 import { banner } from "./start/banner.ts";
 import {
@@ -23,7 +24,11 @@ import { AlreadyRunning, StartLock } from "./start/lock.ts";
 import { HELP, parseStartOptions, type StartOptions, UsageError } from "./start/options.ts";
 import type { Group } from "./start/processes.ts";
 import { ensureSeed, writeLocalEnv } from "./start/seed.ts";
-import { type RegisteredTokenizer, registerTokenizerFolder } from "./start/tokenizer-folder.ts";
+import {
+  type RegisteredTokenizer,
+  readManifest,
+  registerTokenizerFolder,
+} from "./start/tokenizer-folder.ts";
 import { startWorker, WORKER_GRACE_SECONDS, waitWorkerStarted } from "./start/worker.ts";
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -115,7 +120,12 @@ async function start(): Promise<void> {
   await applyMigrations(persistDir, join(logDir, "migrations.log"));
 
   say(`Starting the edge (wrangler dev) on ${url}…`);
-  const edge = startWrangler(opts.port, persistDir, join(logDir, "edge.log"));
+  // Train jobs that name no tokenizer train on the VAE of the one this start registers. Passed
+  // per run rather than kept in .dev.vars, so that it follows --tokenizer / REVQ_TOKENIZER_DIR.
+  const vars: Record<string, string> = existsSync(opts.tokenizerDir)
+    ? { DEFAULT_TOKENIZER: await manifestHash(readManifest(opts.tokenizerDir)) }
+    : {};
+  const edge = startWrangler(opts.port, persistDir, join(logDir, "edge.log"), vars);
   groups.push(edge);
   lock.addGroup("edge", edge.pgid);
   watch(edge);

@@ -12,7 +12,7 @@ export const FINISHED: ReadonlySet<string> = new Set(["succeeded", "failed", "ca
 
 export const Job = z.looseObject({
   id: z.string(),
-  kind: z.enum(["encode", "reconstruct", "train"]),
+  kind: z.enum(["encode", "reconstruct", "extract", "train"]),
   status: z.enum(JOB_STATUSES),
   tokenizer: z.looseObject({ id: z.string(), manifestHash: z.string() }).nullable(),
   inputs: z.record(z.string(), z.unknown()),

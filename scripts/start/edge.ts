@@ -72,8 +72,15 @@ export async function applyMigrations(persistDir: string, logFile: string): Prom
   }
 }
 
-export function startWrangler(port: number, persistDir: string, logFile: string): Group {
+/** `vars` are set for this run only (wrangler dev --var), over wrangler.toml and .dev.vars. */
+export function startWrangler(
+  port: number,
+  persistDir: string,
+  logFile: string,
+  vars: Record<string, string> = {},
+): Group {
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistDir];
+  for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
   return new Group("edge", WRANGLER, args, { cwd: ROOT, env: OFFLINE_ENV, logFile });
 }
 

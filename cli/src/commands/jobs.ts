@@ -18,7 +18,7 @@ const help = `usage: revq jobs [list] [--status S] [--kind K] [--limit N]
   cancel     cancels a queued or running job
 
   --status <s>        queued, running, succeeded, failed or cancelled
-  --kind <k>          encode, reconstruct or train
+  --kind <k>          encode, reconstruct, extract or train
   --limit <n>         at most this many [20]
   --follow            events: keep reading until the job ends
 ${COMMON_HELP}`;
@@ -48,7 +48,12 @@ export const jobs: Command = {
           ? choice(s.parsed, "status", JOB_STATUSES, "queued")
           : undefined;
         const kind = s.parsed.values.kind
-          ? choice(s.parsed, "kind", ["encode", "reconstruct", "train"] as const, "encode")
+          ? choice(
+              s.parsed,
+              "kind",
+              ["encode", "reconstruct", "extract", "train"] as const,
+              "encode",
+            )
           : undefined;
         const limit = positiveInt(s.parsed, "limit") ?? 20;
         const found: Job[] = [];

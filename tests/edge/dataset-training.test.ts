@@ -109,6 +109,11 @@ describe("train jobs on datasets", () => {
 
   it("an extract job completes only once its shards are in the bucket, and its failure leaves the training be", async () => {
     const world = await newWorld();
+    const hook = await call("/v1/webhooks", {
+      ...json({ url: `${env.WEBHOOK_RECEIVER}/ok/extract`, events: ["job.failed"] }),
+      key: world.apiKey,
+    });
+    expect(hook.status).toBe(201);
     const { dataset } = await datasetOf(world, 6);
     const job = await trained(world, { dataset: dataset.id });
     const [first, second] = await leaseAll(world);
@@ -142,6 +147,9 @@ describe("train jobs on datasets", () => {
     expect(failed.status).toBe(200);
     expect((await getJob(world, second.jobId)).status).toBe("failed");
     expect((await getJob(world, job.id)).status).toBe("running");
+    // Nor does it reach the tenant's webhooks: only its train job's ending does.
+    const deliveries = await call(`/v1/jobs/${second.jobId}/deliveries`, { key: world.apiKey });
+    expect(await deliveries.json()).toEqual({ deliveries: [] });
   });
 
   it("reuse the shards already extracted: none missing, or one, makes no extract job", async () => {

@@ -1,5 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { configOf } from "../../edge/src/config.ts";
+import { database } from "../../edge/src/db/client.ts";
+import { addExisting, addUploads, findDataset } from "../../edge/src/services/datasets.ts";
+import { checkImage } from "../../edge/src/services/images.ts";
 import {
   added,
   addIds,
@@ -309,6 +313,27 @@ describe("POST /v1/datasets/{id}/images", () => {
         "dataset-not-upload",
       );
       expect(await holdings(tenant.id)).toMatchObject({ images: 0, objects: 0 });
+    });
+
+    it("the later of two adds racing for one dataset, all of it", async () => {
+      const tenant = await newTenant();
+      const dataset = await createDataset(tenant.apiKey);
+      const db = database(env);
+      const config = configOf(env);
+      // As read by two requests before either committed.
+      const stale = await findDataset(db, tenant.id, dataset.id);
+      const ids = await uploadImages(tenant.apiKey, 2);
+      await added(await addIds(tenant.apiKey, dataset.id, [ids[0]]));
+      await expect(addExisting(db, config, stale, [ids[1]])).rejects.toMatchObject({
+        status: 409,
+        code: "dataset-changed",
+      });
+      const upload = [await checkImage(IMAGES.png, "", config, "an image")];
+      await expect(addUploads(env, db, config, stale, upload)).rejects.toMatchObject({
+        status: 409,
+        code: "dataset-changed",
+      });
+      expect(await holdings(tenant.id)).toEqual({ images: 2, members: 1, totals: 1, objects: 2 });
     });
 
     it("a dataset that would pass its limit", async () => {

@@ -69,7 +69,9 @@ async function queueDeliveries(env: Env, jobId: string): Promise<void> {
     .where(eq(jobs.id, jobId))
     .limit(1);
   const ended = ENDED.find((status) => status === row?.job.status);
-  if (!row || !ended) return;
+  // An extract job only helps its train job, whose own ending is what a tenant hears about: its
+  // failure fails nothing (the training worker extracts those shards itself).
+  if (!row || !ended || row.job.kind === "extract") return;
   const { job } = row;
   const type: WebhookEvent = `${job.kind === "train" ? "training" : "job"}.${ended}`;
   const now = Date.now();

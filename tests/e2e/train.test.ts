@@ -1,9 +1,12 @@
 /**
  * Training as a service on the whole local stack (wrangler dev + real revq-worker processes, on
- * wasm): upload → train job on the tiny tokenizer's VAE → the new tokenizer ready at the edge →
- * a signed training.succeeded webhook at a receiver on loopback → encode with the new tokenizer.
- * And a worker SIGKILLed mid-training: the task comes back after its lease (3 s here) and another
- * worker resumes from the last checkpoint, the loss curve going on where it stopped.
+ * wasm): a dataset filled by one tar upload → a train job naming only the dataset, so on the
+ * deployment's default tokenizer (the tiny one) → extract jobs on both workers and the train task
+ * sharing the latent shards → the new tokenizer ready at the edge → a signed training.succeeded
+ * webhook at a receiver on loopback → encode with the new tokenizer; a second training on the
+ * dataset extracts nothing. And a worker SIGKILLed mid-training: the task comes back after its
+ * lease (3 s here) and another worker resumes from the last checkpoint, the loss curve going on
+ * where it stopped.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -14,25 +17,23 @@ import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { createLogger } from "../../gpu-worker/src/log.ts";
 import { s3Bucket } from "../../gpu-worker/src/storage.ts";
 import { LocalEdge } from "./support/edge.ts";
-import { syntheticImage } from "./support/tiny-tokenizer.ts";
-import { WorkerProcess } from "./support/worker-process.ts";
+import { tarArchive } from "./support/tar.ts";
+import { buildTinyTokenizer, syntheticImage } from "./support/tiny-tokenizer.ts";
+import { type LogLine, WorkerProcess } from "./support/worker-process.ts";
 import {
   bytesOf,
   createJob,
+  type Job,
   jobEvents,
+  registerTokenizer,
   type Tenant,
-  tinyTokenizerOn,
   upload,
   waitForJob,
 } from "./support/world.ts";
 
-const edge = new LocalEdge({
-  LEASE_SECONDS: "3",
-  MAX_LEASE_WAIT_SECONDS: "2",
-  ALLOW_LOOPBACK_WEBHOOKS: "true",
-});
+let edge: LocalEdge;
 const workers: WorkerProcess[] = [];
-let base: { id: string };
+let base: { id: string; manifestHash: string };
 let receiver: Server;
 const received: { headers: Record<string, string>; body: string }[] = [];
 
@@ -45,6 +46,11 @@ const PARAMETERS = {
   seed: 1,
   rectifier: { channels: 16, blocks: 1, headDim: 8, multiscales: [5] },
 };
+
+/** Images per latent shard at this edge: the happy path's 24 images make 6 shards, 3 extract jobs. */
+const SHARD_SIZE = 4;
+
+type TrainJob = Job & { extractJobs: string[]; tokenizer: { id: string; manifestHash: string } };
 
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve) => {
@@ -75,6 +81,35 @@ async function uploadImages(tenant: Tenant, count: number, seed: number): Promis
   return upload(edge, tenant, sent);
 }
 
+/** A new upload dataset, filled by one tar archive of `count` synthetic PNGs; its image ids. */
+async function tarDataset(tenant: Tenant, count: number, seed: number) {
+  const dataset = await edge.api<{ id: string }>("POST", "/v1/datasets", tenant.apiKey, {
+    name: "synthetic",
+  });
+  const files = await Promise.all(
+    Array.from({ length: count }, async (_, i) => ({
+      name: `synthetic/${String(i).padStart(3, "0")}.png`,
+      bytes: await syntheticImage(seed + i),
+    })),
+  );
+  const added = await edge.api<{ added: number; imageIds: string[] }>(
+    "POST",
+    `/v1/datasets/${dataset.id}/images`,
+    tenant.apiKey,
+    tarArchive(files),
+    { "content-type": "application/x-tar" },
+  );
+  expect(added.added).toBe(count);
+  return { id: dataset.id, imageIds: added.imageIds };
+}
+
+/** Every log line `msg` of these workers, with the worker's name. */
+function linesOf(of: WorkerProcess[], names: string[], msg: string): (LogLine & { by: string })[] {
+  return of.flatMap((w, i) =>
+    w.lines.filter((l) => l.msg === msg).map((l) => ({ ...l, by: names[i] })),
+  );
+}
+
 type Checkpoint = { epoch: number; history: { epoch: number; lossRectifier: number }[] };
 
 async function checkpointOf(tenant: Tenant, jobId: string): Promise<Checkpoint> {
@@ -93,8 +128,20 @@ beforeAll(async () => {
     res.end();
   });
   await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-  await Promise.all([edge.start(), selectBackend("wasm")]);
-  base = await tinyTokenizerOn(edge);
+  await selectBackend("wasm");
+  // The tiny tokenizer is the deployment's default: a train job that names none trains on it.
+  const built = await buildTinyTokenizer();
+  edge = new LocalEdge({
+    LEASE_SECONDS: "3",
+    MAX_LEASE_WAIT_SECONDS: "2",
+    ALLOW_LOOPBACK_WEBHOOKS: "true",
+    DEFAULT_TOKENIZER: built.hash,
+    // Small shards, two to an extract job, so that a training of a few dozen images has some.
+    LATENT_SHARD_SIZE: String(SHARD_SIZE),
+    EXTRACT_TASK_SHARDS: "2",
+  });
+  await edge.start();
+  base = { id: await registerTokenizer(edge, built), manifestHash: built.hash };
 });
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.stop()));
@@ -105,21 +152,50 @@ afterAll(async () => {
 });
 
 describe("training on the local stack", () => {
-  it("trains a tokenizer from uploads, registers it, signs the webhook, and encodes with it", async () => {
+  it("trains the default tokenizer's VAE on a tar-uploaded dataset, the latents extracted by both workers, then reused", async () => {
     const tenant = await edge.tenant("train-happy");
-    startWorker(tenant, "w-trainer");
-    const images = await uploadImages(tenant, 22, 2000);
+    const names = ["w-one", "w-two"];
+    const pair = names.map((name) => startWorker(tenant, name));
+    const dataset = await tarDataset(tenant, 24, 2000);
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/happy`;
-    const job = await createJob(edge, tenant, {
+    const job = (await createJob(edge, tenant, {
       kind: "train",
-      tokenizer: base.id,
-      inputs: { images },
+      inputs: { dataset: dataset.id },
       parameters: { ...PARAMETERS, epochs: 3 },
       webhookUrl: url,
-    });
+    })) as TrainJob;
+    // 24 images in 6 shards of 4, none extracted yet: 3 extract jobs of 2 shards, queued ahead.
+    expect(job.tokenizer.manifestHash).toBe(base.manifestHash);
+    expect(job.extractJobs).toHaveLength(3);
     const secret = (job as unknown as { webhookSecret: string }).webhookSecret;
     const done = await waitForJob(edge, tenant, job.id, undefined, 100_000);
     expect(done, JSON.stringify(done.error)).toMatchObject({ status: "succeeded", attempts: 1 });
+    for (const id of job.extractJobs) {
+      expect(await waitForJob(edge, tenant, id)).toMatchObject({ status: "succeeded" });
+    }
+
+    // Both workers extracted shards; the train task read theirs and extracted at most what was
+    // still under way, walking from the last shard back; about every shard was encoded once.
+    const extracted = linesOf(pair, names, "latents extracted");
+    const [ready] = linesOf(pair, names, "latents ready");
+    expect(new Set(extracted.filter((l) => Number(l.extracted) > 0).map((l) => l.by))).toEqual(
+      new Set(names),
+    );
+    expect(ready).toMatchObject({ jobId: job.id, latentShards: 6 });
+    expect(Number(ready.latentShardsReused)).toBeGreaterThanOrEqual(2);
+    const encoded =
+      extracted.reduce((sum, l) => sum + Number(l.extracted), 0) +
+      Number(ready.latentShardsExtracted);
+    expect(encoded).toBeGreaterThanOrEqual(6);
+    expect(encoded).toBeLessThanOrEqual(6 + 2);
+    const events = await jobEvents(edge, tenant, job.id);
+    expect(events.find((e) => e.type === "metrics" && "latentShards" in e.data)?.data).toEqual({
+      latentShards: 6,
+      latentShardsReused: ready.latentShardsReused,
+      latentShardsExtracted: ready.latentShardsExtracted,
+      latentSeconds: ready.latentSeconds,
+    });
+
     const trained = (done.result as { tokenizer: { id: string; manifestHash: string } }).tokenizer;
     const listed = await edge.api<{ status: string; manifestHash: string }>(
       "GET",
@@ -128,7 +204,7 @@ describe("training on the local stack", () => {
     );
     expect(listed).toMatchObject({ status: "ready", manifestHash: trained.manifestHash });
 
-    const progress = (await jobEvents(edge, tenant, job.id)).filter((e) => e.type === "progress");
+    const progress = events.filter((e) => e.type === "progress");
     expect(progress.some((e) => /after epoch \d: loss /.test(String(e.data.stage)))).toBe(true);
 
     // The webhook: delivered by the edge's queue consumer, signed per Standard Webhooks.
@@ -148,7 +224,7 @@ describe("training on the local stack", () => {
     const encode = await createJob(edge, tenant, {
       kind: "encode",
       tokenizer: trained.id,
-      inputs: { images: images.slice(0, 2) },
+      inputs: { images: dataset.imageIds.slice(0, 2) },
     });
     expect(await waitForJob(edge, tenant, encode.id)).toMatchObject({ status: "succeeded" });
     const stream = readTokenStream(
@@ -160,6 +236,20 @@ describe("training on the local stack", () => {
       codesPerGroup: 16,
     });
     expect(stream.tokens.length).toBe(256);
+
+    // The same dataset again: its latents exist, so no extract job and nothing extracted.
+    const again = (await createJob(edge, tenant, {
+      kind: "train",
+      inputs: { dataset: dataset.id },
+      parameters: { ...PARAMETERS, epochs: 1 },
+    })) as TrainJob;
+    expect(again.extractJobs).toEqual([]);
+    expect(await waitForJob(edge, tenant, again.id, undefined, 60_000)).toMatchObject({
+      status: "succeeded",
+    });
+    const reused = linesOf(pair, names, "latents ready").find((l) => l.jobId === again.id);
+    expect(reused).toMatchObject({ latentShardsReused: 6, latentShardsExtracted: 0 });
+    expect(linesOf(pair, names, "latents extracted")).toHaveLength(extracted.length);
   });
 
   it("resumes a SIGKILLed worker's training on another worker from the last checkpoint", async () => {

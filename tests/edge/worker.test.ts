@@ -75,6 +75,21 @@ describe("POST /v1/worker/lease", () => {
     expect(checks).toBeLessThanOrEqual(85);
   });
 
+  it("fails a task whose payload it cannot read for good, and leases the others", async () => {
+    const world = await newWorld();
+    const old = await createEncodeJob(world);
+    const good = await createEncodeJob(world);
+    // As an earlier release queued it: no `tokenizer`, an `images` list of bare ids.
+    await env.DB.prepare("UPDATE tasks SET payload = ? WHERE job_id = ?")
+      .bind(JSON.stringify({ kind: "encode", images: ["img_1"] }), old.id)
+      .run();
+    const leased = await lease(world.workerKey, { max: 5 });
+    expect(leased.map((t) => t.jobId)).toEqual([good.id]);
+    const failed = await getJob(world, old.id);
+    expect(failed).toMatchObject({ status: "failed", error: { code: "payload-unreadable" } });
+    expect(await lease(world.workerKey, { max: 5 })).toEqual([]);
+  });
+
   it("validates the request and refuses api keys", async () => {
     const world = await newWorld();
     await expectProblem(

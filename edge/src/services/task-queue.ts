@@ -199,6 +199,31 @@ async function takeTasks(
   return results.sort((a, b) => a.available_at - b.available_at || (a.id < b.id ? -1 : 1));
 }
 
+/**
+ * The taken tasks with their payloads. A payload this edge cannot read (queued by an older
+ * release whose protocol differed) fails its job for good instead of failing every lease call
+ * that would take it.
+ */
+async function leasable(env: Env, worker: WorkerPrincipal, taken: TaskRecord[]) {
+  const readable: { task: TaskRecord; payload: TaskPayload }[] = [];
+  for (const task of taken) {
+    const parsed = TaskPayload.safeParse(JSON.parse(task.payload));
+    if (parsed.success) {
+      readable.push({ task, payload: parsed.data });
+      continue;
+    }
+    await failTask(env, worker, task.id, {
+      leaseId: task.lease_id as string,
+      retryable: false,
+      error: {
+        code: "payload-unreadable",
+        message: `The task was queued with a payload this edge cannot read (${parsed.error.issues[0]?.message}); create the job again.`,
+      },
+    });
+  }
+  return readable;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Leases ready tasks, long-polling up to the requested (and configured) wait if there are none. */
@@ -213,11 +238,15 @@ export async function leaseTasks(
   for (let checks = 1; ; checks++) {
     const now = Date.now();
     await requeueExpired(env, now, worker.tenantId);
-    const taken = await takeTasks(env, worker, request, config, now, start);
+    const taken = await leasable(
+      env,
+      worker,
+      await takeTasks(env, worker, request, config, now, start),
+    );
     if (taken.length > 0 || now >= deadline) {
       return {
         leaseSeconds: config.leaseSeconds,
-        tasks: taken.map((task) => ({
+        tasks: taken.map(({ task, payload }) => ({
           taskId: task.id,
           jobId: task.job_id,
           kind: task.kind,
@@ -225,7 +254,7 @@ export async function leaseTasks(
           maxAttempts: task.max_attempts,
           leaseId: task.lease_id as string,
           leaseExpiresAt: isoTime(task.lease_expires_at as number),
-          payload: TaskPayload.parse(JSON.parse(task.payload)),
+          payload,
         })),
       };
     }

@@ -11,13 +11,13 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { bucketKeys, readTokenStream } from "@revq/shared";
+import { packTar } from "modern-tar";
 import { Webhook } from "standardwebhooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { createLogger } from "../../gpu-worker/src/log.ts";
 import { s3Bucket } from "../../gpu-worker/src/storage.ts";
 import { LocalEdge } from "./support/edge.ts";
-import { tarArchive } from "./support/tar.ts";
 import { buildTinyTokenizer, syntheticImage } from "./support/tiny-tokenizer.ts";
 import { type LogLine, WorkerProcess } from "./support/worker-process.ts";
 import {
@@ -87,16 +87,17 @@ async function tarDataset(tenant: Tenant, count: number, seed: number) {
     name: "synthetic",
   });
   const files = await Promise.all(
-    Array.from({ length: count }, async (_, i) => ({
-      name: `synthetic/${String(i).padStart(3, "0")}.png`,
-      bytes: await syntheticImage(seed + i),
-    })),
+    Array.from({ length: count }, async (_, i) => {
+      const body = await syntheticImage(seed + i);
+      const name = `synthetic/${String(i).padStart(3, "0")}.png`;
+      return { header: { name, size: body.length }, body };
+    }),
   );
   const added = await edge.api<{ added: number; imageIds: string[] }>(
     "POST",
     `/v1/datasets/${dataset.id}/images`,
     tenant.apiKey,
-    tarArchive(files),
+    await packTar(files),
     { "content-type": "application/x-tar" },
   );
   expect(added.added).toBe(count);

@@ -1,7 +1,8 @@
 /**
  * Images from the command line: files as given, folders searched (recursively) for PNG, JPEG and
  * WebP by extension, in a stable order. Uploaded in multipart batches under the edge's default
- * limits (docs/api.md, "Limits"), each batch with its own Idempotency-Key.
+ * limits (docs/api.md, "Limits"), each batch with its own Idempotency-Key; dataset-upload.ts
+ * sends them to a dataset instead.
  */
 import { randomUUID } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
@@ -11,10 +12,11 @@ import { usageError } from "./errors.ts";
 import type { Progress } from "./progress.ts";
 import { UploadedImages } from "./schemas.ts";
 
+export type BatchLimits = { items: number; bytes: number };
+
 const EXTENSIONS = new Set([".png", ".jpg", ".jpeg", ".webp"]);
 /** MAX_IMAGES_PER_REQUEST and, with room for the multipart framing, MAX_UPLOAD_BYTES. */
-const BATCH_IMAGES = 64;
-const BATCH_BYTES = 60 * 1024 * 1024;
+const UPLOAD_LIMITS: BatchLimits = { items: 64, bytes: 60 * 1024 * 1024 };
 
 export type LocalImage = { path: string; bytes: number };
 export type UploadedImage = LocalImage & { id: string; width: number; height: number };
@@ -51,21 +53,23 @@ async function imagesIn(dir: string): Promise<LocalImage[]> {
   return Promise.all(files.map(async (path) => ({ path, bytes: (await stat(path)).size })));
 }
 
-export function batches(images: LocalImage[]): LocalImage[][] {
-  const out: LocalImage[][] = [];
-  let current: LocalImage[] = [];
+/**
+ * Consecutive batches of at most `limits.items` items and `limits.bytes` bytes (as `bytesOf`
+ * counts them), in order. An item over the byte budget alone still makes a batch of its own.
+ */
+export function batches<T>(items: T[], limits: BatchLimits, bytesOf: (item: T) => number): T[][] {
+  const out: T[][] = [];
+  let current: T[] = [];
   let bytes = 0;
-  for (const image of images) {
-    if (
-      current.length > 0 &&
-      (current.length === BATCH_IMAGES || bytes + image.bytes > BATCH_BYTES)
-    ) {
+  for (const item of items) {
+    const size = bytesOf(item);
+    if (current.length > 0 && (current.length === limits.items || bytes + size > limits.bytes)) {
       out.push(current);
       current = [];
       bytes = 0;
     }
-    current.push(image);
-    bytes += image.bytes;
+    current.push(item);
+    bytes += size;
   }
   if (current.length > 0) out.push(current);
   return out;
@@ -78,7 +82,7 @@ export async function uploadImages(
 ): Promise<UploadedImage[]> {
   const uploaded: UploadedImage[] = [];
   progress.update(0, images.length);
-  for (const batch of batches(images)) {
+  for (const batch of batches(images, UPLOAD_LIMITS, (image) => image.bytes)) {
     const form = new FormData();
     for (const image of batch) {
       const bytes = await readFile(image.path);

@@ -24,20 +24,25 @@ export async function waitForJob(api: Api, id: string, progress: Progress): Prom
   }
 }
 
-/**
- * Calls `onEvent` for each event, in order: until the job is finished with `follow`, else those
- * there are now.
- */
+export type FollowOptions = {
+  /** Until the job is finished (the default), else only the events there are now. */
+  follow?: boolean;
+  /** Called at each reading while the job is unfinished, before its new events. */
+  onPoll?: () => Promise<void>;
+};
+
+/** Calls `onEvent` for each event, in order. */
 export async function followEvents(
   api: Api,
   id: string,
   onEvent: (event: JobEvent) => void,
-  follow = true,
+  { follow = true, onPoll }: FollowOptions = {},
 ): Promise<Job> {
   let cursor = 0;
   for (;;) {
     // Read the job first: events written before it finished are then all in the pages below.
     const job = await getJob(api, id);
+    if (!FINISHED.has(job.status)) await onPoll?.();
     for (;;) {
       const page = await api.json("GET", `/v1/jobs/${encodeURIComponent(id)}/events`, EventPage, {
         query: { after: cursor, limit: 500 },

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import cliPackage from "../package.json" with { type: "json" };
+import { datasets } from "./commands/datasets.ts";
 /**
  * revq: the command line client of a revq edge, local (`npm start`) or deployed. One module per
  * command in commands/; exit codes in errors.ts.
@@ -14,7 +15,7 @@ import { webhooks } from "./commands/webhooks.ts";
 import { CliError, EXIT } from "./errors.ts";
 import { installInterruptHandler } from "./interrupt.ts";
 
-const COMMANDS = [tokenize, decode, reconstruct, train, jobs, tokenizers, webhooks];
+const COMMANDS = [tokenize, decode, reconstruct, train, datasets, jobs, tokenizers, webhooks];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

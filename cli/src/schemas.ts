@@ -24,6 +24,8 @@ export const Job = z.looseObject({
   error: z.looseObject({ code: z.string(), message: z.string() }).nullable(),
   createdAt: z.string(),
   finishedAt: z.string().nullable(),
+  /** A train job's extract jobs (docs/api.md, "Train jobs, datasets and latent extraction"). */
+  extractJobs: z.array(z.string()).optional(),
 });
 export type Job = z.infer<typeof Job>;
 
@@ -71,6 +73,30 @@ export const UploadedImages = z.looseObject({
     z.looseObject({ id: z.string(), format: z.string(), width: z.number(), height: z.number() }),
   ),
 });
+
+export const Dataset = z.looseObject({
+  id: z.string(),
+  name: z.string(),
+  source: z.enum(["upload", "prefix"]),
+  prefix: z.string().nullable(),
+  /** Null for a prefix dataset: the edge counts its files when a train job freezes it. */
+  imageCount: z.number().nullable(),
+  bytes: z.number().nullable(),
+  createdAt: z.string(),
+});
+export type Dataset = z.infer<typeof Dataset>;
+
+export const DatasetList = z.looseObject({
+  datasets: z.array(Dataset),
+  nextCursor: z.string().nullable(),
+});
+
+export const DatasetImagesAdded = z.looseObject({
+  added: z.number(),
+  imageIds: z.array(z.string()),
+  dataset: Dataset,
+});
+export type DatasetImagesAdded = z.infer<typeof DatasetImagesAdded>;
 
 export const Webhook = z.looseObject({
   id: z.string(),

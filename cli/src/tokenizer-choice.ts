@@ -1,16 +1,25 @@
 /**
  * Which tokenizer a command uses: --tokenizer, else REVQ_TOKENIZER, else the only ready one the
  * key can see (what `npm start` gives). With several and none named, the user must choose.
+ * Training has a default of its own at the edge (DEFAULT_TOKENIZER): it asks only for the named.
  */
 import type { Api } from "./api.ts";
 import { CliError, EXIT } from "./errors.ts";
 import { type Tokenizer, TokenizerList, TokenizerWithManifest } from "./schemas.ts";
 
-export async function chooseTokenizer(api: Api, named: string | undefined): Promise<Tokenizer> {
+/** The tokenizer --tokenizer (`named`) or REVQ_TOKENIZER names; undefined when neither does. */
+export async function namedTokenizer(
+  api: Api,
+  named: string | undefined,
+): Promise<Tokenizer | undefined> {
   const wanted = named ?? process.env.REVQ_TOKENIZER;
-  if (wanted) {
-    return api.json("GET", `/v1/tokenizers/${encodeURIComponent(wanted)}`, TokenizerWithManifest);
-  }
+  if (!wanted) return undefined;
+  return api.json("GET", `/v1/tokenizers/${encodeURIComponent(wanted)}`, TokenizerWithManifest);
+}
+
+export async function chooseTokenizer(api: Api, named: string | undefined): Promise<Tokenizer> {
+  const chosen = await namedTokenizer(api, named);
+  if (chosen) return chosen;
   const { tokenizers } = await api.json("GET", "/v1/tokenizers", TokenizerList, {
     query: { status: "ready" },
   });

@@ -1,7 +1,8 @@
 /**
  * The revq bin as users run it, against the real stack: wrangler dev (LocalEdge) with the tiny
- * tokenizer registered and one revq-worker process. What every command prints for scripts
- * (--json), what it writes, and the exit code and message of each kind of failure.
+ * tokenizer registered (and the default for training) and one revq-worker process. What every
+ * command prints for scripts (--json), what it writes, and the exit code and message of each
+ * kind of failure.
  */
 
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -20,18 +21,20 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { freePort, LocalEdge } from "../e2e/support/edge.ts";
-import { syntheticImage } from "../e2e/support/tiny-tokenizer.ts";
+import { buildTinyTokenizer, syntheticImage } from "../e2e/support/tiny-tokenizer.ts";
 import { WorkerProcess } from "../e2e/support/worker-process.ts";
-import { type Tenant, tinyTokenizerOn } from "../e2e/support/world.ts";
+import { registerTokenizer as registerOn, type Tenant } from "../e2e/support/world.ts";
 import { type CliRun, json, registerTokenizer, revq } from "./support/run-cli.ts";
 import { writeTokenizerFolder } from "./support/tokenizer-folder.ts";
 
-const edge = new LocalEdge({ ALLOW_LOOPBACK_WEBHOOKS: "true" });
+let edge: LocalEdge;
 const dir = mkdtempSync(join(tmpdir(), "revq-cli-"));
 let tenant: Tenant;
 let worker: WorkerProcess;
 let tokenizer: { id: string; hash: string };
 let env: Record<string, string>;
+/** The dataset `revq train trainset` made, trained on again by `revq train --dataset`. */
+let trainset: string;
 const tinyDir = join(dir, "tiny-tokenizer");
 
 // As tests/gpu-worker/train-task.test.ts: 20 latents in batches of 8, a tiny rectifier.
@@ -49,10 +52,21 @@ function expectFailure(r: CliRun, code: number, message: RegExp): void {
 }
 
 beforeAll(async () => {
-  await Promise.all([edge.start(), selectBackend("wasm")]);
+  await selectBackend("wasm");
+  const built = await buildTinyTokenizer();
+  edge = new LocalEdge({
+    ALLOW_LOOPBACK_WEBHOOKS: "true",
+    // A train job that names no tokenizer trains on the tiny one.
+    DEFAULT_TOKENIZER: built.hash,
+    // Lower than revq's defaults, so that `revq train` of 22 images meets an edge whose limit
+    // it does not know; its shards of 8 images make 3 extract jobs.
+    MAX_DATASET_ADD_IMAGES: "12",
+    LATENT_SHARD_SIZE: "8",
+    EXTRACT_TASK_SHARDS: "1",
+  });
+  await edge.start();
   tenant = await edge.tenant("cli");
-  const { built, id } = await tinyTokenizerOn(edge);
-  tokenizer = { id, hash: built.hash };
+  tokenizer = { id: await registerOn(edge, built), hash: built.hash };
   writeTokenizerFolder(tinyDir, built);
   worker = new WorkerProcess(edge, { name: "cli-worker", workerKey: tenant.workerKey });
   await worker.waitFor((l) => l.msg === "revq-worker started");
@@ -261,9 +275,87 @@ describe("revq against a running edge", () => {
     );
   });
 
-  it("trains a tokenizer remotely, with the job's progress and epochs as they come", async () => {
+  it("creates a dataset, adds a folder in batches, lists and shows it", async () => {
+    const created = json<{ id: string; imageCount: number }>(
+      await run(["datasets", "create", "cats", "--json"]),
+    );
+    expect(created).toMatchObject({ id: expect.stringMatching(/^dst_/), imageCount: 0 });
+    const added = await run(["datasets", "add", created.id, "trainset", "--max-images", "10"]);
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.stderr).toMatch(
+      /^batch 1\/3: 10 images \([\d.]+ KiB\) added, 10\/22\nbatch 2\/3: 10 images .* 20\/22\nbatch 3\/3: 2 images .* 22\/22\n$/,
+    );
+    expect(added.stdout).toMatch(
+      new RegExp(
+        `^added 22 images in 3 requests: ${created.id} {2}cats {2}22 images, [\\d.]+ KiB\n$`,
+      ),
+    );
+    const shown = json<{ imageCount: number; source: string }>(
+      await run(["datasets", "show", created.id, "--json"]),
+    );
+    expect(shown).toMatchObject({ imageCount: 22, source: "upload" });
+    // For scripts: each file with its image id, and the new totals.
+    const more = json<{ added: number; images: { file: string }[]; dataset: unknown }>(
+      await run(["datasets", "add", created.id, "photos", "--json"]),
+    );
+    expect(more).toMatchObject({ added: 3, dataset: { imageCount: 25 } });
+    expect(more.images).toEqual(
+      ["p0", "p1", "p2"].map((p) => ({
+        file: `photos/${p}.png`,
+        imageId: expect.stringMatching(/^img_/),
+      })),
+    );
+    const listed = await run(["datasets"]);
+    expect(listed.stdout).toMatch(new RegExp(`^${created.id} {2}cats {2}25 images`, "m"));
+  });
+
+  it("stops at a bad file with the edge's detail, the file, and what was added; deletes", async () => {
+    mkdirSync(join(dir, "mixed"));
+    for (const name of ["p0.png", "p1.png"]) {
+      writeFileSync(join(dir, "mixed", name), readFileSync(join(dir, "photos", name)));
+    }
+    writeFileSync(join(dir, "mixed", "z-bad.png"), "not an image at all");
+    const { id } = json<{ id: string }>(await run(["datasets", "create", "mixed", "--json"]));
+    const add = ["datasets", "add", id, "mixed", "--max-images", "2"];
+    const r = await run(add);
+    expectFailure(r, 4, /POST \/v1\/datasets\/dst_\w+\/images: 415 tar entry "3-z-bad\.png"/);
+    expect(r.stderr).toMatch(/^batch 1\/2: 2 images .* added, 2\/3\n/);
+    expect(r.stderr).toContain(
+      [
+        "  → the file: mixed/z-bad.png",
+        `  → batch 2/2 was not added; images 1–2 (sent before it) are in dataset ${id}, nothing after them`,
+        `  → add the rest: revq datasets add ${id} mixed --max-images 2 --skip 2\n`,
+      ].join("\n"),
+    );
+    expect(json<{ error: { code: string } }>(await run([...add, "--json"])).error.code).toBe(
+      "image.unknown-format",
+    );
+    expect((await run(["datasets", "show", id])).stdout).toMatch(/holds {6}4 images/);
+
+    // An edge that takes fewer images per request than asked: split once, then said plainly.
+    const tooMany = await run(["datasets", "add", id, "trainset", "photos"]);
+    expectFailure(tooMany, 4, /413 .*limit is 12/);
+    expect(tooMany.stderr).toMatch(
+      /^batch 1\/1: the edge found it too large \(too-many-images\); sending it in halves\n/,
+    );
+    expect(tooMany.stderr).toMatch(/→ this edge's limits are lower than --max-images/);
+
+    expect((await run(["datasets", "delete", id])).stdout).toBe(`deleted ${id}\n`);
+    expectFailure(await run(["datasets", "show", id]), 4, /404 /);
+  });
+
+  it("trains a tokenizer remotely: a dataset of the folder, its extract jobs, epochs as they come", async () => {
     const trained = await run(["train", "trainset", "--name", "cli-trained", ...SMALL_TRAINING]);
     expect(trained.code, trained.stderr).toBe(0);
+    // 22 images in one request are too many for this edge: sent in two halves.
+    const dataset = trained.stderr.match(/^dataset (dst_\w+) "trainset": adding 22 images\n/);
+    expect(dataset, trained.stderr).not.toBeNull();
+    trainset = (dataset as RegExpMatchArray)[1];
+    expect(trained.stderr).toMatch(/batch 1\/1 \(second half\): 11 images .* 22\/22\n/);
+    expect(trained.stderr).toMatch(
+      /train job job_\w+: dataset dst_\w+ "trainset" \(22 images, .*\), the VAE of tok_\w+ \(the edge's default tokenizer\)/,
+    );
+    expect(trained.stdout).toMatch(/extract {3}3 extract jobs: 3 succeeded\n/);
     expect(trained.stdout).toMatch(
       /status {4}running\n.*metrics {3}epoch=1 .*\n.*metrics {3}epoch=2 /s,
     );
@@ -284,6 +376,24 @@ describe("revq against a running edge", () => {
       2,
       /2 tokenizers are ready; say which:\n.*cli-trained\n.*tiny-test-identity\n {2}→ pass --tokenizer/,
     );
+  });
+
+  it("trains on a dataset already at the edge, uploading nothing", async () => {
+    const args = ["train", "--dataset", trainset, "--tokenizer", tokenizer.id];
+    const small = SMALL_TRAINING.map((arg, i) =>
+      SMALL_TRAINING[i - 1] === "--epochs" ? "1" : arg,
+    );
+    const trained = await run([...args, ...small, "--json"]);
+    expect(trained.code, trained.stderr).toBe(0);
+    const { job } = json<{ job: { inputs: unknown; extractJobs: string[]; status: string } }>(
+      trained,
+    );
+    // The dataset's latents, extracted for the first training, are reused: no extract jobs.
+    expect(job).toMatchObject({
+      inputs: { inputs: { dataset: trainset }, parameters: { epochs: 1 } },
+      extractJobs: [],
+      status: "succeeded",
+    });
   });
 });
 
@@ -384,6 +494,11 @@ describe("revq's failures: exit codes and messages that say what to do", () => {
       await run(["train", "photos", "--out", "x"]),
       2,
       /--out is for --offline training/,
+    );
+    expectFailure(
+      await run(["train", "photos", "--dataset", "dst_x"]),
+      2,
+      /give folders of images or --dataset, not both/,
     );
   });
 });

@@ -42,12 +42,14 @@ describe("images from the command line", () => {
     }
   });
 
-  it("uploads in batches of at most 64 images and 60 MiB", () => {
+  it("makes batches under both limits, in order", () => {
+    const limits = { items: 64, bytes: 60 * 1024 * 1024 };
+    const bytesOf = (image: { bytes: number }) => image.bytes;
     const small = Array.from({ length: 130 }, (_, i) => ({ path: `${i}.png`, bytes: 1000 }));
-    expect(batches(small).map((b) => b.length)).toEqual([64, 64, 2]);
+    expect(batches(small, limits, bytesOf).map((b) => b.length)).toEqual([64, 64, 2]);
     const big = [25, 25, 25, 70, 1].map((mib, i) => ({ path: `${i}`, bytes: mib * 1024 * 1024 }));
     // A single image over the budget still goes (alone): the edge judges it.
-    expect(batches(big).map((b) => b.map((i) => i.path))).toEqual([
+    expect(batches(big, limits, bytesOf).map((b) => b.map((i) => i.path))).toEqual([
       ["0", "1"],
       ["2"],
       ["3"],

@@ -84,7 +84,7 @@ export const jobs: Command = {
           events.push(event);
           s.out.line(eventLine(event));
         };
-        await followEvents(api, jobId, print, s.parsed.values.follow === true);
+        await followEvents(api, jobId, print, { follow: s.parsed.values.follow === true });
         s.out.result({ events });
         return;
       }

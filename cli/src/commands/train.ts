@@ -1,38 +1,47 @@
 /**
- * revq train DIR: a new tokenizer from your images. Remotely (the default): upload, a train job
- * on a GPU worker, its progress and per-epoch metrics live from the job's events, the new
+ * revq train DIR: a new tokenizer from your images. Remotely (the default): the images go into a
+ * new dataset at the edge (as revq datasets add sends them), a train job on it runs on the GPU
+ * workers, its extract jobs and then its progress and per-epoch metrics are shown live, the new
  * tokenizer at the end. --offline: the same training code on this machine, by the worker
  * package's revq-train.
  */
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync, realpathSync } from "node:fs";
-import { delimiter, dirname, join } from "node:path";
+import { basename, delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Api } from "../api.ts";
 import { type Parsed, positiveInt, stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
+import { ADD_OPTIONS, addHelp, addLimits, addToDataset, resumeCommand } from "../dataset-upload.ts";
 import { CliError, EXIT, usageError } from "../errors.ts";
-import { collectImages, uploadImages } from "../images.ts";
+import { ExtractJobs } from "../extract-jobs.ts";
+import { type BatchLimits, collectImages, type LocalImage } from "../images.ts";
 import { onInterrupt } from "../interrupt.ts";
 import { followEvents, requireSucceeded } from "../jobs.ts";
 import type { Output } from "../output.ts";
-import { Job, type JobEvent } from "../schemas.ts";
-import { chooseTokenizer } from "../tokenizer-choice.ts";
+import { Dataset, Job, type JobEvent } from "../schemas.ts";
+import { namedTokenizer } from "../tokenizer-choice.ts";
+import { datasetContents } from "./datasets.ts";
 import { eventLine } from "./jobs.ts";
 
 const help = `usage: revq train DIR... [options]
+       revq train --dataset ID [options]
        revq train DIR --offline --out FOLDER --vae TOKENIZER_FOLDER [options]
 
 Trains a ReVQ tokenizer on your images (folders are searched for .png, .jpg, .jpeg, .webp).
-By default on the edge's GPU workers: the images are uploaded, a train job runs, its progress
-and per-epoch metrics are shown as they come, and the new tokenizer is yours to use. Ctrl-C
-stops watching, not the job (revq jobs cancel stops it). With --offline the same training code
-runs on this machine (revq-train) and writes a tokenizer folder.
+By default on the edge's GPU workers: the images go into a new dataset (as revq datasets add
+sends them), a train job runs on it, the extraction of its latents and then its progress and
+per-epoch metrics are shown as they come, and the new tokenizer is yours to use. --dataset
+trains on a dataset already at the edge instead (revq datasets). Ctrl-C stops watching, not
+the job (revq jobs cancel stops it). With --offline the same training code runs on this
+machine (revq-train) and writes a tokenizer folder.
 
   --tokenizer <id>    remote: the tokenizer whose VAE to train on (default REVQ_TOKENIZER,
-                      else the only one)
-  --name <name>       the new tokenizer's name
+                      else the edge's default tokenizer)
+  --dataset <id>      remote: train on this dataset; no DIR, nothing uploaded
+  --dataset-name <n>  remote: the new dataset's name [the first DIR's name]
+${addHelp("remote")}  --name <name>       the new tokenizer's name
   --preset <p>        512x16384, 256x65536, 256x262144 or small
   --epochs <n>        epochs (paper: 100)
   --tokens <n>        tokens per image
@@ -59,6 +68,9 @@ export const train: Command = {
   async run(argv) {
     const s = setup(this, argv, {
       tokenizer: { type: "string" },
+      dataset: { type: "string" },
+      "dataset-name": { type: "string" },
+      ...ADD_OPTIONS,
       name: { type: "string" },
       preset: { type: "string" },
       epochs: { type: "string" },
@@ -82,7 +94,7 @@ export const train: Command = {
         throw usageError(`--${flag} is for --offline training`, "see revq train --help");
       }
     }
-    await trainRemote(s.parsed, s.out, s.api());
+    await trainRemote(s.parsed, s.out, s.api);
   },
 };
 
@@ -119,51 +131,109 @@ function seedValue(parsed: Parsed): number | undefined {
   return seed;
 }
 
-async function trainRemote(parsed: Parsed, out: Output, api: Api): Promise<void> {
+async function trainRemote(parsed: Parsed, out: Output, connect: () => Api): Promise<void> {
   const parameters = trainParameters(parsed);
-  const images = await collectImages(parsed.positionals);
-  const base = await chooseTokenizer(api, stringOption(parsed, "tokenizer"));
-  const upload = out.progress("upload  ");
-  const uploaded = await uploadImages(api, images, upload);
-  upload.end();
-  const created = await api.json("POST", "/v1/jobs", Job, {
-    body: {
-      kind: "train",
-      tokenizer: base.id,
-      inputs: { images: uploaded.map((i) => i.id) },
-      parameters,
-    },
-    idempotencyKey: randomUUID(),
-  });
-  out.note(`train job ${created.id}: ${uploaded.length} images, the VAE of ${base.name}`);
+  const existing = stringOption(parsed, "dataset");
+  if (existing !== undefined && parsed.positionals.length > 0) {
+    throw usageError("give folders of images or --dataset, not both", "see revq train --help");
+  }
+  // What can be checked here is, before anything is sent.
+  const images = existing === undefined ? await collectImages(parsed.positionals) : [];
+  const limits = addLimits(parsed);
+  const api = connect();
+  // None named: the edge trains on the VAE of its DEFAULT_TOKENIZER.
+  const base = await namedTokenizer(api, stringOption(parsed, "tokenizer"));
+  const dataset =
+    existing === undefined
+      ? await newDataset(api, out, parsed, images, limits)
+      : await api.json("GET", `/v1/datasets/${encodeURIComponent(existing)}`, Dataset);
+  const created = await createTrainJob(api, dataset, base?.id, parameters);
+  const vae = base?.name ?? `${created.tokenizer?.id} (the edge's default tokenizer)`;
+  out.note(
+    `train job ${created.id}: dataset ${dataset.id} ${JSON.stringify(dataset.name)} (${datasetContents(dataset)}), the VAE of ${vae}`,
+  );
   onInterrupt(
     `job ${created.id} goes on. Follow it: revq jobs events ${created.id} --follow; stop it: revq jobs cancel ${created.id}`,
   );
+  const extract = new ExtractJobs(api, out, created.extractJobs ?? []);
   const progress = out.progress("train   ");
   const events: JobEvent[] = [];
-  const job = await followEvents(api, created.id, (event) => {
-    events.push(event);
-    if (event.type === "progress") {
-      const d = event.data;
-      progress.update(
-        Number(d.done),
-        d.total === undefined ? undefined : Number(d.total),
-        String(d.stage ?? ""),
-      );
-      return;
-    }
-    // Epoch summaries, worker messages and status changes stay on screen above the bar.
-    progress.end();
-    out.line(eventLine(event));
-  });
+  const job = await followEvents(
+    api,
+    created.id,
+    (event) => {
+      events.push(event);
+      if (event.type === "progress") {
+        // While extract jobs run, the progress line is theirs.
+        if (extract.active) return;
+        const d = event.data;
+        progress.update(
+          Number(d.done),
+          d.total === undefined ? undefined : Number(d.total),
+          String(d.stage ?? ""),
+        );
+        return;
+      }
+      // Epoch summaries, worker messages and status changes stay on screen above the bar.
+      progress.end();
+      extract.clear();
+      out.line(eventLine(event));
+    },
+    { onPoll: () => extract.poll() },
+  );
+  // A last look: extract jobs that ended since the last reading are told of too.
+  await extract.poll();
+  extract.clear();
   progress.end();
   onInterrupt(undefined);
-  out.result({ job, events });
+  out.result({ dataset, job, events });
   requireSucceeded(job);
   const tokenizer = job.result?.tokenizer as { id: string; manifestHash: string } | undefined;
   if (tokenizer) {
     out.line(`new tokenizer ${tokenizer.id} (${tokenizer.manifestHash.slice(0, 12)}…)`);
     out.line(`use it: revq tokenize --tokenizer ${tokenizer.id} FILES`);
+  }
+}
+
+/** A dataset of the images, named after the first folder (or --dataset-name). */
+async function newDataset(
+  api: Api,
+  out: Output,
+  parsed: Parsed,
+  images: LocalImage[],
+  limits: BatchLimits,
+): Promise<Dataset> {
+  const name = stringOption(parsed, "dataset-name") ?? basename(resolve(parsed.positionals[0]));
+  const created = await api.json("POST", "/v1/datasets", Dataset, { body: { name } });
+  out.note(`dataset ${created.id} ${JSON.stringify(name)}: adding ${images.length} images`);
+  const resume = (done: number) =>
+    `${resumeCommand(created.id, parsed.positionals, parsed, done)}, then revq train --dataset ${created.id}`;
+  return (await addToDataset(api, out, created.id, images, { limits, resume })).dataset;
+}
+
+/** The train job, with a hint when the edge has no default tokenizer and none was named. */
+async function createTrainJob(
+  api: Api,
+  dataset: Dataset,
+  tokenizer: string | undefined,
+  parameters: Record<string, unknown>,
+): Promise<Job> {
+  try {
+    return await api.json("POST", "/v1/jobs", Job, {
+      body: {
+        kind: "train",
+        ...(tokenizer === undefined ? {} : { tokenizer }),
+        inputs: { dataset: dataset.id },
+        parameters,
+      },
+      idempotencyKey: randomUUID(),
+    });
+  } catch (error) {
+    if (!(error instanceof CliError) || error.code !== "tokenizer-required") throw error;
+    throw new CliError(error.message, error.exitCode, {
+      code: error.code,
+      hint: `name one: revq train --dataset ${dataset.id} --tokenizer ID (or set REVQ_TOKENIZER); revq tokenizers lists them`,
+    });
   }
 }
 
@@ -190,6 +260,9 @@ function revqTrainPath(): string {
 async function trainOffline(parsed: Parsed): Promise<void> {
   if (parsed.values.tokenizer !== undefined) {
     throw usageError("--tokenizer is for remote training; offline, --vae names the VAE");
+  }
+  for (const flag of ["dataset", "dataset-name", ...Object.keys(ADD_OPTIONS)]) {
+    if (parsed.values[flag] !== undefined) throw usageError(`--${flag} is for remote training`);
   }
   if (parsed.values.json || parsed.values.url) {
     throw usageError("--json and --url are for remote training");

@@ -28,7 +28,7 @@ import {
 import type { LatentSet } from "../train/dataset.ts";
 import { exportTokenizer } from "../train/export.ts";
 import { extractLatents, type ImageSource } from "../train/extract.ts";
-import { epochMetrics } from "../train/metrics.ts";
+import { epochMetrics, runMetrics } from "../train/metrics.ts";
 import { DEFAULT_PROBE_IMAGES, defaultHeldOut, prepareTrainData } from "../train/prepare.ts";
 import { disposeRun, type EpochRecord, startRun, type TrainRun, train } from "../train/run.ts";
 import type { TaskContext, TaskOutcome } from "../worker.ts";
@@ -59,7 +59,6 @@ export async function runTrain(
     const description = parameters.success ? parameters.data.description : undefined;
     const { run, normalizer } = await trainRun(payload, listing, config, base, context, pipelines);
     try {
-      const last = run.history.at(-1) as EpochRecord;
       context.progress({ done: 1, total: 1, stage: "exporting the tokenizer" });
       const exported = await exportTokenizer(run, normalizer, {
         name,
@@ -81,7 +80,7 @@ export async function runTrain(
       context.log.info("tokenizer exported", { manifestHash: exported.hash });
       return {
         result: { kind: "train", manifest: exported.manifest as Record<string, unknown> },
-        metrics: epochMetrics(last),
+        metrics: runMetrics(run.history),
       };
     } finally {
       disposeRun(run);

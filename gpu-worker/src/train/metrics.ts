@@ -33,3 +33,17 @@ export function epochMetrics(record: EpochRecord): Record<string, number> {
     Object.entries(all).filter((e): e is [string, number] => Number.isFinite(e[1])),
   );
 }
+
+/**
+ * The whole run in a few numbers, sent when the train task completes. The last epoch's own
+ * metrics were already sent after that epoch; repeating them would draw its point twice.
+ */
+export function runMetrics(history: EpochRecord[]): Record<string, number> {
+  const seconds = history.reduce((sum, e) => sum + e.seconds, 0);
+  const latents = history.reduce((sum, e) => sum + e.latentsPerSecond * e.seconds, 0);
+  return {
+    epochs: history.length,
+    trainSeconds: seconds,
+    ...(seconds > 0 ? { latentsPerSecond: latents / seconds } : {}),
+  };
+}

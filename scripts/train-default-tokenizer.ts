@@ -164,10 +164,11 @@ async function main(): Promise<void> {
   const { values: args } = parseArgs({
     options: {
       crops: { type: "string", default: "4096" },
-      codes: { type: "string", default: "256" },
+      codes: { type: "string", default: "4096" },
       tokens: { type: "string", default: "512" },
-      epochs: { type: "string", default: "8" },
-      "batch-size": { type: "string", default: "64" },
+      groups: { type: "string", default: "1" },
+      epochs: { type: "string", default: "24" },
+      "batch-size": { type: "string", default: "16" },
       channels: { type: "string", default: "16" },
       blocks: { type: "string", default: "1" },
       "head-dim": { type: "string", default: "16" },
@@ -234,6 +235,7 @@ async function main(): Promise<void> {
       {
         preset: "small",
         tokens: int("tokens"),
+        groups: int("groups"),
         codes: int("codes"),
         epochs: int("epochs"),
         batchSize: int("batch-size"),
@@ -422,10 +424,12 @@ async function evaluateFolder(
     for (let c = 0; c < k; c++) if (hits[g * k + c] > 0) used++;
     return used / k;
   });
+  // Distinct codes the grid crops hit, over the most they could hit (each group sees
+  // n · tokens / groups tokens).
   const gridUsage = (() => {
     const h = new Uint8Array(groups * k);
     for (let i = 0; i < ids.length; i++) h[((i % tokens) % groups) * k + ids[i]] = 1;
-    return h.reduce((a, b) => a + b, 0) / (groups * Math.min(k, n));
+    return h.reduce((a, b) => a + b, 0) / (groups * Math.min(k, (n * tokens) / groups));
   })();
 
   // PNG and JPEG of the same crops.

@@ -19,10 +19,11 @@ const read = (dir: string, path: string) => new Uint8Array(readFileSync(join(dir
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
 /**
- * The mean PSNR (dB) of the default VAE's nine shipped held-out crops (models/default-vae/
- * heldout-crops.png) through the tokenizer below which the shipped tokenizer counts as broken.
+ * The issue's target: on held-out crops the tokenizer's reconstruction PSNR is within 1.5 dB of
+ * the default VAE's own (checked here on the VAE's nine shipped held-out crops, models/default-
+ * vae/heldout-crops.png; EVALUATION.json has the 63-crop figures).
  */
-const FLOOR_DB = 22;
+const MAX_GAP_DB = 1.5;
 
 describe("the shipped default tokenizer (models/default-tokenizer)", () => {
   it("parses with the shared schema, and its files are the ones it pins", async () => {
@@ -46,7 +47,7 @@ describe("the shipped default tokenizer (models/default-tokenizer)", () => {
     expect(await manifestHash(manifest)).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it(`encodes and decodes the default VAE's held-out crops above ${FLOOR_DB} dB on wasm`, async () => {
+  it(`reconstructs the default VAE's held-out crops within ${MAX_GAP_DB} dB of the VAE on wasm`, async () => {
     const strip = JSON.parse(readFileSync(join(VAE, "manifest.json"), "utf8")).evaluation.testCrops;
     const { data, info } = await sharp(join(VAE, strip.file))
       .raw()
@@ -62,17 +63,20 @@ describe("the shipped default tokenizer (models/default-tokenizer)", () => {
         }
       }
     }
-    const { ids, decoded, k } = await runOn("wasm", async () => {
+    const { ids, decoded, vaeOnly, k } = await runOn("wasm", async () => {
       const t = await loadTokenizerFolder(SHIPPED);
       const ids = await tokenize(t, images, count);
       const decoded = await detokenize(t, ids, count);
+      const vaeOnly = await t.vae.decode(await t.vae.encode(images, count), count);
       const k = t.manifest.quantizer.codesPerGroup;
       disposeTokenizer(t);
-      return { ids, decoded, k };
+      return { ids, decoded, vaeOnly, k };
     });
     expect(ids.length).toBe(count * 512);
     expect(Math.max(...ids)).toBeLessThan(k);
-    const each = [...psnr(decoded, images, count, { height: side, width: side })];
-    expect(each.reduce((a, b) => a + b, 0) / count).toBeGreaterThan(FLOOR_DB);
+    const meanPsnr = (out: Float32Array) =>
+      [...psnr(out, images, count, { height: side, width: side })].reduce((a, b) => a + b, 0) /
+      count;
+    expect(meanPsnr(vaeOnly) - meanPsnr(decoded)).toBeLessThan(MAX_GAP_DB);
   });
 });

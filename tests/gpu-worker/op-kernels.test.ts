@@ -53,7 +53,7 @@ describe("clipByGlobalNorm on webgpu", () => {
     const grads = Array.from({ length: 46 }, (_, i) => tf.tensor1d(values(5, i + 1)));
     const clipped = clipByGlobalNorm(grads, 1);
     const norm = (await clipped.norm.data())[0];
-    const all = await Promise.all(grads.map((g) => g.data()));
+    const all = await Promise.all(grads.map((g) => g.data() as Promise<Float32Array>));
     const expected = Math.sqrt(all.reduce((s, g) => s + g.reduce((a, v) => a + v * v, 0), 0));
     expect(norm).toBeCloseTo(expected, 4);
     expect((await clipped.grads[0].data())[0]).toBeCloseTo(all[0][0] / expected, 5);

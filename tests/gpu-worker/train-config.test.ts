@@ -34,13 +34,15 @@ describe("training configuration", () => {
   it("has presets for the paper's three configurations and the small VAE", () => {
     const sizes = (preset: keyof typeof TRAIN_PRESETS, shape = DCAE) => {
       const c = resolveTrainConfig({ preset }, shape, false);
-      return [c.tokens, c.codes, c.rectifier.channels, c.rectifier.blocks];
+      return [c.tokens, c.groups, c.codes, c.rectifier.channels, c.rectifier.blocks];
     };
-    expect(sizes("512x16384")).toEqual([512, 16384, 512, 3]);
-    expect(sizes("256x65536")).toEqual([256, 65536, 1024, 4]);
-    expect(sizes("256x262144")).toEqual([256, 262144, 512, 4]);
+    // The paper's: one codebook per token position.
+    expect(sizes("512x16384")).toEqual([512, 512, 16384, 512, 3]);
+    expect(sizes("256x65536")).toEqual([256, 256, 65536, 1024, 4]);
+    expect(sizes("256x262144")).toEqual([256, 256, 262144, 512, 4]);
     expect(resolveTrainConfig({}, SMALL, false).codes).toBe(TRAIN_PRESETS.small.codes);
-    expect(sizes("small", SMALL)).toEqual([512, 1024, 64, 2]);
+    // The small VAE's: one codebook shared by all 512 positions, as the default tokenizer.
+    expect(sizes("small", SMALL)).toEqual([512, 1, 4096, 64, 2]);
   });
 
   it("takes each parameter over the preset", () => {

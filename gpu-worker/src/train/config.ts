@@ -37,12 +37,15 @@ export const PAPER_DEFAULTS = {
   seed: 42,
 } as const;
 
-type Sizes = { tokens: number; codes: number; rectifier: RectifierConfig };
+/** `groups` absent: one codebook per token position (G = T), as in the paper. */
+type Sizes = { tokens: number; groups?: number; codes: number; rectifier: RectifierConfig };
 
 /**
  * Quantizer and rectifier sizes by name: the paper's three configurations on DC-AE f32c32
  * latents (32×8×8), and `small` for the repository's small VAE (8×16×16 latents, 2048 values
- * like DC-AE's): 512 tokens of 4 with 1024 codes each and a narrow two-block rectifier.
+ * like DC-AE's): 512 tokens of 4 sharing one codebook of 4096 codes (what the default tokenizer
+ * uses: a dataset of thousands of images cannot fill 512 per-position codebooks, see
+ * docs/default-tokenizer.md) and a narrow two-block rectifier.
  */
 export const TRAIN_PRESETS = {
   "512x16384": { tokens: 512, codes: 16384, rectifier: RECTIFIER_PRESETS["512x16384"] },
@@ -50,7 +53,8 @@ export const TRAIN_PRESETS = {
   "256x262144": { tokens: 256, codes: 262144, rectifier: RECTIFIER_PRESETS["256x262144"] },
   small: {
     tokens: 512,
-    codes: 1024,
+    groups: 1,
+    codes: 4096,
     rectifier: { latentChannels: 8, channels: 64, blocks: 2, headDim: 16, multiscales: [5] },
   },
 } as const satisfies Record<string, Sizes>;
@@ -125,7 +129,7 @@ export function resolveTrainConfig(
     throw new TrainConfigError(`invalid training parameters: ${problems.join("; ")}`);
   }
   const p = parsed.data;
-  const preset = TRAIN_PRESETS[p.preset ?? defaultPreset(latentShape)];
+  const preset: Sizes = TRAIN_PRESETS[p.preset ?? defaultPreset(latentShape)];
   const rectifier: RectifierConfig = p.rectifier
     ? { latentChannels: latentShape.channels, ...p.rectifier }
     : { ...preset.rectifier, multiscales: [...preset.rectifier.multiscales] };
@@ -133,7 +137,7 @@ export function resolveTrainConfig(
   const config: TrainConfig = {
     latentShape,
     tokens,
-    groups: p.groups ?? tokens,
+    groups: p.groups ?? preset.groups ?? tokens,
     codes: p.codes ?? preset.codes,
     rectifier,
     epochs: p.epochs ?? PAPER_DEFAULTS.epochs,

@@ -7,6 +7,8 @@ import type { jobEvents } from "../db/schema.ts";
 
 export type EventType = (typeof jobEvents.$inferSelect)["type"];
 
+const INSERT = "INSERT INTO job_events (job_id, tenant_id, type, data, created_at)";
+
 /** An event for a job, recorded unconditionally. */
 export function eventStatement(
   d1: D1Database,
@@ -15,11 +17,7 @@ export function eventStatement(
   data: unknown,
   now: number,
 ): D1PreparedStatement {
-  return d1
-    .prepare(
-      "INSERT INTO job_events (job_id, tenant_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(job.id, job.tenantId, type, JSON.stringify(data), now);
+  return bindEvent(d1.prepare(`${INSERT} VALUES (?, ?, ?, ?, ?)`), job, type, data, now);
 }
 
 /** An event recorded only if the statement just before it in the batch changed a row. */
@@ -30,9 +28,16 @@ export function eventIfChangedStatement(
   data: unknown,
   now: number,
 ): D1PreparedStatement {
-  return d1
-    .prepare(
-      "INSERT INTO job_events (job_id, tenant_id, type, data, created_at) SELECT ?, ?, ?, ?, ? WHERE changes() > 0",
-    )
-    .bind(job.id, job.tenantId, type, JSON.stringify(data), now);
+  const sql = `${INSERT} SELECT ?, ?, ?, ?, ? WHERE changes() > 0`;
+  return bindEvent(d1.prepare(sql), job, type, data, now);
+}
+
+function bindEvent(
+  statement: D1PreparedStatement,
+  job: { id: string; tenantId: string },
+  type: EventType,
+  data: unknown,
+  now: number,
+): D1PreparedStatement {
+  return statement.bind(job.id, job.tenantId, type, JSON.stringify(data), now);
 }

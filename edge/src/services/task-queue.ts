@@ -265,6 +265,9 @@ export async function leaseTasks(
 /** The job-side statement of a task transition: it applies only if the task is in `state` under this lease. */
 const taskIs = "EXISTS (SELECT 1 FROM tasks WHERE id = ?9 AND lease_id = ?10 AND status = ?11)";
 
+/** The job of a task that goes back to the queue (a retry, a release), guarded by `taskIs`. */
+const jobBackInQueue = `UPDATE jobs SET status = 'queued', progress = NULL, updated_at = ?1 WHERE id = ?2 AND status IN ('queued', 'running') AND ${taskIs}`;
+
 /**
  * Binds a statement guarded by `taskIs`: `values` fill ?1..?8, then the task, its lease and the
  * status the batch's first statement must have left it in fill ?9..?11.
@@ -404,11 +407,7 @@ export async function failTask(
       )
       .bind(status, retryAt ?? now, now, taskId, request.leaseId),
     retry
-      ? guard(
-          `UPDATE jobs SET status = 'queued', progress = NULL, updated_at = ?1 WHERE id = ?2 AND status IN ('queued', 'running') AND ${taskIs}`,
-          now,
-          task.job_id,
-        )
+      ? guard(jobBackInQueue, now, task.job_id)
       : guard(
           `UPDATE jobs SET status = 'failed', error = ?1, progress = NULL, finished_at = ?2, updated_at = ?2
            WHERE id = ?3 AND status IN ('queued', 'running') AND ${taskIs}`,
@@ -465,11 +464,7 @@ export async function releaseTask(
         "UPDATE tasks SET status = 'queued', attempt = attempt - 1, lease_expires_at = NULL, updated_at = ?1 WHERE id = ?2 AND lease_id = ?3 AND status = 'leased'",
       )
       .bind(now, taskId, request.leaseId),
-    guard(
-      `UPDATE jobs SET status = 'queued', progress = NULL, updated_at = ?1 WHERE id = ?2 AND status IN ('queued', 'running') AND ${taskIs}`,
-      now,
-      task.job_id,
-    ),
+    guard(jobBackInQueue, now, task.job_id),
     eventIfChangedStatement(
       d1,
       jobOf(task),

@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type FileRef, manifestHash, parseManifest } from "@revq/shared";
-import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { psnr } from "../../gpu-worker/src/train/image-metrics.ts";
 import {
@@ -12,6 +11,7 @@ import {
   tokenize,
 } from "../../scripts/train-default-tokenizer.ts";
 import { runOn } from "./helpers/backends.ts";
+import { readCropStrip } from "./helpers/crop-strip.ts";
 
 const SHIPPED = join(import.meta.dirname, "../../models/default-tokenizer");
 const VAE = join(import.meta.dirname, "../../models/default-vae");
@@ -49,20 +49,8 @@ describe("the shipped default tokenizer (models/default-tokenizer)", () => {
 
   it(`reconstructs the default VAE's held-out crops within ${MAX_GAP_DB} dB of the VAE on wasm`, async () => {
     const strip = JSON.parse(readFileSync(join(VAE, "manifest.json"), "utf8")).evaluation.testCrops;
-    const { data, info } = await sharp(join(VAE, strip.file))
-      .raw()
-      .toBuffer({ resolveWithObject: true });
     const side = 64;
-    const count = info.width / side;
-    const images = new Float32Array(count * side * side * 3);
-    for (let n = 0; n < count; n++) {
-      for (let y = 0; y < side; y++) {
-        for (let x = 0; x < side * 3; x++) {
-          images[(n * side + y) * side * 3 + x] =
-            data[y * info.width * 3 + n * side * 3 + x] / 127.5 - 1;
-        }
-      }
-    }
+    const { images, count } = await readCropStrip(join(VAE, strip.file), side);
     const { ids, decoded, vaeOnly, k } = await runOn("wasm", async () => {
       const t = await loadTokenizerFolder(SHIPPED);
       const ids = await tokenize(t, images, count);

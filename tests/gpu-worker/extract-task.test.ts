@@ -33,23 +33,16 @@ import {
   putDataset,
   putTokenizer,
   removeWorkFolders,
+  SHARD_SIZE,
   TENANT,
+  TINY_TRAINING,
 } from "./worker-helpers/train-world.ts";
 
 let base: BuiltTokenizer;
 let images: Uint8Array[];
 
-/** 22 images in shards of 8: shards 0 and 1 hold 8 images, shard 2 the last 6. */
-const SHARD_SIZE = 8;
-/** One epoch of the train task test's small run: 20 latents to train, 2 held out. */
-const PARAMETERS = {
-  tokens: 128,
-  codes: 16,
-  epochs: 1,
-  batchSize: 8,
-  seed: 2,
-  rectifier: { channels: 16, blocks: 1, headDim: 8, multiscales: [5] },
-};
+/** One epoch of the train task test's small run. */
+const PARAMETERS = { ...TINY_TRAINING, epochs: 1 };
 /** Held-out images the train task's image probe runs through the VAE (on top of extraction). */
 const PROBE = 2;
 

@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import type { BackendName } from "../../gpu-worker/src/backend.ts";
 import {
@@ -28,6 +27,7 @@ import { safetensorsSource } from "../../gpu-worker/src/models/sources.ts";
 import { loadVae, type VaeSpec } from "../../gpu-worker/src/pipeline/vae.ts";
 import { psnr } from "../../gpu-worker/src/train/image-metrics.ts";
 import { download, runOn, scaledError, values } from "./helpers/backends.ts";
+import { readCropStrip } from "./helpers/crop-strip.ts";
 
 /** Two stages, as the shipped model, at a size that runs in milliseconds. */
 const TINY: SmallVaeConfig = {
@@ -152,22 +152,9 @@ describe("the shipped default VAE (models/default-vae)", () => {
     const spec = manifest.vae as VaeSpec;
     const bytes = new Uint8Array(readFileSync(join(SHIPPED, spec.weights?.path ?? "")));
     const { testCrops } = manifest.evaluation;
-    const { data, info } = await sharp(join(SHIPPED, testCrops.file))
-      .raw()
-      .toBuffer({ resolveWithObject: true });
     const side = spec.inputResolution.height;
-    const count = info.width / side;
+    const { images, count } = await readCropStrip(join(SHIPPED, testCrops.file), side);
     expect(count).toBe(testCrops.crops.length);
-    // Strip → count × side × side × 3 in [-1, 1].
-    const images = new Float32Array(count * side * side * 3);
-    for (let n = 0; n < count; n++) {
-      for (let y = 0; y < side; y++) {
-        for (let x = 0; x < side * 3; x++) {
-          images[(n * side + y) * side * 3 + x] =
-            data[y * info.width * 3 + n * side * 3 + x] / 127.5 - 1;
-        }
-      }
-    }
     const reconstructed = await runOn("wasm", async () => {
       const vae = await loadVae(spec, safetensorsSource(bytes));
       const latents = await vae.encode(images, count);

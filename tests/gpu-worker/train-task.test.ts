@@ -30,24 +30,16 @@ import {
   putDataset,
   putTokenizer,
   removeWorkFolders,
+  SHARD_SIZE,
   TENANT,
+  TINY_TRAINING,
 } from "./worker-helpers/train-world.ts";
 
 let base: BuiltTokenizer;
 let images: Uint8Array[];
 
 // 22 images: 2 held out, 20 to train in batches of 8 (2 steps an epoch); 3 epochs.
-const PARAMETERS = {
-  name: "trained-in-a-test",
-  tokens: 128,
-  codes: 16,
-  epochs: 3,
-  batchSize: 8,
-  seed: 2,
-  rectifier: { channels: 16, blocks: 1, headDim: 8, multiscales: [5] },
-};
-/** Latent shards of 8 images: 22 images make 3 (8, 8, 6). */
-const SHARD_SIZE = 8;
+const PARAMETERS = { ...TINY_TRAINING, name: "trained-in-a-test", epochs: 3 };
 
 beforeAll(async () => {
   await selectBackend("wasm");

@@ -41,25 +41,13 @@ import {
 } from "../e2e/support/tiny-tokenizer.ts";
 import { FIXTURES_DIR } from "../helpers/fixtures.ts";
 import { MemoryBucket } from "./worker-helpers/memory-bucket.ts";
+import { putTokenizer } from "./worker-helpers/train-world.ts";
 
 const TENANT = "ten_00000000000000000000000000";
 const log = createLogger({ format: "json", write: () => undefined });
 const dirs: string[] = [];
 let identity: BuiltTokenizer;
 let rectified: BuiltTokenizer;
-
-function put(bucket: MemoryBucket, built: BuiltTokenizer): TokenizerRef {
-  bucket.objects.set(bucketKeys.tokenizerManifest(built.hash), built.manifestBytes);
-  for (const [path, bytes] of built.files) {
-    bucket.objects.set(bucketKeys.tokenizerFile(built.hash, path), bytes);
-  }
-  return {
-    id: `tok_${built.hash.slice(0, 26)}`,
-    manifestHash: built.hash,
-    manifestKey: bucketKeys.tokenizerManifest(built.hash),
-    filesPrefix: bucketKeys.tokenizerFile(built.hash, ""),
-  };
-}
 
 function pipelines(
   bucket: MemoryBucket,
@@ -146,7 +134,7 @@ function reconstructTask(ref: TokenizerRef, tokensKey: string, records: number):
 
 /** What encode must give: the steps done one by one, with the exhaustive nearest-code search. */
 async function expectedTokens(built: BuiltTokenizer, images: Uint8Array[], p: Pipelines) {
-  const ref = put(p.bucket as MemoryBucket, built);
+  const ref = putTokenizer(p.bucket as MemoryBucket, built);
   return p.tokenizers.with(ref, {}, async (t) => {
     const ids: number[] = [];
     const mse: number[] = [];
@@ -200,7 +188,7 @@ describe("encode task", () => {
   it("writes the token stream the method defines, with per-image quantization error", async () => {
     const bucket = new MemoryBucket();
     const p = pipelines(bucket);
-    const ref = put(bucket, identity);
+    const ref = putTokenizer(bucket, identity);
     const images = await Promise.all(
       (["png", "jpeg", "webp", "png", "png"] as const).map(async (format, i) => ({
         bytes: await syntheticImage(i, format),
@@ -269,7 +257,7 @@ describe("encode task", () => {
   it("fails an undecodable image as not retryable, naming it, and writes nothing", async () => {
     const bucket = new MemoryBucket();
     const p = pipelines(bucket);
-    const ref = put(bucket, identity);
+    const ref = putTokenizer(bucket, identity);
     const good = await syntheticImage(1);
     const bad = good.slice(0, 60); // a PNG cut short: the header parses, the pixels do not
     const task = await encodeTask(bucket, ref, [
@@ -291,10 +279,10 @@ describe("encode task", () => {
 
   it("fails a missing image as not retryable", async () => {
     const bucket = new MemoryBucket();
-    const ref = put(bucket, identity);
+    const ref = putTokenizer(bucket, identity);
     const task = await encodeTask(bucket, ref, [{ bytes: await syntheticImage(1), format: "png" }]);
     bucket.objects.clear();
-    put(bucket, identity);
+    putTokenizer(bucket, identity);
     await expect(taskRunner(pipelines(bucket))(task, context())).rejects.toMatchObject({
       code: "input-missing",
       retryable: false,
@@ -304,7 +292,7 @@ describe("encode task", () => {
   it("batches the images of tasks held at once together", async () => {
     const bucket = new MemoryBucket();
     const p = pipelines(bucket, 8);
-    const ref = put(bucket, identity);
+    const ref = putTokenizer(bucket, identity);
     const images = await Promise.all(
       [0, 1, 2].map(async (i) => ({ bytes: await syntheticImage(i), format: "png" as const })),
     );
@@ -353,7 +341,7 @@ describe("a tokenizer whose VAE is not in the bucket", () => {
     copyFileSync(join(FIXTURES_DIR, "dcae_weights.safetensors"), join(vaeDir, WEIGHTS_FILE));
     copyFileSync(join(FIXTURES_DIR, "dcae_config.json"), join(vaeDir, "config.json"));
     const bucket = new MemoryBucket();
-    const ref = put(bucket, await withoutVae());
+    const ref = putTokenizer(bucket, await withoutVae());
     const images = await Promise.all([0, 1].map((i) => syntheticImage(900 + i)));
     const task = await encodeTask(
       bucket,
@@ -369,7 +357,7 @@ describe("a tokenizer whose VAE is not in the bucket", () => {
 
   it("fails as retryable where this worker does not have it", async () => {
     const bucket = new MemoryBucket();
-    const ref = put(bucket, await withoutVae());
+    const ref = putTokenizer(bucket, await withoutVae());
     const task = await encodeTask(bucket, ref, [{ bytes: await syntheticImage(1), format: "png" }]);
     await expect(taskRunner(pipelines(bucket))(task, context())).rejects.toMatchObject({
       code: "vae-unavailable",
@@ -383,7 +371,7 @@ describe("reconstruct task", () => {
   async function roundTrip(built: BuiltTokenizer, count: number) {
     const bucket = new MemoryBucket();
     const p = pipelines(bucket, 2);
-    const ref = put(bucket, built);
+    const ref = putTokenizer(bucket, built);
     const images = await Promise.all(
       Array.from({ length: count }, async (_, i) => ({
         bytes: await syntheticImage(200 + i),
@@ -442,7 +430,7 @@ describe("reconstruct task", () => {
 
   it("refuses a token stream of another tokenizer", async () => {
     const bucket = new MemoryBucket();
-    const ref = put(bucket, identity);
+    const ref = putTokenizer(bucket, identity);
     const key = bucketKeys.jobTokens(TENANT, id("job"));
     const stream = writeTokenStream(
       { tokenizerHash: "b".repeat(64), tokensPerRecord: 128, codesPerGroup: 64, groups: 128 },

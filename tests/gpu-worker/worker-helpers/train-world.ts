@@ -27,6 +27,21 @@ import type { BuiltTokenizer } from "../../e2e/support/tiny-tokenizer.ts";
 import type { MemoryBucket } from "./memory-bucket.ts";
 
 export const TENANT = "ten_00000000000000000000000000";
+
+/** Latent shards of 8 images: the tests' 22 images make 3 (8, 8, 6). */
+export const SHARD_SIZE = 8;
+
+/**
+ * Training parameters small enough for a test (the tiny VAE's 4×4×4 latents): 22 images are 2
+ * held out and 20 to train in batches of 8. The tests add the epochs.
+ */
+export const TINY_TRAINING = {
+  tokens: 128,
+  codes: 16,
+  batchSize: 8,
+  seed: 2,
+  rectifier: { channels: 16, blocks: 1, headDim: 8, multiscales: [5] },
+};
 const dirs: string[] = [];
 
 /** Removes the cache folders pipelines() made (afterAll). */

@@ -5,8 +5,8 @@
  *
  * - `tiny`: fixtures C's shapes (4×4×4 latents, 16 tokens × 32 codes, the tiny rectifier);
  * - `small`: the default configuration for the repository's small VAE (8×16×16 latents, 512
- *   tokens of 4 sharing one codebook of 4096 codes, the narrow two-block rectifier; results up to
- *   2026-11-27 were measured with its earlier 512 groups × 1024 codes);
+ *   tokens of 4 sharing one codebook of 4096 codes, the narrow two-block rectifier;
+ *   bench/results/train.webgpu-h100.json was measured with its earlier 512 groups × 1024 codes);
  * - `512x16384`: the paper's 512-token shape (32×8×8 latents, 512 × 16384 × 4 codebook, the
  *   512-channel three-block rectifier),
  *

@@ -46,8 +46,8 @@ describe("gather's gradient (UnsortedSegmentSum) on webgpu", () => {
 });
 
 describe("clipByGlobalNorm on webgpu", () => {
-  // The 512-channel rectifier has 46 parameter tensors; one kernel over all of them (addN) was an
-  // invalid pipeline under WebGPU's 8 storage buffers per stage, and its norm silently 0.
+  // The 512-channel rectifier has 46 parameter tensors; tfjs-webgpu's own AddN over all of them
+  // is an invalid pipeline under WebGPU's 8 storage buffers per stage, and the norm read 0.
   it.skipIf(!webgpu)("takes the norm of 46 gradients", async () => {
     await selectBackend("webgpu");
     const grads = Array.from({ length: 46 }, (_, i) => tf.tensor1d(values(5, i + 1)));

@@ -49,3 +49,19 @@ export function segmentSumKernel(backendName: string): tf.KernelConfig {
     kernelFunc: fromOps((i, a) => unsortedSegmentSum(i.x, i.segmentIds, a.numSegments as number)),
   };
 }
+
+/**
+ * AddN as a left fold of two-input adds. WebGPU binds every input of one kernel as a storage
+ * buffer, at most 8 per stage by default, so one AddN over a rectifier's dozens of gradients is
+ * an invalid pipeline whose output is never written.
+ */
+export function foldedAddNKernel(backendName: string): tf.KernelConfig {
+  return {
+    kernelName: tf.AddN,
+    backendName,
+    kernelFunc: fromOps((inputs) => {
+      const terms = Object.values(inputs);
+      return terms.slice(1).reduce((total, t) => tf.add(total, t), terms[0]);
+    }),
+  };
+}

@@ -6,7 +6,7 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { Started } from "../backend.ts";
-import { segmentSumKernel } from "./op-kernels.ts";
+import { foldedAddNKernel, segmentSumKernel } from "./op-kernels.ts";
 
 type Adapter = {
   info: { vendor: string; architecture: string; device: string; description: string };
@@ -50,11 +50,13 @@ export async function startWebgpu(): Promise<Started> {
     () => new WebGPUBackend(device as any, found.adapter.info as any),
     3,
   );
-  // tfjs-webgpu's own kernel transposes a (D, segments) result, a dispatch over WebGPU's limit
-  // for the paper's codebook (512 × 16384 segments); see op-kernels.ts.
-  if (tf.getKernel(tf.UnsortedSegmentSum, "webgpu"))
-    tf.unregisterKernel(tf.UnsortedSegmentSum, "webgpu");
-  tf.registerKernel(segmentSumKernel("webgpu"));
+  // Two tfjs-webgpu kernels fail at training's sizes (op-kernels.ts): UnsortedSegmentSum
+  // transposes a (D, segments) result, a dispatch over WebGPU's limit for the paper's codebook
+  // (512 × 16384 segments), and AddN binds more storage buffers than a stage may have.
+  for (const kernel of [segmentSumKernel("webgpu"), foldedAddNKernel("webgpu")]) {
+    if (tf.getKernel(kernel.kernelName, "webgpu")) tf.unregisterKernel(kernel.kernelName, "webgpu");
+    tf.registerKernel(kernel);
+  }
   const { info } = found.adapter;
   const name = [info.vendor, info.device, info.description].filter(Boolean).join(" ");
   return {

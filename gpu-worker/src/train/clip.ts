@@ -14,10 +14,8 @@ export type Clipped = {
 
 export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): Clipped {
   return tf.tidy(() => {
-    // A left fold of two-input adds, not addN: WebGPU binds every input of one kernel as a
-    // storage buffer, at most 8 by default, and the rectifier has dozens of tensors.
     const squares = grads.map((g) => tf.sum(tf.square(g)));
-    const norm = tf.sqrt(squares.reduce((total, s) => tf.add(total, s))) as tf.Scalar;
+    const norm = tf.sqrt(tf.addN(squares)) as tf.Scalar;
     const coef = tf.minimum(tf.div(maxNorm, tf.add(norm, 1e-6)), 1);
     return { grads: grads.map((g) => tf.mul(g, coef)), norm };
   });

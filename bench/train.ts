@@ -7,22 +7,26 @@
  * - `small`: the default configuration for the repository's small VAE (8×16×16 latents, 512
  *   tokens of 4 sharing one codebook of 4096 codes, the narrow two-block rectifier;
  *   bench/results/train.webgpu-h100.json was measured with its earlier 512 groups × 1024 codes);
- * - `512x16384`: the paper's 512-token shape (32×8×8 latents, 512 × 16384 × 4 codebook, the
- *   512-channel three-block rectifier),
+ * - `512x16384`, `256x65536`, `256x262144`: the paper's three shapes on DC-AE f32c32 latents
+ *   (32×8×8; tokens × codes per group, one group per token, each with its rectifier preset),
  *
- * and, for the paper's shape, the two code assignments alone (the host k-d tree rebuilt for the
- * step's codebook, and the device's matrix form). The paper's run (100 ImageNet epochs, 1.28M
- * images: 128M latents; 22 h on one RTX 4090 at batch 256) is projected from each figure.
+ * and, for the paper's 512-token shape, the two code assignments alone (the host k-d tree rebuilt
+ * for the step's codebook, and the device's matrix form). The paper's run (100 ImageNet epochs,
+ * 1.28M images: 128M latents; 22 h on one RTX 4090 at batch 256) is projected from each figure.
+ * Beside each timing: the tfjs kernels one step runs (tf.profile) and, on webgpu, what one
+ * steady-state step asks of the GPU (dispatches, submits, new buffers, buffer maps; lib/gpu-work.ts):
+ * counts that are the same on a software adapter as on a GPU.
  *
  *   npm run bench:train                   # every backend that starts here
  *   npm run bench:train -- wasm           # only these
  *   npm run bench:train -- --quick        # fewer steps, for a smoke run
  *
  * Each case runs in a process of its own (wasm's heap only grows). Batches are sized to the
- * device: the paper's 256 on a GPU for `small` and 16 for the paper's shape, a few latents on
- * the CPU backends, whose figures therefore say little about a GPU. The cpu backend gets only
- * `tiny`; a software WebGPU adapter (llvmpipe) gets no paper shape (a rectifier step alone takes
- * it ~40 s, bench/results/models.json). Results: bench/results/train.json.
+ * device: on a GPU the paper's (256; 128 for 256 × 262144), a few latents on the CPU backends,
+ * whose figures therefore say little about a GPU. The cpu backend gets only `tiny`. On webgpu the
+ * paper's step also runs at batch 1 and 16, whose counts must agree; a software adapter
+ * (llvmpipe) gets only those of the paper's shapes, for the counts (its timings say little).
+ * Results: bench/results/train.json.
  */
 import { createCodebook, quantLayout } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
@@ -36,6 +40,7 @@ import { type Assignment, assignCodes } from "../gpu-worker/src/train/assign.ts"
 import { TRAIN_PRESETS } from "../gpu-worker/src/train/config.ts";
 import { createQuantizer } from "../gpu-worker/src/train/quantizer.ts";
 import { createTrainState, trainStep } from "../gpu-worker/src/train/step.ts";
+import { countGpuWork, type GpuWork } from "./lib/gpu-work.ts";
 import { benchPerBackend } from "./lib/per-backend.ts";
 import { writeResults } from "./lib/results.ts";
 
@@ -72,6 +77,18 @@ const SHAPES = {
     codes: 16384,
     rectifier: RECTIFIER_PRESETS["512x16384"],
   },
+  "256x65536": {
+    latent: { channels: 32, height: 8, width: 8 },
+    tokens: 256,
+    codes: 65536,
+    rectifier: RECTIFIER_PRESETS["256x65536"],
+  },
+  "256x262144": {
+    latent: { channels: 32, height: 8, width: 8 },
+    tokens: 256,
+    codes: 262144,
+    rectifier: RECTIFIER_PRESETS["256x262144"],
+  },
 } satisfies Record<string, Shape>;
 type ShapeName = keyof typeof SHAPES;
 
@@ -86,6 +103,10 @@ type Row = {
   steps: number;
   latentsPerSecond: number;
   paperRunHours: number;
+  /** tfjs kernels one step runs (tf.profile). */
+  kernels: number;
+  /** What one steady-state step asks of the GPU (webgpu only). */
+  gpuWork?: GpuWork;
 };
 
 function randomLatents(count: number, seed: number): Float32Array {
@@ -132,7 +153,9 @@ async function runCase(backend: BackendName, c: Case, minMs: number): Promise<Ro
     });
     run = (i) => trainStep(state, batches[i % 2]);
   }
-  await run(0); // warm-up: kernels compiled, memory allocated
+  // Warm-up: kernels compiled, the buffer pool filled (a step's buffers come back to it).
+  await run(0);
+  await run(1);
   let steps = 0;
   const start = performance.now();
   do {
@@ -140,6 +163,10 @@ async function runCase(backend: BackendName, c: Case, minMs: number): Promise<Ro
   } while (performance.now() - start < minMs || steps < 2);
   const msPerStep = (performance.now() - start) / steps;
   const latentsPerSecond = (1000 * c.batch) / msPerStep;
+  const gpuWork = backend === "webgpu" ? (await countGpuWork(() => run(++steps))).work : undefined;
+  const profile = await tf.profile(async () => {
+    await run(++steps);
+  });
   return {
     shape: c.shape,
     what: c.what === "step" ? "training step" : "assignment alone",
@@ -149,29 +176,46 @@ async function runCase(backend: BackendName, c: Case, minMs: number): Promise<Ro
     steps,
     latentsPerSecond,
     paperRunHours: PAPER_LATENTS / latentsPerSecond / 3600,
+    kernels: profile.kernels.length,
+    ...(gpuWork ? { gpuWork } : {}),
   };
 }
 
 function casesFor(backend: BackendName, accelerated: boolean): Case[] {
   const own: Assignment = accelerated ? "device" : "exact";
-  const tiny: Case = { shape: "tiny", batch: 32, assignment: own, what: "step" };
-  if (backend === "cpu") return [tiny];
-  const small: Case = {
-    shape: "small",
-    batch: accelerated ? 256 : 16,
-    assignment: own,
+  const step = (shape: ShapeName, batch: number, assignment = own): Case => ({
+    shape,
+    batch,
+    assignment,
     what: "step",
-  };
-  if (backend === "webgpu" && !accelerated) return [tiny, small];
-  const batch = accelerated ? 16 : 4;
+  });
+  if (backend === "cpu") return [step("tiny", 32)];
+  const tiny = step("tiny", 32);
+  const small = step("small", accelerated ? 256 : 16);
+  const assignments = (batch: number) =>
+    (["exact", "device"] as const).map(
+      (assignment): Case => ({ shape: "512x16384", batch, assignment, what: "assign" }),
+    );
+  if (backend !== "webgpu") {
+    return [tiny, small, step("512x16384", 4, "device"), ...assignments(4)];
+  }
+  // On webgpu the paper's step at batch 1 and 16 shows that its GPU work does not grow with the
+  // batch; a software adapter gets only those (it is there for the counts, not the timings).
+  const counted = [step("512x16384", 1, "device"), step("512x16384", 16, "device")];
+  if (!accelerated) return [tiny, small, ...counted];
   return [
     tiny,
     small,
-    { shape: "512x16384", batch, assignment: "device", what: "step" },
-    ...(["exact", "device"] as const).map(
-      (assignment): Case => ({ shape: "512x16384", batch, assignment, what: "assign" }),
-    ),
+    ...counted,
+    step("512x16384", 256, "device"),
+    step("256x65536", 256, "device"),
+    step("256x262144", 128, "device"),
+    ...assignments(16),
   ];
+}
+
+function describeWork(w: GpuWork): string {
+  return `${w.dispatches} dispatches, ${w.submits} submits, ${w.newBuffers} new buffers, ${w.bufferMaps} maps`;
 }
 
 const figures = await benchPerBackend({
@@ -182,7 +226,8 @@ const figures = await benchPerBackend({
   runCase: async (backend, c: Case, minMs) => [await runCase(backend, c, minMs)],
   describe: (backend, r: Row) =>
     `${backend.padEnd(8)} ${r.shape.padEnd(10)} ${r.what.padEnd(17)} ${r.assignment.padEnd(7)} batch ${String(r.batch).padStart(3)}: ` +
-    `${r.msPerStep.toFixed(0).padStart(7)} ms/step, ${r.latentsPerSecond.toFixed(1).padStart(8)} latents/s, paper's run ${r.paperRunHours.toFixed(0)} h`,
+    `${r.msPerStep.toFixed(0).padStart(7)} ms/step, ${r.latentsPerSecond.toFixed(1).padStart(8)} latents/s, paper's run ${r.paperRunHours.toFixed(0)} h; ` +
+    `${r.kernels} kernels${r.gpuWork ? `, ${describeWork(r.gpuWork)}` : ""}`,
 });
 if (figures) {
   const paper = {

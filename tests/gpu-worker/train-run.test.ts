@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { disposeRectifier, loadRectifier, rectify } from "../../gpu-worker/src/models/rectifier.ts";
 import { safetensorsSource } from "../../gpu-worker/src/models/sources.ts";
 import { toTorch } from "../../gpu-worker/src/models/weights.ts";
+import { momentsOf } from "../../gpu-worker/src/train/adamw.ts";
 import {
   CHECKPOINT_INDEX,
   type CheckpointStore,
@@ -98,7 +99,7 @@ class MemoryStore implements CheckpointStore {
 async function snapshot(run: TrainRun): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   const { state } = run;
-  const [quant, rect] = state.optimizer.groups;
+  const [quant, rect] = state.optimizer.groups.map(momentsOf);
   out.set("embeddings", (await state.quantizer.embeddings.data()) as Float32Array);
   out.set("m.embeddings", (await quant.m[0].data()) as Float32Array);
   out.set("v.embeddings", (await quant.v[0].data()) as Float32Array);
@@ -111,6 +112,7 @@ async function snapshot(run: TrainRun): Promise<Map<string, Float32Array>> {
       for (const [name, d] of await toTorch(b, value)) out.set(prefix + name, d);
     }
   }
+  tf.dispose([quant, rect].flatMap(({ m, v }) => [...m, ...v]));
   return out;
 }
 

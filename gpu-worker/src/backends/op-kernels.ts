@@ -5,12 +5,13 @@
 import * as tf from "@tensorflow/tfjs-core";
 
 export type Attrs = Record<string, unknown>;
-export type OpKernel = (inputs: Record<string, tf.Tensor>, attrs: Attrs) => tf.Tensor;
+export type OpKernel = (inputs: Record<string, tf.Tensor>, attrs: Attrs) => tf.Tensor | tf.Tensor[];
 
 /**
- * A kernel whose body is made of ops. Inside a kernel the engine records no gradients, and the
- * inputs are the tensors the op was called with. The result's data outlives the temporary tensor
- * that computed it through one extra reference, which the engine's output tensor takes over.
+ * A kernel whose body is made of ops (one output, or several in order). Inside a kernel the
+ * engine records no gradients, and the inputs are the tensors the op was called with. Each
+ * result's data outlives the temporary tensor that computed it through one extra reference,
+ * which the engine's output tensor takes over.
  */
 export function fromOps(kernel: OpKernel): tf.KernelFunc {
   return ({ inputs, attrs, backend }) => {
@@ -18,10 +19,13 @@ export function fromOps(kernel: OpKernel): tf.KernelFunc {
       if (!(input instanceof tf.Tensor)) throw new Error(`op kernel: ${name} is no tensor`);
     }
     const out = tf.tidy(() => kernel(inputs as Record<string, tf.Tensor>, attrs as Attrs));
-    (backend as unknown as { incRef(dataId: object): void }).incRef(out.dataId);
-    const info = { dataId: out.dataId, shape: out.shape, dtype: out.dtype };
-    out.dispose();
-    return info;
+    const keep = (t: tf.Tensor): tf.TensorInfo => {
+      (backend as unknown as { incRef(dataId: object): void }).incRef(t.dataId);
+      const info = { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
+      t.dispose();
+      return info;
+    };
+    return Array.isArray(out) ? out.map(keep) : keep(out);
   };
 }
 
@@ -64,4 +68,19 @@ export function foldedAddNKernel(backendName: string): tf.KernelConfig {
       return terms.slice(1).reduce((total, t) => tf.add(total, t), terms[0]);
     }),
   };
+}
+
+/** Every backend the worker can run on (backend.ts); the reference kernels serve all of them. */
+const ALL_BACKENDS = ["tensorflow", "webgpu", "wasm", "cpu"] as const;
+
+/**
+ * Registers a project op's reference kernel (its plain composition) on every backend that has no
+ * kernel of that name yet, so that a backend's fast kernel, registered before or after, wins.
+ */
+export function registerReferenceKernel(kernelName: string, kernelFunc: tf.KernelFunc): void {
+  for (const backendName of ALL_BACKENDS) {
+    if (!tf.getKernel(kernelName, backendName)) {
+      tf.registerKernel({ kernelName, backendName, kernelFunc });
+    }
+  }
 }

@@ -7,6 +7,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { Started } from "../backend.ts";
 import { foldedAddNKernel, segmentSumKernel } from "./op-kernels.ts";
+import { adamwKernel, sumSquaresKernel } from "./webgpu/adamw.ts";
 
 type Adapter = {
   info: { vendor: string; architecture: string; device: string; description: string };
@@ -52,8 +53,15 @@ export async function startWebgpu(): Promise<Started> {
   );
   // Two tfjs-webgpu kernels fail at training's sizes (op-kernels.ts): UnsortedSegmentSum
   // transposes a (D, segments) result, a dispatch over WebGPU's limit for the paper's codebook
-  // (512 × 16384 segments), and AddN binds more storage buffers than a stage may have.
-  for (const kernel of [segmentSumKernel("webgpu"), foldedAddNKernel("webgpu")]) {
+  // (512 × 16384 segments), and AddN binds more storage buffers than a stage may have. The
+  // project's own ops (ops/) get their fused WebGPU programs (webgpu/).
+  const kernels = [
+    segmentSumKernel("webgpu"),
+    foldedAddNKernel("webgpu"),
+    adamwKernel,
+    sumSquaresKernel,
+  ];
+  for (const kernel of kernels) {
     if (tf.getKernel(kernel.kernelName, "webgpu")) tf.unregisterKernel(kernel.kernelName, "webgpu");
     tf.registerKernel(kernel);
   }

@@ -28,6 +28,7 @@ import * as z from "zod";
 import { loadRectifier, type Rectifier } from "../models/rectifier.ts";
 import { safetensorsSource } from "../models/sources.ts";
 import { type Binding, toTorch } from "../models/weights.ts";
+import { momentsOf, setMoments } from "./adamw.ts";
 import { ASSIGNMENTS } from "./assign.ts";
 import { checkTrainConfig, type TrainConfig } from "./config.ts";
 import { createQuantizer } from "./quantizer.ts";
@@ -123,18 +124,24 @@ async function stateTensors(run: TrainRun): Promise<Uint8Array> {
     shape: embeddingsShape,
     data: (await t.data()) as Float32Array,
   });
-  tensors["quantizer.embeddings"] = await f32(state.quantizer.embeddings);
-  tensors["adam.m.quantizer.embeddings"] = await f32(quant.m[0]);
-  tensors["adam.v.quantizer.embeddings"] = await f32(quant.v[0]);
-  const bindings = state.rectifier.bindings;
-  await addTorch(
-    tensors,
-    "rectifier.",
-    bindings,
-    bindings.map((b) => b.param),
-  );
-  await addTorch(tensors, "adam.m.rectifier.", bindings, rect.m);
-  await addTorch(tensors, "adam.v.rectifier.", bindings, rect.v);
+  const quantMoments = momentsOf(quant);
+  const rectMoments = momentsOf(rect);
+  try {
+    tensors["quantizer.embeddings"] = await f32(state.quantizer.embeddings);
+    tensors["adam.m.quantizer.embeddings"] = await f32(quantMoments.m[0]);
+    tensors["adam.v.quantizer.embeddings"] = await f32(quantMoments.v[0]);
+    const bindings = state.rectifier.bindings;
+    await addTorch(
+      tensors,
+      "rectifier.",
+      bindings,
+      bindings.map((b) => b.param),
+    );
+    await addTorch(tensors, "adam.m.rectifier.", bindings, rectMoments.m);
+    await addTorch(tensors, "adam.v.rectifier.", bindings, rectMoments.v);
+  } finally {
+    tf.dispose([quantMoments, rectMoments].flatMap(({ m, v }) => [...m, ...v]));
+  }
   return writeSafetensors(tensors, { format: CHECKPOINT_FORMAT, epoch: String(run.epoch) });
 }
 
@@ -227,7 +234,6 @@ async function restore(index: CheckpointIndex, bytes: Uint8Array): Promise<Train
     codebookTensor("adam.v.quantizer.embeddings"),
   ];
   const trainable = (t: tf.Tensor) => tf.variable(t);
-  const frozen = (t: tf.Tensor) => tf.variable(t, false);
   const rectifier = await loadRectifier(
     config.rectifier,
     safetensorsSource(bytes, "rectifier."),
@@ -237,11 +243,7 @@ async function restore(index: CheckpointIndex, bytes: Uint8Array): Promise<Train
   try {
     for (const m of ["m", "v"]) {
       rectMoments.push(
-        await loadRectifier(
-          config.rectifier,
-          safetensorsSource(bytes, `adam.${m}.rectifier.`),
-          frozen,
-        ),
+        await loadRectifier(config.rectifier, safetensorsSource(bytes, `adam.${m}.rectifier.`)),
       );
     }
   } catch (error) {
@@ -262,11 +264,10 @@ async function restore(index: CheckpointIndex, bytes: Uint8Array): Promise<Train
     assignment: config.assignment,
   });
   const [quant, rect] = state.optimizer.groups;
-  tf.dispose([...quant.m, ...quant.v, ...rect.m, ...rect.v]);
-  quant.m = [tf.tidy(() => tf.variable(tf.tensor3d(moments[0], shape), false))];
-  quant.v = [tf.tidy(() => tf.variable(tf.tensor3d(moments[1], shape), false))];
-  rect.m = rectMoments[0].bindings.map((b) => b.param as tf.Variable);
-  rect.v = rectMoments[1].bindings.map((b) => b.param as tf.Variable);
+  tf.tidy(() => setMoments(quant, [tf.tensor1d(moments[0])], [tf.tensor1d(moments[1])]));
+  const [m, v] = rectMoments.map((r) => r.bindings.map((b) => b.param));
+  setMoments(rect, m, v);
+  tf.dispose([...m, ...v]);
   [quant.step, rect.step] = index.optimizerSteps;
   state.counts.fill(0);
   return {

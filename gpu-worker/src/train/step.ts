@@ -14,7 +14,6 @@ import * as tf from "@tensorflow/tfjs-core";
 import { type Rectifier, rectifierLoss } from "../models/rectifier.ts";
 import { type AdamW, adamwStep, createAdamW } from "./adamw.ts";
 import { type Assignment, assignCodes } from "./assign.ts";
-import { clipByGlobalNorm } from "./clip.ts";
 import { codeRows, gatherCodes, type TrainableQuantizer } from "./quantizer.ts";
 
 /** clip_grad_norm_'s max_norm, per module. */
@@ -129,17 +128,21 @@ export async function trainStep(state: TrainState, batch: Float32Array): Promise
 
 /** The second half of a step: clip per module, AdamW, count usage; disposes g's tensors. */
 export async function applyGradients(state: TrainState, g: Gradients): Promise<StepResult> {
-  const quant = clipByGlobalNorm([g.quantizer], MAX_GRAD_NORM);
-  const rect = clipByGlobalNorm(g.rectifier, MAX_GRAD_NORM);
-  adamwStep(state.optimizer, [quant.grads, rect.grads]);
+  const sumSquares = adamwStep(state.optimizer, [[g.quantizer], g.rectifier], MAX_GRAD_NORM);
   const q = state.quantizer;
   countUsage(state.counts, usageShape(q), g.ids, q.layout.tokens);
-  const scalars = [g.lossQuantizer, g.lossRectifier, quant.norm, rect.norm];
-  const [lossQuantizer, lossRectifier, gradNormQuantizer, gradNormRectifier] = await Promise.all(
-    scalars.map(async (s) => (await s.data())[0]),
-  );
-  tf.dispose([...scalars, g.quantizer, ...g.rectifier, ...quant.grads, ...rect.grads]);
-  return { lossQuantizer, lossRectifier, gradNormQuantizer, gradNormRectifier, ids: g.ids };
+  // One read for the step's four numbers.
+  const scalars = tf.stack([g.lossQuantizer, g.lossRectifier, ...sumSquares]);
+  tf.dispose([g.lossQuantizer, g.lossRectifier, ...sumSquares, g.quantizer, ...g.rectifier]);
+  const [lossQuantizer, lossRectifier, squaresQuantizer, squaresRectifier] = await scalars.data();
+  scalars.dispose();
+  return {
+    lossQuantizer,
+    lossRectifier,
+    gradNormQuantizer: Math.sqrt(squaresQuantizer),
+    gradNormRectifier: Math.sqrt(squaresRectifier),
+    ids: g.ids,
+  };
 }
 
 /** The sizes countUsage and usagePerGroup read (they never touch the codes themselves). */

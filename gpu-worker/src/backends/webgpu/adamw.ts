@@ -1,0 +1,168 @@
+/**
+ * The fused AdamW ops (ops/adamw.ts) on webgpu. The update: three elementwise dispatches over
+ * the flattened group, m, then v, then the parameter from both (a program writes one output and
+ * may not read the buffer it writes, so the moments cannot be updated in place); the
+ * step-dependent numbers travel as uniforms, so no constant tensor is uploaded per step. Σ x²:
+ * partial sums in up to 1024 workgroups, then tfjs's sum of those.
+ */
+
+import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import { webgpu_util } from "@tensorflow/tfjs-backend-webgpu";
+import * as tf from "@tensorflow/tfjs-core";
+import { ADAMW, type AdamWAttrs, SUM_SQUARES } from "../../ops/adamw.ts";
+
+type Uniform = { type: "float32" | "int32"; data: number[] };
+
+/** A flat elementwise program over `size` outputs whose body writes result[index]. */
+function elementwise(
+  name: string,
+  variableNames: string[],
+  size: number,
+  uniforms: string,
+  body: string,
+): WebGPUProgram {
+  const outputShape = [size];
+  const dispatchLayout = webgpu_util.flatDispatchLayout(outputShape);
+  const workgroupSize: [number, number, number] = [64, 1, 1];
+  return {
+    variableNames,
+    outputShape,
+    shaderKey: `revq_adamw_${name}`,
+    dispatchLayout,
+    dispatch: webgpu_util.computeDispatch(dispatchLayout, outputShape, workgroupSize),
+    workgroupSize,
+    size: true,
+    uniforms,
+    getUserCode: () => `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          ${body}
+        }
+      }
+    `,
+  };
+}
+
+const f32 = (...data: number[]): Uniform => ({ type: "float32", data });
+
+/** m ← β1·m + (1 − β1)·g·coef, v ← β2·v + (1 − β2)·(g·coef)²; coef from Σg² (clip_grad_norm_). */
+function momentProgram(size: number, which: "m" | "v"): WebGPUProgram {
+  const update =
+    which === "m"
+      ? "M[index] * uniforms.beta + g * uniforms.rest"
+      : "M[index] * uniforms.beta + g * g * uniforms.rest";
+  return elementwise(
+    which,
+    ["M", "G", "S"],
+    size,
+    "beta : f32, rest : f32, maxNorm : f32,",
+    `let coef = min(uniforms.maxNorm / (sqrt(S[0]) + 1e-6), 1.0);
+          let g = G[index] * coef;
+          result[index] = ${update};`,
+  );
+}
+
+/** p ← p·decay − stepSize·m / (√v / correction2 + ε), from the updated moments. */
+function paramProgram(size: number): WebGPUProgram {
+  return elementwise(
+    "param",
+    ["X", "M", "V"],
+    size,
+    "decay : f32, stepSize : f32, correction2 : f32, eps : f32,",
+    `let denom = sqrt(V[index]) / uniforms.correction2 + uniforms.eps;
+          result[index] = X[index] * uniforms.decay - M[index] * uniforms.stepSize / denom;`,
+  );
+}
+
+export const adamwKernel: tf.KernelConfig = {
+  kernelName: ADAMW,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, attrs, backend }) => {
+    const gpu = backend as WebGPUBackend;
+    const { param, m, v, grad, sumSquares } = inputs as Record<string, tf.TensorInfo>;
+    const a = attrs as unknown as AdamWAttrs;
+    const size = param.shape[0];
+    const run = (program: WebGPUProgram, ins: tf.TensorInfo[], uniforms: Uniform[]) =>
+      gpu.runWebGPUProgram(program, ins, "float32", uniforms);
+    const clip = f32(a.maxNorm);
+    const m1 = run(
+      momentProgram(size, "m"),
+      [m, grad, sumSquares],
+      [f32(a.beta1), f32(1 - a.beta1), clip],
+    );
+    const v1 = run(
+      momentProgram(size, "v"),
+      [v, grad, sumSquares],
+      [f32(a.beta2), f32(1 - a.beta2), clip],
+    );
+    const p1 = run(
+      paramProgram(size),
+      [param, m1, v1],
+      [f32(a.decay), f32(a.stepSize), f32(a.correction2), f32(a.eps)],
+    );
+    return [p1, m1, v1];
+  },
+};
+
+const PARTIAL_WORKGROUP = 256;
+const MAX_PARTIALS = 1024;
+
+/** result[w] = Σ x² over the elements w·256 + t + k·(W·256) of x: W partial sums. */
+function partialSquaresProgram(size: number): WebGPUProgram {
+  const partials = Math.min(MAX_PARTIALS, Math.ceil(size / PARTIAL_WORKGROUP));
+  return {
+    variableNames: ["X"],
+    outputShape: [partials],
+    shaderKey: "revq_partial_squares",
+    dispatchLayout: webgpu_util.flatDispatchLayout([partials]),
+    dispatch: [partials, 1, 1],
+    workgroupSize: [PARTIAL_WORKGROUP, 1, 1],
+    uniforms: "count : i32, stride : i32,",
+    getUserCode: () => `
+      var<workgroup> sums : array<f32, ${PARTIAL_WORKGROUP}>;
+      fn main(index : i32) {
+        let t = i32(localId.x);
+        var sum = 0.0;
+        for (var i = i32(workgroupId.x) * ${PARTIAL_WORKGROUP} + t; i < uniforms.count; i += uniforms.stride) {
+          sum += X[i] * X[i];
+        }
+        sums[t] = sum;
+        workgroupBarrier();
+        for (var half = ${PARTIAL_WORKGROUP / 2}; half > 0; half >>= 1) {
+          if (t < half) {
+            sums[t] += sums[t + half];
+          }
+          workgroupBarrier();
+        }
+        if (t == 0) {
+          result[workgroupId.x] = sums[0];
+        }
+      }
+    `,
+  };
+}
+
+export const sumSquaresKernel: tf.KernelConfig = {
+  kernelName: SUM_SQUARES,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend }) => {
+    const gpu = backend as WebGPUBackend;
+    const { x } = inputs as { x: tf.TensorInfo };
+    const size = x.shape[0];
+    const program = partialSquaresProgram(size);
+    const stride = program.outputShape[0] * PARTIAL_WORKGROUP;
+    const partials = gpu.runWebGPUProgram(program, [x], "float32", [
+      { type: "int32", data: [size] },
+      { type: "int32", data: [stride] },
+    ]);
+    // tfjs-webgpu's own Sum, called as a kernel function: no tensor for the engine to track.
+    const sum = tf.getKernel(tf.Sum, "webgpu") as tf.KernelConfig;
+    const total = sum.kernelFunc({
+      inputs: { x: partials },
+      attrs: { axis: 0, keepDims: false },
+      backend,
+    }) as tf.TensorInfo;
+    gpu.disposeData(partials.dataId);
+    return total;
+  },
+};

@@ -138,10 +138,13 @@ async function runCase(backend: BackendName, c: Case, minMs: number): Promise<Ro
   );
   const quantizer = createQuantizer(layout, codebook);
   const batches = [randomLatents(c.batch * dims, 2), randomLatents(c.batch * dims, 3)];
-  let run: (i: number) => Promise<unknown>;
+  // Queues step i; `done` settles when its results are back on the host.
+  let queue: (i: number) => Promise<{ done: Promise<unknown> }>;
   if (c.what === "assign") {
     const tokens = batches.map((b) => tf.tensor2d(b, [c.batch * s.tokens, layout.codeDim]));
-    run = (i) => assignCodes(c.assignment, quantizer, tokens[i % 2], batches[i % 2]);
+    queue = async (i) => ({
+      done: assignCodes(c.assignment, quantizer, tokens[i % 2], batches[i % 2]),
+    });
   } else {
     const state = createTrainState({
       latentShape: s.latent,
@@ -151,29 +154,38 @@ async function runCase(backend: BackendName, c: Case, minMs: number): Promise<Ro
       rectifierWeightDecay: 1e-4,
       assignment: c.assignment,
     });
-    run = (i) => trainStep(state, batches[i % 2]);
+    queue = async (i) => ({ done: (await trainStep(state, batches[i % 2])).metrics });
   }
-  // Warm-up: kernels compiled, the buffer pool filled (a step's buffers come back to it).
-  await run(0);
-  await run(1);
+  // Steps as the training loop runs them (run.ts): each one's results awaited once the next is
+  // queued, the last one's at the end.
   let steps = 0;
+  const runSteps = async (more: () => boolean) => {
+    let previous = (await queue(steps++)).done;
+    while (more()) {
+      const next = (await queue(steps++)).done;
+      await previous;
+      previous = next;
+    }
+    await previous;
+  };
+  // Warm-up: kernels compiled, the buffer pool filled (a step's buffers come back to it).
+  await runSteps(() => steps < 2);
+  const first = steps;
   const start = performance.now();
-  do {
-    await run(++steps); // trainStep reads its losses back: the device has finished the step
-  } while (performance.now() - start < minMs || steps < 2);
-  const msPerStep = (performance.now() - start) / steps;
+  await runSteps(() => performance.now() - start < minMs || steps - first < 2);
+  const timed = steps - first;
+  const msPerStep = (performance.now() - start) / timed;
   const latentsPerSecond = (1000 * c.batch) / msPerStep;
-  const gpuWork = backend === "webgpu" ? (await countGpuWork(() => run(++steps))).work : undefined;
-  const profile = await tf.profile(async () => {
-    await run(++steps);
-  });
+  const once = async () => runSteps(() => false);
+  const gpuWork = backend === "webgpu" ? (await countGpuWork(once)).work : undefined;
+  const profile = await tf.profile(once);
   return {
     shape: c.shape,
     what: c.what === "step" ? "training step" : "assignment alone",
     assignment: c.assignment,
     batch: c.batch,
     msPerStep,
-    steps,
+    steps: timed,
     latentsPerSecond,
     paperRunHours: PAPER_LATENTS / latentsPerSecond / 3600,
     kernels: profile.kernels.length,

@@ -1,14 +1,20 @@
 import { createCodebook, quantLayout } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
+import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { ASSIGNMENTS, assignCodes } from "../../gpu-worker/src/train/assign.ts";
 import { createQuantizer, disposeQuantizer } from "../../gpu-worker/src/train/quantizer.ts";
 import { loadFixture } from "../helpers/fixtures.ts";
 import { runOn } from "./helpers/backends.ts";
 
+// webgpu runs where Dawn finds an adapter (Mesa's llvmpipe in CI).
+const webgpu = await selectBackend("webgpu").then(
+  () => true,
+  () => false,
+);
+
 // The reference's indices (fixtures A and C), exact ties included, from both assignment methods.
-// A3/A4 have 512/256 groups: the device path's group chunks and reshapes are exercised at the
-// paper's token layout.
+// A3/A4 have 512/256 groups: the device path is exercised at the paper's token layout.
 type Case = {
   name: string;
   layout: ReturnType<typeof quantLayout>;
@@ -58,7 +64,7 @@ function trainingCases(): Case[] {
 const CASES = [...quantizerCases(), ...trainingCases()];
 
 describe("training's code assignment", () => {
-  for (const backend of ["cpu", "wasm"] as const) {
+  for (const backend of ["cpu", "wasm", ...(webgpu ? (["webgpu"] as const) : [])] as const) {
     for (const method of ASSIGNMENTS) {
       it(`finds the reference's indices on ${backend} (${method})`, async () => {
         await runOn(backend, async () => {

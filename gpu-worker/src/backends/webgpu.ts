@@ -7,7 +7,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { Started } from "../backend.ts";
 import { foldedAddNKernel, segmentSumKernel } from "./op-kernels.ts";
-import { adamwKernel, sumSquaresKernel } from "./webgpu/adamw.ts";
+import { FUSED_WEBGPU_KERNELS } from "./webgpu/kernels.ts";
 
 type Adapter = {
   info: { vendor: string; architecture: string; device: string; description: string };
@@ -55,12 +55,7 @@ export async function startWebgpu(): Promise<Started> {
   // transposes a (D, segments) result, a dispatch over WebGPU's limit for the paper's codebook
   // (512 × 16384 segments), and AddN binds more storage buffers than a stage may have. The
   // project's own ops (ops/) get their fused WebGPU programs (webgpu/).
-  const kernels = [
-    segmentSumKernel("webgpu"),
-    foldedAddNKernel("webgpu"),
-    adamwKernel,
-    sumSquaresKernel,
-  ];
+  const kernels = [segmentSumKernel("webgpu"), foldedAddNKernel("webgpu"), ...FUSED_WEBGPU_KERNELS];
   for (const kernel of kernels) {
     if (tf.getKernel(kernel.kernelName, "webgpu")) tf.unregisterKernel(kernel.kernelName, "webgpu");
     tf.registerKernel(kernel);

@@ -33,7 +33,7 @@ import { ASSIGNMENTS } from "./assign.ts";
 import { checkTrainConfig, type TrainConfig } from "./config.ts";
 import { createQuantizer } from "./quantizer.ts";
 import type { EpochRecord, TrainRun } from "./run.ts";
-import { createTrainState } from "./step.ts";
+import { createTrainState, fillCounts } from "./step.ts";
 import type { BlobStore } from "./store.ts";
 
 export type CheckpointStore = BlobStore;
@@ -269,7 +269,7 @@ async function restore(index: CheckpointIndex, bytes: Uint8Array): Promise<Train
   setMoments(rect, m, v);
   tf.dispose([...m, ...v]);
   [quant.step, rect.step] = index.optimizerSteps;
-  state.counts.fill(0);
+  fillCounts(state, 0);
   return {
     config,
     state,

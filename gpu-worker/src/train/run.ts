@@ -28,7 +28,9 @@ import { createQuantizer, disposeQuantizer, readCodebook, writeCodebook } from "
 import { learningRateAt } from "./schedule.ts";
 import {
   createTrainState,
-  type StepResult,
+  fillCounts,
+  readCounts,
+  type StepMetrics,
   type TrainState,
   trainStep,
   usageShape,
@@ -77,7 +79,7 @@ export type TrainRun = {
   history: EpochRecord[];
 };
 
-export type StepProgress = StepResult & { epoch: number; step: number; steps: number };
+export type StepProgress = StepMetrics & { epoch: number; step: number; steps: number };
 
 export type TrainHooks = {
   onStep?: (progress: StepProgress) => void;
@@ -136,18 +138,26 @@ export async function runEpoch(
   const order = shuffledOrder(run.rng, data.train.length);
   const steps = Math.floor(order.length / config.batchSize);
   const sums = { lossQuantizer: 0, lossRectifier: 0, gradNormQuantizer: 0, gradNormRectifier: 0 };
+  const tally = (metrics: StepMetrics, step: number) => {
+    for (const key of Object.keys(sums) as (keyof typeof sums)[]) sums[key] += metrics[key];
+    hooks.onStep?.({ ...metrics, epoch, step, steps });
+  };
+  // Each step's numbers are awaited after the next step is queued: the device always has work.
+  let previous: Promise<StepMetrics> | undefined;
   for (let step = 0; step < steps; step++) {
     hooks.signal?.throwIfAborted();
     const drawn = order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
     const indices = Array.from(drawn, (i) => data.train[i]);
     const batch = normalizeLatents(gatherLatents(data.latents, indices), data.normalizer);
-    const result = await trainStep(state, batch);
-    for (const key of Object.keys(sums) as (keyof typeof sums)[]) sums[key] += result[key];
-    hooks.onStep?.({ ...result, epoch, step: step + 1, steps });
+    const { metrics } = await trainStep(state, batch);
+    if (previous) tally(await previous, step);
+    previous = metrics;
   }
+  if (previous) tally(await previous, steps);
 
-  const usage = usagePerGroup(epochHits(state.counts, epoch), usageShape(state.quantizer));
-  const replacedCodes = await resetDeadCodesOnce(run);
+  const counts = await readCounts(state);
+  const usage = usagePerGroup(epochHits(counts, epoch), usageShape(state.quantizer));
+  const replacedCodes = await resetDeadCodesOnce(run, counts);
   const validation =
     data.heldOut.count > 0
       ? await validate(state, data.normalizer, data.heldOut, config.batchSize, data.probe)
@@ -191,13 +201,13 @@ function epochHits(counts: Float64Array, epoch: number): Float64Array {
 }
 
 /** The reference's quantizer.reset(): dead codes moved onto busy ones, then counts zeroed. */
-async function resetDeadCodesOnce(run: TrainRun): Promise<number> {
+async function resetDeadCodesOnce(run: TrainRun, counts: Float64Array): Promise<number> {
   const { state, config } = run;
   const codebook = await readCodebook(state.quantizer);
-  const replaced = resetDeadCodes(codebook, state.counts, { ...config.reset, rng: run.rng });
+  const replaced = resetDeadCodes(codebook, counts, { ...config.reset, rng: run.rng });
   const total = replaced.reduce((a, b) => a + b, 0);
   if (total > 0) writeCodebook(state.quantizer, codebook);
-  state.counts.fill(0);
+  fillCounts(state, 0);
   return total;
 }
 
@@ -205,4 +215,5 @@ export function disposeRun(run: TrainRun): void {
   disposeQuantizer(run.state.quantizer);
   disposeRectifier(run.state.rectifier);
   disposeAdamW(run.state.optimizer);
+  run.state.counts.dispose();
 }

@@ -7,14 +7,19 @@
  * The quantizer learns from its own MSE through the gather, the rectifier from its own (no
  * straight-through estimator, no commitment loss); each module's gradient is clipped to norm 1,
  * then AdamW updates both parameter groups. Usage counts gain one hit per token.
+ *
+ * Nothing in a step waits on the device when the assignment is `device`: the code rows, the
+ * gather, the usage counts and the update stay there, and the step's four numbers come back in
+ * one read that the caller awaits when it likes (run.ts: a step later, so the queue never
+ * drains).
  */
 
-import { type Codebook, countUsage, type LatentShape } from "@revq/shared";
+import type { Codebook, LatentShape } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { type Rectifier, rectifierLoss } from "../models/rectifier.ts";
 import { type AdamW, adamwStep, createAdamW } from "./adamw.ts";
-import { type Assignment, assignCodes } from "./assign.ts";
-import { codeRows, gatherCodes, type TrainableQuantizer } from "./quantizer.ts";
+import { type Assignment, assigner } from "./assign.ts";
+import { gatherCodes, type TrainableQuantizer } from "./quantizer.ts";
 
 /** clip_grad_norm_'s max_norm, per module. */
 export const MAX_GRAD_NORM = 1;
@@ -27,10 +32,11 @@ export type TrainState = {
   optimizer: AdamW;
   assignment: Assignment;
   /**
-   * (G, K) usage since the last reset. Starts at ones, as the reference's count buffer after
-   * prepare_codebook, so the first epoch's reset replaces nothing (fixtures README §3).
+   * (G·K,) usage since the last reset, on the device (float32: exact up to 2^24 hits a code).
+   * Starts at ones, as the reference's count buffer after prepare_codebook, so the first
+   * epoch's reset replaces nothing (fixtures README §3).
    */
-  counts: Float64Array;
+  counts: tf.Variable<tf.Rank.R1>;
 };
 
 export type TrainStateSpec = {
@@ -52,7 +58,9 @@ export function createTrainState(spec: TrainStateSpec): TrainState {
       weightDecay: spec.rectifierWeightDecay,
     },
   ]);
-  const counts = new Float64Array(quantizer.layout.groups * quantizer.codes).fill(1);
+  const counts = tf.tidy(() =>
+    tf.variable(tf.ones([quantizer.layout.groups * quantizer.codes]) as tf.Tensor1D, false),
+  );
   return {
     latentShape: spec.latentShape,
     quantizer,
@@ -65,8 +73,8 @@ export function createTrainState(spec: TrainStateSpec): TrainState {
 
 /** Both losses and the gradients before clipping; the caller disposes the tensors. */
 export type Gradients = {
-  /** (B·T,) code id of every token. */
-  ids: Uint32Array;
+  /** (B·T,) int32 codebook row of every token: (t mod G)·K + its code id. */
+  rows: tf.Tensor1D;
   lossQuantizer: tf.Scalar;
   lossRectifier: tf.Scalar;
   /** (G, K, D) */
@@ -89,8 +97,7 @@ export async function lossesAndGradients(
     );
   }
   const x = tf.tensor2d(batch, [count * tokens, codeDim]); // (B·T, D)
-  const ids = await assignCodes(state.assignment, q, x, batch);
-  const rows = tf.tensor1d(codeRows(q, ids), "int32");
+  const rows = (await assigner(state.assignment, q))(x, batch);
   const quant = tf.variableGrads(
     () => tf.mean(tf.squaredDifference(gatherCodes(q, rows), x)) as tf.Scalar,
     [q.embeddings],
@@ -102,9 +109,9 @@ export async function lossesAndGradients(
   ]);
   const variables = state.rectifier.bindings.map((b) => b.param as tf.Variable);
   const rect = tf.variableGrads(() => rectifierLoss(state.rectifier, quantized, target), variables);
-  tf.dispose([x, rows, quantized, target]);
+  tf.dispose([x, quantized, target]);
   return {
-    ids,
+    rows,
     lossQuantizer: quant.value,
     lossRectifier: rect.value,
     quantizer: quant.grads[q.embeddings.name],
@@ -112,37 +119,64 @@ export async function lossesAndGradients(
   };
 }
 
-export type StepResult = {
+/** A step's numbers, read back from the device. */
+export type StepMetrics = {
   lossQuantizer: number;
   lossRectifier: number;
   /** Gradient norms before clipping. */
   gradNormQuantizer: number;
   gradNormRectifier: number;
-  /** (B·T,) */
-  ids: Uint32Array;
 };
 
-export async function trainStep(state: TrainState, batch: Float32Array): Promise<StepResult> {
+/** A step whose work is queued on the device; its numbers arrive when the device has them. */
+export type QueuedStep = { metrics: Promise<StepMetrics> };
+
+export async function trainStep(state: TrainState, batch: Float32Array): Promise<QueuedStep> {
   return applyGradients(state, await lossesAndGradients(state, batch));
 }
 
 /** The second half of a step: clip per module, AdamW, count usage; disposes g's tensors. */
-export async function applyGradients(state: TrainState, g: Gradients): Promise<StepResult> {
+export function applyGradients(state: TrainState, g: Gradients): QueuedStep {
   const sumSquares = adamwStep(state.optimizer, [[g.quantizer], g.rectifier], MAX_GRAD_NORM);
-  const q = state.quantizer;
-  countUsage(state.counts, usageShape(q), g.ids, q.layout.tokens);
+  countUsage(state, g.rows);
   // One read for the step's four numbers.
   const scalars = tf.stack([g.lossQuantizer, g.lossRectifier, ...sumSquares]);
-  tf.dispose([g.lossQuantizer, g.lossRectifier, ...sumSquares, g.quantizer, ...g.rectifier]);
-  const [lossQuantizer, lossRectifier, squaresQuantizer, squaresRectifier] = await scalars.data();
-  scalars.dispose();
-  return {
-    lossQuantizer,
-    lossRectifier,
-    gradNormQuantizer: Math.sqrt(squaresQuantizer),
-    gradNormRectifier: Math.sqrt(squaresRectifier),
-    ids: g.ids,
-  };
+  tf.dispose([
+    g.rows,
+    g.lossQuantizer,
+    g.lossRectifier,
+    ...sumSquares,
+    g.quantizer,
+    ...g.rectifier,
+  ]);
+  const metrics = scalars.data().then(([lossQuantizer, lossRectifier, squaresQ, squaresR]) => {
+    scalars.dispose();
+    return {
+      lossQuantizer,
+      lossRectifier,
+      gradNormQuantizer: Math.sqrt(squaresQ),
+      gradNormRectifier: Math.sqrt(squaresR),
+    };
+  });
+  return { metrics };
+}
+
+/** One hit per token on its code: counts[row] += 1 for each of rows (B·T,). */
+function countUsage(state: TrainState, rows: tf.Tensor1D): void {
+  tf.tidy(() => {
+    const hits = tf.scatterND(tf.expandDims(rows, 1), tf.ones([rows.size]), state.counts.shape);
+    state.counts.assign(tf.add(state.counts, hits));
+  });
+}
+
+/** The usage counts on the host, (G·K,). */
+export async function readCounts(state: TrainState): Promise<Float64Array> {
+  return Float64Array.from((await state.counts.data()) as Float32Array);
+}
+
+/** Sets every usage count to `value` (0 after a dead-code reset). */
+export function fillCounts(state: TrainState, value: number): void {
+  tf.tidy(() => state.counts.assign(tf.fill(state.counts.shape, value)));
 }
 
 /** The sizes countUsage and usagePerGroup read (they never touch the codes themselves). */

@@ -12,7 +12,7 @@ import type { Vae } from "../pipeline/vae.ts";
 import { type Assign, assigner } from "./assign.ts";
 import { gatherLatents, type LatentSet, type Normalizer, normalizeLatents } from "./dataset.ts";
 import { psnr, ssim } from "./image-metrics.ts";
-import { codeRows, gatherCodes } from "./quantizer.ts";
+import { gatherCodes } from "./quantizer.ts";
 import { type TrainState, toNhwc } from "./step.ts";
 
 /** A few held-out images, their latents, and what the VAE alone makes of them. */
@@ -105,7 +105,7 @@ async function reconstruct(state: TrainState, assign: Assign, batch: Float32Arra
   const { tokens, codeDim } = q.layout;
   const count = batch.length / (tokens * codeDim);
   const x = tf.tensor2d(batch, [count * tokens, codeDim]);
-  const rows = tf.tensor1d(codeRows(q, await assign(x, batch)), "int32");
+  const rows = assign(x, batch);
   const [quantSquares, rectSquares, rectified] = tf.tidy(() => {
     const quantized = gatherCodes(q, rows); // (B·T, D)
     const rec = rectify(state.rectifier, toNhwc(quantized, state.latentShape, count));

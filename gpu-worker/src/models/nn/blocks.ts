@@ -3,6 +3,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs-core";
+import { siluGluOp } from "../../ops/silu.ts";
 import { type Attention, multiscaleAttention } from "./attention.ts";
 import {
   type Conv,
@@ -78,8 +79,7 @@ function gluMbConv(p: GluMbConv, x: tf.Tensor4D, probe: Probe): tf.Tensor4D {
   probe.at("conv_inverted").record("out", () => inverted);
   const mixed = depthwise(p.depth, silu(inverted));
   probe.at("conv_depth").record("out", () => mixed);
-  const [a, gate] = tf.split(mixed, 2, 3);
-  const pointed = conv2d(p.point, tf.mul(a, silu(gate)));
+  const pointed = conv2d(p.point, siluGluOp(mixed));
   probe.at("conv_point").record("out", () => pointed);
   const normed = rmsNorm(p.norm, pointed);
   probe.at("norm").record("out", () => normed);

@@ -4,6 +4,8 @@
  */
 
 import * as tf from "@tensorflow/tfjs-core";
+import { rmsNormOp } from "../../ops/rms-norm.ts";
+import { siluOp } from "../../ops/silu.ts";
 
 /** A convolution: filter [kh, kw, in, out] (HWIO), optional bias [out]. */
 export type Conv = { filter: tf.Tensor4D; bias: tf.Tensor1D | null };
@@ -47,12 +49,12 @@ export function linear(weight: tf.Tensor2D, x: tf.Tensor4D): tf.Tensor4D {
   return tf.reshape(flat, [b, h, w, weight.shape[1]]);
 }
 
-/** y = x / sqrt(mean_c x² + eps) · weight + bias, over the last (channel) axis. */
+/** y = x / sqrt(mean_c x² + eps) · weight + bias, over the last (channel) axis; one op. */
 export function rmsNorm(p: RmsNorm, x: tf.Tensor4D): tf.Tensor4D {
-  const meanSquare = tf.mean(tf.square(x), -1, true);
-  return tf.add(tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, p.eps))), p.weight), p.bias);
+  return rmsNormOp(x, p.weight, p.bias, p.eps);
 }
 
+/** x·sigmoid(x); one op. */
 export function silu<T extends tf.Tensor>(x: T): T {
-  return tf.mul(x, tf.sigmoid(x));
+  return siluOp(x);
 }

@@ -1,0 +1,18 @@
+/**
+ * The fused WebGPU kernels of the project's own ops (gpu-worker/src/ops/), which replace the
+ * ops' reference compositions on webgpu. Each is tested against its reference on the cpu backend.
+ */
+import type * as tf from "@tensorflow/tfjs-core";
+import { adamwKernel, sumSquaresKernel } from "./adamw.ts";
+import { nearestCodeKernel } from "./nearest-code.ts";
+import { rmsNormGradKernel, rmsNormKernel } from "./rms-norm.ts";
+import { webgpuSiluKernels } from "./silu.ts";
+
+export const FUSED_WEBGPU_KERNELS: tf.KernelConfig[] = [
+  adamwKernel,
+  sumSquaresKernel,
+  nearestCodeKernel,
+  rmsNormKernel,
+  rmsNormGradKernel,
+  ...webgpuSiluKernels,
+];

@@ -25,7 +25,7 @@ export async function startWebgpu(): Promise<Started> {
   const found = await findAdapter(dawn.create as (flags: string[]) => Gpu);
   // The backend module registers its own factory on import when navigator.gpu exists; import it
   // first, so that ours (with this adapter) is the only one.
-  const { WebGPUBackend } = await import("@tensorflow/tfjs-backend-webgpu");
+  const { WritingWebGPUBackend } = await import("./webgpu/writing-backend.ts");
   Object.defineProperty(globalThis, "navigator", {
     value: { ...globalThis.navigator, gpu: found.gpu },
     configurable: true,
@@ -48,7 +48,7 @@ export async function startWebgpu(): Promise<Started> {
   tf.registerBackend(
     "webgpu",
     // biome-ignore lint/suspicious/noExplicitAny: Dawn's objects are the WebGPU types tfjs expects
-    () => new WebGPUBackend(device as any, found.adapter.info as any),
+    () => new WritingWebGPUBackend(device as any, found.adapter.info as any),
     3,
   );
   // Two tfjs-webgpu kernels fail at training's sizes (op-kernels.ts): UnsortedSegmentSum

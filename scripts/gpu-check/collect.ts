@@ -1,0 +1,54 @@
+/**
+ * Turns what scripts/gpu-check/run.sh left in its OUT folder into bench/results/ files: the
+ * project's figures as the benchmark wrote them, the PyTorch baseline's from the same run, and
+ * the ratios of the training steps at the paper's batch sizes (ours ÷ PyTorch's latents/s).
+ *
+ *   npm run gpu-check:collect -- OUT [name]    # name: e.g. h200 → bench/results/train.h200.json
+ */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const [out, name = "gpu"] = process.argv.slice(2);
+if (!out || !existsSync(out)) throw new Error("usage: gpu-check:collect -- OUT [name]");
+
+type Row = { shape?: string; what?: string; batch?: number; latentsPerSecond?: number };
+type Bench = { date: string; figures: { backends: Record<string, { rows?: Row[] }> } };
+
+const readJson = <T>(file: string): T => JSON.parse(readFileSync(join(out, file), "utf8")) as T;
+const baselines = (prefix: string) =>
+  readdirSync(out)
+    .filter((f) => f.startsWith(prefix) && f.endsWith(".json"))
+    .map((f) => readJson<Record<string, unknown>>(f));
+const device = existsSync(join(out, "gpu.txt"))
+  ? readFileSync(join(out, "gpu.txt"), "utf8").trim()
+  : "unknown";
+const results = new URL("../../bench/results/", import.meta.url);
+
+for (const bench of ["train", "models"] as const) {
+  if (!existsSync(join(out, `${bench}.json`))) continue;
+  const ours = readJson<Bench>(`${bench}.json`);
+  const torch = baselines(bench === "train" ? "torch-train-" : "torch-dcae-");
+  const record: Record<string, unknown> = { device, ...ours, baseline: torch };
+  if (bench === "train") record.ratios = trainRatios(ours, torch);
+  const file = new URL(`${bench}.${name}.json`, results);
+  writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
+  console.log(`written to ${file.pathname}`);
+}
+
+/** Per paper shape: our training step's latents/s ÷ the baseline's, at the baseline's batch. */
+function trainRatios(ours: Bench, torch: Record<string, unknown>[]) {
+  const rows = ours.figures.backends.webgpu?.rows ?? [];
+  return torch.map((t) => {
+    const mine = rows.find(
+      (r) => r.what === "training step" && r.shape === t.config && r.batch === t.batch,
+    );
+    const theirs = t.latents_per_s as number;
+    return {
+      shape: t.config,
+      batch: t.batch,
+      oursLatentsPerSecond: mine?.latentsPerSecond ?? null,
+      torchLatentsPerSecond: theirs,
+      ratio: mine?.latentsPerSecond ? mine.latentsPerSecond / theirs : null,
+    };
+  });
+}

@@ -37,8 +37,10 @@ import {
   type RectifierConfig,
 } from "../gpu-worker/src/models/rectifier.ts";
 import { type Assignment, assignCodes } from "../gpu-worker/src/train/assign.ts";
-import { TRAIN_PRESETS } from "../gpu-worker/src/train/config.ts";
+import { TRAIN_PRESETS, type TrainConfig } from "../gpu-worker/src/train/config.ts";
+import { latentSet, latentStatistics } from "../gpu-worker/src/train/dataset.ts";
 import { createQuantizer } from "../gpu-worker/src/train/quantizer.ts";
+import { disposeRun, runEpoch, startRun } from "../gpu-worker/src/train/run.ts";
 import { createTrainState, trainStep } from "../gpu-worker/src/train/step.ts";
 import { countGpuWork, type GpuWork } from "./lib/gpu-work.ts";
 import { benchPerBackend } from "./lib/per-backend.ts";
@@ -92,7 +94,12 @@ const SHAPES = {
 } satisfies Record<string, Shape>;
 type ShapeName = keyof typeof SHAPES;
 
-type Case = { shape: ShapeName; batch: number; assignment: Assignment; what: "step" | "assign" };
+type Case = {
+  shape: ShapeName;
+  batch: number;
+  assignment: Assignment;
+  what: "step" | "assign" | "epoch";
+};
 
 type Row = {
   shape: ShapeName;
@@ -103,8 +110,10 @@ type Row = {
   steps: number;
   latentsPerSecond: number;
   paperRunHours: number;
-  /** tfjs kernels one step runs (tf.profile). */
-  kernels: number;
+  /** tfjs kernels one step runs (tf.profile); not for the epoch loop. */
+  kernels?: number;
+  /** The epoch loop's whole epoch, its end included. */
+  epochSeconds?: number;
   /** What one steady-state step asks of the GPU (webgpu only). */
   gpuWork?: GpuWork;
 };
@@ -127,6 +136,7 @@ function randomLatents(count: number, seed: number): Float32Array {
 /** The child's side: one case on one backend. */
 async function runCase(backend: BackendName, c: Case, minMs: number): Promise<Row> {
   await selectBackend(backend);
+  if (c.what === "epoch") return epochLoop(c);
   const s: Shape = SHAPES[c.shape];
   const layout = quantLayout(s.latent, s.tokens, s.groups);
   const dims = s.tokens * layout.codeDim;
@@ -193,6 +203,65 @@ async function runCase(backend: BackendName, c: Case, minMs: number): Promise<Ro
   };
 }
 
+/** Steps of the loop bench's epoch. */
+const EPOCH_STEPS = 16;
+
+/**
+ * The training loop itself (run.ts's runEpoch) over latents in shards, as a train task holds
+ * them: batches drawn in shuffled order, gathered and normalised on the host, queued while the
+ * previous step runs. Its rate is taken between the first and the last step's numbers (the
+ * epoch's end — usage read, dead-code reset — is in epochSeconds), to compare with the bare
+ * step's row.
+ */
+async function epochLoop(c: Case): Promise<Row> {
+  const s: Shape = SHAPES[c.shape];
+  const dims = s.latent.channels * s.latent.height * s.latent.width;
+  const count = EPOCH_STEPS * c.batch;
+  const shardSize = 4 * c.batch; // several shards, as extraction writes them
+  const shards: Float32Array[] = [];
+  for (let start = 0; start < count; start += shardSize) {
+    shards.push(randomLatents(Math.min(shardSize, count - start) * dims, 7 + start));
+  }
+  const latents = latentSet(shards, dims);
+  const config: TrainConfig = {
+    latentShape: s.latent,
+    tokens: s.tokens,
+    groups: s.groups ?? s.tokens,
+    codes: s.codes,
+    rectifier: s.rectifier,
+    epochs: 1,
+    batchSize: c.batch,
+    learningRates: { quantizer: 0.01, rectifier: 0.0005 },
+    rectifierWeightDecay: 1e-4,
+    reset: { ratio: 0.2, noise: 0.1 },
+    seed: 1,
+    assignment: c.assignment,
+  };
+  const data = {
+    latents,
+    train: Uint32Array.from({ length: count }, (_, i) => i),
+    heldOut: latentSet([], dims),
+    normalizer: latentStatistics(latents),
+  };
+  const run = await startRun(config, data);
+  const stamps: number[] = [];
+  const record = await runEpoch(run, data, { onStep: () => stamps.push(performance.now()) });
+  disposeRun(run);
+  const msPerStep = (stamps[stamps.length - 1] - stamps[0]) / (stamps.length - 1);
+  const latentsPerSecond = (1000 * c.batch) / msPerStep;
+  return {
+    shape: c.shape,
+    what: "epoch loop",
+    assignment: c.assignment,
+    batch: c.batch,
+    msPerStep,
+    steps: record.steps,
+    latentsPerSecond,
+    paperRunHours: PAPER_LATENTS / latentsPerSecond / 3600,
+    epochSeconds: record.seconds,
+  };
+}
+
 function casesFor(backend: BackendName, accelerated: boolean): Case[] {
   const own: Assignment = accelerated ? "device" : "exact";
   const step = (shape: ShapeName, batch: number, assignment = own): Case => ({
@@ -201,29 +270,48 @@ function casesFor(backend: BackendName, accelerated: boolean): Case[] {
     assignment,
     what: "step",
   });
-  if (backend === "cpu") return [step("tiny", 32)];
-  const tiny = step("tiny", 32);
-  const small = step("small", accelerated ? 256 : 16);
+  // The epoch loop beside the bare step of the same shape and batch.
+  const withLoop = (c: Case): Case[] => [c, { ...c, what: "epoch" }];
+  if (backend === "cpu") return withLoop(step("tiny", 32));
+  const tiny = withLoop(step("tiny", 32));
+  const small = withLoop(step("small", accelerated ? 256 : 16));
   const assignments = (batch: number) =>
     (["exact", "device"] as const).map(
       (assignment): Case => ({ shape: "512x16384", batch, assignment, what: "assign" }),
     );
   if (backend !== "webgpu") {
-    return [tiny, small, step("512x16384", 4, "device"), ...assignments(4)];
+    return [...tiny, ...small, step("512x16384", 4, "device"), ...assignments(4)];
   }
   // On webgpu the paper's step at batch 1 and 16 shows that its GPU work does not grow with the
   // batch; a software adapter gets only those (it is there for the counts, not the timings).
   const counted = [step("512x16384", 1, "device"), step("512x16384", 16, "device")];
-  if (!accelerated) return [tiny, small, ...counted];
+  if (!accelerated) return [...tiny, ...small, ...counted];
   return [
-    tiny,
-    small,
+    ...tiny,
+    ...small,
     ...counted,
-    step("512x16384", 256, "device"),
+    ...withLoop(step("512x16384", 256, "device")),
     step("256x65536", 256, "device"),
     step("256x262144", 128, "device"),
     ...assignments(16),
   ];
+}
+
+/** Each epoch loop's latents/s as a fraction of its bare step's (target: ≥ 0.9). */
+function loopRatios(backends: Record<string, unknown>) {
+  return Object.entries(backends).flatMap(([backend, b]) => {
+    const rows = ((b as { rows?: Row[] }).rows ?? []).filter((r) => "shape" in r);
+    return rows
+      .filter((r) => r.what === "epoch loop")
+      .flatMap((loop) => {
+        const bare = rows.find(
+          (r) => r.what === "training step" && r.shape === loop.shape && r.batch === loop.batch,
+        );
+        if (!bare) return [];
+        const ratio = loop.latentsPerSecond / bare.latentsPerSecond;
+        return [{ backend, shape: loop.shape, batch: loop.batch, ratio }];
+      });
+  });
 }
 
 function describeWork(w: GpuWork): string {
@@ -239,7 +327,7 @@ const figures = await benchPerBackend({
   describe: (backend, r: Row) =>
     `${backend.padEnd(8)} ${r.shape.padEnd(10)} ${r.what.padEnd(17)} ${r.assignment.padEnd(7)} batch ${String(r.batch).padStart(3)}: ` +
     `${r.msPerStep.toFixed(0).padStart(7)} ms/step, ${r.latentsPerSecond.toFixed(1).padStart(8)} latents/s, paper's run ${r.paperRunHours.toFixed(0)} h; ` +
-    `${r.kernels} kernels${r.gpuWork ? `, ${describeWork(r.gpuWork)}` : ""}`,
+    `${r.kernels ?? "-"} kernels${r.gpuWork ? `, ${describeWork(r.gpuWork)}` : ""}`,
 });
 if (figures) {
   const paper = {
@@ -247,6 +335,12 @@ if (figures) {
     hoursOnOne4090: PAPER_HOURS_4090,
     latentsPerSecond: PAPER_LATENTS / PAPER_HOURS_4090 / 3600,
   };
-  console.log(`written to ${writeResults("train", { ...figures, paper })}`);
+  const loops = loopRatios(figures.backends);
+  for (const l of loops) {
+    console.log(
+      `${l.backend} ${l.shape} batch ${l.batch}: the epoch loop runs at ${(100 * l.ratio).toFixed(0)} % of the bare step`,
+    );
+  }
+  console.log(`written to ${writeResults("train", { ...figures, loopRatios: loops, paper })}`);
 }
 process.exit(0); // Dawn's threads would otherwise keep the process alive

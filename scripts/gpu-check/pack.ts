@@ -64,7 +64,14 @@ rmSync(node);
 
 // Debian's Vulkan loader, for a box that has the NVIDIA driver but no loader.
 mkdirSync(join(pack, "debs"));
-execFileSync("apt-get", ["download", "libvulkan1"], { cwd: join(pack, "debs"), stdio: "inherit" });
+const download = () =>
+  execFileSync("apt-get", ["download", "libvulkan1"], { cwd: join(pack, "debs"), stdio: "inherit" });
+try {
+  download();
+} catch {
+  execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" }); // a new machine has no lists
+  download();
+}
 
 mkdirSync(join(pack, "baseline"));
 if (!existsSync(baseline)) throw new Error(`no baseline at ${baseline}`);

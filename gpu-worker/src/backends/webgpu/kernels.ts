@@ -4,6 +4,8 @@
  */
 import type * as tf from "@tensorflow/tfjs-core";
 import { adamwKernel, sumSquaresKernel } from "./adamw.ts";
+import { groupedPointwiseGradKernel, groupedPointwiseKernel } from "./grouped-pointwise.ts";
+import { webgpuLinearAttentionKernels } from "./linear-attention.ts";
 import { nearestCodeKernel } from "./nearest-code.ts";
 import { rmsNormGradKernel, rmsNormKernel } from "./rms-norm.ts";
 import { webgpuSiluKernels } from "./silu.ts";
@@ -11,6 +13,9 @@ import { webgpuSiluKernels } from "./silu.ts";
 export const FUSED_WEBGPU_KERNELS: tf.KernelConfig[] = [
   adamwKernel,
   sumSquaresKernel,
+  groupedPointwiseKernel,
+  groupedPointwiseGradKernel,
+  ...webgpuLinearAttentionKernels,
   nearestCodeKernel,
   rmsNormKernel,
   rmsNormGradKernel,

@@ -1,7 +1,7 @@
 /**
- * One AdamW update of a whole parameter group, clipping included, as one op over the group's
- * flattened parameters (PyTorch's semantics: clip_grad_norm_ then torch.optim.AdamW's
- * single-tensor path; fixtures README §6). With g the gradient and S = Σ g² over the group:
+ * One AdamW update of a whole parameter group, clipping included (PyTorch's semantics:
+ * clip_grad_norm_ then torch.optim.AdamW's single-tensor path; fixtures README §6). With g the
+ * group's gradient and S = Σ g² over the group:
  *
  *   g ← g · min(1, maxNorm / (√S + 1e-6))  clip_grad_norm_
  *   p ← p·(1 − lr·wd)                       decoupled weight decay, before the moments
@@ -9,22 +9,28 @@
  *   v ← β2·v + (1 − β2)·g²
  *   p ← p − lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + ε)
  *
- * Done tensor by tensor with tfjs ops this is ~15 kernels per parameter; as one op over the
- * flattened group, a GPU backend runs it in three dispatches (backends/webgpu/adamw.ts).
+ * Done tensor by tensor with tfjs ops this is ~15 kernels per parameter. Here the moments are
+ * one flattened vector per group, updated by one op (two dispatches on webgpu), and each
+ * parameter is updated in place of its own span of them by a second op (one dispatch each):
+ * backends/webgpu/adamw.ts.
  */
 
 import * as tf from "@tensorflow/tfjs-core";
 import { fromOps, registerReferenceKernel } from "../backends/op-kernels.ts";
 
-export const ADAMW = "RevqAdamW";
+/** Inputs m, v, grad (P,), sumSquares (); outputs m, v (P,). */
+export const ADAMW_MOMENTS = "RevqAdamWMoments";
+/** Inputs param (any shape), m, v (P,), the updated moments; output the parameter. */
+export const ADAMW_PARAM = "RevqAdamWParam";
 export const SUM_SQUARES = "RevqSumSquares";
 
-/** Everything but the tensors; numbers, so that a GPU kernel takes them as uniforms. */
-export type AdamWAttrs = {
-  beta1: number;
-  beta2: number;
+/** The moments' numbers; numbers, so that a GPU kernel takes them as uniforms. */
+export type MomentAttrs = { beta1: number; beta2: number; maxNorm: number };
+
+export type ParamAttrs = {
+  /** Where the parameter's values start in the flattened group. */
+  offset: number;
   eps: number;
-  maxNorm: number;
   /** lr / (1 − β1ᵗ) */
   stepSize: number;
   /** √(1 − β2ᵗ) */
@@ -33,21 +39,30 @@ export type AdamWAttrs = {
   decay: number;
 };
 
-/** A flattened group: parameters and both moments, each (P,). */
-export type FlatGroup = { param: tf.Tensor1D; m: tf.Tensor1D; v: tf.Tensor1D };
+export type Moments = { m: tf.Tensor1D; v: tf.Tensor1D };
 
-/** The group after the update, from its gradient (P,) and sumSquares () = Σ grad². */
-export function adamwUpdate(
-  group: FlatGroup,
+/** The group's moments after the update, from its gradient (P,) and sumSquares () = Σ grad². */
+export function adamwMoments(
+  moments: Moments,
   grad: tf.Tensor1D,
   sumSquares: tf.Scalar,
-  attrs: AdamWAttrs,
-): FlatGroup {
-  const inputs = { ...group, grad, sumSquares };
-  const [param, m, v] = tf
+  attrs: MomentAttrs,
+): Moments {
+  const inputs = { ...moments, grad, sumSquares };
+  const [m, v] = tf
     .engine()
-    .runKernel(ADAMW, inputs, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor1D[];
-  return { param, m, v };
+    .runKernel(
+      ADAMW_MOMENTS,
+      inputs,
+      attrs as unknown as tf.NamedAttrMap,
+    ) as unknown as tf.Tensor1D[];
+  return { m, v };
+}
+
+/** A parameter after the update, from the group's updated moments. */
+export function adamwParam<T extends tf.Tensor>(param: T, moments: Moments, attrs: ParamAttrs): T {
+  const inputs = { param, ...moments };
+  return tf.engine().runKernel(ADAMW_PARAM, inputs, attrs as unknown as tf.NamedAttrMap) as T;
 }
 
 /**
@@ -63,20 +78,28 @@ export function clipCoefficient(sumSquares: tf.Scalar, maxNorm: number): tf.Scal
   return tf.minimum(tf.div(maxNorm, tf.add(tf.sqrt(sumSquares), 1e-6)), 1);
 }
 
-/** The plain composition: the reference the fast kernels are tested against. */
-export function adamwReference(
-  group: FlatGroup,
+/** The plain compositions: the references the fast kernels are tested against. */
+export function adamwMomentsReference(
+  moments: Moments,
   grad: tf.Tensor1D,
   sumSquares: tf.Scalar,
-  a: AdamWAttrs,
-): FlatGroup {
+  a: MomentAttrs,
+): Moments {
   const g = tf.mul(grad, clipCoefficient(sumSquares, a.maxNorm));
-  const m = tf.add(tf.mul(group.m, a.beta1), tf.mul(g, 1 - a.beta1));
-  const v = tf.add(tf.mul(group.v, a.beta2), tf.mul(tf.square(g), 1 - a.beta2));
-  const denom = tf.add(tf.div(tf.sqrt(v), a.correction2), a.eps);
-  const decayed = a.decay === 1 ? group.param : tf.mul(group.param, a.decay);
-  const param = tf.sub(decayed, tf.div(tf.mul(m, a.stepSize), denom));
-  return { param, m, v } as FlatGroup;
+  const m = tf.add(tf.mul(moments.m, a.beta1), tf.mul(g, 1 - a.beta1));
+  const v = tf.add(tf.mul(moments.v, a.beta2), tf.mul(tf.square(g), 1 - a.beta2));
+  return { m, v } as Moments;
+}
+
+export function adamwParamReference<T extends tf.Tensor>(
+  param: T,
+  moments: Moments,
+  a: ParamAttrs,
+): T {
+  const span = (t: tf.Tensor1D) => tf.reshape(tf.slice(t, a.offset, param.size), param.shape);
+  const denom = tf.add(tf.div(tf.sqrt(span(moments.v)), a.correction2), a.eps);
+  const decayed = a.decay === 1 ? param : tf.mul(param, a.decay);
+  return tf.sub(decayed, tf.div(tf.mul(span(moments.m), a.stepSize), denom)) as T;
 }
 
 registerReferenceKernel(
@@ -85,15 +108,22 @@ registerReferenceKernel(
 );
 
 registerReferenceKernel(
-  ADAMW,
+  ADAMW_MOMENTS,
   fromOps((i, attrs) => {
-    const group = { param: i.param, m: i.m, v: i.v } as FlatGroup;
-    const out = adamwReference(
-      group,
+    const moments = { m: i.m, v: i.v } as Moments;
+    const out = adamwMomentsReference(
+      moments,
       i.grad as tf.Tensor1D,
       i.sumSquares as tf.Scalar,
-      attrs as unknown as AdamWAttrs,
+      attrs as unknown as MomentAttrs,
     );
-    return [out.param, out.m, out.v];
+    return [out.m, out.v];
   }),
+);
+
+registerReferenceKernel(
+  ADAMW_PARAM,
+  fromOps((i, attrs) =>
+    adamwParamReference(i.param, { m: i.m, v: i.v } as Moments, attrs as unknown as ParamAttrs),
+  ),
 );

@@ -10,11 +10,11 @@
  * after each module's gradient is clipped to a global norm (clip_grad_norm_). Parameter groups
  * carry their own learning rate and weight decay (ReVQ: the quantizer at 0.01 without decay, the
  * rectifier at 0.0005 with 1e-4), and their own step count, which the checkpoint keeps with the
- * moments. A group is updated as one flattened vector by the fused op of ops/adamw.ts.
+ * moments. A group's moments are one flattened vector, updated by the fused ops of ops/adamw.ts.
  */
 
 import * as tf from "@tensorflow/tfjs-core";
-import { type AdamWAttrs, adamwUpdate, sumSquares } from "../ops/adamw.ts";
+import { adamwMoments, adamwParam, sumSquares } from "../ops/adamw.ts";
 
 export type AdamWHyper = { beta1: number; beta2: number; eps: number };
 
@@ -62,30 +62,28 @@ export function adamwStep(opt: AdamW, grads: tf.Tensor[][], maxNorm: number): tf
     return tf.tidy(() => {
       const grad = flatten(grads[i]);
       const squares = sumSquares(grad);
-      const out = adamwUpdate(
-        { param: flatten(group.params), m: group.m, v: group.v },
-        grad,
-        squares,
-        attrsAt(opt.hyper, group, maxNorm),
-      );
-      group.m.assign(out.m);
-      group.v.assign(out.v);
-      unflatten(out.param, group.params).forEach((p, j) => {
-        group.params[j].assign(p);
+      const { beta1, beta2, eps } = opt.hyper;
+      const moments = adamwMoments({ m: group.m, v: group.v }, grad, squares, {
+        beta1,
+        beta2,
+        maxNorm,
       });
+      group.m.assign(moments.m);
+      group.v.assign(moments.v);
+      const at = {
+        eps,
+        stepSize: group.lr / (1 - beta1 ** group.step),
+        correction2: Math.sqrt(1 - beta2 ** group.step),
+        decay: 1 - group.lr * group.weightDecay,
+      };
+      let offset = 0;
+      for (const p of group.params) {
+        p.assign(adamwParam(p, moments, { ...at, offset }));
+        offset += p.size;
+      }
       return tf.keep(squares);
     });
   });
-}
-
-function attrsAt(hyper: AdamWHyper, group: ParamGroup, maxNorm: number): AdamWAttrs {
-  return {
-    ...hyper,
-    maxNorm,
-    stepSize: group.lr / (1 - hyper.beta1 ** group.step),
-    correction2: Math.sqrt(1 - hyper.beta2 ** group.step),
-    decay: 1 - group.lr * group.weightDecay,
-  };
 }
 
 /** Tensors → their values end to end (P,); one tensor is only reshaped. */

@@ -1,27 +1,32 @@
 /**
- * The fused AdamW ops (ops/adamw.ts) on webgpu. The update: three elementwise dispatches over
- * the flattened group, m, then v, then the parameter from both (a program writes one output and
- * may not read the buffer it writes, so the moments cannot be updated in place); the
- * step-dependent numbers travel as uniforms, so no constant tensor is uploaded per step. Σ x²:
- * partial sums in up to 1024 workgroups, then tfjs's sum of those.
+ * The fused AdamW ops (ops/adamw.ts) on webgpu. The moments: two elementwise dispatches over the
+ * flattened group, m then v (a program writes one output, and may not read the buffer it
+ * writes, so they are not updated in place). Each parameter: one dispatch reading its span of
+ * the new moments. The step-dependent numbers travel as uniforms, so no constant tensor is
+ * uploaded per step. Σ x²: partial sums in up to 1024 workgroups, then tfjs's sum of those.
  */
 
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { webgpu_util } from "@tensorflow/tfjs-backend-webgpu";
 import * as tf from "@tensorflow/tfjs-core";
-import { ADAMW, type AdamWAttrs, SUM_SQUARES } from "../../ops/adamw.ts";
+import {
+  ADAMW_MOMENTS,
+  ADAMW_PARAM,
+  type MomentAttrs,
+  type ParamAttrs,
+  SUM_SQUARES,
+} from "../../ops/adamw.ts";
 
 type Uniform = { type: "float32" | "int32"; data: number[] };
 
-/** A flat elementwise program over `size` outputs whose body writes result[index]. */
+/** A flat elementwise program over outputShape whose body writes result[index]. */
 function elementwise(
   name: string,
   variableNames: string[],
-  size: number,
+  outputShape: number[],
   uniforms: string,
   body: string,
 ): WebGPUProgram {
-  const outputShape = [size];
   const dispatchLayout = webgpu_util.flatDispatchLayout(outputShape);
   const workgroupSize: [number, number, number] = [64, 1, 1];
   return {
@@ -43,64 +48,67 @@ function elementwise(
   };
 }
 
-const f32 = (...data: number[]): Uniform => ({ type: "float32", data });
+// One value per uniform entry: tfjs lays an entry of several values out as a vector.
+const f32 = (value: number): Uniform => ({ type: "float32", data: [value] });
+const i32 = (value: number): Uniform => ({ type: "int32", data: [value] });
 
 /** m ← β1·m + (1 − β1)·g·coef, v ← β2·v + (1 − β2)·(g·coef)²; coef from Σg² (clip_grad_norm_). */
 function momentProgram(size: number, which: "m" | "v"): WebGPUProgram {
-  const update =
-    which === "m"
-      ? "M[index] * uniforms.beta + g * uniforms.rest"
-      : "M[index] * uniforms.beta + g * g * uniforms.rest";
+  const added = which === "m" ? "g" : "g * g";
   return elementwise(
     which,
     ["M", "G", "S"],
-    size,
+    [size],
     "beta : f32, rest : f32, maxNorm : f32,",
     `let coef = min(uniforms.maxNorm / (sqrt(S[0]) + 1e-6), 1.0);
           let g = G[index] * coef;
-          result[index] = ${update};`,
+          result[index] = M[index] * uniforms.beta + ${added} * uniforms.rest;`,
   );
 }
 
-/** p ← p·decay − stepSize·m / (√v / correction2 + ε), from the updated moments. */
-function paramProgram(size: number): WebGPUProgram {
+/** p ← p·decay − stepSize·m / (√v / correction2 + ε), m and v from the parameter's span. */
+function paramProgram(shape: number[]): WebGPUProgram {
   return elementwise(
     "param",
     ["X", "M", "V"],
-    size,
-    "decay : f32, stepSize : f32, correction2 : f32, eps : f32,",
-    `let denom = sqrt(V[index]) / uniforms.correction2 + uniforms.eps;
-          result[index] = X[index] * uniforms.decay - M[index] * uniforms.stepSize / denom;`,
+    shape,
+    "offset : i32, decay : f32, stepSize : f32, correction2 : f32, eps : f32,",
+    `let at = index + uniforms.offset;
+          let denom = sqrt(V[at]) / uniforms.correction2 + uniforms.eps;
+          result[index] = X[index] * uniforms.decay - M[at] * uniforms.stepSize / denom;`,
   );
 }
 
-export const adamwKernel: tf.KernelConfig = {
-  kernelName: ADAMW,
+export const adamwMomentsKernel: tf.KernelConfig = {
+  kernelName: ADAMW_MOMENTS,
   backendName: "webgpu",
   kernelFunc: ({ inputs, attrs, backend }) => {
     const gpu = backend as WebGPUBackend;
-    const { param, m, v, grad, sumSquares } = inputs as Record<string, tf.TensorInfo>;
-    const a = attrs as unknown as AdamWAttrs;
-    const size = param.shape[0];
-    const run = (program: WebGPUProgram, ins: tf.TensorInfo[], uniforms: Uniform[]) =>
-      gpu.runWebGPUProgram(program, ins, "float32", uniforms);
-    const clip = f32(a.maxNorm);
-    const m1 = run(
-      momentProgram(size, "m"),
-      [m, grad, sumSquares],
-      [f32(a.beta1), f32(1 - a.beta1), clip],
+    const { m, v, grad, sumSquares } = inputs as Record<string, tf.TensorInfo>;
+    const a = attrs as unknown as MomentAttrs;
+    const size = m.shape[0];
+    const update = (which: "m" | "v", moment: tf.TensorInfo, beta: number) =>
+      gpu.runWebGPUProgram(momentProgram(size, which), [moment, grad, sumSquares], "float32", [
+        f32(beta),
+        f32(1 - beta),
+        f32(a.maxNorm),
+      ]);
+    return [update("m", m, a.beta1), update("v", v, a.beta2)];
+  },
+};
+
+export const adamwParamKernel: tf.KernelConfig = {
+  kernelName: ADAMW_PARAM,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, attrs, backend }) => {
+    const { param, m, v } = inputs as Record<string, tf.TensorInfo>;
+    const a = attrs as unknown as ParamAttrs;
+    return (backend as WebGPUBackend).runWebGPUProgram(
+      paramProgram(param.shape),
+      [param, m, v],
+      "float32",
+      [i32(a.offset), f32(a.decay), f32(a.stepSize), f32(a.correction2), f32(a.eps)],
     );
-    const v1 = run(
-      momentProgram(size, "v"),
-      [v, grad, sumSquares],
-      [f32(a.beta2), f32(1 - a.beta2), clip],
-    );
-    const p1 = run(
-      paramProgram(size),
-      [param, m1, v1],
-      [f32(a.decay), f32(a.stepSize), f32(a.correction2), f32(a.eps)],
-    );
-    return [p1, m1, v1];
   },
 };
 
@@ -151,10 +159,7 @@ export const sumSquaresKernel: tf.KernelConfig = {
     const size = x.shape[0];
     const program = partialSquaresProgram(size);
     const stride = program.outputShape[0] * PARTIAL_WORKGROUP;
-    const partials = gpu.runWebGPUProgram(program, [x], "float32", [
-      { type: "int32", data: [size] },
-      { type: "int32", data: [stride] },
-    ]);
+    const partials = gpu.runWebGPUProgram(program, [x], "float32", [i32(size), i32(stride)]);
     // tfjs-webgpu's own Sum, called as a kernel function: no tensor for the engine to track.
     const sum = tf.getKernel(tf.Sum, "webgpu") as tf.KernelConfig;
     const total = sum.kernelFunc({

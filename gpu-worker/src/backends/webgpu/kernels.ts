@@ -3,7 +3,7 @@
  * ops' reference compositions on webgpu. Each is tested against its reference on the cpu backend.
  */
 import type * as tf from "@tensorflow/tfjs-core";
-import { adamwKernel, sumSquaresKernel } from "./adamw.ts";
+import { adamwMomentsKernel, adamwParamKernel, sumSquaresKernel } from "./adamw.ts";
 import { groupedPointwiseGradKernel, groupedPointwiseKernel } from "./grouped-pointwise.ts";
 import { webgpuLinearAttentionKernels } from "./linear-attention.ts";
 import { nearestCodeKernel } from "./nearest-code.ts";
@@ -11,7 +11,8 @@ import { rmsNormGradKernel, rmsNormKernel } from "./rms-norm.ts";
 import { webgpuSiluKernels } from "./silu.ts";
 
 export const FUSED_WEBGPU_KERNELS: tf.KernelConfig[] = [
-  adamwKernel,
+  adamwMomentsKernel,
+  adamwParamKernel,
   sumSquaresKernel,
   groupedPointwiseKernel,
   groupedPointwiseGradKernel,

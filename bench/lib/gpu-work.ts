@@ -38,15 +38,28 @@ function install(): void {
 }
 
 /** The work `fn` does, awaited (on the webgpu backend only). */
-export async function countGpuWork<T>(fn: () => Promise<T>): Promise<{ result: T; work: GpuWork }> {
+export async function countGpuWork<T>(
+  fn: () => T | Promise<T>,
+): Promise<{ result: T; work: GpuWork }> {
   install();
   const before = { ...counts };
   const result = await fn();
-  const work = {
+  return { result, work: since(before) };
+}
+
+/** The compute dispatches `fn` records (tfjs dispatches a kernel as it is called). */
+export function dispatchesOf(fn: () => void): number {
+  install();
+  const before = { ...counts };
+  fn();
+  return since(before).dispatches;
+}
+
+function since(before: GpuWork): GpuWork {
+  return {
     dispatches: counts.dispatches - before.dispatches,
     submits: counts.submits - before.submits,
     newBuffers: counts.newBuffers - before.newBuffers,
     bufferMaps: counts.bufferMaps - before.bufferMaps,
   };
-  return { result, work };
 }

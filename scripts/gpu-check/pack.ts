@@ -65,7 +65,10 @@ rmSync(node);
 // Debian's Vulkan loader, for a box that has the NVIDIA driver but no loader.
 mkdirSync(join(pack, "debs"));
 const download = () =>
-  execFileSync("apt-get", ["download", "libvulkan1"], { cwd: join(pack, "debs"), stdio: "inherit" });
+  execFileSync("apt-get", ["download", "libvulkan1"], {
+    cwd: join(pack, "debs"),
+    stdio: "inherit",
+  });
 try {
   download();
 } catch {

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
+import { dispatchesOf } from "../../bench/lib/gpu-work.ts";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { webgpuLinearAttentionKernels } from "../../gpu-worker/src/backends/webgpu/linear-attention.ts";
 import {
@@ -66,23 +67,6 @@ function expectClose(got: Float32Array[], want: Float32Array[], tolerance: numbe
   for (const [name, error] of errors) expect(error, name).toBeLessThan(tolerance);
 }
 
-/** Compute dispatches `fn` records, by wrapping Dawn's pass encoder (a global once started). */
-function countDispatches(fn: () => void): number {
-  const prototype = GPUComputePassEncoder.prototype;
-  const original = prototype.dispatchWorkgroups;
-  let count = 0;
-  prototype.dispatchWorkgroups = function (this: GPUComputePassEncoder, ...args) {
-    count++;
-    return original.apply(this, args);
-  };
-  try {
-    fn();
-  } finally {
-    prototype.dispatchWorkgroups = original;
-  }
-  return count;
-}
-
 describe("the linear attention op on cpu (reference kernels)", () => {
   it("has a kernel and a gradient on every backend", () => {
     for (const backend of ["cpu", "wasm", "webgpu", "tensorflow"]) {
@@ -147,8 +131,8 @@ describe.skipIf(!webgpu)("the linear attention kernels on webgpu", () => {
     const counts = (batch: number) => {
       const { qkv, dy } = inputs([batch, 8, 8, 3 * 4 * 32], 3);
       const f = (x: tf.Tensor) => linearAttentionOp(x as tf.Tensor4D, 32);
-      const forward = countDispatches(() => tf.dispose(f(qkv)));
-      const both = countDispatches(() => tf.dispose(tf.grad(f)(qkv, dy)));
+      const forward = dispatchesOf(() => tf.dispose(f(qkv)));
+      const both = dispatchesOf(() => tf.dispose(tf.grad(f)(qkv, dy)));
       tf.dispose([qkv, dy]);
       return { forward, both };
     };

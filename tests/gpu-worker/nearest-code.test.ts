@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { beforeAll, describe, expect, it } from "vitest";
+import { countGpuWork } from "../../bench/lib/gpu-work.ts";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { nearestCodeKernel } from "../../gpu-worker/src/backends/webgpu/nearest-code.ts";
 import {
@@ -209,30 +210,11 @@ describe.skipIf(!webgpu)("nearestCodeRows on webgpu", () => {
       const counts = [];
       for (const batch of [1, 16]) {
         const data = random({ groups: 8, codes: 100, dim: 4, count: 8 * batch }, batch);
-        const { count, result } = await dispatches(() => rowsOn("webgpu", data));
-        counts.push(count);
+        const { work, result } = await countGpuWork(() => rowsOn("webgpu", data));
+        counts.push(work.dispatches);
         expectAsNear(data, result, bruteForce(data));
       }
       expect(counts).toEqual([1, 1]);
     });
   });
 });
-
-/** fn's result, and the compute-pass dispatches made while it ran. */
-async function dispatches<T>(fn: () => Promise<T>): Promise<{ count: number; result: T }> {
-  type Encoder = { dispatchWorkgroups(...args: number[]): void };
-  const encoder = (globalThis as unknown as { GPUComputePassEncoder: { prototype: Encoder } })
-    .GPUComputePassEncoder.prototype;
-  const original = encoder.dispatchWorkgroups;
-  let count = 0;
-  encoder.dispatchWorkgroups = function (this: Encoder, ...args: number[]) {
-    count++;
-    return original.apply(this, args);
-  };
-  try {
-    const result = await fn();
-    return { count, result };
-  } finally {
-    encoder.dispatchWorkgroups = original;
-  }
-}

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
+import { dispatchesOf } from "../../bench/lib/gpu-work.ts";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { rmsNormGradKernel, rmsNormKernel } from "../../gpu-worker/src/backends/webgpu/rms-norm.ts";
 import {
@@ -63,27 +64,6 @@ function useWebgpuKernels(): void {
   }
 }
 
-/** Compute dispatches `fn` records, by wrapping Dawn's pass encoder (a global once started). */
-function countDispatches(fn: () => void): number {
-  const prototype = (
-    globalThis as unknown as {
-      GPUComputePassEncoder: { prototype: { dispatchWorkgroups(...args: unknown[]): void } };
-    }
-  ).GPUComputePassEncoder.prototype;
-  const original = prototype.dispatchWorkgroups;
-  let count = 0;
-  prototype.dispatchWorkgroups = function (this: unknown, ...args: unknown[]) {
-    count++;
-    return original.apply(this, args);
-  };
-  try {
-    fn();
-  } finally {
-    prototype.dispatchWorkgroups = original;
-  }
-  return count;
-}
-
 describe("the RMSNorm op on cpu (reference kernels)", () => {
   it("has a kernel and a gradient on every backend", () => {
     for (const backend of ["cpu", "wasm", "webgpu", "tensorflow"]) {
@@ -140,8 +120,8 @@ describe("the RMSNorm kernels on webgpu", () => {
       const { x, weight, bias, dy } = inputs([batch, 4, 4, 32], 3);
       const f = (a: tf.Tensor, w: tf.Tensor, b: tf.Tensor) =>
         rmsNormOp(a, w as tf.Tensor1D, b as tf.Tensor1D, EPS);
-      const forward = countDispatches(() => tf.dispose(f(x, weight, bias)));
-      const both = countDispatches(() => tf.dispose(tf.grads(f)([x, weight, bias], dy)));
+      const forward = dispatchesOf(() => tf.dispose(f(x, weight, bias)));
+      const both = dispatchesOf(() => tf.dispose(tf.grads(f)([x, weight, bias], dy)));
       tf.dispose([x, weight, bias, dy]);
       return { forward, both };
     };

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { beforeAll, describe, expect, it } from "vitest";
+import { dispatchesOf } from "../../bench/lib/gpu-work.ts";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { webgpuSiluKernels } from "../../gpu-worker/src/backends/webgpu/silu.ts";
 import {
@@ -106,24 +107,6 @@ async function forwardAndGrad(
   return out as [Float32Array, Float32Array];
 }
 
-/** Calls to dispatchWorkgroups while `fn` runs (kernels dispatch as they are called). */
-function dispatchesOf(fn: () => tf.Tensor[]): number {
-  // A global once Dawn has started.
-  const proto = GPUComputePassEncoder.prototype;
-  const original = proto.dispatchWorkgroups;
-  let count = 0;
-  proto.dispatchWorkgroups = function (this: GPUComputePassEncoder, ...args) {
-    count++;
-    return original.apply(this, args);
-  };
-  try {
-    tf.dispose(fn());
-  } finally {
-    proto.dispatchWorkgroups = original;
-  }
-  return count;
-}
-
 describe("silu and the GLU gate on cpu (reference kernels)", () => {
   const cases: [string, number[]][] = [
     ["silu", [2, 3, 5, 7]],
@@ -223,10 +206,10 @@ describe.skipIf(!webgpu)("silu and the GLU gate on webgpu (one dispatch each)", 
       const { value, grad } = tf.valueAndGrad(f)(x, dy);
       return [value, grad];
     };
-    expect(dispatchesOf(() => [op(x)])).toBe(1);
-    expect(dispatchesOf(both(op))).toBe(2);
+    expect(dispatchesOf(() => tf.dispose(op(x)))).toBe(1);
+    expect(dispatchesOf(() => tf.dispose(both(op)()))).toBe(2);
     // The compositions: silu 2 forward, 8 with the gradient; the gate 5 and 14.
-    expect(dispatchesOf(both(reference))).toBeGreaterThan(2);
+    expect(dispatchesOf(() => tf.dispose(both(reference)()))).toBeGreaterThan(2);
     tf.dispose([x, dy]);
   });
 });

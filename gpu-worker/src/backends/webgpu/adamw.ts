@@ -16,8 +16,7 @@ import {
   type ParamAttrs,
   SUM_SQUARES,
 } from "../../ops/adamw.ts";
-
-type Uniform = { type: "float32" | "int32"; data: number[] };
+import { f32, i32, workgroupProgram } from "./program.ts";
 
 /** A flat elementwise program over outputShape whose body writes result[index]. */
 function elementwise(
@@ -47,10 +46,6 @@ function elementwise(
     `,
   };
 }
-
-// One value per uniform entry: tfjs lays an entry of several values out as a vector.
-const f32 = (value: number): Uniform => ({ type: "float32", data: [value] });
-const i32 = (value: number): Uniform => ({ type: "int32", data: [value] });
 
 /** m ← β1·m + (1 − β1)·g·coef, v ← β2·v + (1 − β2)·(g·coef)²; coef from Σg² (clip_grad_norm_). */
 function momentProgram(size: number, which: "m" | "v"): WebGPUProgram {
@@ -118,15 +113,14 @@ const MAX_PARTIALS = 1024;
 /** result[w] = Σ x² over the elements w·256 + t + k·(W·256) of x: W partial sums. */
 function partialSquaresProgram(size: number): WebGPUProgram {
   const partials = Math.min(MAX_PARTIALS, Math.ceil(size / PARTIAL_WORKGROUP));
-  return {
+  return workgroupProgram({
+    key: "partial_squares",
     variableNames: ["X"],
     outputShape: [partials],
-    shaderKey: "revq_partial_squares",
-    dispatchLayout: webgpu_util.flatDispatchLayout([partials]),
-    dispatch: [partials, 1, 1],
-    workgroupSize: [PARTIAL_WORKGROUP, 1, 1],
+    groups: partials,
+    threads: PARTIAL_WORKGROUP,
     uniforms: "count : i32, stride : i32,",
-    getUserCode: () => `
+    body: `
       var<workgroup> sums : array<f32, ${PARTIAL_WORKGROUP}>;
       fn main(index : i32) {
         let t = i32(localId.x);
@@ -147,7 +141,7 @@ function partialSquaresProgram(size: number): WebGPUProgram {
         }
       }
     `,
-  };
+  });
 }
 
 export const sumSquaresKernel: tf.KernelConfig = {

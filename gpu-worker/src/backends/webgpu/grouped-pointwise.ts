@@ -24,6 +24,7 @@ import {
   groupedPointwiseGradReferenceKernel,
   groupedPointwiseReferenceKernel,
 } from "../../ops/grouped-pointwise.ts";
+import { i32, type WorkgroupProgramSpec, workgroupProgram } from "./program.ts";
 
 const THREADS = 256;
 /** Widest d_in or d_out the programs take: it bounds their registers and workgroup memory. */
@@ -36,36 +37,9 @@ const STAGE_FLOATS = 2048;
 /** Row blocks of the partials pass at most: G·64 workgroups (3072 for the rectifier's 48). */
 const MAX_BLOCKS = 64;
 
-type Uniform = { type: "float32" | "int32"; data: number[] };
-
-type ProgramSpec = {
-  key: string;
-  variableNames: string[];
-  outputShape: number[];
-  /** Workgroups, one after another (the backend folds them past 65535). */
-  groups: number;
-  uniforms?: string;
-  body: string;
-};
-
-function program({
-  key,
-  variableNames,
-  outputShape,
-  groups,
-  uniforms,
-  body,
-}: ProgramSpec): WebGPUProgram {
-  return {
-    variableNames,
-    outputShape,
-    shaderKey: `revq_grouped_pointwise_${key}`,
-    dispatchLayout: { x: [0] },
-    dispatch: [groups, 1, 1],
-    workgroupSize: [THREADS, 1, 1],
-    uniforms,
-    getUserCode: () => body,
-  };
+/** One of this op's programs, of THREADS invocations a workgroup. */
+function program(spec: Omit<WorkgroupProgramSpec, "threads">): WebGPUProgram {
+  return workgroupProgram({ ...spec, key: `grouped_pointwise_${spec.key}`, threads: THREADS });
 }
 
 /** The flat index of this invocation's workgroup, however the dispatch was folded. */
@@ -248,7 +222,7 @@ function partialsProgram(rows: number, groups: number, dIn: number, dOut: number
       uniforms: "chunks : i32,",
       body,
     }),
-    uniforms: [{ type: "int32", data: [chunks] }] as Uniform[],
+    uniforms: [i32(chunks)],
   };
 }
 

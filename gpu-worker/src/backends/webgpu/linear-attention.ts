@@ -19,11 +19,7 @@
  * long sequences leave most of a GPU idle; splitting N would take a merging pass.
  */
 
-import {
-  type WebGPUBackend,
-  type WebGPUProgram,
-  webgpu_util,
-} from "@tensorflow/tfjs-backend-webgpu";
+import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import * as tf from "@tensorflow/tfjs-core";
 import {
   EPS,
@@ -33,6 +29,7 @@ import {
   linearAttentionGradReferenceKernel,
   linearAttentionReferenceKernel,
 } from "../../ops/linear-attention.ts";
+import { i32, type WorkgroupProgramSpec, workgroupProgram } from "./program.ts";
 
 /** Larger heads take the reference composition (the sums per invocation grow as d²). */
 const MAX_HEAD_DIM = 64;
@@ -53,37 +50,22 @@ function sizesOf(qkv: tf.TensorInfo, d: number): Sizes {
 
 const tokenHeads = (s: Sizes) => s.batch * s.tokens * s.heads;
 
-type ProgramSpec = {
-  name: string;
-  sizes: Sizes;
-  variableNames: string[];
-  /** Values of the (flat) result. */
-  size: number;
-  /** Workgroups, one after another (the backend folds them past 65535). */
-  groups: number;
-  threads: number;
-  body: string;
-};
-
-function program({
-  name,
-  sizes,
-  variableNames,
-  size,
-  groups,
-  threads,
-  body,
-}: ProgramSpec): WebGPUProgram {
-  return {
-    variableNames,
+/** One of this op's programs: keyed by head size, over a flat result of `size` values. */
+function program(
+  spec: Omit<WorkgroupProgramSpec, "key" | "outputShape" | "uniforms"> & {
+    name: string;
+    sizes: Sizes;
+    size: number;
+  },
+): WebGPUProgram {
+  const { name, sizes, size, body, ...rest } = spec;
+  return workgroupProgram({
+    ...rest,
+    key: `linear_attention_${name}_${sizes.d}`,
     outputShape: [size],
-    shaderKey: `revq_linear_attention_${name}_${sizes.d}`,
-    dispatchLayout: webgpu_util.flatDispatchLayout([size]),
-    dispatch: [groups, 1, 1],
-    workgroupSize: [threads, 1, 1],
     uniforms: "heads : i32, tokens : i32, count : i32,",
-    getUserCode: () => `${commonWgsl(sizes.d)}${body}`,
-  };
+    body: `${commonWgsl(sizes.d)}${body}`,
+  });
 }
 
 /**
@@ -313,8 +295,7 @@ type Run = (program: WebGPUProgram, inputs: tf.TensorInfo[], count: number) => t
 function runner(backend: unknown, sizes: Sizes): Run {
   const flat = (t: tf.TensorInfo) => ({ ...t, shape: [tf.util.sizeFromShape(t.shape)] });
   // One entry per i32: tfjs aligns an entry of n values as a vecn, not as n scalars.
-  const uniforms = (count: number) =>
-    [sizes.heads, sizes.tokens, count].map((v) => ({ type: "int32", data: [v] }));
+  const uniforms = (count: number) => [sizes.heads, sizes.tokens, count].map(i32);
   return (program, inputs, count) =>
     (backend as WebGPUBackend).runWebGPUProgram(
       program,

@@ -22,6 +22,7 @@
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import type * as tf from "@tensorflow/tfjs-core";
 import { NEAREST_CODE, nearestCodeReferenceKernel } from "../../ops/nearest-code.ts";
+import { i32 } from "./program.ts";
 
 const WORKGROUP = 256;
 
@@ -176,8 +177,8 @@ export const nearestCodeKernel: tf.KernelConfig = {
     const layout = layoutFor(dim, tokens.shape[0] / groups);
     const program = new NearestCodeProgram(layout, groups);
     return (args.backend as WebGPUBackend).runWebGPUProgram(program, [codebook, tokens], "int32", [
-      { type: "int32", data: [layout.perGroup] },
-      { type: "int32", data: [layout.tiles] },
+      i32(layout.perGroup),
+      i32(layout.tiles),
     ]);
   },
 };

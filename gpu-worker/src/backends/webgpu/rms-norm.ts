@@ -15,8 +15,7 @@
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import * as tf from "@tensorflow/tfjs-core";
 import { RMS_NORM, RMS_NORM_GRAD, type RmsNormAttrs } from "../../ops/rms-norm.ts";
-
-type Uniform = { type: "float32" | "int32"; data: number[] };
+import { f32, i32, type Uniform, type WorkgroupProgramSpec, workgroupProgram } from "./program.ts";
 
 /** Rows of the partial sums pass per workgroup, and invocations per row for its Σ x². */
 const BLOCK_ROWS = 32;
@@ -30,37 +29,10 @@ function rowThreads(channels: number): number {
   return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(channels))));
 }
 
-type ProgramSpec = {
-  name: string;
-  variableNames: string[];
-  outputShape: number[];
-  /** Workgroups, one after another (the backend folds them past 65535). */
-  groups: number;
-  /** Invocations per workgroup. */
-  threads: number;
-  uniforms: string;
-  body: string;
-};
-
-function program({
-  name,
-  variableNames,
-  outputShape,
-  groups,
-  threads,
-  uniforms,
-  body,
-}: ProgramSpec): WebGPUProgram {
-  return {
-    variableNames,
-    outputShape,
-    shaderKey: `revq_rms_norm_${name}_${threads}`,
-    dispatchLayout: { x: [0] },
-    dispatch: [groups, 1, 1],
-    workgroupSize: [threads, 1, 1],
-    uniforms,
-    getUserCode: () => body,
-  };
+/** One of this op's programs: its key names it and its workgroup size. */
+function program(spec: Omit<WorkgroupProgramSpec, "key"> & { name: string }): WebGPUProgram {
+  const { name, ...rest } = spec;
+  return workgroupProgram({ ...rest, key: `rms_norm_${name}_${spec.threads}` });
 }
 
 /**
@@ -248,9 +220,7 @@ function asRows(t: tf.TensorInfo): tf.TensorInfo {
   return { ...t, shape: [tf.util.sizeFromShape(t.shape) / channels, channels] };
 }
 
-const epsUniform = (attrs: unknown): Uniform[] => [
-  { type: "float32", data: [(attrs as RmsNormAttrs).eps] },
-];
+const epsUniform = (attrs: unknown): Uniform[] => [f32((attrs as RmsNormAttrs).eps)];
 
 export const rmsNormKernel: tf.KernelConfig = {
   kernelName: RMS_NORM,
@@ -282,9 +252,7 @@ export const rmsNormGradKernel: tf.KernelConfig = {
     const dx = gpu.runWebGPUProgram(dxProgram(r, c), [dyRows, xRows, weight], "float32", eps);
     const partials = gpu.runWebGPUProgram(partialsProgram(r, c), [dyRows, xRows], "float32", eps);
     const finish = (plane: number) =>
-      gpu.runWebGPUProgram(finishProgram(c), [partials], "float32", [
-        { type: "int32", data: [plane] },
-      ]);
+      gpu.runWebGPUProgram(finishProgram(c), [partials], "float32", [i32(plane)]);
     const [dweight, dbias] = [finish(0), finish(1)];
     // Released once the queued dispatches that read it have run.
     gpu.disposeData(partials.dataId);

@@ -15,6 +15,7 @@ import {
 } from "@tensorflow/tfjs-backend-webgpu";
 import * as tf from "@tensorflow/tfjs-core";
 import { GLU, GLU_GRAD, SILU, SILU_GRAD } from "../../ops/silu.ts";
+import { i32 } from "./program.ts";
 
 /** 64 threads fill an SM with resident workgroups (H100: 32 per SM × 64 = 2048 threads). */
 const WORKGROUP: [number, number, number] = [64, 1, 1];
@@ -145,7 +146,7 @@ function run(backend: unknown, dispatch: Dispatch): tf.TensorInfo {
     program(dispatch),
     dispatch.inputs.map(flat),
     "float32",
-    [{ type: "int32", data: [threads, half] }],
+    [i32(threads), i32(half)],
   );
   // A reshape, as tfjs's own: the same data under the caller's shape.
   return { ...output, shape: dispatch.shape };

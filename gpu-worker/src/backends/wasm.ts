@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { Started } from "../backend.ts";
 import { registerWasmGradientKernels } from "./wasm-gradients.ts";
+import { registerContiguousSlice } from "./wasm-slice.ts";
 
 export async function startWasm(): Promise<Started> {
   const wasm = await import("@tensorflow/tfjs-backend-wasm");
@@ -13,5 +14,6 @@ export async function startWasm(): Promise<Started> {
   // A directory prefix: the backend picks the SIMD or plain build itself and reads it from disk.
   wasm.setWasmPaths(`${join(dirname(packageJson), "dist")}/`);
   registerWasmGradientKernels();
+  registerContiguousSlice();
   return { device: "WebAssembly (XNNPACK, SIMD, 1 thread)", accelerated: false };
 }

@@ -96,7 +96,10 @@ export function adamwParamReference<T extends tf.Tensor>(
   moments: Moments,
   a: ParamAttrs,
 ): T {
-  const span = (t: tf.Tensor1D) => tf.reshape(tf.slice(t, a.offset, param.size), param.shape);
+  // A group of one parameter (the codebook) is all span: slicing it would copy it (slowly, on wasm).
+  const whole = param.size === moments.m.size;
+  const span = (t: tf.Tensor1D) =>
+    tf.reshape(whole ? t : tf.slice(t, a.offset, param.size), param.shape);
   const denom = tf.add(tf.div(tf.sqrt(span(moments.v)), a.correction2), a.eps);
   const decayed = a.decay === 1 ? param : tf.mul(param, a.decay);
   return tf.sub(decayed, tf.div(tf.mul(span(moments.m), a.stepSize), denom)) as T;

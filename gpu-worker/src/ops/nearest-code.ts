@@ -14,7 +14,7 @@ import { fromOps, registerReferenceKernel } from "../backends/op-kernels.ts";
 
 export const NEAREST_CODE = "RevqNearestCode";
 
-/** Differences one block of the reference holds at once (64 MiB of float32 each). */
+/** Distances one block of the reference holds at once (64 MiB of float32). */
 const BLOCK_ELEMENTS = 1 << 24;
 
 /** codebook (G, K, D), tokens (N, D) with token i in group i mod G → int32 rows (N,). */
@@ -33,14 +33,13 @@ export function nearestCodeRows(codebook: tf.Tensor3D, tokens: tf.Tensor2D): tf.
 }
 
 /**
- * The reference: blocks of (groups, tokens) of at most `blockElements` differences x_d − e_kd
- * (tests make it small), so that memory stays bounded at any batch or K.
+ * The reference: blocks of (groups, tokens) of at most `blockElements` distances (tests make it
+ * small), so that memory stays bounded at any batch or K.
  *
- * It computes the exact squared distance Σ_d (x_d − e_kd)², not |e|² − 2·x·e: that is the sum
- * the encoder's search computes (@revq/shared nearestCodesExhaustive / NearestCodeIndex), so
- * training and encoding differ only by float32 rounding, with no cancellation where tokens lie far
- * from the origin. Its (g, m, K, D) differences cost D times a matMul's scores in memory: the
- * blocks are that much smaller.
+ * Distances in the matrix form |x|² − 2·x·e + |e|², as torch.cdist computes them at these sizes
+ * (and so the reference's training): one batched matMul per block, fast on the CPU backends. The
+ * fused WebGPU kernel sums (x − e)² instead; the two agree but for float32 rounding, which can
+ * flip a near tie (tests compare such choices by distance).
  */
 export function nearestCodeRowsReference(
   codebook: tf.Tensor3D,
@@ -61,47 +60,37 @@ export function nearestCodeRowsReference(
 
 /** Nearest code ids (G, M) of x (G, M, D), computed block by block. */
 function blockwise(codebook: tf.Tensor3D, x: tf.Tensor3D, blockElements: number): tf.Tensor2D {
-  const [groups, codes, dim] = codebook.shape;
+  const [groups, codes] = codebook.shape;
   const perGroup = x.shape[1];
-  const groupStep = Math.max(1, Math.floor(blockElements / (perGroup * codes * dim)));
-  const tokenStep = Math.min(perGroup, Math.max(1, Math.floor(blockElements / (codes * dim))));
+  const groupStep = Math.max(1, Math.floor(blockElements / (perGroup * codes)));
+  const tokenStep = Math.min(perGroup, Math.max(1, Math.floor(blockElements / codes)));
   const rows: tf.Tensor2D[] = [];
   for (let g = 0; g < groups; g += groupStep) {
     const size = Math.min(groupStep, groups - g);
     rows.push(
       tf.tidy(() => {
-        // e: (g, 1, K, D) against xs: (g, m, 1, D), m tokens of each of g groups.
-        const e = tf.expandDims<tf.Tensor4D>(tf.slice(codebook, [g, 0, 0], [size, -1, -1]), 1);
+        const e = tf.slice(codebook, [g, 0, 0], [size, -1, -1]); // (g, K, D)
+        const squaredCodes = tf.expandDims<tf.Tensor3D>(tf.sum(tf.square(e), 2), 1); // (g, 1, K)
         const parts: tf.Tensor2D[] = [];
         for (let n = 0; n < perGroup; n += tokenStep) {
           const m = Math.min(tokenStep, perGroup - n);
-          const xs = tf.expandDims<tf.Tensor4D>(tf.slice(x, [g, n, 0], [size, m, -1]), 2);
-          parts.push(tf.tidy(() => lowestArgMin(squaredDistances(e, xs))));
+          const xs = tf.slice(x, [g, n, 0], [size, m, -1]); // (g, m, D)
+          // argMin takes the first of equal minima on cpu, wasm and tensorflow; tfjs-webgpu's
+          // may not (k = 64 over k = 1), but webgpu has the fused kernel.
+          parts.push(tf.tidy(() => tf.argMin(squaredDistances(xs, e, squaredCodes), 2)));
         }
-        return parts.length === 1 ? parts[0] : tf.concat(parts, 1); // (g, M)
+        return (parts.length === 1 ? parts[0] : tf.concat(parts, 1)) as tf.Tensor2D; // (g, M)
       }),
     );
   }
   return rows.length === 1 ? rows[0] : tf.concat(rows, 0);
 }
 
-/** e (g, 1, K, D), x (g, m, 1, D) → Σ_d (x_d − e_d)², (g, m, K). */
-function squaredDistances(e: tf.Tensor4D, x: tf.Tensor4D): tf.Tensor3D {
-  return tf.sum(tf.square(tf.sub(x, e)), 3); // (g, m, K, D) summed
-}
-
-/**
- * (g, m, K) → int32 (g, m): the lowest k of the minimum. Not tf.argMin: tfjs-webgpu's reduces
- * K by interleaved lanes and, on an exact tie, can return a higher index (k = 64 over k = 1).
- * A token with NaN equals no minimum; it gets code 0, as the fused kernels give.
- */
-function lowestArgMin(distances: tf.Tensor3D): tf.Tensor2D {
-  const codes = distances.shape[2];
-  const nearest = tf.min(distances, 2, true); // (g, m, 1)
-  const k = tf.range(0, codes, 1, "int32"); // (K,)
-  const none = tf.scalar(codes, "int32");
-  const lowest = tf.min(tf.where<tf.Tensor>(tf.equal(distances, nearest), k, none), 2);
-  return tf.mod(lowest, none) as tf.Tensor2D;
+/** x (g, m, D), e (g, K, D), |e|² (g, 1, K) → |x − e|², (g, m, K). */
+function squaredDistances(x: tf.Tensor3D, e: tf.Tensor3D, squaredCodes: tf.Tensor3D): tf.Tensor3D {
+  const squaredTokens = tf.sum(tf.square(x), 2, true); // (g, m, 1)
+  const products = tf.matMul(x, e, false, true); // (g, m, K)
+  return tf.add(tf.sub(squaredTokens, tf.mul(products, 2)), squaredCodes);
 }
 
 /** The reference as a kernel function, for any backend. */

@@ -172,7 +172,8 @@ export const nearestCodeKernel: tf.KernelConfig = {
   kernelFunc: (args) => {
     const { codebook, tokens } = args.inputs as Record<"codebook" | "tokens", tf.TensorInfo>;
     const [groups, , dim] = codebook.shape;
-    // Codes longer than a tile (D > 2048, far beyond the method's 4 or 8): the composition.
+    // Codes longer than a tile (D > 2048, far beyond the method's 4 or 8): the composition, whose
+    // argMin on webgpu may take a later one of exactly tied codes.
     if (dim > TILE_FLOATS) return nearestCodeReferenceKernel(args);
     const layout = layoutFor(dim, tokens.shape[0] / groups);
     const program = new NearestCodeProgram(layout, groups);

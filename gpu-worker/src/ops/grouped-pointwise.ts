@@ -11,7 +11,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs-core";
-import { fromOps, registerReferenceKernel } from "../backends/op-kernels.ts";
+import { fromOps, hasFastKernel, registerReferenceKernel } from "../backends/op-kernels.ts";
 
 /** Inputs x [..., G·d_in], weight [G, d_in, d_out]. Output [..., G·d_out]. */
 export const GROUPED_POINTWISE = "RevqGroupedPointwise";
@@ -21,6 +21,7 @@ export const GROUPED_POINTWISE_GRAD = "RevqGroupedPointwiseGrad";
 /** out [..., G·d_out] = each group of x's channels times its own [d_in, d_out] matrix. */
 export function groupedPointwiseOp<T extends tf.Tensor>(x: T, weight: tf.Tensor3D): T {
   checkShapes(x, weight);
+  if (!hasFastKernel(GROUPED_POINTWISE)) return groupedPointwiseReference(x, weight);
   return tf.engine().runKernel(GROUPED_POINTWISE, { x, weight }) as T;
 }
 

@@ -13,7 +13,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs-core";
-import { fromOps, registerReferenceKernel } from "../backends/op-kernels.ts";
+import { fromOps, hasFastKernel, registerReferenceKernel } from "../backends/op-kernels.ts";
 
 /** Input qkv [B,H,W,heads·3d]; attr headDim. Output [B,H,W,heads·d]. */
 export const LINEAR_ATTENTION = "RevqLinearAttention";
@@ -28,6 +28,7 @@ export const EPS = 1e-15;
 /** out [B,H,W,heads·d] of qkv [B,H,W,heads·3d], as one kernel. */
 export function linearAttentionOp(qkv: tf.Tensor4D, headDim: number): tf.Tensor4D {
   checkShape(qkv, headDim);
+  if (!hasFastKernel(LINEAR_ATTENTION)) return linearAttentionReference(qkv, headDim);
   const attrs: LinearAttentionAttrs = { headDim };
   return tf
     .engine()

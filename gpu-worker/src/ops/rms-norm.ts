@@ -9,7 +9,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs-core";
-import { fromOps, registerReferenceKernel } from "../backends/op-kernels.ts";
+import { fromOps, hasFastKernel, registerReferenceKernel } from "../backends/op-kernels.ts";
 
 /** Inputs x [..., C], weight [C], bias [C]; attr eps. Output y like x. */
 export const RMS_NORM = "RevqRmsNorm";
@@ -25,6 +25,7 @@ export function rmsNormOp<T extends tf.Tensor>(
   bias: tf.Tensor1D,
   eps: number,
 ): T {
+  if (!hasFastKernel(RMS_NORM)) return rmsNormReference(x, weight, bias, eps);
   const attrs: RmsNormAttrs = { eps };
   return tf
     .engine()

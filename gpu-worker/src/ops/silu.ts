@@ -9,7 +9,12 @@
  * @tensorflow/tfjs-core.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { fromOps, type OpKernel, registerReferenceKernel } from "../backends/op-kernels.ts";
+import {
+  fromOps,
+  hasFastKernel,
+  type OpKernel,
+  registerReferenceKernel,
+} from "../backends/op-kernels.ts";
 
 /** x → silu(x). */
 export const SILU = "RevqSilu";
@@ -23,7 +28,7 @@ export const GLU_GRAD = "RevqSiluGluGrad";
 /** x → x·sigmoid(x), one kernel. */
 export function siluOp<T extends tf.Tensor>(x: T): T {
   assertFloat(x, "siluOp");
-  return tf.engine().runKernel(SILU, { x });
+  return hasFastKernel(SILU) ? tf.engine().runKernel(SILU, { x }) : siluReference(x);
 }
 
 /** x [..., 2H] → a·silu(gate) [..., H] where [a | gate] = x, one kernel. */
@@ -32,7 +37,7 @@ export function siluGluOp<T extends tf.Tensor>(x: T): T {
   if (x.rank === 0 || x.shape[x.rank - 1] % 2 !== 0) {
     throw new Error(`siluGluOp: the last axis of [${x.shape}] must have an even size`);
   }
-  return tf.engine().runKernel(GLU, { x });
+  return hasFastKernel(GLU) ? tf.engine().runKernel(GLU, { x }) : siluGluReference(x);
 }
 
 /** layers.ts's silu, as ops. */

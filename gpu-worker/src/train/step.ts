@@ -179,7 +179,7 @@ export function fillCounts(state: TrainState, value: number): void {
   tf.tidy(() => state.counts.assign(tf.fill(state.counts.shape, value)));
 }
 
-/** The sizes countUsage and usagePerGroup read (they never touch the codes themselves). */
+/** The sizes usagePerGroup reads (it never touches the codes themselves). */
 export function usageShape(q: TrainableQuantizer): Codebook {
   return { groups: q.layout.groups, codes: q.codes, dim: q.layout.codeDim, data: NO_CODES };
 }

@@ -7,6 +7,7 @@ import {
   createAdamW,
   disposeAdamW,
   momentsOf,
+  setMoments,
   TORCH_ADAMW,
 } from "../../gpu-worker/src/train/adamw.ts";
 import { runOn, scaledError, values } from "./helpers/backends.ts";
@@ -129,6 +130,21 @@ describe("AdamW over a flattened group (clip_grad_norm_ included)", () => {
       const opt = createAdamW([{ params, lr: 0.1, weightDecay: 0 }]);
       expect(() => adamwStep(opt, [[]], 1)).toThrow(/1 parameters, got 0 gradients/);
       tf.dispose(params);
+      disposeAdamW(opt);
+    });
+  });
+
+  it("refuses moments of another size, leaving the group's as they were", async () => {
+    await runOn("cpu", async () => {
+      const params = [tf.variable(tf.zeros([2])), tf.variable(tf.zeros([3]))];
+      const opt = createAdamW([{ params, lr: 0.1, weightDecay: 0 }]);
+      const [group] = opt.groups;
+      const wrong = [tf.ones([2]), tf.ones([2])];
+      expect(() => setMoments(group, wrong, wrong)).toThrow(
+        /moments of 4,4 values for a group of 5/,
+      );
+      expect(Array.from(await group.m.data())).toEqual([0, 0, 0, 0, 0]);
+      tf.dispose([...params, ...wrong]);
       disposeAdamW(opt);
     });
   });

@@ -74,7 +74,7 @@ export function sumSquares(x: tf.Tensor1D): tf.Scalar {
 }
 
 /** The clip coefficient min(1, maxNorm / (√S + 1e-6)), as clip_grad_norm_ computes it. */
-export function clipCoefficient(sumSquares: tf.Scalar, maxNorm: number): tf.Scalar {
+function clipCoefficient(sumSquares: tf.Scalar, maxNorm: number): tf.Scalar {
   return tf.minimum(tf.div(maxNorm, tf.add(tf.sqrt(sumSquares), 1e-6)), 1);
 }
 

@@ -18,9 +18,15 @@ const webgpu = await selectBackend("webgpu").then(
 );
 
 const EPS = 1e-6;
-type Norm = (x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number) => tf.Tensor;
+type Norm = (
+  x: tf.Tensor,
+  weight: tf.Tensor1D,
+  bias: tf.Tensor1D,
+  eps: number,
+  residual?: tf.Tensor,
+) => tf.Tensor;
 
-/** The inputs of one case: x and dy [shape], weight and bias [C], from `seed`. */
+/** The inputs of one case: x, residual and dy [shape], weight and bias [C], from `seed`. */
 function inputs(shape: number[], seed: number) {
   const size = tf.util.sizeFromShape(shape);
   const channels = shape[shape.length - 1];
@@ -29,31 +35,38 @@ function inputs(shape: number[], seed: number) {
     weight: tf.tensor1d(values(channels, seed + 1)),
     bias: tf.tensor1d(values(channels, seed + 2)),
     dy: tf.tensor(values(size, seed + 3), shape),
+    residual: tf.tensor(values(size, seed + 4), shape),
   };
 }
 
-/** [y, dx, dweight, dbias] of `norm` on the current backend, dy given (no ones to fill). */
-async function forwardAndGrads(norm: Norm, shape: number[], seed: number) {
+/**
+ * [y, dx, dweight, dbias] of `norm` on the current backend, dy given (no ones to fill), and
+ * dresidual after them when the case adds one.
+ */
+async function forwardAndGrads(norm: Norm, shape: number[], seed: number, withResidual = false) {
   const out = tf.tidy(() => {
-    const { x, weight, bias, dy } = inputs(shape, seed);
-    const f = (a: tf.Tensor, w: tf.Tensor, b: tf.Tensor) =>
-      norm(a, w as tf.Tensor1D, b as tf.Tensor1D, EPS);
-    return [f(x, weight, bias), ...tf.grads(f)([x, weight, bias], dy)];
+    const { x, weight, bias, dy, residual } = inputs(shape, seed);
+    const f = (a: tf.Tensor, w: tf.Tensor, b: tf.Tensor, r?: tf.Tensor) =>
+      norm(a, w as tf.Tensor1D, b as tf.Tensor1D, EPS, r);
+    const args = withResidual ? [x, weight, bias, residual] : [x, weight, bias];
+    return [f(...(args as [tf.Tensor, tf.Tensor, tf.Tensor])), ...tf.grads(f)(args, dy)];
   });
   return download(out);
 }
 
 /** The plain composition's results on cpu, through tfjs's own autodiff. */
-async function cpuReference(shape: number[], seed: number) {
+async function cpuReference(shape: number[], seed: number, withResidual = false) {
   await selectBackend("cpu");
-  return forwardAndGrads(rmsNormReference, shape, seed);
+  return forwardAndGrads(rmsNormReference, shape, seed, withResidual);
 }
 
-const NAMES = ["y", "dx", "dweight", "dbias"];
+const NAMES = ["y", "dx", "dweight", "dbias", "dresidual"];
 
 function expectClose(got: Float32Array[], want: Float32Array[], tolerance: number): void {
-  const errors = Object.fromEntries(NAMES.map((name, i) => [name, scaledError(got[i], want[i])]));
-  for (const name of NAMES) expect(errors[name], name).toBeLessThan(tolerance);
+  expect(got.length).toBe(want.length);
+  const names = NAMES.slice(0, want.length);
+  const errors = Object.fromEntries(names.map((name, i) => [name, scaledError(got[i], want[i])]));
+  for (const name of names) expect(errors[name], name).toBeLessThan(tolerance);
 }
 
 /** Makes this file's webgpu kernels the ones webgpu runs (startWebgpu does not wire them yet). */
@@ -83,6 +96,22 @@ describe("the RMSNorm op on cpu (reference kernels)", () => {
       expectClose(got, want, 1e-6);
     },
   );
+
+  it("adds a residual in the same op, whose gradient is dy", async () => {
+    const shape = [2, 3, 5, 7];
+    const want = await cpuReference(shape, 13, true);
+    const got = await forwardAndGrads(rmsNormOp, shape, 13, true);
+    expect(got).toHaveLength(5);
+    expect(got[0]).toEqual(want[0]);
+    expectClose(got, want, 1e-6);
+    const dy = await download([tf.tidy(() => inputs(shape, 13).dy)]);
+    expect(got[4]).toEqual(dy[0]);
+  });
+
+  it("refuses a residual of another shape", () => {
+    const { x, weight, bias } = inputs([2, 4], 1);
+    expect(() => rmsNormOp(x, weight, bias, EPS, tf.zeros([4, 2]))).toThrow(/residual \[4,2\]/);
+  });
 });
 
 describe("the RMSNorm kernels on webgpu", () => {
@@ -104,6 +133,16 @@ describe("the RMSNorm kernels on webgpu", () => {
     expectClose(await forwardAndGrads(rmsNormOp, shape, 5), want, 1e-5);
   });
 
+  it.skipIf(!webgpu).each([[[2, 5, 7, 48]], [[1, 2, 2, 1030]]])(
+    "match it with a residual for %j",
+    async (shape) => {
+      const want = await cpuReference(shape, 7, true);
+      await selectBackend("webgpu");
+      useWebgpuKernels();
+      expectClose(await forwardAndGrads(rmsNormOp, shape, 7, true), want, 1e-5);
+    },
+  );
+
   // 70 000 rows: the row dispatches pass WebGPU's 65 535 workgroups a dimension and are folded.
   it.skipIf(!webgpu)("match it past 65 535 rows", async () => {
     const shape = [70_000, 4];
@@ -116,17 +155,22 @@ describe("the RMSNorm kernels on webgpu", () => {
   it.skipIf(!webgpu)("dispatch once forward and four times more for the gradient", async () => {
     await selectBackend("webgpu");
     useWebgpuKernels();
-    const counts = (batch: number) => {
-      const { x, weight, bias, dy } = inputs([batch, 4, 4, 32], 3);
-      const f = (a: tf.Tensor, w: tf.Tensor, b: tf.Tensor) =>
-        rmsNormOp(a, w as tf.Tensor1D, b as tf.Tensor1D, EPS);
-      const forward = dispatchesOf(() => tf.dispose(f(x, weight, bias)));
-      const both = dispatchesOf(() => tf.dispose(tf.grads(f)([x, weight, bias], dy)));
-      tf.dispose([x, weight, bias, dy]);
+    const counts = (batch: number, withResidual: boolean) => {
+      const { x, weight, bias, dy, residual } = inputs([batch, 4, 4, 32], 3);
+      const f = (a: tf.Tensor, w: tf.Tensor, b: tf.Tensor, r?: tf.Tensor) =>
+        rmsNormOp(a, w as tf.Tensor1D, b as tf.Tensor1D, EPS, r);
+      const args = withResidual ? [x, weight, bias, residual] : [x, weight, bias];
+      const forward = dispatchesOf(() =>
+        tf.dispose(f(...(args as [tf.Tensor, tf.Tensor, tf.Tensor]))),
+      );
+      const both = dispatchesOf(() => tf.dispose(tf.grads(f)(args, dy)));
+      tf.dispose([x, weight, bias, dy, residual]);
       return { forward, both };
     };
-    const one = counts(1);
+    const one = counts(1, false);
     expect(one).toEqual({ forward: 1, both: 5 });
-    expect(counts(8)).toEqual(one);
+    expect(counts(8, false)).toEqual(one);
+    // The residual costs no dispatch: its gradient is dy itself.
+    expect(counts(1, true)).toEqual(one);
   });
 });

@@ -9,7 +9,7 @@
  * written to [B,H,W,heads·d] at channel d·h + j. As tfjs ops on webgpu the forward is 14
  * dispatches and its autodiff gradient 20 more; the fused kernels take 2 and 4
  * (backends/webgpu/linear-attention.ts). Every backend gets reference kernels made of ops here.
- * Only the linear form: attention.ts takes the quadratic one when N ≤ d.
+ * attention.ts takes it at every N, also where diffusers takes the quadratic form (N ≤ d).
  */
 
 import * as tf from "@tensorflow/tfjs-core";
@@ -50,7 +50,7 @@ export function linearAttentionReference(qkv: tf.Tensor4D, headDim: number): tf.
 }
 
 /** [B,H,W,G·3d] → query, key, value of every head: [G·B, N, d], ReLU on q and k. */
-export function splitHeads(all: tf.Tensor4D, d: number): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] {
+function splitHeads(all: tf.Tensor4D, d: number): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] {
   const [q, k, v] = rolesOf(all, d);
   return [tf.relu(q), tf.relu(k), v];
 }
@@ -75,7 +75,7 @@ function linearAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D): tf.Ten
 }
 
 /** [G·B, N, d] → [B,H,W,G·d], channel = d·head + j. */
-export function mergeHeads(x: tf.Tensor3D, b: number, h: number, w: number): tf.Tensor4D {
+function mergeHeads(x: tf.Tensor3D, b: number, h: number, w: number): tf.Tensor4D {
   const [gb, , d] = x.shape;
   const heads = gb / b;
   const byPixel = tf.transpose(tf.reshape(x, [heads, b, h * w, d]), [1, 2, 0, 3]);

@@ -1,8 +1,10 @@
 /**
  * RMSNorm over the last (channel) axis as one op, with its gradient as a second one:
  *
- *   r = 1 / √(mean_c x² + eps),  x̂ = x·r,  y = x̂·weight + bias
+ *   r = 1 / √(mean_c x² + eps),  x̂ = x·r,  y = x̂·weight + bias (+ residual)
  *
+ * The optional residual is the block's skip connection (every RMSNorm of DC-AE's blocks ends
+ * one), added in the same pass instead of in a dispatch of its own; its gradient is dy.
  * As tfjs ops the forward is ~7 kernels and its autodiff gradient many more; a GPU backend runs
  * the forward in one dispatch and the gradient in a few (backends/webgpu/rms-norm.ts). Every
  * backend gets a reference kernel made of ops, so the op and its gradient work everywhere.
@@ -11,25 +13,28 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { fromOps, hasFastKernel, registerReferenceKernel } from "../backends/op-kernels.ts";
 
-/** Inputs x [..., C], weight [C], bias [C]; attr eps. Output y like x. */
+/** Inputs x [..., C], weight [C], bias [C], optional residual like x; attr eps. Output y like x. */
 export const RMS_NORM = "RevqRmsNorm";
 /** Inputs dy [..., C], x [..., C], weight [C]; attr eps. Outputs dx, dweight [C], dbias [C]. */
 export const RMS_NORM_GRAD = "RevqRmsNormGrad";
 
 export type RmsNormAttrs = { eps: number };
 
-/** y [..., C] = x / √(mean_c x² + eps) · weight + bias, as one kernel. */
+/** y [..., C] = x / √(mean_c x² + eps) · weight + bias (+ residual), as one kernel. */
 export function rmsNormOp<T extends tf.Tensor>(
   x: T,
   weight: tf.Tensor1D,
   bias: tf.Tensor1D,
   eps: number,
+  residual?: T,
 ): T {
-  if (!hasFastKernel(RMS_NORM)) return rmsNormReference(x, weight, bias, eps);
+  if (residual && !tf.util.arraysEqual(residual.shape, x.shape)) {
+    throw new Error(`rmsNormOp: residual [${residual.shape}] is not shaped like x [${x.shape}]`);
+  }
+  if (!hasFastKernel(RMS_NORM)) return rmsNormReference(x, weight, bias, eps, residual);
   const attrs: RmsNormAttrs = { eps };
-  return tf
-    .engine()
-    .runKernel(RMS_NORM, { x, weight, bias }, attrs as unknown as tf.NamedAttrMap) as T;
+  const inputs: tf.NamedTensorMap = residual ? { x, weight, bias, residual } : { x, weight, bias };
+  return tf.engine().runKernel(RMS_NORM, inputs, attrs as unknown as tf.NamedAttrMap) as T;
 }
 
 /** The plain composition, in layers.ts's order of ops (cpu results match it exactly). */
@@ -38,9 +43,11 @@ export function rmsNormReference<T extends tf.Tensor>(
   weight: tf.Tensor1D,
   bias: tf.Tensor1D,
   eps: number,
+  residual?: T,
 ): T {
   const meanSquare = tf.mean(tf.square(x), -1, true);
-  return tf.add(tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), weight), bias);
+  const y: T = tf.add(tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), weight), bias);
+  return residual ? tf.add(y, residual) : y;
 }
 
 /**
@@ -69,7 +76,7 @@ const epsOf = (attrs: unknown) => (attrs as RmsNormAttrs).eps;
 registerReferenceKernel(
   RMS_NORM,
   fromOps((i, attrs) =>
-    rmsNormReference(i.x, i.weight as tf.Tensor1D, i.bias as tf.Tensor1D, epsOf(attrs)),
+    rmsNormReference(i.x, i.weight as tf.Tensor1D, i.bias as tf.Tensor1D, epsOf(attrs), i.residual),
   ),
 );
 
@@ -86,6 +93,12 @@ tf.registerGradient({
     const [dx, dweight, dbias] = tf
       .engine()
       .runKernel(RMS_NORM_GRAD, { dy: dy as tf.Tensor, x, weight }, attrs) as tf.Tensor[];
-    return { x: () => dx, weight: () => dweight, bias: () => dbias };
+    // The engine asks only for the inputs the op was given: residual's is read when it was.
+    return {
+      x: () => dx,
+      weight: () => dweight,
+      bias: () => dbias,
+      residual: () => dy as tf.Tensor,
+    };
   },
 });

@@ -4,6 +4,7 @@
  */
 import type * as tf from "@tensorflow/tfjs-core";
 import { adamwMomentsKernel, adamwParamKernel, sumSquaresKernel } from "./adamw.ts";
+import { channelMeansKernel, channelRepeatsKernel } from "./channel-shortcuts.ts";
 import { groupedPointwiseGradKernel, groupedPointwiseKernel } from "./grouped-pointwise.ts";
 import { webgpuLinearAttentionKernels } from "./linear-attention.ts";
 import { nearestCodeKernel } from "./nearest-code.ts";
@@ -14,6 +15,8 @@ export const FUSED_WEBGPU_KERNELS: tf.KernelConfig[] = [
   adamwMomentsKernel,
   adamwParamKernel,
   sumSquaresKernel,
+  channelMeansKernel,
+  channelRepeatsKernel,
   groupedPointwiseKernel,
   groupedPointwiseGradKernel,
   ...webgpuLinearAttentionKernels,

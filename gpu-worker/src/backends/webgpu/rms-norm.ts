@@ -1,7 +1,8 @@
 /**
  * The RMSNorm op and its gradient (ops/rms-norm.ts) on webgpu, over x seen as rows [R, C]:
  *
- * - forward: one dispatch, one workgroup per row (Σ x² by a workgroup tree, then y);
+ * - forward: one dispatch, one workgroup per row (Σ x² by a workgroup tree, then y, to which
+ *   the residual is added when there is one);
  * - gradient: four dispatches whatever R is. dx row by row like the forward; dweight and dbias
  *   as column sums over rows, first per block of 32 rows into partials [2, P, C] (P = ⌈R/32⌉),
  *   then one finishing pass over P for each. A program writes a single output, so dx, the
@@ -55,12 +56,12 @@ function workgroupSumWgsl(type: string, threads: number): string {
     }`;
 }
 
-/** y [R, C] = x·r·weight + bias, one workgroup per row of x [R, C]. */
-function forwardProgram(rows: number, channels: number): WebGPUProgram {
+/** y [R, C] = x·r·weight + bias (+ residual), one workgroup per row of x [R, C]. */
+function forwardProgram(rows: number, channels: number, residual: boolean): WebGPUProgram {
   const threads = rowThreads(channels);
   return program({
-    name: "forward",
-    variableNames: ["x", "weight", "bias"],
+    name: residual ? "forward_residual" : "forward",
+    variableNames: residual ? ["x", "weight", "bias", "residual"] : ["x", "weight", "bias"],
     outputShape: [rows, channels],
     groups: rows,
     threads,
@@ -81,7 +82,7 @@ function forwardProgram(rows: number, channels: number): WebGPUProgram {
       if (row < rows) {
         for (var c = i32(localIndex); c < channels; c = c + ${threads}) {
           let i = row * channels + c;
-          result[i] = x[i] * r * weight[c] + bias[c];
+          result[i] = x[i] * r * weight[c] + bias[c]${residual ? " + residual[i]" : ""};
         }
       }
     }`,
@@ -227,12 +228,17 @@ export const rmsNormKernel: tf.KernelConfig = {
   backendName: "webgpu",
   kernelFunc: ({ inputs, attrs, backend }) => {
     const gpu = backend as WebGPUBackend;
-    const { x, weight, bias } = inputs as Record<string, tf.TensorInfo>;
+    const { x, weight, bias, residual } = inputs as Record<
+      "x" | "weight" | "bias",
+      tf.TensorInfo
+    > & {
+      residual?: tf.TensorInfo;
+    };
     const rows = asRows(x);
     const [r, c] = rows.shape;
     const y = gpu.runWebGPUProgram(
-      forwardProgram(r, c),
-      [rows, weight, bias],
+      forwardProgram(r, c, residual !== undefined),
+      residual ? [rows, weight, bias, asRows(residual)] : [rows, weight, bias],
       "float32",
       epsUniform(attrs),
     );

@@ -10,14 +10,14 @@ export type EncoderParams = {
   convIn: Conv;
   stages: Block[][];
   convOut: Conv;
-  /** Channels averaged into each latent channel by the out-shortcut, or null without one. */
-  outShortcutGroup: number | null;
+  /** Whether each latent channel adds the mean of its run of the last stage's channels. */
+  outShortcut: boolean;
 };
 
 export type DecoderParams = {
   convIn: Conv;
-  /** How often the in-shortcut repeats each latent channel, or null without one. */
-  inShortcutRepeats: number | null;
+  /** Whether the first stage's input adds each latent channel repeated over its run. */
+  inShortcut: boolean;
   /** stages[i] are `up_blocks.i`; they run from the last to the first. */
   stages: Block[][];
   normOut: RmsNorm;
@@ -56,7 +56,7 @@ export async function loadEncoder(
     convIn,
     stages: blocks,
     convOut: await load.conv(`${prefix}conv_out`, last, spec.latentChannels, 3, true),
-    outShortcutGroup: spec.outShortcut ? last / spec.latentChannels : null,
+    outShortcut: spec.outShortcut,
   };
 }
 
@@ -87,7 +87,7 @@ export async function loadDecoder(
   const first = stages[0].channels;
   return {
     convIn,
-    inShortcutRepeats: spec.inShortcut ? last / spec.latentChannels : null,
+    inShortcut: spec.inShortcut,
     stages: blocks,
     normOut: await load.rmsNorm(`${prefix}norm_out`, first, RMS_EPS),
     convOut: await load.conv(`${prefix}conv_out`, first, spec.outChannels, 3, true),

@@ -4,10 +4,10 @@
  */
 
 import * as tf from "@tensorflow/tfjs-core";
+import { channelMeansOp, channelRepeatsOp } from "../../ops/channel-shortcuts.ts";
 import { runBlock } from "../nn/blocks.ts";
 import { conv2d, rmsNorm } from "../nn/layers.ts";
 import { NO_PROBE, type Probe } from "../nn/probe.ts";
-import { meanChannelGroups, repeatChannels } from "../nn/shuffle.ts";
 import {
   type Binding,
   type MakeParam,
@@ -95,16 +95,14 @@ export function encode(p: EncoderParams, x: tf.Tensor4D, probe: Probe = NO_PROBE
   });
   const out = conv2d(p.convOut, h);
   probe.at("conv_out").record("out", () => out);
-  if (p.outShortcutGroup === null) return out;
-  return tf.add(out, meanChannelGroups(h, p.outShortcutGroup));
+  return p.outShortcut ? channelMeansOp(h, 1, out.shape[3], out) : out;
 }
 
 /** [B,h,w,C] → [B,h·f,w·f,3]. */
 export function decode(p: DecoderParams, z: tf.Tensor4D, probe: Probe = NO_PROBE): tf.Tensor4D {
   const inConv = conv2d(p.convIn, z);
   probe.at("conv_in").record("out", () => inConv);
-  let h: tf.Tensor4D =
-    p.inShortcutRepeats === null ? inConv : tf.add(inConv, repeatChannels(z, p.inShortcutRepeats));
+  let h = p.inShortcut ? channelRepeatsOp(z, 1, inConv.shape[3], inConv) : inConv;
   for (let i = p.stages.length - 1; i >= 0; i--) {
     p.stages[i].forEach((block, j) => {
       h = runBlock(block, h, probe.at(`up_blocks.${i}.${j}`));

@@ -10,7 +10,7 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import { groupedPointwiseOp } from "../../ops/grouped-pointwise.ts";
-import { EPS, linearAttentionOp, mergeHeads, splitHeads } from "../../ops/linear-attention.ts";
+import { linearAttentionOp } from "../../ops/linear-attention.ts";
 import { type Depthwise, depthwise, linear, type RmsNorm, rmsNorm } from "./layers.ts";
 import type { Probe } from "./probe.ts";
 
@@ -29,8 +29,6 @@ export type Attention = {
 
 /** x + norm(to_out(attention(x))): [B,H,W,C] → [B,H,W,C]. */
 export function multiscaleAttention(p: Attention, x: tf.Tensor4D, probe: Probe): tf.Tensor4D {
-  const [b, h, w] = x.shape;
-  const d = p.headDim;
   const qkv = linear(p.qkv, x); // [B,H,W,3I]
   recordQkv(probe, qkv);
   const branches = [qkv, ...p.branches.map((branch) => multiscale(branch, qkv))];
@@ -40,17 +38,15 @@ export function multiscaleAttention(p: Attention, x: tf.Tensor4D, probe: Probe):
   // Concatenated along channels, as diffusers does: wasm splits the gradient of a channel
   // concatenation quickly, but that of a middle axis of a rank-5 tensor very slowly.
   const all = branches.length === 1 ? branches[0] : tf.concat(branches, 3); // [B,H,W,G·3d]
-  // diffusers' threshold: the quadratic form when there are no more tokens than head channels.
-  const merged =
-    h * w > d
-      ? linearAttentionOp(all, d)
-      : mergeHeads(quadraticAttention(...splitHeads(all, d)), b, h, w); // [B,H,W,G·d]
+  // diffusers takes the quadratic form (q·kᵀ)·v when there are no more tokens than head
+  // channels: the same function with other rounding (fixtures D, 8×16), so the fused linear
+  // form serves every size.
+  const merged = linearAttentionOp(all, p.headDim); // [B,H,W,G·d]
   probe.at("to_out").record("in", () => merged);
   const projected = linear(p.out, merged);
   probe.at("to_out").record("out", () => projected);
-  const normed = rmsNorm(p.norm, projected);
-  probe.at("norm_out").record("out", () => normed);
-  return tf.add(normed, x);
+  probe.at("norm_out").record("out", () => rmsNorm(p.norm, projected));
+  return rmsNorm(p.norm, projected, x);
 }
 
 function recordQkv(probe: Probe, qkv: tf.Tensor4D): void {
@@ -63,11 +59,4 @@ function recordQkv(probe: Probe, qkv: tf.Tensor4D): void {
 /** Depthwise k×k, then the grouped 1×1 conv (3·heads groups of d channels): [B,H,W,3I]. */
 function multiscale(p: MultiscaleBranch, qkv: tf.Tensor4D): tf.Tensor4D {
   return groupedPointwiseOp(depthwise(p.depthwise, qkv), p.pointwise);
-}
-
-/** softmax-free attention: scores q·kᵀ normalised over keys, [G·B, N, d]. */
-function quadraticAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D): tf.Tensor3D {
-  const scores = tf.matMul(q, k, false, true); // [GB, Nq, Nk]
-  const weights = tf.div(scores, tf.add(tf.sum(scores, 2, true), EPS));
-  return tf.matMul(weights, v);
 }

@@ -2,7 +2,13 @@
  * DC-AE's blocks (diffusers `autoencoder_dc.py`), NHWC. Each returns a new tensor; callers tidy.
  */
 
-import * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "@tensorflow/tfjs-core";
+import {
+  channelMeansOp,
+  channelRepeatsOp,
+  upsampleNearest2x,
+} from "../../ops/channel-shortcuts.ts";
+import { pixelShuffle, pixelUnshuffle } from "../../ops/pixel-shuffle.ts";
 import { siluGluOp } from "../../ops/silu.ts";
 import { type Attention, multiscaleAttention } from "./attention.ts";
 import {
@@ -15,13 +21,6 @@ import {
   silu,
 } from "./layers.ts";
 import type { Probe } from "./probe.ts";
-import {
-  meanChannelGroups,
-  pixelShuffle,
-  pixelUnshuffle,
-  repeatChannels,
-  upsampleNearest2x,
-} from "./shuffle.ts";
 
 export type ResBlock = { kind: "res"; conv1: Conv; conv2: Conv; norm: RmsNorm };
 export type GluMbConv = { inverted: Conv; depth: Depthwise; point: Conv; norm: RmsNorm };
@@ -58,9 +57,9 @@ function resBlock(p: ResBlock, x: tf.Tensor4D, probe: Probe): tf.Tensor4D {
   probe.at("conv1").record("out", () => a);
   const b = conv2d(p.conv2, silu(a));
   probe.at("conv2").record("out", () => b);
-  const normed = rmsNorm(p.norm, b);
-  probe.at("norm").record("out", () => normed);
-  return tf.add(normed, x);
+  // The norm alone is computed again only for a probe that records it.
+  probe.at("norm").record("out", () => rmsNorm(p.norm, b));
+  return rmsNorm(p.norm, b, x);
 }
 
 function efficientVitBlock(p: EfficientVitBlock, x: tf.Tensor4D, probe: Probe): tf.Tensor4D {
@@ -81,17 +80,14 @@ function gluMbConv(p: GluMbConv, x: tf.Tensor4D, probe: Probe): tf.Tensor4D {
   probe.at("conv_depth").record("out", () => mixed);
   const pointed = conv2d(p.point, siluGluOp(mixed));
   probe.at("conv_point").record("out", () => pointed);
-  const normed = rmsNorm(p.norm, pointed);
-  probe.at("norm").record("out", () => normed);
-  return tf.add(normed, x);
+  probe.at("norm").record("out", () => rmsNorm(p.norm, pointed));
+  return rmsNorm(p.norm, pointed, x);
 }
 
 /** [B,H,W,Cin] → [B,H/2,W/2,Cout]; the shortcut averages runs of 4·Cin/Cout unshuffled channels. */
 function downBlock(p: DownBlock, x: tf.Tensor4D): tf.Tensor4D {
   const main = p.pixelUnshuffle ? pixelUnshuffle(conv2d(p.conv, x)) : conv2d(p.conv, x, 2);
-  if (!p.shortcut) return main;
-  const unshuffled = pixelUnshuffle(x);
-  return tf.add(main, meanChannelGroups(unshuffled, unshuffled.shape[3] / main.shape[3]));
+  return p.shortcut ? channelMeansOp(x, 2, main.shape[3], main) : main;
 }
 
 /** [B,H,W,Cin] → [B,2H,2W,Cout]; the shortcut repeats channels 4·Cout/Cin times, then shuffles. */
@@ -99,7 +95,5 @@ function upBlock(p: UpBlock, x: tf.Tensor4D): tf.Tensor4D {
   const main = p.interpolate
     ? conv2d(p.conv, upsampleNearest2x(x))
     : pixelShuffle(conv2d(p.conv, x));
-  if (!p.shortcut) return main;
-  const repeats = (main.shape[3] * 4) / x.shape[3];
-  return tf.add(main, pixelShuffle(repeatChannels(x, repeats)));
+  return p.shortcut ? channelRepeatsOp(x, 2, main.shape[3], main) : main;
 }

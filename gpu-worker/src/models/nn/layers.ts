@@ -49,9 +49,12 @@ export function linear(weight: tf.Tensor2D, x: tf.Tensor4D): tf.Tensor4D {
   return tf.reshape(flat, [b, h, w, weight.shape[1]]);
 }
 
-/** y = x / sqrt(mean_c x² + eps) · weight + bias, over the last (channel) axis; one op. */
-export function rmsNorm(p: RmsNorm, x: tf.Tensor4D): tf.Tensor4D {
-  return rmsNormOp(x, p.weight, p.bias, p.eps);
+/**
+ * y = x / sqrt(mean_c x² + eps) · weight + bias (+ residual), over the last (channel) axis; one
+ * op, with the block's skip connection added in the same pass.
+ */
+export function rmsNorm(p: RmsNorm, x: tf.Tensor4D, residual?: tf.Tensor4D): tf.Tensor4D {
+  return rmsNormOp(x, p.weight, p.bias, p.eps, residual);
 }
 
 /** x·sigmoid(x); one op. */

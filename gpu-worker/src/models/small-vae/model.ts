@@ -11,11 +11,12 @@
  */
 
 import * as tf from "@tensorflow/tfjs-core";
+import { channelMeansOp, channelRepeatsOp } from "../../ops/channel-shortcuts.ts";
+import { pixelShuffle, pixelUnshuffle } from "../../ops/pixel-shuffle.ts";
 import { RMS_EPS } from "../dcae/config.ts";
 import { type Block, type ResBlock, runBlock } from "../nn/blocks.ts";
 import { type Conv, conv2d, type RmsNorm, rmsNorm } from "../nn/layers.ts";
 import { NO_PROBE } from "../nn/probe.ts";
-import { meanChannelGroups, pixelShuffle, pixelUnshuffle, repeatChannels } from "../nn/shuffle.ts";
 import { randomInitSource } from "../sources.ts";
 import {
   type Binding,
@@ -134,15 +135,14 @@ export function encode(vae: SmallVae, x: tf.Tensor4D): tf.Tensor4D {
   const p = vae.encoder;
   let h = conv2d(p.convIn, pixelUnshuffle(x));
   for (const stage of p.stages) for (const block of stage) h = runBlock(block, h, NO_PROBE);
-  const group = h.shape[3] / vae.config.latentChannels;
-  return tf.add(conv2d(p.convOut, h), meanChannelGroups(h, group));
+  return channelMeansOp(h, 1, vae.config.latentChannels, conv2d(p.convOut, h));
 }
 
 /** [B,h,w,C] → [B,h·f,w·f,3], not clamped. */
 export function decode(vae: SmallVae, z: tf.Tensor4D): tf.Tensor4D {
   const p = vae.decoder;
   const inConv = conv2d(p.convIn, z);
-  let h: tf.Tensor4D = tf.add(inConv, repeatChannels(z, inConv.shape[3] / z.shape[3]));
+  let h = channelRepeatsOp(z, 1, inConv.shape[3], inConv);
   for (let i = p.stages.length - 1; i >= 0; i--) {
     for (const block of p.stages[i]) h = runBlock(block, h, NO_PROBE);
   }

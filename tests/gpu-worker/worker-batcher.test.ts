@@ -27,7 +27,7 @@ describe("Batcher", () => {
     expect(batcher.stats).toEqual({ batches: 2, items: 6 });
   });
 
-  it("runs one batch at a time and takes turns between keys", async () => {
+  it("keeps at most two batches outstanding and takes turns between keys", async () => {
     const batches: number[][] = [];
     let running = 0;
     let most = 0;
@@ -44,8 +44,22 @@ describe("Batcher", () => {
       batcher.submit("a", run, [1, 2, 3, 4, 5]),
       batcher.submit("b", run, [100, 101]),
     ]);
-    expect(most).toBe(1);
+    expect(most).toBe(2);
     expect(batches).toEqual([[1, 2], [100, 101], [3, 4], [5]]);
+  });
+
+  it("starts only a full batch behind another; a partial one gathers items meanwhile", async () => {
+    const batches: number[][] = [];
+    const batcher = new Batcher(3);
+    const run = device(batches, 30);
+    const first = batcher.submit("k", run, [1, 2, 3, 4]);
+    await sleep(5); // [1, 2, 3] runs; [4] waits, not full
+    const second = batcher.submit("k", run, [5, 6]);
+    await Promise.all([first, second]);
+    expect(batches).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
   });
 
   it("fails only the batch whose operation failed", async () => {
@@ -67,14 +81,15 @@ describe("Batcher", () => {
     const batcher = new Batcher(1);
     const controller = new AbortController();
     const run = device(batches);
-    const kept = batcher.submit("k", run, [1]);
-    const dropped = batcher.submit("k", run, [2, 3, 4], controller.signal);
+    // Two batches of one start at once (the second behind the first); the rest waits.
+    const kept = batcher.submit("k", run, [1, 2]);
+    const dropped = batcher.submit("k", run, [3, 4, 5], controller.signal);
     dropped.catch(() => undefined);
     await sleep(5);
     controller.abort(new Error("cancelled"));
     await expect(dropped).rejects.toThrow("cancelled");
-    expect(await kept).toEqual([2]);
+    expect(await kept).toEqual([2, 4]);
     await sleep(50);
-    expect(batches).toEqual([[1]]);
+    expect(batches).toEqual([[1], [2]]);
   });
 });

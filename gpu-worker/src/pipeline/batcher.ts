@@ -1,9 +1,14 @@
 /**
  * The device's queue. Tasks submit single items (one image to encode, one latent to decode) under
- * a key that names the operation and the model (`encode:<tokenizer hash>`); the batcher runs one
- * operation at a time on the device, each on up to `batchSize` items of one key taken in arrival
- * order, whichever tasks they came from. So several small tasks held at once fill batches
- * together, and the device never runs two batches concurrently (they would only compete for it).
+ * a key that names the operation and the model (`encode:<tokenizer hash>`); the batcher runs
+ * operations on up to `batchSize` items of one key taken in arrival order, whichever tasks they
+ * came from. So several small tasks held at once fill batches together.
+ *
+ * At most two batches are outstanding: while one is read back, the next is already recorded
+ * behind it on the device's queue (a GPU runs them one after the other), so the device does not
+ * idle between batches for the read-back and the next recording. Only a full batch starts behind
+ * another; a partial one waits for the device, gathering items meanwhile. A synchronous backend
+ * (wasm, cpu) computes a batch before its run returns, so two never compete for it.
  */
 
 type Item = {
@@ -20,10 +25,14 @@ type Lane = {
 
 export type BatchStats = { batches: number; items: number };
 
+/** Batches outstanding at once: one being read back, one on the device's queue. */
+const OUTSTANDING = 2;
+
 export class Batcher {
   private readonly batchSize: number;
   private readonly lanes = new Map<string, Lane>();
-  private running = false;
+  private outstanding = 0;
+  private waking = false;
   private readonly counts: BatchStats = { batches: 0, items: 0 };
 
   constructor(batchSize: number) {
@@ -67,38 +76,53 @@ export class Batcher {
           target.items.push({ input, resolve, reject, signal }),
         ),
     );
-    void this.pump();
+    this.wake();
     return Promise.all(outputs) as Promise<O[]>;
   }
 
-  private async pump(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      // Let the other tasks' submissions of this turn of the event loop join the first batch.
-      await new Promise((resolve) => setImmediate(resolve));
-      for (let next = this.nextBatch(); next; next = this.nextBatch()) {
-        const [lane, items] = next;
-        try {
-          const outputs = await lane.run(items.map((item) => item.input));
-          if (outputs.length !== items.length) {
-            throw new Error(`a batch of ${items.length} gave ${outputs.length} outputs`);
-          }
-          this.counts.batches++;
-          this.counts.items += items.length;
-          for (const [i, item] of items.entries()) item.resolve(outputs[i]);
-        } catch (error) {
-          for (const item of items) item.reject(error);
-        }
-      }
-    } finally {
-      this.running = false;
+  /** Starts batches once the other tasks' submissions of this turn of the event loop joined. */
+  private wake(): void {
+    if (this.waking || this.outstanding >= OUTSTANDING) return;
+    this.waking = true;
+    setImmediate(() => {
+      this.waking = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.outstanding < OUTSTANDING) {
+      const next = this.nextBatch(this.outstanding > 0);
+      if (!next) return;
+      this.outstanding++;
+      void this.runBatch(...next).finally(() => {
+        this.outstanding--;
+        this.pump();
+      });
     }
   }
 
-  /** The next batch of the key waiting longest, dropping aborted items; undefined when nothing waits. */
-  private nextBatch(): [Lane, Item[]] | undefined {
+  private async runBatch(lane: Lane, items: Item[]): Promise<void> {
+    try {
+      const outputs = await lane.run(items.map((item) => item.input));
+      if (outputs.length !== items.length) {
+        throw new Error(`a batch of ${items.length} gave ${outputs.length} outputs`);
+      }
+      this.counts.batches++;
+      this.counts.items += items.length;
+      for (const [i, item] of items.entries()) item.resolve(outputs[i]);
+    } catch (error) {
+      for (const item of items) item.reject(error);
+    }
+  }
+
+  /**
+   * The next batch of the key waiting longest, dropping aborted items; undefined when nothing
+   * waits (or, with `fullOnly`, when no key has a full batch waiting).
+   */
+  private nextBatch(fullOnly: boolean): [Lane, Item[]] | undefined {
     for (const [key, lane] of this.lanes) {
+      if (fullOnly && lane.items.length < this.batchSize) continue;
       const batch: Item[] = [];
       while (lane.items.length > 0 && batch.length < this.batchSize) {
         const item = lane.items.shift() as Item;

@@ -3,9 +3,10 @@
  *
  * Per image: fetch, decode and fit to the tokenizer's resolution (images/codec.ts), VAE encode on
  * the device (batched with other tasks' images), normalise with the tokenizer's statistics,
- * nearest code per token. Images move in chunks of the batch size, the next chunk being fetched
- * and decoded while the device works on the current one. The stream is written once, whole,
- * when every image is done: a failed task leaves no partial output.
+ * nearest code per token. Images move in chunks of the batch size, overlapped
+ * (pipeline/overlap.ts): while the device encodes a chunk, the next waits behind it and the one
+ * after is fetched and decoded, and the previous one's codes are searched. The stream is
+ * written once, whole, when every image is done: a failed task leaves no partial output.
  */
 import {
   type EncodePayload,
@@ -16,6 +17,7 @@ import {
 } from "@revq/shared";
 import type * as z from "zod";
 import { encodeLatents } from "../pipeline/device-ops.ts";
+import { overlapped } from "../pipeline/overlap.ts";
 import type { Tokenizer } from "../pipeline/tokenizer.ts";
 import type { TaskContext, TaskOutcome } from "../worker.ts";
 import type { Pipelines } from "./context.ts";
@@ -76,35 +78,35 @@ async function encodeAll(
   const mse = new Float64Array(count);
   const chunk = pipelines.batchSize;
   const key = `encode:${payload.tokenizer.manifestHash}`;
-  const prepare = (start: number) => {
-    const work = Promise.all(
-      payload.images
-        .slice(start, start + chunk)
-        .map((_, i) => loadImage(payload, start + i, tokenizer, pipelines, signal)),
-    );
-    work.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
-    return work;
-  };
-  let next = prepare(0);
-  for (let start = 0; start < count; start += chunk) {
-    const images = await next;
-    if (start + chunk < count) next = prepare(start + chunk);
-    const latents = await pipelines.batcher.submit(
-      key,
-      (batch: Float32Array[]) => encodeLatents(tokenizer.vae, batch),
-      images,
-      signal,
-    );
-    latents.forEach((latent, i) => {
-      const normalized = normalize(latent, tokenizer.mean, tokenizer.std);
-      const found = tokenizer.index.search(normalized, tokens);
-      ids.set(found.ids, (start + i) * tokens);
-      let sum = 0;
-      for (const d of found.squaredDistances) sum += d;
-      mse[start + i] = sum / (tokens * codeDim);
-    });
-    context.progress({ done: start + images.length, total: count, stage: "encoding" });
-  }
+  await overlapped({
+    chunks: Math.ceil(count / chunk),
+    signal,
+    load: (n) =>
+      Promise.all(
+        payload.images
+          .slice(n * chunk, (n + 1) * chunk)
+          .map((_, i) => loadImage(payload, n * chunk + i, tokenizer, pipelines, signal)),
+      ),
+    compute: (images) =>
+      pipelines.batcher.submit(
+        key,
+        (batch: Float32Array[]) => encodeLatents(tokenizer.vae, batch),
+        images,
+        signal,
+      ),
+    consume: (latents, n) => {
+      latents.forEach((latent, i) => {
+        const index = n * chunk + i;
+        const normalized = normalize(latent, tokenizer.mean, tokenizer.std);
+        const found = tokenizer.index.search(normalized, tokens);
+        ids.set(found.ids, index * tokens);
+        let sum = 0;
+        for (const d of found.squaredDistances) sum += d;
+        mse[index] = sum / (tokens * codeDim);
+      });
+      context.progress({ done: n * chunk + latents.length, total: count, stage: "encoding" });
+    },
+  });
   return { ids, mse };
 }
 

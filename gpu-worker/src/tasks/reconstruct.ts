@@ -18,6 +18,7 @@ import {
 import type * as z from "zod";
 import { encodePng } from "../images/codec.ts";
 import { decodeImages } from "../pipeline/device-ops.ts";
+import { overlapped } from "../pipeline/overlap.ts";
 import type { Tokenizer } from "../pipeline/tokenizer.ts";
 import type { TaskContext, TaskOutcome } from "../worker.ts";
 import type { Pipelines } from "./context.ts";
@@ -56,38 +57,45 @@ export async function runReconstruct(
     const size = tokenizer.vae.inputResolution;
     const chunk = pipelines.batchSize;
     const writes: Promise<void>[] = [];
-    for (let start = 0; start < count; start += chunk) {
-      const end = Math.min(count, start + chunk);
-      const quantized = Array.from({ length: end - start }, (_, i) =>
-        lookupCodes(
-          tokenizer.codebook,
-          ids.subarray((start + i) * tokens, (start + i + 1) * tokens),
-          tokens,
+    // The next chunks' codes are looked up and queued while the device decodes (overlap.ts).
+    await overlapped({
+      chunks: Math.ceil(count / chunk),
+      signal,
+      load: async (n) =>
+        Array.from({ length: Math.min(chunk, count - n * chunk) }, (_, i) => {
+          const index = n * chunk + i;
+          return lookupCodes(
+            tokenizer.codebook,
+            ids.subarray(index * tokens, (index + 1) * tokens),
+            tokens,
+          );
+        }),
+      compute: (quantized) =>
+        pipelines.batcher.submit(
+          key,
+          (batch: Float32Array[]) => decodeImages(tokenizer, batch),
+          quantized,
+          signal,
         ),
-      );
-      const images = await pipelines.batcher.submit(
-        key,
-        (batch: Float32Array[]) => decodeImages(tokenizer, batch),
-        quantized,
-        signal,
-      );
-      for (const [i, image] of images.entries()) {
-        const index = start + i;
-        const write = encodePng(image, size).then((png) =>
-          writeObject(
-            pipelines.bucket,
-            payload.output.images[index],
-            png,
-            "image/png",
-            `output image ${index}`,
-            signal,
-          ),
-        );
-        write.catch(() => undefined); // awaited below
-        writes.push(write);
-      }
-      context.progress({ done: end, total: count, stage: "decoding" });
-    }
+      consume: (images, n) => {
+        for (const [i, image] of images.entries()) {
+          const index = n * chunk + i;
+          const write = encodePng(image, size).then((png) =>
+            writeObject(
+              pipelines.bucket,
+              payload.output.images[index],
+              png,
+              "image/png",
+              `output image ${index}`,
+              signal,
+            ),
+          );
+          write.catch(() => undefined); // awaited below
+          writes.push(write);
+        }
+        context.progress({ done: n * chunk + images.length, total: count, stage: "decoding" });
+      },
+    });
     await Promise.all(writes);
     const seconds = (performance.now() - started) / 1000;
     return {

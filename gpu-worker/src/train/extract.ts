@@ -19,6 +19,7 @@ import {
   readTensor,
   writeSafetensors,
 } from "@revq/shared";
+import { overlapped } from "../pipeline/overlap.ts";
 import type { Vae } from "../pipeline/vae.ts";
 import { type LatentSet, latentSet } from "./dataset.ts";
 import type { BlobStore } from "./store.ts";
@@ -113,7 +114,10 @@ export async function ensureShard(
   return { latents, reused: false };
 }
 
-/** Images [first, first + count) through the VAE in batches → (count, C·H·W). */
+/**
+ * Images [first, first + count) through the VAE in batches → (count, C·H·W), overlapped: the
+ * next batches load while the device encodes (pipeline/overlap.ts).
+ */
 async function encodeRange(
   images: ImageSource,
   vae: Vae,
@@ -124,17 +128,25 @@ async function encodeRange(
   const dims = latentSize(vae.latentShape);
   const { height, width } = vae.inputResolution;
   const out = new Float32Array(count * dims);
-  for (let start = 0; start < count; start += batchSize) {
-    signal?.throwIfAborted();
-    const n = Math.min(batchSize, count - start);
-    const pixels = new Float32Array(n * height * width * 3); // (n, H, W, 3)
-    const loaded = await Promise.all(
-      Array.from({ length: n }, (_, i) => images.load(first + start + i)),
-    );
-    for (const [i, image] of loaded.entries()) pixels.set(image, i * height * width * 3);
-    out.set(await vae.encode(pixels, n), start * dims);
-    onEncoded?.(start + n);
-  }
+  const sizeOf = (n: number) => Math.min(batchSize, count - n * batchSize);
+  await overlapped({
+    chunks: Math.ceil(count / batchSize),
+    signal,
+    load: async (n) => {
+      const start = first + n * batchSize;
+      const loaded = await Promise.all(
+        Array.from({ length: sizeOf(n) }, (_, i) => images.load(start + i)),
+      );
+      const pixels = new Float32Array(loaded.length * height * width * 3); // (n, H, W, 3)
+      for (const [i, image] of loaded.entries()) pixels.set(image, i * height * width * 3);
+      return pixels;
+    },
+    compute: (pixels, n) => vae.encode(pixels, sizeOf(n)),
+    consume: (latents, n) => {
+      out.set(latents, n * batchSize * dims);
+      onEncoded?.(n * batchSize + sizeOf(n));
+    },
+  });
   return out;
 }
 

@@ -2,6 +2,9 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import { configOf } from "../../edge/src/config.ts";
+import { database } from "../../edge/src/db/client.ts";
+import { webhookAttempts, webhookDeliveries } from "../../edge/src/db/schema.ts";
+import { newId } from "../../edge/src/services/ids.ts";
 import { checkWebhookTarget, hostProblem } from "../../edge/src/services/webhook-target.ts";
 import { attemptDelivery, MAX_ATTEMPTS, RETRY_DELAYS_S } from "../../edge/src/services/webhooks.ts";
 import {
@@ -365,5 +368,114 @@ describe("deliveries", () => {
       404,
       "delivery-not-found",
     );
+  });
+});
+
+/** `count` delivered deliveries of one message, one attempt each, written straight into D1. */
+async function insertDeliveries(
+  world: World,
+  count: number,
+  target: { jobId: string | null; endpointId: string | null },
+): Promise<string[]> {
+  const db = database(env);
+  const start = Date.now();
+  const rows = Array.from({ length: count }, (_, i) => ({
+    id: newId("dlv", start + i),
+    tenantId: world.id,
+    ...target,
+    url: `${receiver}/ok/paged`,
+    messageId: "msg_paged",
+    eventType: "job.succeeded",
+    payload: "{}",
+    status: "succeeded" as const,
+    attempts: 1,
+    nextAttemptAt: null,
+    createdAt: start + i,
+    updatedAt: start + i,
+  }));
+  const statements = rows.flatMap((r) => [
+    db.insert(webhookDeliveries).values(r),
+    db.insert(webhookAttempts).values({
+      deliveryId: r.id,
+      attempt: 1,
+      statusCode: 204,
+      error: null,
+      durationMs: 3,
+      createdAt: r.createdAt,
+    }),
+  ]);
+  const [first, ...rest] = statements;
+  await db.batch([first, ...rest]);
+  return rows.map((r) => r.id);
+}
+
+type DeliveryPage = { deliveries: Delivery[]; nextCursor: string | null };
+
+/** Every page of a delivery list, following `nextCursor` until it is null. */
+async function allPages(world: World, path: string, limit: number): Promise<DeliveryPage[]> {
+  const pages: DeliveryPage[] = [];
+  let cursor: string | null = null;
+  do {
+    const query = `limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+    const res = await call(`${path}?${query}`, { key: world.apiKey });
+    expect(res.status).toBe(200);
+    const page = (await res.json()) as DeliveryPage;
+    pages.push(page);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return pages;
+}
+
+describe("delivery lists", () => {
+  it("page past 100 deliveries, newest first, each with its attempts", async () => {
+    const world = await newWorld();
+    const job = await createEncodeJob(world);
+    const endpoint = await registerEndpoint(world, `${receiver}/ok/paged`);
+    const forJob = await insertDeliveries(world, 150, { jobId: job.id, endpointId: null });
+    const forEndpoint = await insertDeliveries(world, 120, {
+      jobId: null,
+      endpointId: endpoint.id,
+    });
+
+    for (const [path, ids] of [
+      [`/v1/jobs/${job.id}/deliveries`, forJob],
+      [`/v1/webhooks/${endpoint.id}/deliveries`, forEndpoint],
+    ] as const) {
+      const first = (await (await call(path, { key: world.apiKey })).json()) as DeliveryPage;
+      expect(first.deliveries).toHaveLength(20);
+      expect(first.nextCursor).toEqual(expect.any(String));
+
+      const pages = await allPages(world, path, 100);
+      expect(pages.map((p) => p.deliveries.length)).toEqual([100, ids.length - 100]);
+      const listed = pages.flatMap((p) => p.deliveries);
+      expect(listed.map((d) => d.id)).toEqual([...ids].reverse());
+      expect(listed.every((d) => d.attempts.length === 1)).toBe(true);
+      expect(listed[0].attempts[0]).toMatchObject({ attempt: 1, statusCode: 204, error: null });
+    }
+  });
+
+  it("refuse bad paging parameters with a 400 problem", async () => {
+    const world = await newWorld();
+    const job = await createEncodeJob(world);
+    const endpoint = await registerEndpoint(world, `${receiver}/ok/paged-bad`);
+    for (const path of [
+      `/v1/jobs/${job.id}/deliveries`,
+      `/v1/webhooks/${endpoint.id}/deliveries`,
+    ]) {
+      for (const query of ["limit=0", "limit=101", "limit=ten", "limit=2.5"]) {
+        await expectProblem(
+          await call(`${path}?${query}`, { key: world.apiKey }),
+          400,
+          "invalid-request",
+        );
+      }
+      for (const cursor of ["not-a-cursor", btoa(JSON.stringify({ before: 7 }))]) {
+        await expectProblem(
+          await call(`${path}?cursor=${encodeURIComponent(cursor)}`, { key: world.apiKey }),
+          400,
+          "invalid-cursor",
+        );
+      }
+    }
   });
 });

@@ -9,7 +9,7 @@ import { database } from "../db/client.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, problems } from "../schemas/common.ts";
+import { bearerSecurity, PageQuery, problems } from "../schemas/common.ts";
 import {
   Dataset,
   DatasetCreate,
@@ -58,10 +58,7 @@ const list = createRoute({
   summary: "The tenant's datasets, newest first, a page at a time",
   security,
   request: {
-    query: z.object({
-      limit: z.coerce.number().int().min(1).max(100).default(20),
-      cursor: z.string().optional(),
-    }),
+    query: PageQuery,
   },
   responses: {
     200: { description: "A page", content: json(DatasetList) },

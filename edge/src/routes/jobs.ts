@@ -7,12 +7,12 @@ import { database } from "../db/client.ts";
 import { jobEvents, webhookDeliveries } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, isoTime, problems } from "../schemas/common.ts";
+import { bearerSecurity, isoTime, PageQuery, problems } from "../schemas/common.ts";
 import { Job, JobCreate, JobEvent, JobKind, JobList, JobStatus } from "../schemas/jobs.ts";
 import { withIdempotency } from "../services/idempotency.ts";
 import { jobImageResponse } from "../services/job-images.ts";
 import { cancelJob, createJob, findJob, findJobView, listJobs } from "../services/jobs.ts";
-import { Delivery, deliveryViews } from "./webhooks.ts";
+import { DeliveryList, deliveryPage } from "./webhooks.ts";
 
 const security = bearerSecurity("apiKey");
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
@@ -53,12 +53,7 @@ const list = createRoute({
   summary: "The tenant's jobs, newest first, a page at a time",
   security,
   request: {
-    query: z.object({
-      status: JobStatus.optional(),
-      kind: JobKind.optional(),
-      limit: z.coerce.number().int().min(1).max(100).default(20),
-      cursor: z.string().optional(),
-    }),
+    query: PageQuery.extend({ status: JobStatus.optional(), kind: JobKind.optional() }),
   },
   responses: { 200: { description: "A page", content: json(JobList) }, ...problems(400, 401, 403) },
 });
@@ -103,12 +98,12 @@ const jobDeliveries = createRoute({
   path: "/{id}/deliveries",
   tags: ["Jobs"],
   summary:
-    "The webhook deliveries about this job (its own URL's and the endpoints'), with attempts",
+    "The webhook deliveries about this job (its own URL's and the endpoints'), newest first, a page at a time, with attempts",
   security,
-  request: { params: IdParams },
+  request: { params: IdParams, query: PageQuery },
   responses: {
-    200: { description: "Deliveries", content: json(z.object({ deliveries: z.array(Delivery) })) },
-    ...problems(401, 403, 404),
+    200: { description: "A page", content: json(DeliveryList) },
+    ...problems(400, 401, 403, 404),
   },
 });
 
@@ -215,12 +210,8 @@ jobRoutes.openapi(events, async (c) => {
 jobRoutes.openapi(jobDeliveries, async (c) => {
   const db = database(c.env);
   const job = await findJob(db, tenantOf(c.get("principal")), c.req.valid("param").id);
-  const rows = await db
-    .select()
-    .from(webhookDeliveries)
-    .where(eq(webhookDeliveries.jobId, job.id))
-    .orderBy(asc(webhookDeliveries.id));
-  return c.json({ deliveries: await deliveryViews(db, rows) }, 200);
+  const where = eq(webhookDeliveries.jobId, job.id);
+  return c.json(await deliveryPage(db, where, c.req.valid("query")), 200);
 });
 
 jobRoutes.openapi(image, async (c) => {

@@ -1,14 +1,23 @@
 /** Webhook endpoints of a tenant, their deliveries, and redelivery. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, desc, eq, inArray } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, lt, type SQL } from "drizzle-orm";
 import { configOf } from "../config.ts";
-import { type Db, database } from "../db/client.ts";
+import { chunked, type Db, database } from "../db/client.ts";
 import { webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, isoTime, problems, Timestamp } from "../schemas/common.ts";
+import {
+  bearerSecurity,
+  isoTime,
+  NextCursor,
+  PageQuery,
+  problems,
+  Timestamp,
+} from "../schemas/common.ts";
+import { decodeCursor, encodeCursor } from "../services/cursor.ts";
 import { newId } from "../services/ids.ts";
+import { ID_CHUNK } from "../services/job-limits.ts";
 import { newSigningSecret } from "../services/webhook-secret.ts";
 import { checkWebhookTarget } from "../services/webhook-target.ts";
 import { type DeliveryRow, redeliver, WEBHOOK_EVENTS } from "../services/webhooks.ts";
@@ -67,6 +76,10 @@ export const Delivery = z
   })
   .openapi("WebhookDelivery");
 
+export const DeliveryList = z
+  .object({ deliveries: z.array(Delivery), nextCursor: NextCursor })
+  .openapi("WebhookDeliveryList");
+
 const create = createRoute({
   method: "post",
   path: "/",
@@ -106,14 +119,11 @@ const deliveries = createRoute({
   method: "get",
   path: "/{id}/deliveries",
   tags: ["Webhooks"],
-  summary: "An endpoint's deliveries, newest first, with every attempt",
+  summary: "An endpoint's deliveries, newest first, a page at a time, with every attempt",
   security,
-  request: {
-    params: IdParams,
-    query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(20) }),
-  },
+  request: { params: IdParams, query: PageQuery },
   responses: {
-    200: { description: "Deliveries", content: json(z.object({ deliveries: z.array(Delivery) })) },
+    200: { description: "A page", content: json(DeliveryList) },
     ...problems(400, 401, 403, 404),
   },
 });
@@ -143,18 +153,15 @@ function endpointView(row: typeof webhookEndpoints.$inferSelect) {
 
 /** Deliveries with their attempts, as the API shows them. */
 export async function deliveryViews(db: Db, rows: DeliveryRow[]) {
-  const attempts = rows.length
-    ? await db
-        .select()
-        .from(webhookAttempts)
-        .where(
-          inArray(
-            webhookAttempts.deliveryId,
-            rows.map((r) => r.id),
-          ),
-        )
-        .orderBy(asc(webhookAttempts.attempt))
-    : [];
+  const attempts = new Map(rows.map((r) => [r.id, [] as (typeof webhookAttempts.$inferSelect)[]]));
+  for (const chunk of chunked([...attempts.keys()], ID_CHUNK)) {
+    const found = await db
+      .select()
+      .from(webhookAttempts)
+      .where(inArray(webhookAttempts.deliveryId, chunk))
+      .orderBy(asc(webhookAttempts.attempt));
+    for (const a of found) attempts.get(a.deliveryId)?.push(a);
+  }
   return rows.map((row) => ({
     id: row.id,
     endpointId: row.endpointId,
@@ -165,16 +172,31 @@ export async function deliveryViews(db: Db, rows: DeliveryRow[]) {
     status: row.status,
     nextAttemptAt: row.nextAttemptAt === null ? null : isoTime(row.nextAttemptAt),
     createdAt: isoTime(row.createdAt),
-    attempts: attempts
-      .filter((a) => a.deliveryId === row.id)
-      .map((a) => ({
-        attempt: a.attempt,
-        statusCode: a.statusCode,
-        error: a.error,
-        durationMs: a.durationMs,
-        at: isoTime(a.createdAt),
-      })),
+    attempts: (attempts.get(row.id) ?? []).map((a) => ({
+      attempt: a.attempt,
+      statusCode: a.statusCode,
+      error: a.error,
+      durationMs: a.durationMs,
+      at: isoTime(a.createdAt),
+    })),
   }));
+}
+
+/** A page of the deliveries that `where` picks, newest first, with their attempts. */
+export async function deliveryPage(db: Db, where: SQL, page: { limit: number; cursor?: string }) {
+  const conditions = [where];
+  if (page.cursor) conditions.push(lt(webhookDeliveries.id, decodeCursor(page.cursor)));
+  const rows = await db
+    .select()
+    .from(webhookDeliveries)
+    .where(and(...conditions))
+    .orderBy(desc(webhookDeliveries.id))
+    .limit(page.limit + 1);
+  const shown = rows.slice(0, page.limit);
+  return {
+    deliveries: await deliveryViews(db, shown),
+    nextCursor: rows.length > page.limit ? encodeCursor(shown[shown.length - 1].id) : null,
+  };
 }
 
 async function findEndpoint(db: Db, tenantId: string, id: string) {
@@ -225,13 +247,8 @@ webhookRoutes.openapi(remove, async (c) => {
 webhookRoutes.openapi(deliveries, async (c) => {
   const db = database(c.env);
   const endpoint = await findEndpoint(db, tenantOf(c.get("principal")), c.req.valid("param").id);
-  const rows = await db
-    .select()
-    .from(webhookDeliveries)
-    .where(eq(webhookDeliveries.endpointId, endpoint.id))
-    .orderBy(desc(webhookDeliveries.id))
-    .limit(c.req.valid("query").limit);
-  return c.json({ deliveries: await deliveryViews(db, rows) }, 200);
+  const where = eq(webhookDeliveries.endpointId, endpoint.id);
+  return c.json(await deliveryPage(db, where, c.req.valid("query")), 200);
 });
 
 webhookRoutes.openapi(redeliverRoute, async (c) => {

@@ -43,4 +43,16 @@ export function isoTime(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+/** The query of a paged list, newest first: up to `limit` items before `cursor`. */
+export const PageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().optional(),
+});
+
+/** A paged list's link to its next page. */
+export const NextCursor = z
+  .string()
+  .nullable()
+  .openapi({ description: "Pass as `cursor` for the next page; null at the end." });
+
 export const bearerSecurity = (scheme: "apiKey" | "workerKey" | "adminKey") => [{ [scheme]: [] }];

@@ -1,6 +1,6 @@
 /** The client API's dataset shapes. */
 import { z } from "@hono/zod-openapi";
-import { Timestamp } from "./common.ts";
+import { NextCursor, Timestamp } from "./common.ts";
 
 export const DatasetCreate = z
   .strictObject({
@@ -31,10 +31,7 @@ export const Dataset = z
 export const DatasetList = z
   .object({
     datasets: z.array(Dataset),
-    nextCursor: z
-      .string()
-      .nullable()
-      .openapi({ description: "Pass as `cursor` for the next page; null at the end." }),
+    nextCursor: NextCursor,
   })
   .openapi("DatasetList");
 

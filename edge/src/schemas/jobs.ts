@@ -2,7 +2,7 @@
 import { z } from "@hono/zod-openapi";
 import { JOB_KINDS } from "../db/schema.ts";
 import { MAX_JOB_IMAGES } from "../services/job-limits.ts";
-import { Timestamp } from "./common.ts";
+import { NextCursor, Timestamp } from "./common.ts";
 
 const TokenizerId = z.string().min(1).openapi({ description: "A tokenizer id or manifest hash." });
 const WebhookUrl = z
@@ -98,10 +98,7 @@ export const Job = z
 export const JobList = z
   .object({
     jobs: z.array(Job),
-    nextCursor: z
-      .string()
-      .nullable()
-      .openapi({ description: "Pass as `cursor` for the next page; null at the end." }),
+    nextCursor: NextCursor,
   })
   .openapi("JobList");
 

@@ -212,3 +212,33 @@ for (const backend of BACKENDS) {
     },
   );
 }
+
+describe("DC-AE memory", () => {
+  // Block by block, each activation is freed once the next exists. Under one tidy around the
+  // network all of them lived until its end: the peak was 0.86 (encode) and 0.89 (decode) of
+  // every kernel's output together; block by block 0.33 and 0.27.
+  it.each(["encode", "decode"] as const)(
+    "%s peaks at under half the bytes its kernels make",
+    async (half) => {
+      await selectBackend("cpu");
+      const model = await loadFixtureDcae();
+      const input =
+        half === "encode"
+          ? (tf.randomUniform([2, 64, 64, 3], -1, 1) as tf.Tensor4D)
+          : (tf.randomNormal([2, 16, 16, 8]) as tf.Tensor4D);
+      const before = tf.memory().numBytes;
+      const profile = await tf.profile(() => {
+        const out = tf.tidy(() =>
+          half === "encode" ? encode(model.encoder, input) : decode(model.decoder, input),
+        );
+        out.dispose();
+      });
+      const made = profile.kernels.reduce((sum, k) => sum + Math.max(0, k.bytesAdded), 0);
+      const peak = profile.peakBytes - before;
+      tf.dispose(input);
+      disposeDcae(model);
+      expect(profile.newBytes).toBe(0);
+      expect(peak).toBeLessThan(0.5 * made);
+    },
+  );
+});

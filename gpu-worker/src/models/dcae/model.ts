@@ -8,6 +8,7 @@ import { channelMeansOp, channelRepeatsOp } from "../../ops/channel-shortcuts.ts
 import { runBlock } from "../nn/blocks.ts";
 import { conv2d, rmsNorm } from "../nn/layers.ts";
 import { NO_PROBE, type Probe } from "../nn/probe.ts";
+import { type Step, sequential } from "../nn/sequential.ts";
 import {
   type Binding,
   type MakeParam,
@@ -84,37 +85,55 @@ async function loadStrictly<T>(
   }
 }
 
-/** [B,H,W,3] → [B,H/f,W/f,C]. */
+/** [B,H,W,3] → [B,H/f,W/f,C], block by block (nn/sequential.ts). */
 export function encode(p: EncoderParams, x: tf.Tensor4D, probe: Probe = NO_PROBE): tf.Tensor4D {
-  let h = conv2d(p.convIn, x);
-  probe.at("conv_in").record("out", () => h);
-  p.stages.forEach((stage, i) => {
-    stage.forEach((block, j) => {
-      h = runBlock(block, h, probe.at(`down_blocks.${i}.${j}`));
-    });
-  });
-  const out = conv2d(p.convOut, h);
-  probe.at("conv_out").record("out", () => out);
-  return p.outShortcut ? channelMeansOp(h, 1, out.shape[3], out) : out;
+  const convIn: Step = (image) => {
+    const h = conv2d(p.convIn, image);
+    probe.at("conv_in").record("out", () => h);
+    return h;
+  };
+  const blocks = p.stages.flatMap((stage, i) =>
+    stage.map(
+      (block, j): Step =>
+        (h) =>
+          runBlock(block, h, probe.at(`down_blocks.${i}.${j}`)),
+    ),
+  );
+  const convOut: Step = (h) => {
+    const out = conv2d(p.convOut, h);
+    probe.at("conv_out").record("out", () => out);
+    return p.outShortcut ? channelMeansOp(h, 1, out.shape[3], out) : out;
+  };
+  return sequential(x, [convIn, ...blocks, convOut]);
 }
 
-/** [B,h,w,C] → [B,h·f,w·f,3]. */
+/** [B,h,w,C] → [B,h·f,w·f,3], block by block (nn/sequential.ts). */
 export function decode(p: DecoderParams, z: tf.Tensor4D, probe: Probe = NO_PROBE): tf.Tensor4D {
-  const inConv = conv2d(p.convIn, z);
-  probe.at("conv_in").record("out", () => inConv);
-  let h = p.inShortcut ? channelRepeatsOp(z, 1, inConv.shape[3], inConv) : inConv;
-  for (let i = p.stages.length - 1; i >= 0; i--) {
-    p.stages[i].forEach((block, j) => {
-      h = runBlock(block, h, probe.at(`up_blocks.${i}.${j}`));
-    });
-  }
-  const normed = rmsNorm(p.normOut, h);
-  probe.at("norm_out").record("out", () => normed);
-  const act = tf.relu(normed);
-  probe.at("conv_act").record("out", () => act);
-  const out = conv2d(p.convOut, act);
-  probe.at("conv_out").record("out", () => out);
-  return out;
+  const convIn: Step = (latent) => {
+    const inConv = conv2d(p.convIn, latent);
+    probe.at("conv_in").record("out", () => inConv);
+    return p.inShortcut ? channelRepeatsOp(latent, 1, inConv.shape[3], inConv) : inConv;
+  };
+  const blocks = p.stages
+    .map((stage, i) =>
+      stage.map(
+        (block, j): Step =>
+          (h) =>
+            runBlock(block, h, probe.at(`up_blocks.${i}.${j}`)),
+      ),
+    )
+    .reverse()
+    .flat();
+  const convOut: Step = (h) => {
+    const normed = rmsNorm(p.normOut, h);
+    probe.at("norm_out").record("out", () => normed);
+    const act = tf.relu(normed);
+    probe.at("conv_act").record("out", () => act);
+    const out = conv2d(p.convOut, act);
+    probe.at("conv_out").record("out", () => out);
+    return out;
+  };
+  return sequential(z, [convIn, ...blocks, convOut]);
 }
 
 export function disposeDcae(model: Dcae): void {

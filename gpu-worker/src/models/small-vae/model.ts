@@ -17,6 +17,7 @@ import { RMS_EPS } from "../dcae/config.ts";
 import { type Block, type ResBlock, runBlock } from "../nn/blocks.ts";
 import { type Conv, conv2d, type RmsNorm, rmsNorm } from "../nn/layers.ts";
 import { NO_PROBE } from "../nn/probe.ts";
+import { type Step, sequential } from "../nn/sequential.ts";
 import { randomInitSource } from "../sources.ts";
 import {
   type Binding,
@@ -130,24 +131,28 @@ async function loadResBlock(c: number, load: ParamLoader, path: string): Promise
   };
 }
 
-/** [B,H,W,3] → [B,H/f,W/f,C]. */
+/** [B,H,W,3] → [B,H/f,W/f,C], block by block (nn/sequential.ts). */
 export function encode(vae: SmallVae, x: tf.Tensor4D): tf.Tensor4D {
   const p = vae.encoder;
-  let h = conv2d(p.convIn, pixelUnshuffle(x));
-  for (const stage of p.stages) for (const block of stage) h = runBlock(block, h, NO_PROBE);
-  return channelMeansOp(h, 1, vae.config.latentChannels, conv2d(p.convOut, h));
+  return sequential(x, [
+    (image) => conv2d(p.convIn, pixelUnshuffle(image)),
+    ...blockSteps(p.stages.flat()),
+    (h) => channelMeansOp(h, 1, vae.config.latentChannels, conv2d(p.convOut, h)),
+  ]);
 }
 
-/** [B,h,w,C] → [B,h·f,w·f,3], not clamped. */
+/** [B,h,w,C] → [B,h·f,w·f,3], not clamped; block by block. */
 export function decode(vae: SmallVae, z: tf.Tensor4D): tf.Tensor4D {
   const p = vae.decoder;
-  const inConv = conv2d(p.convIn, z);
-  let h = channelRepeatsOp(z, 1, inConv.shape[3], inConv);
-  for (let i = p.stages.length - 1; i >= 0; i--) {
-    for (const block of p.stages[i]) h = runBlock(block, h, NO_PROBE);
-  }
-  return pixelShuffle(conv2d(p.convOut, tf.relu(rmsNorm(p.normOut, h))));
+  return sequential(z, [
+    (latent) => channelRepeatsOp(latent, 1, p.convIn.filter.shape[3], conv2d(p.convIn, latent)),
+    ...blockSteps(p.stages.toReversed().flat()),
+    (h) => pixelShuffle(conv2d(p.convOut, tf.relu(rmsNorm(p.normOut, h)))),
+  ]);
 }
+
+const blockSteps = (blocks: Block[]): Step[] =>
+  blocks.map((block) => (h) => runBlock(block, h, NO_PROBE));
 
 export function disposeSmallVae(vae: SmallVae): void {
   tf.dispose(vae.bindings.map((b) => b.param));

@@ -7,7 +7,10 @@
  *   the edge (upload, job creation, lease, fetch, decode, VAE, search, write, complete, GET), with
  *   the part spent queued (job created → task leased) and the part in the worker;
  * - throughput: many jobs created at once, images per second from the first job's creation to
- *   the last job's success, the worker holding several tasks and batching across them.
+ *   the last job's success, the worker holding several tasks and batching across them;
+ * - the bare encoder: the tokenizer's VAE alone on batches of the worker's size, in this process
+ *   on the same backend (the stack idle meanwhile), and the throughput's share of it: how much
+ *   of the device the pipeline around it (HTTP, image decoding, search, the edge) leaves unused.
  *
  *   npm run bench:encode                   # every backend that starts here
  *   npm run bench:encode -- wasm cpu       # only these
@@ -15,8 +18,12 @@
  * Results: bench/results/encode.json.
  */
 import { readTokenStream } from "@revq/shared";
-import { selectBackend } from "../gpu-worker/src/backend.ts";
+import * as tf from "@tensorflow/tfjs-core";
+import { type BackendName, selectBackend } from "../gpu-worker/src/backend.ts";
+import { safetensorsSource } from "../gpu-worker/src/models/sources.ts";
+import { loadVae } from "../gpu-worker/src/pipeline/vae.ts";
 import { LocalEdge } from "../tests/e2e/support/edge.ts";
+import type { BuiltTokenizer } from "../tests/e2e/support/tiny-tokenizer.ts";
 import { syntheticImage } from "../tests/e2e/support/tiny-tokenizer.ts";
 import { WorkerProcess } from "../tests/e2e/support/worker-process.ts";
 import {
@@ -136,6 +143,34 @@ async function throughput(edge: LocalEdge, tenant: Tenant, tokenizer: string, se
   return { jobs: THROUGHPUT_JOBS, images, seconds, imagesPerSecond: images / seconds };
 }
 
+/** The tokenizer's VAE alone on random batches of BATCH_SIZE images, on `backend`, for ≥ 2 s. */
+async function bareEncoder(built: BuiltTokenizer, backend: string) {
+  await selectBackend(backend as BackendName);
+  const spec = built.manifest.vae;
+  const weights = spec.weights && built.files.get(spec.weights.path);
+  if (!weights) throw new Error("the bench's tokenizer carries its VAE weights");
+  const vae = await loadVae(spec, safetensorsSource(weights));
+  try {
+    const { height, width } = spec.inputResolution;
+    const images = Float32Array.from(
+      { length: BATCH_SIZE * height * width * 3 },
+      () => Math.random() * 2 - 1,
+    );
+    await vae.encode(images, BATCH_SIZE); // warm-up: compiles the kernels
+    let batches = 0;
+    const start = performance.now();
+    do {
+      await vae.encode(images, BATCH_SIZE);
+      batches++;
+    } while (performance.now() - start < 2000);
+    const seconds = (performance.now() - start) / 1000;
+    return { batch: BATCH_SIZE, batches, imagesPerSecond: (batches * BATCH_SIZE) / seconds };
+  } finally {
+    vae.dispose();
+    tf.disposeVariables();
+  }
+}
+
 async function main(): Promise<void> {
   const edge = new LocalEdge();
   await Promise.all([edge.start(), selectBackend("wasm")]);
@@ -147,7 +182,7 @@ async function main(): Promise<void> {
   };
   const perBackend = figures.backends as Record<string, unknown>;
   try {
-    const { id: tokenizer } = await tinyTokenizerOn(edge);
+    const { built, id: tokenizer } = await tinyTokenizerOn(edge);
     let seed = 0;
     for (const backend of backends) {
       const tenant = await edge.tenant(`bench-${backend}`);
@@ -165,10 +200,18 @@ async function main(): Promise<void> {
         const lat = await latency(edge, tenant, tokenizer, seed + 1000);
         const thr = await throughput(edge, tenant, tokenizer, seed + 2000);
         seed += 10_000;
-        perBackend[backend] = { device: started.device, latency: lat, throughput: thr };
+        const bare = await bareEncoder(built, backend);
+        const shareOfBare = thr.imagesPerSecond / bare.imagesPerSecond;
+        perBackend[backend] = {
+          device: started.device,
+          latency: lat,
+          throughput: thr,
+          bareEncoder: bare,
+          shareOfBare,
+        };
         console.log(
           `${backend.padEnd(10)} latency p50 ${lat.p50Ms.toFixed(0)} ms (queue ${lat.queueP50Ms.toFixed(0)} ms, task ${lat.taskP50Ms.toFixed(0)} ms), p95 ${lat.p95Ms.toFixed(0)} ms; ` +
-            `throughput ${thr.imagesPerSecond.toFixed(1)} images/s (${started.device})`,
+            `throughput ${thr.imagesPerSecond.toFixed(1)} images/s, ${(100 * shareOfBare).toFixed(0)} % of the bare encoder's ${bare.imagesPerSecond.toFixed(1)} (${started.device})`,
         );
       } catch (error) {
         const said = worker.lines.find((l) => l.msg === "revq-worker stopped on an error");

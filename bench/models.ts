@@ -1,21 +1,33 @@
 /**
  * Model throughput per tfjs backend: DC-AE f32c32 (sana-1.1 architecture, random weights) encode
- * and decode at small image sizes, and the ReVQ rectifier presets forward and forward+backward
- * (one training step without the optimizer) on 32×8×8 latents. Weights are random: throughput
- * does not depend on them, and nothing is downloaded.
+ * and decode, and the ReVQ rectifier presets forward and forward+backward (one training step
+ * without the optimizer) on 32×8×8 latents. Weights are random: throughput does not depend on
+ * them, and nothing is downloaded.
  *
  *   npm run bench:models                       # every backend that starts here
  *   npm run bench:models -- wasm webgpu        # only these
  *   npm run bench:models -- --quick            # smaller cases, for a smoke run
  *
+ * DC-AE runs at the paper's 256×256 with batches 1, 8, 32 and 64 on a GPU; at 64×64 (batches 1
+ * and 2) on a software WebGPU device (llvmpipe), where only its counts mean anything; at 64×64
+ * and 256×256, batch 1, on wasm. Each DC-AE row carries the tensor memory it peaked at per image
+ * (tf.profile, above what existed before the call) and, on webgpu, the GPU work of one call
+ * (dispatches, submits, new buffers, maps: bench/lib/gpu-work.ts), which does not depend on the
+ * machine. Where Debian's python3-torch is installed and ../shared/baselines/revq_torch.py is
+ * found (or REVQ_BASELINE names it), the PyTorch baseline encodes and decodes the wasm rows'
+ * shapes on the CPU too, one thread each, and the ratios are recorded beside them.
+ *
  * Each case runs in a process of its own: wasm's heap only grows (to 4 GB at most), so cases
  * sharing one would fail or slow each other. The pure-JS cpu backend gets only the tiny
  * rectifier: the real models take minutes per image there. Batches of the paper's rectifiers:
  * 16 on a GPU, 4 on wasm (a 1024-channel train step at batch 8 needs 3.8 GB of its heap), 2 on a
- * software WebGPU device (llvmpipe), which also gets only the smallest image size. The machine's
- * load average is recorded with the figures: other work on it slows every case.
- * Results: bench/results/models.json.
+ * software WebGPU device. The machine's load average is recorded with the figures: other work on
+ * it slows every case. Results: bench/results/models.json.
  */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { type BackendName, selectBackend } from "../gpu-worker/src/backend.ts";
 import {
@@ -33,6 +45,7 @@ import {
   rectify,
 } from "../gpu-worker/src/models/rectifier.ts";
 import { randomInitSource } from "../gpu-worker/src/models/sources.ts";
+import { countGpuWork, type GpuWork } from "./lib/gpu-work.ts";
 import { benchPerBackend } from "./lib/per-backend.ts";
 import { writeResults } from "./lib/results.ts";
 
@@ -48,7 +61,15 @@ type Row = {
   imagesPerSecond: number;
   msPerBatch: number;
   calls: number;
+  /** DC-AE: the image side. */
+  side?: number;
+  /** DC-AE: tensor bytes at the call's peak above those before it, per image. */
+  peakBytesPerImage?: number;
+  /** DC-AE on webgpu: the GPU work of one call, read back included. */
+  work?: GpuWork;
 };
+
+const DCAE = "dc-ae-f32c32-sana-1.1";
 
 /** Runs fn (which returns a tensor) until minMs passed, after one warm-up; waits for the data. */
 async function time(fn: () => tf.Tensor, minMs: number): Promise<{ ms: number; calls: number }> {
@@ -71,37 +92,60 @@ function row(model: string, task: string, batch: number, t: { ms: number; calls:
   return { model, task, batch, imagesPerSecond, msPerBatch: t.ms, calls: t.calls };
 }
 
-/** The child's side: one case on one backend; prints its rows as JSON. */
-async function runCase(backend: BackendName, c: Case, minMs: number): Promise<Row[]> {
-  await selectBackend(backend);
-  if (c.kind === "dcae") {
-    // One half per process: both halves of f32c32 do not fit wasm's heap together (model.ts).
-    const config = dcaePreset("dc-ae-f32c32-sana-1.1");
-    const name = `dc-ae-f32c32-sana-1.1 ${c.side}×${c.side}`;
-    if (c.half === "encoder") {
-      const { encoder } = await loadDcaeEncoder(config, randomInitSource(1));
-      const image = tf.randomUniform([c.batch, c.side, c.side, 3], -1, 1) as tf.Tensor4D;
-      return [
-        row(
-          name,
-          "encode",
-          c.batch,
-          await time(() => tf.tidy(() => encode(encoder, image)), minMs),
-        ),
-      ];
-    }
+/** DC-AE's peak tensor memory per image and, on webgpu, the GPU work of one more call. */
+async function dcaeCosts(backend: BackendName, fn: () => tf.Tensor, batch: number) {
+  const before = tf.memory().numBytes;
+  const profile = await tf.profile(async () => {
+    const out = fn();
+    await out.data();
+    out.dispose();
+  });
+  const peakBytesPerImage = (profile.peakBytes - before) / batch;
+  if (backend !== "webgpu") return { peakBytesPerImage };
+  const { work } = await countGpuWork(async () => {
+    const out = fn();
+    await out.data();
+    out.dispose();
+  });
+  return { peakBytesPerImage, work };
+}
+
+/** One DC-AE half on a random batch: its timing, memory and (webgpu) GPU work. */
+async function runDcae(
+  backend: BackendName,
+  c: Extract<Case, { kind: "dcae" }>,
+  minMs: number,
+): Promise<Row[]> {
+  // One half per process: both halves of f32c32 do not fit wasm's heap together (model.ts).
+  const config = dcaePreset(DCAE);
+  const name = `${DCAE} ${c.side}×${c.side}`;
+  let fn: () => tf.Tensor;
+  if (c.half === "encoder") {
+    const { encoder } = await loadDcaeEncoder(config, randomInitSource(1));
+    const image = tf.randomUniform([c.batch, c.side, c.side, 3], -1, 1) as tf.Tensor4D;
+    fn = () => tf.tidy(() => encode(encoder, image));
+  } else {
     const { decoder } = await loadDcaeDecoder(config, randomInitSource(1));
     const side = c.side / config.spatialCompression;
-    const latent = tf.randomNormal([
+    const shape: [number, number, number, number] = [
       c.batch,
       side,
       side,
       config.decoder.latentChannels,
-    ]) as tf.Tensor4D;
-    return [
-      row(name, "decode", c.batch, await time(() => tf.tidy(() => decode(decoder, latent)), minMs)),
     ];
+    const latent = tf.randomNormal(shape) as tf.Tensor4D;
+    fn = () => tf.tidy(() => decode(decoder, latent));
   }
+  const task = c.half === "encoder" ? "encode" : "decode";
+  const timing = await time(fn, minMs);
+  const costs = await dcaeCosts(backend, fn, c.batch);
+  return [{ ...row(name, task, c.batch, timing), side: c.side, ...costs }];
+}
+
+/** The child's side: one case on one backend; prints its rows as JSON. */
+async function runCase(backend: BackendName, c: Case, minMs: number): Promise<Row[]> {
+  await selectBackend(backend);
+  if (c.kind === "dcae") return runDcae(backend, c, minMs);
   const r = await initRectifier(RECTIFIER_PRESETS[c.preset], 1);
   const side = c.preset === "tiny" ? 4 : 8;
   const shape: [number, number, number, number] = [c.batch, side, side, r.config.latentChannels];
@@ -120,6 +164,13 @@ async function runCase(backend: BackendName, c: Case, minMs: number): Promise<Ro
   ];
 }
 
+/** The DC-AE shapes a backend runs: [side, batch]. */
+function dcaeShapes(backend: BackendName, accelerated: boolean, quick: boolean): number[][] {
+  if (accelerated) return (quick ? [1, 32] : [1, 8, 32, 64]).map((batch) => [256, batch]);
+  if (backend === "webgpu") return [[64, 1], ...(quick ? [] : [[64, 2]])];
+  return [[64, 1], ...(quick ? [] : [[256, 1]])];
+}
+
 /** The cases for a backend, sized to what it can run in reasonable time and memory. */
 function casesFor(backend: BackendName, accelerated: boolean, quick: boolean): Case[] {
   const tiny: Case = { kind: "rectifier", preset: "tiny", batch: 32 };
@@ -132,12 +183,73 @@ function casesFor(backend: BackendName, accelerated: boolean, quick: boolean): C
   return [
     tiny,
     ...presets.map((preset): Case => ({ kind: "rectifier", preset, batch })),
-    ...(slow ? [64] : [64, 128]).flatMap((side) =>
-      (["encoder", "decoder"] as const).map(
-        (half): Case => ({ kind: "dcae", half, side, batch: 1 }),
-      ),
+    ...dcaeShapes(backend, accelerated, quick).flatMap(([side, batch]) =>
+      (["encoder", "decoder"] as const).map((half): Case => ({ kind: "dcae", half, side, batch })),
     ),
   ];
+}
+
+type BaselineRow = {
+  side: number;
+  batch: number;
+  encodeImagesPerSecond: number;
+  decodeImagesPerSecond: number;
+  /** wasm's images/s ÷ the baseline's, same shape, one thread each. */
+  wasmEncodeRatio: number | null;
+  wasmDecodeRatio: number | null;
+};
+
+const BASELINE =
+  process.env.REVQ_BASELINE ??
+  new URL("../../shared/baselines/revq_torch.py", import.meta.url).pathname;
+
+/** Why the baseline cannot run here, or null when it can. */
+function baselineMissing(): string | null {
+  if (!existsSync(BASELINE)) return `no baseline at ${BASELINE}`;
+  try {
+    execFileSync("/usr/bin/python3", ["-c", "import torch"], { stdio: "ignore" });
+    return null;
+  } catch {
+    return "no PyTorch for /usr/bin/python3 (Debian: apt-get install python3-torch)";
+  }
+}
+
+/** The baseline's DC-AE on the CPU, one thread, at each shape wasm ran, with the ratios. */
+function cpuBaseline(wasmRows: Row[]): BaselineRow[] | { unavailable: string } {
+  const missing = baselineMissing();
+  if (missing) return { unavailable: missing };
+  const dir = mkdtempSync(join(tmpdir(), "revq-baseline-"));
+  try {
+    const shapes = new Set(wasmRows.flatMap((r) => (r.side ? [`${r.side}×${r.batch}`] : [])));
+    return [...shapes].map((shape) => {
+      const [side, batch] = shape.split("×").map(Number);
+      const out = join(dir, `${side}-${batch}.json`);
+      const args = ["dcae", "--device", "cpu", "--side", `${side}`, "--batch", `${batch}`];
+      execFileSync(
+        "/usr/bin/python3",
+        [BASELINE, ...args, "--steps", "3", "--warmup", "1", "--out", out],
+        {
+          stdio: "ignore",
+          env: { ...process.env, OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" },
+        },
+      );
+      const t = JSON.parse(readFileSync(out, "utf8"));
+      const ours = (task: string) =>
+        wasmRows.find((r) => r.side === side && r.task === task && r.batch === batch)
+          ?.imagesPerSecond;
+      const ratio = (mine: number | undefined, theirs: number) => (mine ? mine / theirs : null);
+      return {
+        side,
+        batch,
+        encodeImagesPerSecond: t.encode_images_per_s,
+        decodeImagesPerSecond: t.decode_images_per_s,
+        wasmEncodeRatio: ratio(ours("encode"), t.encode_images_per_s),
+        wasmDecodeRatio: ratio(ours("decode"), t.decode_images_per_s),
+      };
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const figures = await benchPerBackend({
@@ -147,7 +259,15 @@ const figures = await benchPerBackend({
   cases: casesFor,
   runCase,
   describe: (backend, r: Row) =>
-    `${backend.padEnd(8)} ${r.model.padEnd(34)} ${r.task.padEnd(16)} batch ${r.batch}: ${r.imagesPerSecond.toFixed(2)} images/s`,
+    `${backend.padEnd(8)} ${r.model.padEnd(34)} ${r.task.padEnd(16)} batch ${r.batch}: ${r.imagesPerSecond.toFixed(2)} images/s` +
+    (r.work ? `, ${r.work.dispatches} dispatches, ${r.work.newBuffers} new buffers` : "") +
+    (r.peakBytesPerImage ? `, ${(r.peakBytesPerImage / 2 ** 20).toFixed(1)} MiB/image peak` : ""),
 });
-if (figures) console.log(`written to ${writeResults("models", figures)}`);
+if (figures) {
+  const wasm = figures.backends.wasm as { rows?: (Row | { error: string })[] } | undefined;
+  const wasmRows = (wasm?.rows ?? []).filter((r): r is Row => !("error" in r));
+  const baseline = wasmRows.length > 0 ? cpuBaseline(wasmRows) : undefined;
+  if (baseline) console.log(`PyTorch baseline on the CPU, one thread: ${JSON.stringify(baseline)}`);
+  console.log(`written to ${writeResults("models", { ...figures, cpuBaseline: baseline })}`);
+}
 process.exit(0); // Dawn's threads would otherwise keep the process alive

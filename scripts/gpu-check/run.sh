@@ -43,8 +43,11 @@ fi
 if [ "$what" = models ] || [ "$what" = all ]; then
   "$here/node" "$here/bench/models.mjs" webgpu $quick
   cp "$here/results/models.json" "$out/models.json"
-  for dtype in fp32 bf16; do
-    baseline dcae --side 256 --batch 32 --dtype $dtype --steps $steps --out "$out/torch-dcae-$dtype.json"
+  batches="1 8 32 64"
+  [ "$quick" = --quick ] && batches="1 32"
+  for batch in $batches; do
+    baseline dcae --side 256 --batch "$batch" --dtype fp32 --steps $steps --out "$out/torch-dcae-fp32-$batch.json"
   done
+  baseline dcae --side 256 --batch 32 --dtype bf16 --steps $steps --out "$out/torch-dcae-bf16-32.json"
 fi
 ls -la "$out"

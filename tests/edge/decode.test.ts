@@ -1,12 +1,16 @@
 import { env } from "cloudflare:workers";
 import {
   createCodebook,
+  encodeHeader,
   lookupCodes,
+  makeTokenStreamHeader,
   parseSafetensors,
   readNpy,
   readTensor,
   readTokenJson,
   TOKEN_STREAM_MEDIA_TYPE,
+  type TokenStreamParams,
+  tokenStreamByteLength,
   writeTokenJson,
   writeTokenStream,
 } from "@revq/shared";
@@ -232,5 +236,66 @@ describe("POST /v1/decode refuses", () => {
       403,
       "wrong-key-kind",
     );
+  });
+});
+
+describe("POST /v1/decode reads the header first", () => {
+  /** A stream of `records` records under `p`'s header, every record zeros: each CRC is wrong. */
+  function unreadable(p: TokenStreamParams, records: number): Uint8Array {
+    const header = makeTokenStreamHeader(p, records);
+    const bytes = new Uint8Array(tokenStreamByteLength(header));
+    bytes.set(encodeHeader(header));
+    return bytes;
+  }
+
+  it("refuses too many records, or tokens that do not fit the tokenizer, before parsing a record", async () => {
+    // Each would be token-stream.bad-record-crc if a record were read before the checks.
+    await expectProblem(
+      await decode(unreadable(params(), 9), TOKEN_STREAM_MEDIA_TYPE),
+      413,
+      "too-many-records",
+    );
+    await expectProblem(
+      await decode(unreadable({ ...params(), codesPerGroup: 128 }, 1), TOKEN_STREAM_MEDIA_TYPE),
+      422,
+      "token-stream.tokenizer-mismatch",
+    );
+    await expectProblem(
+      await decode(
+        unreadable({ ...params(), tokenizerHash: "cd".repeat(32) }, 1),
+        TOKEN_STREAM_MEDIA_TYPE,
+      ),
+      422,
+      "tokenizer-not-found",
+    );
+  });
+
+  it("refuses 8 MiB of 1-bit ids (268 MB as u32) having read the header and a chunk", async () => {
+    const p = { tokenizerHash: mid.hash, tokensPerRecord: 65536, codesPerGroup: 2, groups: 1 };
+    const header = makeTokenStreamHeader(p, 1023);
+    const length = tokenStreamByteLength(header);
+    expect(length).toBeGreaterThan(8_000_000);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          if (sent === length) return controller.close();
+          const chunk =
+            sent === 0 ? encodeHeader(header) : new Uint8Array(Math.min(65536, length - sent));
+          sent += chunk.length;
+          controller.enqueue(chunk);
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const res = await call("/v1/decode", {
+      method: "POST",
+      body,
+      headers: { "content-type": TOKEN_STREAM_MEDIA_TYPE, "content-length": String(length) },
+      key: tenant.apiKey,
+      duplex: "half",
+    } as RequestInit);
+    await expectProblem(res, 413, "too-many-records");
+    expect(sent).toBeLessThanOrEqual(64 + 2 * 65536);
   });
 });

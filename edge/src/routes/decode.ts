@@ -1,12 +1,6 @@
 /** POST /v1/decode: token ids to quantized latents (or to ids in another form), on the edge. */
 import { createRoute, z } from "@hono/zod-openapi";
-import {
-  bucketKeys,
-  type DecodedTokens,
-  readTokenJson,
-  readTokenStream,
-  TOKEN_STREAM_MEDIA_TYPE,
-} from "@revq/shared";
+import { bucketKeys, readTokenJson, TOKEN_STREAM_MEDIA_TYPE } from "@revq/shared";
 import { bodyLimit } from "hono/body-limit";
 import { configOf } from "../config.ts";
 import { type Db, database } from "../db/client.ts";
@@ -14,7 +8,14 @@ import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, problems } from "../schemas/common.ts";
-import { DECODE_FORMATS, DECODE_OUTPUTS, decodeTokens } from "../services/decode.ts";
+import {
+  DECODE_FORMATS,
+  DECODE_OUTPUTS,
+  decodedSource,
+  decodeTokens,
+  streamSource,
+  type TokenSource,
+} from "../services/decode.ts";
 import { findJob } from "../services/jobs.ts";
 import { tokensOf } from "../services/token-download.ts";
 
@@ -87,7 +88,7 @@ async function tokensFromJob(env: { BUCKET: R2Bucket }, db: Db, tenantId: string
   const object = await env.BUCKET.get(bucketKeys.jobTokens(tenantId, job.id));
   if (!object)
     throw new HttpProblem(500, "object-missing", `The token stream of job ${job.id} is missing.`);
-  return readTokenStream(new Uint8Array(await object.arrayBuffer()));
+  return streamSource(object.body);
 }
 
 export const decodeRoutes = newRouter();
@@ -128,9 +129,9 @@ decodeRoutes.post(
     const tenantId = tenantOf(c.get("principal"));
     const db = database(c.env);
     const mediaType = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
-    let tokens: DecodedTokens;
+    let tokens: TokenSource;
     if (mediaType === TOKEN_STREAM_MEDIA_TYPE) {
-      tokens = readTokenStream(new Uint8Array(await c.req.arrayBuffer()));
+      tokens = await streamSource(c.req.raw.body ?? new Blob().stream());
     } else if (mediaType === "application/json") {
       const body = await c.req.json().catch(() => {
         throw new HttpProblem(400, "bad-request", "The body is not valid JSON.");
@@ -138,7 +139,7 @@ decodeRoutes.post(
       const ref = JobRef.safeParse(body);
       tokens = ref.success
         ? await tokensFromJob(c.env, db, tenantId, ref.data.job)
-        : readTokenJson(body);
+        : decodedSource(readTokenJson(body));
     } else {
       throw new HttpProblem(
         415,

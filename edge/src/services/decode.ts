@@ -7,7 +7,10 @@
 import {
   type DecodedTokens,
   FormatError,
+  TOKEN_STREAM_HEADER_BYTES,
   type TokenizerManifest,
+  TokenStreamDecoder,
+  type TokenStreamHeader,
   writeNpy,
   writeSafetensors,
   writeTokenJson,
@@ -27,13 +30,65 @@ export type DecodeFormat = (typeof DECODE_FORMATS)[number];
 
 export type Decoded = { body: Uint8Array | string; contentType: string; stats?: GatherStats };
 
+/**
+ * Tokens to decode: the header, which decodeTokens checks first, and the ids, which it asks for
+ * only once the header fits the request's limits and the tokenizer.
+ */
+export type TokenSource = { header: TokenStreamHeader; ids: () => Promise<Uint32Array> };
+
+/** Tokens already read whole (the JSON token document). */
+export function decodedSource(tokens: DecodedTokens): TokenSource {
+  return { header: tokens.header, ids: async () => tokens.tokens };
+}
+
+/**
+ * A token stream read as it arrives (a request body, an R2 object): its 64-byte header first;
+ * its records, one at a time into the N·T ids, only when `ids` is called. Unpacking before the
+ * checks multiplied memory by up to 32 (a 1-bit id becomes a u32): 8 MiB of them, 268 MB.
+ */
+export async function streamSource(stream: ReadableStream<Uint8Array>): Promise<TokenSource> {
+  const reader = stream.getReader();
+  const decoder = new TokenStreamDecoder();
+  let headerFill = 0;
+  let rest: Uint8Array = new Uint8Array(0);
+  while (decoder.header === undefined) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    // Only the header's bytes: the decoder would unpack the records of the same chunk too.
+    const take = Math.min(TOKEN_STREAM_HEADER_BYTES - headerFill, value.length);
+    decoder.push(value.subarray(0, take));
+    headerFill += take;
+    rest = value.subarray(take);
+  }
+  // finish() throws here unless the header arrived whole: the stream ended inside it.
+  const header = decoder.header ?? decoder.finish();
+  return {
+    header,
+    ids: async () => {
+      const { tokensPerRecord, recordCount } = header;
+      const ids = new Uint32Array(recordCount * tokensPerRecord);
+      let filled = 0;
+      let chunk: Uint8Array | undefined = rest;
+      while (chunk) {
+        for (const record of decoder.push(chunk)) {
+          ids.set(record, filled);
+          filled += tokensPerRecord;
+        }
+        chunk = (await reader.read()).value;
+      }
+      decoder.finish();
+      return ids;
+    },
+  };
+}
+
 async function tokenizerFor(
   db: Db,
   tenantId: string,
-  tokens: DecodedTokens,
+  header: TokenStreamHeader,
   named: string | undefined,
 ) {
-  const hash = tokens.header.tokenizerHash;
+  const hash = header.tokenizerHash;
   let row: TokenizerRow;
   try {
     row = await findTokenizer(db, tenantId, named ?? hash);
@@ -64,8 +119,8 @@ async function tokenizerFor(
   return row;
 }
 
-function checkShape(tokens: DecodedTokens, manifest: TokenizerManifest): void {
-  const { tokensPerRecord, codesPerGroup, groups } = tokens.header;
+function checkShape(header: TokenStreamHeader, manifest: TokenizerManifest): void {
+  const { tokensPerRecord, codesPerGroup, groups } = header;
   const q = manifest.quantizer;
   if (tokensPerRecord !== q.tokens || codesPerGroup !== q.codesPerGroup || groups !== q.groups) {
     throw new FormatError(
@@ -81,10 +136,11 @@ export async function decodeTokens(
   db: Db,
   config: Config,
   tenantId: string,
-  tokens: DecodedTokens,
+  source: TokenSource,
   request: { tokenizer?: string; output: DecodeOutput; format: DecodeFormat },
 ): Promise<Decoded> {
-  const { recordCount } = tokens.header;
+  const { header } = source;
+  const { recordCount } = header;
   if (recordCount > config.maxDecodeRecords) {
     throw new HttpProblem(
       413,
@@ -92,28 +148,31 @@ export async function decodeTokens(
       `The tokens hold ${recordCount} records; decode takes at most ${config.maxDecodeRecords} per request.`,
     );
   }
-  const tokenizer = await tokenizerFor(db, tenantId, tokens, request.tokenizer);
+  const tokenizer = await tokenizerFor(db, tenantId, header, request.tokenizer);
   const manifest = manifestOf(tokenizer);
-  checkShape(tokens, manifest);
+  checkShape(header, manifest);
+  // Bounded now: at most maxDecodeRecords records of the tokenizer's T, no more bytes than the
+  // answer they make.
+  const ids = await source.ids();
 
   if (request.output === "ids") {
     if (request.format === "json") {
       return {
-        body: JSON.stringify(writeTokenJson(tokens.header, tokens.tokens)),
+        body: JSON.stringify(writeTokenJson(header, ids)),
         contentType: "application/json",
       };
     }
     if (request.format === "npy") {
       return {
-        body: writeTokenNpy(tokens.header, tokens.tokens),
+        body: writeTokenNpy(header, ids),
         contentType: "application/octet-stream",
       };
     }
     throw new HttpProblem(400, "invalid-request", "Token ids come as format=json or format=npy.");
   }
 
-  const source = await codebookSource(env.BUCKET, tokenizer.manifestHash, manifest);
-  const { codes, stats } = await gatherCodes(source, tokens.tokens, tokens.header.tokensPerRecord, {
+  const codebook = await codebookSource(env.BUCKET, tokenizer.manifestHash, manifest);
+  const { codes, stats } = await gatherCodes(codebook, ids, header.tokensPerRecord, {
     mergeGap: config.decodeMergeGapBytes,
     maxRanges: config.decodeMaxRangeReads,
   });

@@ -67,6 +67,8 @@ type Row = {
   peakBytesPerImage?: number;
   /** DC-AE on webgpu: the GPU work of one call, read back included. */
   work?: GpuWork;
+  /** DC-AE where the GPU times kernels (timestamp-query): GPU ms per tfjs kernel, most first. */
+  kernelMs?: Record<string, { calls: number; ms: number }>;
 };
 
 const DCAE = "dc-ae-f32c32-sana-1.1";
@@ -102,12 +104,30 @@ async function dcaeCosts(backend: BackendName, fn: () => tf.Tensor, batch: numbe
   });
   const peakBytesPerImage = (profile.peakBytes - before) / batch;
   if (backend !== "webgpu") return { peakBytesPerImage };
+  const kernelMs = gpuKernelTimes(profile.kernels);
   const { work } = await countGpuWork(async () => {
     const out = fn();
     await out.data();
     out.dispose();
   });
-  return { peakBytesPerImage, work };
+  return { peakBytesPerImage, work, ...(kernelMs ? { kernelMs } : {}) };
+}
+
+/**
+ * GPU time per kernel name, most first; undefined where the device cannot time kernels (no
+ * timestamp-query: tfjs reports 0 or an error). Op scopes (`…__op`) wrap kernels already counted.
+ */
+function gpuKernelTimes(kernels: Awaited<ReturnType<typeof tf.profile>>["kernels"]) {
+  const byName = new Map<string, { calls: number; ms: number }>();
+  for (const k of kernels) {
+    if (k.name.endsWith("__op")) continue;
+    const entry = byName.get(k.name) ?? { calls: 0, ms: 0 };
+    entry.calls++;
+    entry.ms += typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0;
+    byName.set(k.name, entry);
+  }
+  const timed = [...byName].filter(([, e]) => e.ms > 0);
+  return timed.length > 0 ? Object.fromEntries(timed.sort((a, b) => b[1].ms - a[1].ms)) : undefined;
 }
 
 /** One DC-AE half on a random batch: its timing, memory and (webgpu) GPU work. */

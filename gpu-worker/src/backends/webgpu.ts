@@ -32,6 +32,8 @@ export async function startWebgpu(): Promise<Started> {
     writable: true,
   });
   const device = await found.adapter.requestDevice({
+    // Lets tf.profile time each kernel on the GPU (bench/models); unused otherwise.
+    requiredFeatures: ["timestamp-query"].filter((name) => found.adapter.features.has(name)),
     requiredLimits: pick(found.adapter.limits, [
       "maxComputeWorkgroupStorageSize",
       "maxComputeWorkgroupsPerDimension",

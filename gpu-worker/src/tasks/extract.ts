@@ -53,13 +53,18 @@ export async function runExtract(
     };
     let done = 0;
     let reused = 0;
+    // Images/s of each shard encoded here (fetch, decode, VAE, write), by shard index.
+    const rates: Record<string, number> = {};
     for (const [n, index] of shards.entries()) {
       const stage = `extracting latents: shard ${index} (${n + 1} of ${shards.length})`;
+      const shardStarted = performance.now();
       const shard = await ensureShard(images, vae, store, index, {
         ...options,
         onEncoded: (encoded) => context.progress({ done: done + encoded, total, stage }),
       });
       if (shard.reused) reused++;
+      else
+        rates[`imagesPerSecond.${index}`] = sizes[n] / ((performance.now() - shardStarted) / 1000);
       done += sizes[n];
       context.progress({ done, total, stage });
     }
@@ -69,6 +74,7 @@ export async function runExtract(
       extracted: shards.length - reused,
       images: total,
       seconds: (performance.now() - started) / 1000,
+      ...rates,
     };
     context.log.info("latents extracted", metrics);
     return { result: { kind: "extract" }, metrics };

@@ -112,8 +112,8 @@ describe("the extract task", () => {
     expect(outcome.result).toEqual({ kind: "extract" });
     expect(outcome.metrics).toMatchObject({ shards: 2, reused: 0, extracted: 2, images: 14 });
     // Each encoded shard's images/s, by index.
-    expect(outcome.metrics["imagesPerSecond.2"]).toBeGreaterThan(0);
-    expect(outcome.metrics["imagesPerSecond.0"]).toBeGreaterThan(0);
+    expect(outcome.metrics?.["imagesPerSecond.2"]).toBeGreaterThan(0);
+    expect(outcome.metrics?.["imagesPerSecond.0"]).toBeGreaterThan(0);
     expect(w.encoded()).toBe(14);
     expect([...bucket.objects.keys()].filter((k) => k.startsWith(dataset.latents))).toEqual([
       dataset.latents + latentShardName(2),
@@ -146,7 +146,9 @@ describe("the extract task", () => {
 
     const again = await w.run(extract(ref, dataset, [0, 2]));
     expect(again.metrics).toMatchObject({ shards: 2, reused: 2, extracted: 0 });
-    expect(Object.keys(again.metrics).filter((k) => k.startsWith("imagesPerSecond"))).toEqual([]);
+    expect(Object.keys(again.metrics ?? {}).filter((k) => k.startsWith("imagesPerSecond"))).toEqual(
+      [],
+    );
     expect(w.encoded()).toBe(0);
   });
 

@@ -1,12 +1,22 @@
 import { env } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { configOf } from "../../edge/src/config.ts";
 import { database } from "../../edge/src/db/client.ts";
 import { webhookAttempts, webhookDeliveries } from "../../edge/src/db/schema.ts";
+import type { Env } from "../../edge/src/env.ts";
 import { newId } from "../../edge/src/services/ids.ts";
 import { checkWebhookTarget, hostProblem } from "../../edge/src/services/webhook-target.ts";
-import { attemptDelivery, MAX_ATTEMPTS, RETRY_DELAYS_S } from "../../edge/src/services/webhooks.ts";
+import {
+  attemptDelivery,
+  type DeliveryRow,
+  MAX_ATTEMPTS,
+  MAX_WEBHOOK_ENDPOINTS,
+  RETRY_DELAYS_S,
+  redeliver,
+  requeueLostDeliveries,
+} from "../../edge/src/services/webhooks.ts";
 import {
   createEncodeJob,
   lease,
@@ -376,6 +386,7 @@ async function insertDeliveries(
   world: World,
   count: number,
   target: { jobId: string | null; endpointId: string | null },
+  extra: Partial<DeliveryRow> = {},
 ): Promise<string[]> {
   const db = database(env);
   const start = Date.now();
@@ -392,6 +403,7 @@ async function insertDeliveries(
     nextAttemptAt: null,
     createdAt: start + i,
     updatedAt: start + i,
+    ...extra,
   }));
   const statements = rows.flatMap((r) => [
     db.insert(webhookDeliveries).values(r),
@@ -477,5 +489,113 @@ describe("delivery lists", () => {
         );
       }
     }
+  });
+});
+
+describe("webhook fan-out", () => {
+  it(`caps a tenant at ${MAX_WEBHOOK_ENDPOINTS} endpoints, even when registrations race`, async () => {
+    const world = await newWorld();
+    const answers = await Promise.all(
+      Array.from({ length: MAX_WEBHOOK_ENDPOINTS + 5 }, (_, i) =>
+        call("/v1/webhooks", { ...json({ url: `${receiver}/ok/cap-${i}` }), key: world.apiKey }),
+      ),
+    );
+    expect(answers.filter((r) => r.status === 201)).toHaveLength(MAX_WEBHOOK_ENDPOINTS);
+    const refused = answers.filter((r) => r.status !== 201);
+    expect(refused).toHaveLength(5);
+    for (const res of refused) await expectProblem(res, 422, "too-many-webhooks");
+    const listed = (await (await call("/v1/webhooks", { key: world.apiKey })).json()) as {
+      webhooks: { id: string }[];
+    };
+    expect(listed.webhooks).toHaveLength(MAX_WEBHOOK_ENDPOINTS);
+
+    // The cap is per tenant, and deleting one makes room for one.
+    await registerEndpoint(await newWorld(), `${receiver}/ok/cap-other`);
+    const removed = listed.webhooks[0].id;
+    expect(
+      (await call(`/v1/webhooks/${removed}`, { method: "DELETE", key: world.apiKey })).status,
+    ).toBe(204);
+    await registerEndpoint(world, `${receiver}/ok/cap-again`);
+    await expectProblem(
+      await call("/v1/webhooks", { ...json({ url: `${receiver}/ok/cap-x` }), key: world.apiKey }),
+      422,
+      "too-many-webhooks",
+    );
+  });
+
+  it("the sweep sends more than 100 deliveries in batches the queue accepts", async () => {
+    const world = await newWorld();
+    const job = await createEncodeJob(world);
+    const now = Date.now();
+    // Due in 10 hours, so that the consumer leaves them alone during the test.
+    const due = now + 10 * 3600_000;
+    const ids = await insertDeliveries(
+      world,
+      150,
+      { jobId: job.id, endpointId: null },
+      { status: "pending", attempts: 0, nextAttemptAt: due, sendFailedAt: now },
+    );
+    const batches: { size: number; delays: number[] }[] = [];
+    const queue = env.WEBHOOKS as Env["WEBHOOKS"];
+    // The local queue refuses a sendBatch of more than 100 messages, as Cloudflare's does.
+    const recording = {
+      ...env,
+      WEBHOOKS: {
+        sendBatch: (messages: MessageSendRequest[], options?: QueueSendBatchOptions) => {
+          batches.push({ size: messages.length, delays: messages.map((m) => m.delaySeconds ?? 0) });
+          return queue.sendBatch(messages, options);
+        },
+      },
+    } as unknown as Env;
+    expect(await requeueLostDeliveries(recording, now)).toBeGreaterThanOrEqual(150);
+    expect(batches.map((b) => b.size).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(150);
+    expect(Math.max(...batches.map((b) => b.size))).toBeLessThanOrEqual(100);
+    expect(batches.flatMap((b) => b.delays)).toContain(36_000);
+    const rows = await database(env)
+      .select({ id: webhookDeliveries.id, sendFailedAt: webhookDeliveries.sendFailedAt })
+      .from(webhookDeliveries)
+      .where(eq(webhookDeliveries.jobId, job.id));
+    expect(rows).toHaveLength(ids.length);
+    expect(rows.every((r) => r.sendFailedAt === null)).toBe(true);
+  });
+
+  it("a delivery whose queue message could not be sent is logged and sent by the next sweep", async () => {
+    const world = await newWorld();
+    const endpoint = await registerEndpoint(world, `${receiver}/ok/resent`);
+    const db = database(env);
+    const [id] = await insertDeliveries(
+      world,
+      1,
+      { jobId: null, endpointId: endpoint.id },
+      { url: `${receiver}/ok/resent`, status: "failed" },
+    );
+    const [done] = await db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, id));
+    const failing = {
+      ...env,
+      WEBHOOKS: {
+        sendBatch: () => Promise.reject(new Error("queue unavailable")),
+      },
+    } as unknown as Env;
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const again = await redeliver(failing, db, done);
+    expect(errors).toHaveBeenCalledWith(expect.stringContaining("next sweep"), expect.any(Error));
+    errors.mockRestore();
+    const [marked] = await db
+      .select()
+      .from(webhookDeliveries)
+      .where(eq(webhookDeliveries.id, again.id));
+    expect(marked).toMatchObject({ status: "pending", sendFailedAt: expect.any(Number) });
+    expect(await received("resent")).toEqual([]);
+
+    expect(await requeueLostDeliveries(env, Date.now())).toBeGreaterThanOrEqual(1);
+    const sent = await waitFor(async () => {
+      const [row] = await db
+        .select()
+        .from(webhookDeliveries)
+        .where(eq(webhookDeliveries.id, again.id));
+      return row.status === "succeeded" ? row : undefined;
+    });
+    expect(sent.sendFailedAt).toBeNull();
+    expect(await received("resent")).toHaveLength(1);
   });
 });

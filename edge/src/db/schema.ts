@@ -274,6 +274,8 @@ export const webhookDeliveries = sqliteTable(
     status: text("status", { enum: ["pending", "succeeded", "failed"] }).notNull(),
     attempts: integer("attempts").notNull().default(0),
     nextAttemptAt: integer("next_attempt_at"),
+    /** Set when sending its queue message failed: the next sweep sends it, and clears this. */
+    sendFailedAt: integer("send_failed_at"),
     createdAt: createdAt(),
     updatedAt: integer("updated_at").notNull(),
   },

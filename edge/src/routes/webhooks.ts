@@ -1,9 +1,9 @@
 /** Webhook endpoints of a tenant, their deliveries, and redelivery. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, desc, eq, inArray, lt, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, lt, type SQL, sql } from "drizzle-orm";
 import { configOf } from "../config.ts";
 import { chunked, type Db, database } from "../db/client.ts";
-import { webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema.ts";
+import { tenants, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
@@ -20,7 +20,12 @@ import { newId } from "../services/ids.ts";
 import { ID_CHUNK } from "../services/job-limits.ts";
 import { newSigningSecret } from "../services/webhook-secret.ts";
 import { checkWebhookTarget } from "../services/webhook-target.ts";
-import { type DeliveryRow, redeliver, WEBHOOK_EVENTS } from "../services/webhooks.ts";
+import {
+  type DeliveryRow,
+  MAX_WEBHOOK_ENDPOINTS,
+  redeliver,
+  WEBHOOK_EVENTS,
+} from "../services/webhooks.ts";
 
 const security = bearerSecurity("apiKey");
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
@@ -85,6 +90,7 @@ const create = createRoute({
   path: "/",
   tags: ["Webhooks"],
   summary: "Register a webhook endpoint (its signing secret is shown once)",
+  description: `A tenant has at most ${MAX_WEBHOOK_ENDPOINTS} endpoints; one more is a 422 \`too-many-webhooks\`.`,
   security,
   request: { body: { required: true, content: json(EndpointCreate) } },
   responses: {
@@ -199,6 +205,31 @@ export async function deliveryPage(db: Db, where: SQL, page: { limit: number; cu
   };
 }
 
+/**
+ * Inserts the endpoint unless its tenant already has MAX_WEBHOOK_ENDPOINTS: one statement, so that
+ * concurrent registrations cannot pass the cap together. True when it was inserted.
+ */
+async function insertEndpoint(db: Db, row: typeof webhookEndpoints.$inferSelect) {
+  const count = db.$count(webhookEndpoints, eq(webhookEndpoints.tenantId, row.tenantId));
+  const inserted = await db
+    .insert(webhookEndpoints)
+    .select((qb) =>
+      qb
+        .select({
+          id: sql`${row.id}`.as("id"),
+          tenantId: tenants.id,
+          url: sql`${row.url}`.as("url"),
+          secret: sql`${row.secret}`.as("secret"),
+          events: sql`${row.events}`.as("events"),
+          createdAt: sql`${row.createdAt}`.as("created_at"),
+        })
+        .from(tenants)
+        .where(and(eq(tenants.id, row.tenantId), lt(count, MAX_WEBHOOK_ENDPOINTS))),
+    )
+    .returning({ id: webhookEndpoints.id });
+  return inserted.length === 1;
+}
+
 async function findEndpoint(db: Db, tenantId: string, id: string) {
   const [row] = await db
     .select()
@@ -224,7 +255,13 @@ webhookRoutes.openapi(create, async (c) => {
     events: JSON.stringify([...new Set(events)]),
     createdAt: now,
   };
-  await database(c.env).insert(webhookEndpoints).values(row);
+  if (!(await insertEndpoint(database(c.env), row))) {
+    throw new HttpProblem(
+      422,
+      "too-many-webhooks",
+      `The tenant has ${MAX_WEBHOOK_ENDPOINTS} webhook endpoints, the most it may have; delete one first.`,
+    );
+  }
   return c.json({ ...endpointView(row), secret: row.secret }, 201);
 });
 

@@ -4,13 +4,14 @@
  * per Standard Webhooks, retried with exponential backoff and jitter over about a day, every
  * attempt recorded.
  */
-import { and, eq, lt } from "drizzle-orm";
+import { and, eq, inArray, isNotNull, lt, or } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
 import type { Config } from "../config.ts";
-import { type Db, database } from "../db/client.ts";
+import { chunked, type Db, database } from "../db/client.ts";
 import { jobs, tasks, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { newId } from "./ids.ts";
+import { ID_CHUNK } from "./job-limits.ts";
 import { JOB_VIEW_COLUMNS, jobView } from "./job-view.ts";
 import { checkWebhookTarget } from "./webhook-target.ts";
 
@@ -24,12 +25,22 @@ export const WEBHOOK_EVENTS = [
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
+/**
+ * Endpoints a tenant may register: a job's end fans out to each of them (one delivery, queue
+ * message and fetch apiece, retried for a day), so the fan-out of one job stays small.
+ */
+export const MAX_WEBHOOK_ENDPOINTS = 20;
+
 /** Seconds to wait after attempt n (1-based) fails, before jitter: about 24 hours in all. */
 export const RETRY_DELAYS_S = [5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800];
 export const MAX_ATTEMPTS = RETRY_DELAYS_S.length + 1;
 const ATTEMPT_TIMEOUT_MS = 15_000;
 /** A pending delivery this long past due lost its queue message; the sweep sends it again. */
 const LOST_AFTER_MS = 15 * 60_000;
+/** Cloudflare Queues takes at most 100 messages (and 256 KB) in one sendBatch. */
+const SEND_BATCH = 100;
+/** The most deliveries one sweep (one a minute) sends again: a few batches. */
+const SWEEP_LIMIT = 500;
 
 export type DeliveryMessage = { deliveryId: string };
 export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
@@ -38,11 +49,46 @@ export function retryDelaySeconds(attempt: number, random = Math.random()): numb
   return Math.round(RETRY_DELAYS_S[attempt - 1] * (0.8 + 0.4 * random));
 }
 
-async function enqueue(env: Env, ids: string[]): Promise<void> {
-  if (ids.length === 0) return;
-  await env.WEBHOOKS.sendBatch(
-    ids.map((deliveryId) => ({ body: { deliveryId } satisfies DeliveryMessage })),
+type Outgoing = { deliveryId: string; delaySeconds: number };
+
+/**
+ * Sends one queue message per delivery, in batches the queue accepts. A batch that fails is
+ * logged and its deliveries marked, so that the next sweep sends them again (within a minute,
+ * not after LOST_AFTER_MS).
+ */
+async function enqueue(env: Env, db: Db, outgoing: Outgoing[]): Promise<void> {
+  for (const batch of chunked(outgoing, SEND_BATCH)) {
+    try {
+      await env.WEBHOOKS.sendBatch(
+        batch.map(({ deliveryId, delaySeconds }) => ({
+          body: { deliveryId } satisfies DeliveryMessage,
+          delaySeconds,
+        })),
+      );
+    } catch (error) {
+      console.error(
+        `queueing ${batch.length} webhook deliveries failed; the next sweep sends them:`,
+        error,
+      );
+      await setSendFailed(
+        db,
+        batch.map((m) => m.deliveryId),
+        Date.now(),
+      );
+    }
+  }
+}
+
+async function setSendFailed(db: Db, ids: string[], at: number | null): Promise<void> {
+  const updates = chunked(ids, ID_CHUNK).map((chunk) =>
+    db
+      .update(webhookDeliveries)
+      .set({ sendFailedAt: at })
+      .where(inArray(webhookDeliveries.id, chunk)),
   );
+  if (updates.length === 0) return;
+  const [first, ...rest] = updates;
+  await db.batch([first, ...rest]);
 }
 
 /** The statuses a job ends in, each an event (`job.<status>`, `training.<status>`). */
@@ -102,6 +148,7 @@ async function queueDeliveries(env: Env, jobId: string): Promise<void> {
     status: "pending",
     attempts: 0,
     nextAttemptAt: now,
+    sendFailedAt: null,
     createdAt: now,
     updatedAt: now,
   }));
@@ -109,7 +156,8 @@ async function queueDeliveries(env: Env, jobId: string): Promise<void> {
   await db.batch([first, ...rest]);
   await enqueue(
     env,
-    rows.map((r) => r.id),
+    db,
+    rows.map((r) => ({ deliveryId: r.id, delaySeconds: 0 })),
   );
 }
 
@@ -122,11 +170,12 @@ export async function redeliver(env: Env, db: Db, delivery: DeliveryRow): Promis
     status: "pending",
     attempts: 0,
     nextAttemptAt: now,
+    sendFailedAt: null,
     createdAt: now,
     updatedAt: now,
   };
   await db.insert(webhookDeliveries).values(row);
-  await enqueue(env, [row.id]);
+  await enqueue(env, db, [{ deliveryId: row.id, delaySeconds: 0 }]);
   return row;
 }
 
@@ -241,9 +290,7 @@ export async function handleWebhookBatch(
     try {
       const outcome = await attemptDelivery(env, config, deliveryId);
       if (outcome.status === "retry") {
-        await env.WEBHOOKS.send({ deliveryId } satisfies DeliveryMessage, {
-          delaySeconds: outcome.delaySeconds,
-        });
+        await enqueue(env, database(env), [{ deliveryId, delaySeconds: outcome.delaySeconds }]);
       }
       message.ack();
     } catch (error) {
@@ -253,21 +300,37 @@ export async function handleWebhookBatch(
   }
 }
 
-/** Queues again the pending deliveries whose message was lost; run by the cron sweep. */
+/**
+ * Queues again the pending deliveries whose message could not be sent or was lost, each delayed
+ * until its next attempt is due; run by the cron sweep. A send that fails again marks them again.
+ */
 export async function requeueLostDeliveries(env: Env, now: number): Promise<number> {
-  const lost = await database(env)
-    .select({ id: webhookDeliveries.id })
+  const db = database(env);
+  const lost = await db
+    .select({ id: webhookDeliveries.id, nextAttemptAt: webhookDeliveries.nextAttemptAt })
     .from(webhookDeliveries)
     .where(
       and(
         eq(webhookDeliveries.status, "pending"),
-        lt(webhookDeliveries.nextAttemptAt, now - LOST_AFTER_MS),
+        or(
+          isNotNull(webhookDeliveries.sendFailedAt),
+          lt(webhookDeliveries.nextAttemptAt, now - LOST_AFTER_MS),
+        ),
       ),
     )
-    .limit(100);
+    .limit(SWEEP_LIMIT);
+  await setSendFailed(
+    db,
+    lost.map((d) => d.id),
+    null,
+  );
   await enqueue(
     env,
-    lost.map((d) => d.id),
+    db,
+    lost.map((d) => ({
+      deliveryId: d.id,
+      delaySeconds: Math.max(0, Math.ceil(((d.nextAttemptAt ?? now) - now) / 1000)),
+    })),
   );
   return lost.length;
 }

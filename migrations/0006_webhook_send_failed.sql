@@ -1,0 +1,1 @@
+ALTER TABLE `webhook_deliveries` ADD `send_failed_at` integer;

@@ -133,6 +133,9 @@ describe("webhook endpoints", () => {
       "http://[fd00::1]/x",
       "http://printer.local/x",
       "http://[::ffff:192.168.1.1]/x",
+      "http://metadata.google.internal./computeMetadata/v1/",
+      "http://[64:ff9b::a9fe:a9fe]/x",
+      "http://[2002:a00:1::]/x",
     ]) {
       await expectProblem(
         await call("/v1/webhooks", { ...json({ url }), key: world.apiKey }),
@@ -178,6 +181,54 @@ describe("webhook endpoints", () => {
     expect(host("https://hooks.example.com/")).toBeUndefined();
     expect(host("http://8.8.8.8/")).toBeUndefined();
     expect(host("http://[2606:4700::1111]/")).toBeUndefined();
+    expect(host("http://[::ffff:8.8.8.8]/")).toBeUndefined();
+  });
+
+  it("normalises trailing dots and refuses every special-use IPv6 range", () => {
+    const host = (url: string) => hostProblem(new URL(url).hostname);
+    for (const [url, problem] of [
+      // Fully qualified names: the trailing dot names the same host.
+      ["http://localhost./", "loopback"],
+      ["http://api.localhost./", "loopback"],
+      ["http://127.0.0.1./", "loopback"],
+      ["http://metadata.google.internal./computeMetadata/v1/", "private"],
+      ["http://printer.local./", "private"],
+      ["http://intranet./", "private"],
+      ["http://localhost../", "loopback"],
+      // NAT64 (64:ff9b::/96, and the local-use 64:ff9b:1::/48) reaches the IPv4 inside.
+      ["http://[64:ff9b::7f00:1]/", "private"],
+      ["http://[64:ff9b::a9fe:a9fe]/", "private"],
+      ["http://[64:ff9b:1::a00:1]/", "private"],
+      // 6to4 (2002::/16) and Teredo (2001::/32) tunnel to an IPv4 address.
+      ["http://[2002:7f00:1::]/", "private"],
+      ["http://[2002:a9fe:a9fe::1]/", "private"],
+      ["http://[2001::1]/", "private"],
+      ["http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", "private"],
+      // IPv4-translated (::ffff:0:0:0/96), IPv4-compatible (::/96), site-local (fec0::/10).
+      ["http://[::ffff:0:7f00:1]/", "private"],
+      ["http://[::ffff:0:a00:1]/", "private"],
+      ["http://[::127.0.0.1]/", "private"],
+      ["http://[fec0::1]/", "private"],
+      ["http://[feff::1]/", "private"],
+      // IPv4-mapped: the IPv4 address inside decides.
+      ["http://[::ffff:7f00:1]/", "loopback"],
+      ["http://[::ffff:169.254.169.254]/", "private"],
+      // Documentation, discard, unique-local, multicast and not-yet-allocated space.
+      ["http://[2001:db8::1]/", "private"],
+      ["http://[100::1]/", "private"],
+      ["http://[fc00::1]/", "private"],
+      ["http://[ff02::1]/", "private"],
+      ["http://[4000::1]/", "private"],
+      ["http://[::]/", "private"],
+      ["http://192.0.2.1/", "private"],
+      ["http://255.255.255.255/", "private"],
+      ["http://198.18.0.1/", "private"],
+    ] as const) {
+      expect({ url, problem: host(url) }).toEqual({ url, problem });
+    }
+    // Through the API too: each is refused when registered.
+    expect(() => checkWebhookTarget("http://localhost./hook", false)).toThrow(/loopback/);
+    expect(() => checkWebhookTarget("http://[64:ff9b::7f00:1]/hook", true)).toThrow(/private/);
   });
 });
 

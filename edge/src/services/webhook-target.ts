@@ -1,77 +1,50 @@
 /**
  * Which URLs the edge may send webhooks to. Targets on private, loopback, link-local and other
  * non-public addresses are refused (SSRF), except loopback when local development allows it.
- * Checked when a URL is registered and again before every attempt. A Worker cannot resolve DNS
- * itself, so names are judged by their form (localhost and the special-use suffixes); the
- * Workers runtime in production does not connect to private addresses either.
+ * Checked when a URL is registered and again before every attempt. Address literals are judged by
+ * ipaddr.js's range classification (only its "unicast" passes); a Worker cannot resolve DNS
+ * itself, so names are judged by their form (localhost and the special-use suffixes). What that
+ * leaves open, and what the platform closes, is in docs/security.md.
  */
+import ipaddr from "ipaddr.js";
 import { HttpProblem } from "../problem.ts";
 
-const LOOPBACK_NAMES = /^(localhost|.*\.localhost)$/i;
-const INTERNAL_NAMES = /(\.local|\.internal|\.lan|\.home\.arpa|\.intranet|\.corp)$/i;
+/** Names that are, or never leave, the local machine or network (RFC 6761, RFC 8375, habit). */
+const LOOPBACK_SUFFIXES = ["localhost"];
+const INTERNAL_SUFFIXES = ["local", "internal", "lan", "home.arpa", "intranet", "corp"];
 
-function ipv4(host: string): number[] | undefined {
-  const parts = host.split(".");
-  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p))) return undefined;
-  const bytes = parts.map(Number);
-  return bytes.every((b) => b <= 255) ? bytes : undefined;
+/** IANA allocates global unicast IPv6 from 2000::/3 only; ipaddr.js calls all of ::/8 unicast. */
+const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR("2000::/3");
+
+type HostProblem = "loopback" | "private" | undefined;
+
+function underAny(host: string, suffixes: string[]): boolean {
+  return suffixes.some((s) => host === s || host.endsWith(`.${s}`));
 }
 
-/** Why an IPv4 address is not a public one, if it is not. */
-function ipv4Problem([a, b]: number[]): "loopback" | "private" | undefined {
-  if (a === 127) return "loopback";
-  const special =
-    a === 0 ||
-    a === 10 ||
-    (a === 100 && b >= 64 && b <= 127) ||
-    (a === 169 && b === 254) ||
-    (a === 172 && b >= 16 && b <= 31) ||
-    (a === 192 && b === 168) ||
-    (a === 192 && b === 0) ||
-    (a === 198 && (b === 18 || b === 19)) ||
-    a >= 224;
-  return special ? "private" : undefined;
-}
-
-/**
- * Expands an IPv6 literal (no brackets) to 8 groups, or undefined if it is not one. Hosts come
- * from the URL parser, which writes IPv6 in hex only (an embedded IPv4 becomes two groups).
- */
-function ipv6Groups(host: string): number[] | undefined {
-  if (!host.includes(":")) return undefined;
-  const [head, rest] = host.split("::");
-  const parse = (s: string) => (s === "" ? [] : s.split(":").map((g) => Number.parseInt(g, 16)));
-  const first = parse(head);
-  const last = rest === undefined ? [] : parse(rest);
-  const zeros = rest === undefined ? 0 : 8 - first.length - last.length;
-  const groups = [...first, ...Array(Math.max(zeros, 0)).fill(0), ...last];
-  const valid =
-    groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff);
-  return valid ? groups : undefined;
-}
-
-function ipv6Problem(groups: number[]): "loopback" | "private" | undefined {
-  if (groups.slice(0, 7).every((g) => g === 0) && groups[7] === 1) return "loopback";
-  if (groups.every((g) => g === 0)) return "private";
-  // IPv4-mapped and IPv4-compatible: judge the IPv4 address inside.
-  if (groups.slice(0, 5).every((g) => g === 0) && (groups[5] === 0xffff || groups[5] === 0)) {
-    return ipv4Problem([groups[6] >> 8, groups[6] & 0xff, groups[7] >> 8, groups[7] & 0xff]);
+function addressProblem(address: ipaddr.IPv4 | ipaddr.IPv6): HostProblem {
+  // An IPv4-mapped address reaches the IPv4 address inside it.
+  if (address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress()) {
+    return addressProblem(address.toIPv4Address());
   }
-  const top = groups[0];
-  if ((top & 0xfe00) === 0xfc00 || (top & 0xffc0) === 0xfe80 || (top & 0xff00) === 0xff00)
-    return "private";
-  return undefined;
+  const range = address.range();
+  if (range === "loopback") return "loopback";
+  const global = address instanceof ipaddr.IPv4 || address.match(GLOBAL_UNICAST_V6);
+  return range === "unicast" && global ? undefined : "private";
 }
 
 /** Why this host is not a public target: "loopback", "private", or undefined if it is public. */
-export function hostProblem(hostname: string): "loopback" | "private" | undefined {
-  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
-  if (LOOPBACK_NAMES.test(host)) return "loopback";
-  if (INTERNAL_NAMES.test(host) || (!host.includes(".") && !host.includes(":"))) return "private";
-  const v4 = ipv4(host);
-  if (v4) return ipv4Problem(v4);
-  const v6 = ipv6Groups(host);
-  if (v6) return ipv6Problem(v6);
+export function hostProblem(hostname: string): HostProblem {
+  // `localhost.` is `localhost`: the trailing dot only marks a name as fully qualified.
+  const host = hostname
+    .replace(/^\[|\]$/g, "")
+    .toLowerCase()
+    .replace(/\.+$/, "");
+  if (ipaddr.IPv4.isValidFourPartDecimal(host) || ipaddr.IPv6.isValid(host)) {
+    return addressProblem(ipaddr.parse(host));
+  }
+  if (underAny(host, LOOPBACK_SUFFIXES)) return "loopback";
+  if (underAny(host, INTERNAL_SUFFIXES) || !host.includes(".")) return "private";
   return undefined;
 }
 

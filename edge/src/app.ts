@@ -4,6 +4,7 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "./app-env.ts";
+import { jsonBodyLimit } from "./middleware/json-body-limit.ts";
 import { HttpProblem, problemResponse, toProblem } from "./problem.ts";
 import { newRouter } from "./router.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -32,6 +33,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
       c.req.path,
     ),
   );
+  app.use("/v1/*", jsonBodyLimit);
   // Each router authenticates every route under its own base path (see middleware/auth.ts).
   app.route("/", healthRoutes);
   app.route("/v1/admin", adminRoutes);

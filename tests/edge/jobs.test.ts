@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { bucketKeys } from "@revq/shared";
+import { bucketKeys, MAX_JOB_PARAMETERS_BYTES, MAX_JSON_BODY_BYTES } from "@revq/shared";
 import { describe, expect, it } from "vitest";
 import { IMAGES } from "./fixtures/images.ts";
 import {
@@ -91,6 +91,46 @@ describe("POST /v1/jobs", () => {
       jobs: unknown[];
     };
     expect(list.jobs).toEqual([]);
+  });
+
+  it("bounds the body and the parameters, leaving no job behind; a job within them is stored whole", async () => {
+    const world = await newWorld();
+    const images = await uploadImages(world.apiKey, 1);
+    const train = (description: string) =>
+      JSON.stringify({ kind: "train", inputs: { images }, parameters: { description } });
+    const post = (body: BodyInit) =>
+      call("/v1/jobs", {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/json" },
+        key: world.apiKey,
+        duplex: "half",
+      } as RequestInit);
+    const oversized = train("x".repeat(MAX_JSON_BODY_BYTES));
+    await expectProblem(await post(oversized), 413, "content-too-large");
+    // Without a Content-Length the body is counted as it arrives.
+    const chunked = new Blob([oversized]).stream();
+    await expectProblem(await post(chunked), 413, "content-too-large");
+    const problem = await expectProblem(
+      await post(train("x".repeat(MAX_JOB_PARAMETERS_BYTES))),
+      400,
+      "invalid-request",
+    );
+    expect(problem.detail).toContain("json.parameters");
+    const list = async () => {
+      const page = await (await call("/v1/jobs", { key: world.apiKey })).json();
+      return (page as { jobs: { inputs: Record<string, unknown> }[] }).jobs;
+    };
+    expect(await list()).toEqual([]);
+    expect(await lease(world.workerKey, { kinds: ["train"] })).toEqual([]);
+
+    const description = "x".repeat(MAX_JOB_PARAMETERS_BYTES - 100);
+    const created = await post(train(description));
+    expect(created.status).toBe(202);
+    const [job] = await list();
+    expect(job.inputs).toMatchObject({ parameters: { description } });
+    const [task] = await lease(world.workerKey, { kinds: ["train"] });
+    expect(task.payload).toMatchObject({ kind: "train", parameters: { description } });
   });
 
   it("honours Idempotency-Key", async () => {

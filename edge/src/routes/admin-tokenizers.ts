@@ -4,6 +4,7 @@
  * the Workers request-size limit). Mounted inside the admin router, which authenticates.
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import { boundedJson, MAX_MANIFEST_BYTES } from "@revq/shared";
 import { and, eq } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { tokenizers } from "../db/schema.ts";
@@ -41,7 +42,11 @@ const register = createRoute({
   request: {
     body: {
       required: true,
-      content: json(z.record(z.string(), z.unknown()).openapi({ description: "The manifest." })),
+      content: json(
+        boundedJson(z.record(z.string(), z.unknown()), MAX_MANIFEST_BYTES).openapi({
+          description: `The manifest, at most ${MAX_MANIFEST_BYTES} bytes as JSON.`,
+        }),
+      ),
     },
   },
   responses: {

@@ -19,7 +19,10 @@ import {
 import { findJob } from "../services/jobs.ts";
 import { tokensOf } from "../services/token-download.ts";
 
-/** A decode body is at most this big (256 records of the largest stride fit many times over). */
+/**
+ * A token stream body is at most this big (256 records of the largest stride fit many times
+ * over); a JSON body takes the edge-wide JSON limit first (middleware/json-body-limit.ts).
+ */
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 const Query = z.object({

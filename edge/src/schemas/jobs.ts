@@ -1,5 +1,6 @@
 /** The client API's job shapes. */
 import { z } from "@hono/zod-openapi";
+import { boundedJson, MAX_JOB_PARAMETERS_BYTES } from "@revq/shared";
 import { JOB_KINDS } from "../db/schema.ts";
 import { MAX_JOB_IMAGES } from "../services/job-limits.ts";
 import { NextCursor, Timestamp } from "./common.ts";
@@ -51,7 +52,11 @@ export const JobCreate = z
           }),
         }),
       ]),
-      parameters: z.record(z.string(), z.unknown()).default({}),
+      parameters: boundedJson(z.record(z.string(), z.unknown()), MAX_JOB_PARAMETERS_BYTES)
+        .default({})
+        .openapi({
+          description: `Training parameters (docs/training.md), at most ${MAX_JOB_PARAMETERS_BYTES} bytes as JSON: they are copied into every view, task and webhook of the job.`,
+        }),
       webhookUrl: WebhookUrl,
     }),
   ])

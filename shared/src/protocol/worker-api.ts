@@ -11,6 +11,7 @@
  * read and write (see bucket-keys.ts), the tokenizer and its manifest hash, and the parameters.
  */
 import * as z from "zod";
+import { boundedJson, MAX_MANIFEST_BYTES, MAX_METRICS_BYTES } from "./json-limits.ts";
 
 export const TASK_KINDS = ["encode", "reconstruct", "extract", "train"] as const;
 export const TaskKind = z.enum(TASK_KINDS);
@@ -149,11 +150,13 @@ export const Progress = z.object({
 });
 export type Progress = z.infer<typeof Progress>;
 
+/** Numbers by name (loss, usage, images/s...), stored as a job event. */
+const Metrics = boundedJson(z.record(z.string().min(1).max(100), z.number()), MAX_METRICS_BYTES);
+
 export const HeartbeatRequest = z.object({
   leaseId: z.string(),
   progress: Progress.optional(),
-  /** Numbers by name (loss, usage, images/s...), stored as a job event. */
-  metrics: z.record(z.string().min(1).max(100), z.number()).optional(),
+  metrics: Metrics.optional(),
   message: z.string().max(2000).optional(),
 });
 export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
@@ -174,7 +177,7 @@ export const TaskResult = z.discriminatedUnion("kind", [
   z.object({
     kind: z.literal("train"),
     /** The new tokenizer's manifest; its files must already be in the bucket. */
-    manifest: z.record(z.string(), z.unknown()),
+    manifest: boundedJson(z.record(z.string(), z.unknown()), MAX_MANIFEST_BYTES),
   }),
 ]);
 export type TaskResult = z.infer<typeof TaskResult>;
@@ -182,7 +185,7 @@ export type TaskResult = z.infer<typeof TaskResult>;
 export const CompleteRequest = z.object({
   leaseId: z.string(),
   result: TaskResult,
-  metrics: z.record(z.string().min(1).max(100), z.number()).optional(),
+  metrics: Metrics.optional(),
 });
 export type CompleteRequest = z.infer<typeof CompleteRequest>;
 

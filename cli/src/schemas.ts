@@ -124,7 +124,10 @@ export const Delivery = z.looseObject({
   ),
 });
 export type Delivery = z.infer<typeof Delivery>;
-export const DeliveryList = z.looseObject({ deliveries: z.array(Delivery) });
+export const DeliveryList = z.looseObject({
+  deliveries: z.array(Delivery),
+  nextCursor: z.string().nullable(),
+});
 
 /** An RFC 9457 problem document (docs/api.md, "Errors"). */
 export const Problem = z.looseObject({

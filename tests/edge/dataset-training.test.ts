@@ -149,7 +149,7 @@ describe("train jobs on datasets", () => {
     expect((await getJob(world, job.id)).status).toBe("running");
     // Nor does it reach the tenant's webhooks: only its train job's ending does.
     const deliveries = await call(`/v1/jobs/${second.jobId}/deliveries`, { key: world.apiKey });
-    expect(await deliveries.json()).toEqual({ deliveries: [] });
+    expect(await deliveries.json()).toEqual({ deliveries: [], nextCursor: null });
   });
 
   it("reuse the shards already extracted: none missing, or one, makes no extract job", async () => {

@@ -5,6 +5,7 @@ import { ADD_OPTIONS, addHelp, addLimits, addToDataset, resumeCommand } from "..
 import { usageError } from "../errors.ts";
 import { collectImages } from "../images.ts";
 import { formatBytes } from "../output.ts";
+import { collectPages } from "../pages.ts";
 import { Dataset, DatasetList } from "../schemas.ts";
 
 const help = `usage: revq datasets [list] [--limit N]
@@ -53,17 +54,13 @@ export const datasets: Command = {
       case "list": {
         if (args.length > 0) throw usageError(`unexpected ${args.join(" ")}`);
         const limit = positiveInt(s.parsed, "limit") ?? 20;
-        const api = s.api();
-        const found: Dataset[] = [];
-        let cursor: string | undefined;
-        while (found.length < limit) {
-          const page = await api.json("GET", "/v1/datasets", DatasetList, {
-            query: { limit: Math.min(100, limit - found.length), cursor },
-          });
-          found.push(...page.datasets);
-          if (!page.nextCursor) break;
-          cursor = page.nextCursor;
-        }
+        const found = await collectPages(
+          s.api(),
+          "/v1/datasets",
+          DatasetList,
+          (p) => p.datasets,
+          limit,
+        );
         s.out.result({ datasets: found });
         if (found.length === 0) s.out.line("no datasets");
         for (const dataset of found) s.out.line(datasetLine(dataset));

@@ -3,6 +3,7 @@ import { choice, positiveInt } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { usageError } from "../errors.ts";
 import { followEvents, getJob, requireSucceeded, waitForJob } from "../jobs.ts";
+import { collectPages } from "../pages.ts";
 import { JOB_STATUSES, Job, type JobEvent, JobList } from "../schemas.ts";
 
 const help = `usage: revq jobs [list] [--status S] [--kind K] [--limit N]
@@ -56,16 +57,10 @@ export const jobs: Command = {
             )
           : undefined;
         const limit = positiveInt(s.parsed, "limit") ?? 20;
-        const found: Job[] = [];
-        let cursor: string | undefined;
-        while (found.length < limit) {
-          const page = await api.json("GET", "/v1/jobs", JobList, {
-            query: { status, kind, limit: Math.min(100, limit - found.length), cursor },
-          });
-          found.push(...page.jobs);
-          if (!page.nextCursor) break;
-          cursor = page.nextCursor;
-        }
+        const found = await collectPages(api, "/v1/jobs", JobList, (p) => p.jobs, limit, {
+          status,
+          kind,
+        });
         s.out.result({ jobs: found });
         if (found.length === 0) s.out.line("no jobs");
         for (const job of found) s.out.line(jobLine(job));

@@ -1,7 +1,8 @@
 /** revq webhooks: endpoints that are told when jobs end, and their deliveries. */
-import { stringOption } from "../args.ts";
+import { positiveInt, stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { usageError } from "../errors.ts";
+import { collectPages } from "../pages.ts";
 import { Delivery, DeliveryList, WebhookCreated, WebhookList } from "../schemas.ts";
 
 const EVENTS = [
@@ -16,7 +17,7 @@ const EVENTS = [
 const help = `usage: revq webhooks [list]
        revq webhooks add URL [--events E,E...]
        revq webhooks remove ID
-       revq webhooks deliveries ID | --job JOB_ID
+       revq webhooks deliveries ID | --job JOB_ID [--limit N]
        revq webhooks redeliver DELIVERY_ID
 
 Endpoints get a signed POST (Standard Webhooks) when a job ends; each delivery is retried for
@@ -24,11 +25,13 @@ about a day and every attempt is recorded (docs/api.md, "Webhooks").
 
   add          registers URL; prints its signing secret (whsec_...), shown only once
   remove       deletes an endpoint; its pending deliveries fail
-  deliveries   an endpoint's deliveries (or a job's, with --job), with their attempts
+  deliveries   an endpoint's deliveries (or a job's, with --job), newest first, with their
+               attempts (--limit, default 20)
   redeliver    sends a delivery again
 
   --events <list>     comma-separated: ${EVENTS.join(", ")} [all]
   --job <id>          deliveries: those about this job
+  --limit <n>         deliveries: at most this many [20]
 ${COMMON_HELP}`;
 
 export const webhooks: Command = {
@@ -36,7 +39,11 @@ export const webhooks: Command = {
   summary: "register webhook endpoints, see and redeliver deliveries",
   help,
   async run(argv) {
-    const s = setup(this, argv, { events: { type: "string" }, job: { type: "string" } });
+    const s = setup(this, argv, {
+      events: { type: "string" },
+      job: { type: "string" },
+      limit: { type: "string" },
+    });
     if (!s) return;
     const [action = "list", arg, ...rest] = s.parsed.positionals;
     if (rest.length > 0) throw usageError(`unexpected ${rest.join(" ")}`);
@@ -86,7 +93,8 @@ export const webhooks: Command = {
         const path = job
           ? `/v1/jobs/${encodeURIComponent(job)}/deliveries`
           : `/v1/webhooks/${need("an endpoint id")}/deliveries`;
-        const { deliveries } = await api.json("GET", path, DeliveryList);
+        const limit = positiveInt(s.parsed, "limit") ?? 20;
+        const deliveries = await collectPages(api, path, DeliveryList, (p) => p.deliveries, limit);
         s.out.result({ deliveries });
         if (deliveries.length === 0) s.out.line("no deliveries");
         for (const d of deliveries) s.out.line(deliveryLine(d));

@@ -1,6 +1,7 @@
 /**
  * Turns what scripts/gpu-check/run.sh left in its OUT folder into bench/results/ files: the
- * project's figures as the benchmark wrote them, the PyTorch baseline's from the same run, and
+ * project's figures as the benchmark wrote them (the encode pipeline's with its share of the bare
+ * encoder), the PyTorch baseline's from the same run, and
  * the ratios: training steps at the paper's batch sizes (ours ÷ PyTorch's latents/s), DC-AE
  * encode and decode at each of the baseline's shapes (ours ÷ PyTorch's images/s).
  *
@@ -40,6 +41,13 @@ for (const bench of ["train", "models"] as const) {
   const record: Record<string, unknown> = { device, ...ours, baseline: torch };
   record.ratios = bench === "train" ? trainRatios(ours, torch) : dcaeRatios(ours, torch);
   const file = new URL(`${bench}.${name}.json`, results);
+  writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
+  console.log(`written to ${file.pathname}`);
+}
+// The encode pipeline carries its own comparison (the task against the bare encoder).
+if (existsSync(join(out, "encode-pipeline.json"))) {
+  const file = new URL(`encode-pipeline.${name}.json`, results);
+  const record = { device, ...readJson<Record<string, unknown>>("encode-pipeline.json") };
   writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
   console.log(`written to ${file.pathname}`);
 }

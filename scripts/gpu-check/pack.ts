@@ -1,9 +1,10 @@
 /**
  * Packs what a GPU box without an npm registry needs to run the project's GPU benchmarks beside
- * the PyTorch baseline (docs/benchmarks.md, "On a GPU"): esbuild bundles of bench/train.ts and
- * bench/models.ts, this Node (stripped, xz), Dawn's binding (npm `webgpu`, its .node xz'd),
- * Debian's Vulkan loader, ../shared/baselines/revq_torch.py and run.sh. The folder is what a
- * device run carries; it stays under its 64 MiB.
+ * the PyTorch baseline (docs/benchmarks.md, "On a GPU"): esbuild bundles of bench/train.ts,
+ * bench/models.ts and bench/encode-pipeline.ts, this Node (stripped, xz), Dawn's binding (npm
+ * `webgpu`, its .node xz'd), sharp with its Linux x64 libvips (xz'd), Debian's Vulkan loader,
+ * ../shared/baselines/revq_torch.py and run.sh. The folder is what a device run carries; it
+ * stays under its 64 MiB.
  *
  *   npm run gpu-check:pack            # → gpu-check/ (git-ignored)
  */
@@ -29,7 +30,7 @@ rmSync(pack, { recursive: true, force: true });
 mkdirSync(join(pack, "bench"), { recursive: true });
 
 // The benchmarks re-run their own file for each case: bundles that are ES modules keep that.
-for (const name of ["train", "models"]) {
+for (const name of ["train", "models", "encode-pipeline"]) {
   await build({
     entryPoints: [join(root, "bench", `${name}.ts`)],
     outfile: join(pack, "bench", `${name}.mjs`),
@@ -37,7 +38,7 @@ for (const name of ["train", "models"]) {
     platform: "node",
     format: "esm",
     target: "node22",
-    external: ["webgpu"],
+    external: ["webgpu", "sharp"],
     // Some CommonJS dependencies call require(); give the bundle one.
     banner: {
       js: "import { createRequire as bannerRequire } from 'node:module'; const require = bannerRequire(import.meta.url);",
@@ -54,6 +55,20 @@ for (const file of ["index.js", "package.json"]) {
   copyFileSync(join(webgpu, file), join(pack, "node_modules", "webgpu", file));
 }
 xz(join(webgpu, "dist", "linux-x64", "dawn.node"), join(pack, "dawn.node.xz"));
+
+// sharp (image decoding in the encode pipeline): its packages as npm installed them, libvips
+// (18 MB) compressed.
+for (const name of ["sharp", "detect-libc", "semver", "@img/colour", "@img/sharp-linux-x64"]) {
+  cpSync(join(root, "node_modules", name), join(pack, "node_modules", name), { recursive: true });
+}
+const libvipsLib = join(pack, "node_modules", "@img", "sharp-libvips-linux-x64", "lib");
+cpSync(join(root, "node_modules", "@img", "sharp-libvips-linux-x64"), dirname(libvipsLib), {
+  recursive: true,
+});
+for (const file of readdirSync(libvipsLib).filter((f) => f.startsWith("libvips-cpp.so"))) {
+  xz(join(libvipsLib, file), join(libvipsLib, `${file}.xz`)); // run.sh unpacks it beside
+  rmSync(join(libvipsLib, file));
+}
 
 // Node: the one npm start and npm test run on (the `node` devDependency), without debug info.
 const node = join(pack, "node");

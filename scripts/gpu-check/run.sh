@@ -2,13 +2,13 @@
 # Runs on a GPU box from the folder `npm run gpu-check:pack` made (no npm, no registry there):
 # every GPU benchmark of the project beside the PyTorch baseline, in one run on one machine.
 #
-#   bash run.sh OUT [train|models|all] [--quick]
+#   bash run.sh OUT [train|models|encode|all] [--quick]
 #
 # OUT receives each benchmark's JSON and a log; `npm run gpu-check:collect -- OUT` on the
 # development machine turns them into bench/results/*.gpu.json with the ratios.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:?usage: run.sh OUT [train|models|all] [--quick]}
+out=${1:?usage: run.sh OUT [train|models|encode|all] [--quick]}
 what=${2:-all}
 quick=${3:-}
 mkdir -p "$out"
@@ -18,6 +18,9 @@ exec > >(tee "$out/log.txt") 2>&1
 [ -x "$here/node" ] || xz -dc "$here/node.xz" >"$here/node" && chmod +x "$here/node"
 dawn="$here/node_modules/webgpu/dist/linux-x64/dawn.node"
 [ -f "$dawn" ] || xz -dc "$here/dawn.node.xz" >"$dawn"
+for packed in "$here"/node_modules/@img/sharp-libvips-linux-x64/lib/*.xz; do
+  [ -f "${packed%.xz}" ] || xz -dc "$packed" >"${packed%.xz}"
+done
 # Dawn needs the Vulkan loader; a bare box may lack it (the pack carries Debian's).
 if ! ldconfig -p | grep -q libvulkan.so.1; then
   for deb in "$here"/debs/*.deb; do dpkg -x "$deb" /; done
@@ -49,5 +52,11 @@ if [ "$what" = models ] || [ "$what" = all ]; then
     baseline dcae --side 256 --batch "$batch" --dtype fp32 --steps $steps --out "$out/torch-dcae-fp32-$batch.json"
   done
   baseline dcae --side 256 --batch 32 --dtype bf16 --steps $steps --out "$out/torch-dcae-bf16-32.json"
+fi
+if [ "$what" = encode ] || [ "$what" = all ]; then
+  batches=8
+  [ "$quick" = --quick ] && batches=3
+  "$here/node" "$here/bench/encode-pipeline.mjs" webgpu --side 256 --batch 32 --batches $batches
+  cp "$here/results/encode-pipeline.webgpu.json" "$out/encode-pipeline.json"
 fi
 ls -la "$out"

@@ -92,7 +92,11 @@ export async function syntheticImage(
   return new Uint8Array(encoded.buffer, encoded.byteOffset, encoded.length);
 }
 
-async function fileRef(path: string, bytes: Uint8Array, tensors?: string[]): Promise<FileRef> {
+export async function fileRef(
+  path: string,
+  bytes: Uint8Array,
+  tensors?: string[],
+): Promise<FileRef> {
   return {
     path,
     bytes: bytes.length,
@@ -102,7 +106,7 @@ async function fileRef(path: string, bytes: Uint8Array, tensors?: string[]): Pro
 }
 
 /** A TensorSource that keeps what it hands out, to write the same weights to a file. */
-function recording(source: TensorSource, into: Record<string, Tensor>): TensorSource {
+export function recording(source: TensorSource, into: Record<string, Tensor>): TensorSource {
   return {
     async read(name, shape) {
       const data = await source.read(name, shape);

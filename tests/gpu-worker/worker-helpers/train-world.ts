@@ -62,16 +62,24 @@ export function putTokenizer(bucket: MemoryBucket, built: BuiltTokenizer): Token
   };
 }
 
-/** A worker's pipelines on `bucket`: its own tokenizer cache, device batches of 4. */
-export function pipelines(bucket: MemoryBucket): Pipelines {
+/**
+ * A worker's pipelines on `bucket`: its own tokenizer cache, device batches of 4 (or
+ * `batchSize`), VAEs without weights looked for in `modelsDir` (by default the cache's folder).
+ */
+export function pipelines(
+  bucket: MemoryBucket,
+  { batchSize = 4, modelsDir }: { batchSize?: number; modelsDir?: string } = {},
+): Pipelines {
   const dir = mkdtempSync(join(tmpdir(), "revq-train-world-"));
   dirs.push(dir);
   const log = createLogger({ format: "json", write: () => undefined });
   return {
     bucket,
-    tokenizers: new TokenizerStore(new TokenizerCache(dir, bucket, log), log, { modelsDir: dir }),
-    batcher: new Batcher(4),
-    batchSize: 4,
+    tokenizers: new TokenizerStore(new TokenizerCache(dir, bucket, log), log, {
+      modelsDir: modelsDir ?? dir,
+    }),
+    batcher: new Batcher(batchSize),
+    batchSize,
   };
 }
 

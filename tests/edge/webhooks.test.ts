@@ -1,4 +1,5 @@
 import { env } from "cloudflare:workers";
+import type { LeasedTask } from "@revq/shared";
 import { eq } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it, vi } from "vitest";
@@ -7,10 +8,13 @@ import { database } from "../../edge/src/db/client.ts";
 import { webhookAttempts, webhookDeliveries } from "../../edge/src/db/schema.ts";
 import type { Env } from "../../edge/src/env.ts";
 import { newId } from "../../edge/src/services/ids.ts";
+import { cancelJob } from "../../edge/src/services/jobs.ts";
+import { completeTask, failTask, requeueExpired } from "../../edge/src/services/task-queue.ts";
 import { checkWebhookTarget, hostProblem } from "../../edge/src/services/webhook-target.ts";
 import {
   attemptDelivery,
   type DeliveryRow,
+  LOST_AFTER_MS,
   MAX_ATTEMPTS,
   MAX_WEBHOOK_ENDPOINTS,
   RETRY_DELAYS_S,
@@ -19,6 +23,8 @@ import {
 } from "../../edge/src/services/webhooks.ts";
 import {
   createEncodeJob,
+  expireLease,
+  getJob,
   lease,
   newWorld,
   uploadImages,
@@ -648,5 +654,210 @@ describe("webhook fan-out", () => {
     });
     expect(sent.sendFailedAt).toBeNull();
     expect(await received("resent")).toHaveLength(1);
+  });
+});
+
+/**
+ * The edge as a crash right after a job's end leaves it: its first D1 batch (the transition)
+ * commits, then every D1 call and every queue send fails.
+ */
+function crashingAfterFirstBatch(): Env {
+  const d1 = env.DB as D1Database;
+  let crashed = false;
+  const crash = (): never => {
+    throw new Error("the edge crashed");
+  };
+  const DB = {
+    prepare: (query: string) => (crashed ? crash() : d1.prepare(query)),
+    batch: async (statements: D1PreparedStatement[]) => {
+      if (crashed) crash();
+      const results = await d1.batch(statements);
+      crashed = true;
+      return results;
+    },
+  };
+  return { ...env, DB, WEBHOOKS: { sendBatch: async () => crash() } } as unknown as Env;
+}
+
+async function deliveriesOf(jobId: string): Promise<DeliveryRow[]> {
+  return database(env)
+    .select()
+    .from(webhookDeliveries)
+    .where(eq(webhookDeliveries.jobId, jobId))
+    .orderBy(webhookDeliveries.url);
+}
+
+/** What the sweep does once a delivery has waited LOST_AFTER_MS for a queue message. */
+const sweepLost = () => requeueLostDeliveries(env, Date.now() + LOST_AFTER_MS + 1000);
+
+describe("the outbox: a job's end and its deliveries are one batch", () => {
+  it("a crash right after complete loses no event: the sweep delivers it, and the retried complete adds none", async () => {
+    const world = await newWorld();
+    const endpoint = await registerEndpoint(world, `${receiver}/ok/outbox-endpoint`);
+    const job = (await createEncodeJob(world, 1, {
+      webhookUrl: `${receiver}/ok/outbox-job`,
+    })) as { id: string; webhookSecret?: string };
+    const [task] = await lease(world.workerKey);
+    await writeTokensFor(task, world.tiny);
+    const request = { leaseId: task.leaseId, result: { kind: "encode" as const } };
+
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const worker = { tenantId: world.id, keyId: "key_crash" };
+    await completeTask(crashingAfterFirstBatch(), worker, task.taskId, request);
+    errors.mockRestore();
+    const ended = await getJob(world, job.id);
+    expect(ended.status).toBe("succeeded");
+    const written = await deliveriesOf(job.id);
+    expect(written.map((d) => [d.url, d.status, d.eventType, d.sendFailedAt])).toEqual([
+      [`${receiver}/ok/outbox-endpoint`, "pending", "job.succeeded", null],
+      [`${receiver}/ok/outbox-job`, "pending", "job.succeeded", null],
+    ]);
+    // The payload is the job as the batch left it.
+    expect(JSON.parse(written[0].payload).data.job).toEqual(ended);
+
+    // The worker heard nothing and completes again: the same answer, no second event.
+    const again = await workerCall(world.workerKey, `/tasks/${task.taskId}/complete`, request);
+    expect(again.status).toBe(200);
+    expect((await deliveriesOf(job.id)).map((d) => d.id)).toEqual(written.map((d) => d.id));
+
+    expect(await sweepLost()).toBeGreaterThanOrEqual(2);
+    for (const [box, secret] of [
+      ["outbox-endpoint", endpoint.secret],
+      ["outbox-job", job.webhookSecret as string],
+    ]) {
+      const [request] = await waitFor(async () => {
+        const got = await received(box);
+        return got.length > 0 ? got : undefined;
+      });
+      const event = new Webhook(secret).verify(request.body, request.headers) as { type: string };
+      expect(event.type).toBe("job.succeeded");
+    }
+    await waitFor(async () =>
+      (await deliveriesOf(job.id)).every((d) => d.status === "succeeded") ? true : undefined,
+    );
+    expect(await received("outbox-endpoint")).toHaveLength(1);
+    expect(await received("outbox-job")).toHaveLength(1);
+  });
+
+  it("two racing completes write one event", async () => {
+    const world = await newWorld();
+    await registerEndpoint(world, `${receiver}/ok/outbox-race`);
+    const job = await createEncodeJob(world);
+    const [task] = await lease(world.workerKey);
+    await writeTokensFor(task, world.tiny);
+    const complete = () =>
+      workerCall(world.workerKey, `/tasks/${task.taskId}/complete`, {
+        leaseId: task.leaseId,
+        result: { kind: "encode" },
+      });
+    const answers = await Promise.all([complete(), complete(), complete()]);
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(await deliveriesOf(job.id)).toHaveLength(1);
+  });
+
+  it("every other ending writes its deliveries in the batch that ends the job", async () => {
+    const world = await newWorld();
+    await registerEndpoint(world, `${receiver}/ok/outbox-endings`);
+    const crash = () => crashingAfterFirstBatch();
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const worker = { tenantId: world.id, keyId: "key_crash" };
+    const failure = { code: "bad-image", message: "cannot decode" };
+    const trainJob = async () => {
+      const res = await call("/v1/jobs", {
+        ...json({ kind: "train", inputs: { images: await uploadImages(world.apiKey, 1) } }),
+        key: world.apiKey,
+      });
+      expect(res.status).toBe(202);
+      return ((await res.json()) as { id: string }).id;
+    };
+    const leased = async (jobId: string) =>
+      (await lease(world.workerKey, { kinds: ["encode", "train"], max: 10 })).find(
+        (t) => t.jobId === jobId,
+      ) as LeasedTask;
+    const cancel = async (jobId: string) => {
+      const crashed = crash();
+      await expect(cancelJob(crashed, database(crashed), world.id, jobId)).rejects.toThrow(
+        "the edge crashed",
+      );
+    };
+    const endings: [string, () => Promise<string>][] = [
+      [
+        "job.failed",
+        async () => {
+          const { id } = await createEncodeJob(world);
+          const task = await leased(id);
+          await failTask(crash(), worker, task.taskId, {
+            leaseId: task.leaseId,
+            retryable: false,
+            error: failure,
+          });
+          return id;
+        },
+      ],
+      [
+        "job.failed",
+        async () => {
+          const { id } = await createEncodeJob(world);
+          const task = await leased(id);
+          await env.DB.prepare("UPDATE tasks SET max_attempts = 1 WHERE id = ?")
+            .bind(task.taskId)
+            .run();
+          await expireLease(task.taskId);
+          await requeueExpired(crash(), Date.now(), world.id);
+          return id;
+        },
+      ],
+      [
+        "job.cancelled",
+        async () => {
+          const { id } = await createEncodeJob(world);
+          await cancel(id);
+          return id;
+        },
+      ],
+      [
+        "training.failed",
+        async () => {
+          const id = await trainJob();
+          const task = await leased(id);
+          // Out of attempts, a retryable failure ends the job too.
+          await env.DB.prepare("UPDATE tasks SET max_attempts = 1 WHERE id = ?")
+            .bind(task.taskId)
+            .run();
+          await failTask(crash(), worker, task.taskId, {
+            leaseId: task.leaseId,
+            retryable: true,
+            error: failure,
+          });
+          return id;
+        },
+      ],
+      [
+        "training.cancelled",
+        async () => {
+          const id = await trainJob();
+          await cancel(id);
+          return id;
+        },
+      ],
+    ];
+    for (const [type, end] of endings) {
+      const id = await end();
+      const job = await getJob(world, id);
+      const rows = await deliveriesOf(id);
+      expect({ type, status: job.status, rows: rows.map((d) => [d.eventType, d.status]) }).toEqual({
+        type,
+        status: type.split(".")[1],
+        rows: [[type, "pending"]],
+      });
+      expect(JSON.parse(rows[0].payload).data.job).toEqual(job);
+    }
+    errors.mockRestore();
+    expect(await sweepLost()).toBeGreaterThanOrEqual(endings.length);
+    await waitFor(async () => {
+      const got = await received("outbox-endings");
+      return got.length >= endings.length ? got : undefined;
+    });
+    expect(await received("outbox-endings")).toHaveLength(endings.length);
   });
 });

@@ -26,7 +26,7 @@ import { JOB_VIEW_COLUMNS, jobView } from "./job-view.ts";
 import { findTokenizer, manifestOf, type TokenizerRow } from "./tokenizers.ts";
 import { newSigningSecret } from "./webhook-secret.ts";
 import { checkWebhookTarget } from "./webhook-target.ts";
-import { notifyJobEnded } from "./webhooks.ts";
+import { endingOutbox, sendDeliveries } from "./webhooks.ts";
 
 export type JobRow = typeof jobs.$inferSelect;
 
@@ -351,13 +351,15 @@ export async function listJobs(db: Db, tenantId: string, filter: JobFilter) {
 }
 
 /**
- * Cancels a job and its task if it is open. An extract job is cancelled with its train job:
- * `parentId` then guards it on the train job having been cancelled earlier in the batch.
+ * Cancels a job and its task if it is open, with the deliveries of its ending right after its
+ * status event. An extract job is cancelled with its train job: `parentId` then guards it on the
+ * train job having been cancelled earlier in the batch.
  */
 function cancelStatements(
   d1: D1Database,
   job: { id: string; tenantId: string },
   now: number,
+  deliveries: D1PreparedStatement[],
   parentId?: string,
 ): D1PreparedStatement[] {
   const parentCancelled = parentId
@@ -376,6 +378,7 @@ function cancelStatements(
       parentId ? { status: "cancelled", reason: "parent-cancelled" } : { status: "cancelled" },
       now,
     ),
+    ...deliveries,
     d1
       .prepare(
         "UPDATE tasks SET status = 'cancelled', updated_at = ?1 WHERE job_id = ?2 AND status IN ('queued', 'leased') AND EXISTS (SELECT 1 FROM jobs WHERE id = ?2 AND status = 'cancelled')",
@@ -386,8 +389,8 @@ function cancelStatements(
 
 /**
  * Cancels an open job and its task (and a train job's unfinished extract jobs); a worker holding
- * a task learns it at its next heartbeat. The call that cancels a job sends its webhooks; a
- * repeat changes nothing and sends nothing.
+ * a task learns it at its next heartbeat. The batch that cancels a job writes its webhook
+ * deliveries; a repeat changes nothing and sends nothing.
  */
 export async function cancelJob(env: Env, db: Db, tenantId: string, id: string) {
   const job = await findJob(db, tenantId, id);
@@ -403,16 +406,14 @@ export async function cancelJob(env: Env, db: Db, tenantId: string, id: string) 
           .where(and(eq(jobs.parentJobId, id), inArray(jobs.status, OPEN_STATUSES)))
       : [];
   const now = Date.now();
-  const cancelled = [job, ...extractJobs];
-  const outcomes = await env.DB.batch(
-    cancelled.flatMap((each) =>
-      cancelStatements(env.DB, each, now, each === job ? undefined : job.id),
-    ),
-  );
-  // Three statements per job, its own update first.
-  for (const [i, each] of cancelled.entries()) {
-    if (outcomes[3 * i].meta.changes > 0) await notifyJobEnded(env, each.id);
-  }
+  // Extract jobs end with their train job, which is the one event.
+  const outbox = await endingOutbox(env, job.id, { status: "cancelled" }, now);
+  const outcomes = await env.DB.batch([
+    ...cancelStatements(env.DB, job, now, outbox.statements),
+    ...extractJobs.flatMap((each) => cancelStatements(env.DB, each, now, [], job.id)),
+  ]);
+  // The job's own update comes first.
+  if (outcomes[0].meta.changes > 0) await sendDeliveries(env, outbox.deliveryIds);
   const after = await findJobView(db, tenantId, id);
   if (after.status !== "cancelled") {
     throw new HttpProblem(409, "job-finished", `Job ${id} has already ${after.status}.`);

@@ -10,7 +10,8 @@
  * - expiry: leases past their time go back to the queue (or fail, out of attempts), swept on
  *   every lease call for the caller's tenant and by cron for all.
  *
- * The job row follows its task in the same batch, guarded by the task's state.
+ * The job row follows its task in the same batch, guarded by the task's state, and so do the
+ * webhook deliveries of a job's ending (webhooks.ts, endingOutbox).
  */
 import {
   type CompleteRequest,
@@ -35,7 +36,7 @@ import { eventIfChangedStatement } from "./job-events.ts";
 import { retryDelayMs } from "./job-limits.ts";
 import { pollDelayMs } from "./lease-poll.ts";
 import { checkTaskResult } from "./task-results.ts";
-import { notifyJobEnded } from "./webhooks.ts";
+import { EMPTY_OUTBOX, endingOutbox, sendDeliveries } from "./webhooks.ts";
 
 type TaskRecord = {
   id: string;
@@ -99,14 +100,14 @@ export async function requeueExpired(env: Env, now: number, tenantId?: string): 
     )
     .bind(...(tenantId ? [now, tenantId] : [now]))
     .all<TaskRecord>();
-  const statements = results.flatMap((task) => {
-    const failed = task.status === "failed";
-    const error = {
-      code: "lease-expired",
-      message: `The worker's lease expired on attempt ${task.attempt} of ${task.max_attempts}.`,
-    };
-    return [
-      failed
+  const endings = await Promise.all(
+    results.map(async (task) => {
+      const failed = task.status === "failed";
+      const error = {
+        code: "lease-expired",
+        message: `The worker's lease expired on attempt ${task.attempt} of ${task.max_attempts}.`,
+      };
+      const jobEnd = failed
         ? d1
             .prepare(
               "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2, updated_at = ?2 WHERE id = ?3 AND status IN ('queued', 'running')",
@@ -116,8 +117,16 @@ export async function requeueExpired(env: Env, now: number, tenantId?: string): 
             .prepare(
               "UPDATE jobs SET status = 'queued', updated_at = ?1 WHERE id = ?2 AND status IN ('queued', 'running')",
             )
-            .bind(now, task.job_id),
-      eventIfChangedStatement(
+            .bind(now, task.job_id);
+      const outbox = failed
+        ? await endingOutbox(
+            env,
+            task.job_id,
+            { status: "failed", error: JSON.stringify(error) },
+            now,
+          )
+        : EMPTY_OUTBOX;
+      const event = eventIfChangedStatement(
         d1,
         jobOf(task),
         "status",
@@ -125,16 +134,18 @@ export async function requeueExpired(env: Env, now: number, tenantId?: string): 
           ? { status: "failed", error }
           : { status: "queued", reason: "lease-expired", attempt: task.attempt },
         now,
-      ),
-    ];
-  });
+      );
+      return { jobEnd, outbox, statements: [jobEnd, event, ...outbox.statements] };
+    }),
+  );
+  const statements = endings.flatMap((e) => e.statements);
   if (statements.length > 0) {
     const outcomes = await d1.batch(statements);
-    // Statements come in pairs (job update, event); a failed job that changed is notified.
-    const failedJobs = results.filter(
-      (task, i) => task.status === "failed" && outcomes[2 * i].meta.changes > 0,
-    );
-    for (const task of failedJobs) await notifyJobEnded(env, task.job_id);
+    for (const { jobEnd, outbox } of endings) {
+      if (outcomes[statements.indexOf(jobEnd)].meta.changes > 0) {
+        await sendDeliveries(env, outbox.deliveryIds);
+      }
+    }
   }
   return results.length;
 }
@@ -352,28 +363,33 @@ export async function completeTask(
   const result = await checkTaskResult(env, database(env), task.tenant_id, payload, request.result);
   const now = Date.now();
   const guard = leaseGuarded(d1, taskId, request.leaseId, "succeeded");
+  const resultJson = JSON.stringify(result);
+  const outbox = await endingOutbox(
+    env,
+    task.job_id,
+    { status: "succeeded", result: resultJson, progress: null },
+    now,
+  );
+  const jobEnd = guard(
+    `UPDATE jobs SET status = 'succeeded', result = ?1, progress = NULL, finished_at = ?2, updated_at = ?2
+     WHERE id = ?3 AND status IN ('queued', 'running') AND ${taskIs}`,
+    resultJson,
+    now,
+    task.job_id,
+  );
   const statements = [
     d1
       .prepare(
         "UPDATE tasks SET status = 'succeeded', updated_at = ?1 WHERE id = ?2 AND lease_id = ?3 AND status = 'leased'",
       )
       .bind(now, taskId, request.leaseId),
-    guard(
-      `UPDATE jobs SET status = 'succeeded', result = ?1, progress = NULL, finished_at = ?2, updated_at = ?2
-       WHERE id = ?3 AND status IN ('queued', 'running') AND ${taskIs}`,
-      JSON.stringify(result),
-      now,
-      task.job_id,
-    ),
+    ...(request.metrics
+      ? [eventIfChangedStatement(d1, jobOf(task), "metrics", request.metrics, now)]
+      : []),
+    jobEnd,
     eventIfChangedStatement(d1, jobOf(task), "status", { status: "succeeded" }, now),
+    ...outbox.statements,
   ];
-  if (request.metrics) {
-    statements.splice(
-      1,
-      0,
-      eventIfChangedStatement(d1, jobOf(task), "metrics", request.metrics, now),
-    );
-  }
   const outcomes = await d1.batch(statements);
   if (outcomes[0].meta.changes === 0) {
     const current = await loadTask(d1, worker.tenantId, taskId);
@@ -381,7 +397,9 @@ export async function completeTask(
     checkHolder(current, request.leaseId);
     throw leaseLost(current);
   }
-  if (outcomes[outcomes.length - 2].meta.changes > 0) await notifyJobEnded(env, task.job_id);
+  if (outcomes[statements.indexOf(jobEnd)].meta.changes > 0) {
+    await sendDeliveries(env, outbox.deliveryIds);
+  }
   return done;
 }
 
@@ -400,6 +418,14 @@ export async function failTask(
   const status = retry ? "queued" : "failed";
   const guard = leaseGuarded(d1, taskId, request.leaseId, status);
   const error = request.error;
+  const outbox = retry
+    ? EMPTY_OUTBOX
+    : await endingOutbox(
+        env,
+        task.job_id,
+        { status: "failed", error: JSON.stringify(error), progress: null },
+        now,
+      );
   const [released, jobChange] = await d1.batch([
     d1
       .prepare(
@@ -430,9 +456,10 @@ export async function failTask(
         : { status: "failed", attempt: task.attempt, error },
       now,
     ),
+    ...outbox.statements,
   ]);
   if (released.meta.changes === 0) throw leaseLost(await loadTask(d1, worker.tenantId, taskId));
-  if (!retry && jobChange.meta.changes > 0) await notifyJobEnded(env, task.job_id);
+  if (jobChange.meta.changes > 0) await sendDeliveries(env, outbox.deliveryIds);
   return {
     taskId,
     jobId: task.job_id,

@@ -1,10 +1,10 @@
 /**
  * Webhooks: when a job ends (succeeds, fails or is cancelled), one delivery per target (each
- * subscribed endpoint of the tenant, and the job's own URL), sent from the queue consumer, signed
- * per Standard Webhooks, retried with exponential backoff and jitter over about a day, every
- * attempt recorded.
+ * subscribed endpoint of the tenant, and the job's own URL), written in the batch that ends the
+ * job and sent from the queue consumer, signed per Standard Webhooks, retried with exponential
+ * backoff and jitter over about a day, every attempt recorded.
  */
-import { and, eq, inArray, isNotNull, lt, or } from "drizzle-orm";
+import { and, eq, getTableColumns, inArray, isNotNull, lt, or, sql } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
 import type { Config } from "../config.ts";
 import { chunked, type Db, database } from "../db/client.ts";
@@ -36,7 +36,7 @@ export const RETRY_DELAYS_S = [5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 
 export const MAX_ATTEMPTS = RETRY_DELAYS_S.length + 1;
 const ATTEMPT_TIMEOUT_MS = 15_000;
 /** A pending delivery this long past due lost its queue message; the sweep sends it again. */
-const LOST_AFTER_MS = 15 * 60_000;
+export const LOST_AFTER_MS = 15 * 60_000;
 /** Cloudflare Queues takes at most 100 messages (and 256 KB) in one sendBatch. */
 const SEND_BATCH = 100;
 /** The most deliveries one sweep (one a minute) sends again: a few batches. */
@@ -44,6 +44,7 @@ const SWEEP_LIMIT = 500;
 
 export type DeliveryMessage = { deliveryId: string };
 export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+type JobRow = typeof jobs.$inferSelect;
 
 export function retryDelaySeconds(attempt: number, random = Math.random()): number {
   return Math.round(RETRY_DELAYS_S[attempt - 1] * (0.8 + 0.4 * random));
@@ -94,19 +95,28 @@ async function setSendFailed(db: Db, ids: string[], at: number | null): Promise<
 /** The statuses a job ends in, each an event (`job.<status>`, `training.<status>`). */
 const ENDED = ["succeeded", "failed", "cancelled"] as const;
 
-/**
- * Creates and queues the deliveries of a job that just ended. Called once, by whoever made the
- * job end, after that transition: a failure here is logged, and neither undoes nor fails it.
- */
-export async function notifyJobEnded(env: Env, jobId: string): Promise<void> {
-  try {
-    await queueDeliveries(env, jobId);
-  } catch (error) {
-    console.error(`webhooks for job ${jobId}:`, error);
-  }
-}
+/** How a job ends: its status and what its UPDATE sets besides finished_at and updated_at. */
+export type JobEnding = { status: (typeof ENDED)[number] } & Partial<
+  Pick<JobRow, "result" | "error" | "progress">
+>;
 
-async function queueDeliveries(env: Env, jobId: string): Promise<void> {
+/** The delivery rows of a job's ending, and their ids, to send once the batch committed. */
+export type Outbox = { statements: D1PreparedStatement[]; deliveryIds: string[] };
+export const EMPTY_OUTBOX: Outbox = { statements: [], deliveryIds: [] };
+
+/**
+ * The deliveries of a job's ending, written in the batch that ends it (an outbox), so that no
+ * crash or failed call can come between the end and its event. They go right after the
+ * statement that records the status event: each is inserted only if the statement before it
+ * changed a row, so they exist exactly when the job ended in that batch, never on a repeat.
+ * The payload is the job as that batch leaves it.
+ */
+export async function endingOutbox(
+  env: Env,
+  jobId: string,
+  ending: JobEnding,
+  now: number,
+): Promise<Outbox> {
   const db = database(env);
   const [row] = await db
     .select(JOB_VIEW_COLUMNS)
@@ -114,19 +124,17 @@ async function queueDeliveries(env: Env, jobId: string): Promise<void> {
     .innerJoin(tasks, eq(tasks.jobId, jobs.id))
     .where(eq(jobs.id, jobId))
     .limit(1);
-  const ended = ENDED.find((status) => status === row?.job.status);
   // An extract job only helps its train job, whose own ending is what a tenant hears about: its
   // failure fails nothing (the training worker extracts those shards itself).
-  if (!row || !ended || row.job.kind === "extract") return;
-  const { job } = row;
-  const type: WebhookEvent = `${job.kind === "train" ? "training" : "job"}.${ended}`;
-  const now = Date.now();
+  if (!row || row.job.kind === "extract") return EMPTY_OUTBOX;
+  const job: JobRow = { ...row.job, ...ending, finishedAt: now, updatedAt: now };
+  const type: WebhookEvent = `${job.kind === "train" ? "training" : "job"}.${ending.status}`;
   const payload = JSON.stringify({
     type,
     timestamp: new Date(now).toISOString(),
-    data: { job: jobView(row) },
+    data: { job: jobView({ ...row, job }) },
   });
-  const messageId = `msg_${job.id.slice(4)}_${job.status}`;
+  const messageId = `msg_${job.id.slice(4)}_${ending.status}`;
   const endpoints = await db
     .select()
     .from(webhookEndpoints)
@@ -135,7 +143,6 @@ async function queueDeliveries(env: Env, jobId: string): Promise<void> {
     .filter((e) => (JSON.parse(e.events) as string[]).includes(type))
     .map((e) => ({ endpointId: e.id as string | null, url: e.url }));
   if (job.webhookUrl) targets.push({ endpointId: null, url: job.webhookUrl });
-  if (targets.length === 0) return;
   const rows: DeliveryRow[] = targets.map((t) => ({
     id: newId("dlv", now),
     tenantId: job.tenantId,
@@ -152,13 +159,40 @@ async function queueDeliveries(env: Env, jobId: string): Promise<void> {
     createdAt: now,
     updatedAt: now,
   }));
-  const [first, ...rest] = rows.map((r) => db.insert(webhookDeliveries).values(r));
-  await db.batch([first, ...rest]);
-  await enqueue(
-    env,
-    db,
-    rows.map((r) => ({ deliveryId: r.id, delaySeconds: 0 })),
+  return {
+    statements: rows.map((r) => insertIfChanged(env.DB, db, r)),
+    deliveryIds: rows.map((r) => r.id),
+  };
+}
+
+/** A delivery row inserted only if the statement just before it in the batch changed a row. */
+function insertIfChanged(d1: D1Database, db: Db, row: DeliveryRow): D1PreparedStatement {
+  // drizzle's INSERT ... SELECT names every column, in the table's order.
+  const values = Object.keys(getTableColumns(webhookDeliveries)).map(
+    (key) => sql`${row[key as keyof DeliveryRow]}`,
   );
+  const query = db
+    .insert(webhookDeliveries)
+    .select(sql`SELECT ${sql.join(values, sql`, `)} WHERE changes() > 0`)
+    .toSQL();
+  return d1.prepare(query.sql).bind(...query.params);
+}
+
+/**
+ * Queues the deliveries an ending wrote, once its batch committed. A failure here is logged and
+ * neither undoes nor fails the ending: the rows are pending, so the sweep sends them (within a
+ * minute when the failure could be marked, as lost deliveries after LOST_AFTER_MS when not).
+ */
+export async function sendDeliveries(env: Env, deliveryIds: string[]): Promise<void> {
+  try {
+    await enqueue(
+      env,
+      database(env),
+      deliveryIds.map((deliveryId) => ({ deliveryId, delaySeconds: 0 })),
+    );
+  } catch (error) {
+    console.error(`queueing webhook deliveries ${deliveryIds.join(", ")}:`, error);
+  }
 }
 
 /** Sends a delivery again, as a new delivery with the same message (and so the same webhook-id). */

@@ -66,6 +66,11 @@ export default defineConfig({
                 WEBHOOK_RECEIVER: inject("webhookReceiver"),
                 TEST_MIGRATIONS: await readD1Migrations("./migrations"),
               },
+              // The route classes keep wrangler.toml's limits, which no other test reaches;
+              // tests/edge/rate-limits.test.ts swaps this small one in for the class it tests.
+              ratelimits: {
+                TEST_RATE_LIMIT: { namespace_id: "9301", simple: { limit: 2, period: 10 } },
+              },
             },
           })),
         ],

@@ -7,6 +7,14 @@ export type Env = {
   DB: D1Database;
   BUCKET: R2Bucket;
   WEBHOOKS: Queue<unknown>;
+  /**
+   * Requests per tenant and period on each expensive route class ([[ratelimits]]); optional so
+   * that a deployment without them gets a clear 500 (middleware/rate-limit.ts).
+   */
+  RATE_LIMIT_IMAGES?: RateLimit;
+  RATE_LIMIT_DATASET_UPLOADS?: RateLimit;
+  RATE_LIMIT_JOBS?: RateLimit;
+  RATE_LIMIT_DECODE?: RateLimit;
   /** The admin key (a secret): creates tenants and keys. */
   ADMIN_KEY?: string;
   MAX_IMAGE_BYTES?: string;

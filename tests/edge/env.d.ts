@@ -9,6 +9,8 @@ declare global {
       TEST_MIGRATIONS: D1Migration[];
       /** Base URL of the loopback webhook receiver (tests/edge/global/webhook-receiver.ts). */
       WEBHOOK_RECEIVER: string;
+      /** 2 requests per 10 s (vitest.config.ts), for tests/edge/rate-limits.test.ts. */
+      TEST_RATE_LIMIT: RateLimit;
     }
     interface GlobalProps {
       mainModule: typeof import("../../edge/src/index.ts");

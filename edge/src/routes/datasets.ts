@@ -7,6 +7,7 @@ import type { AppEnv } from "../app-env.ts";
 import { type Config, configOf } from "../config.ts";
 import { database } from "../db/client.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
+import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, PageQuery, problems } from "../schemas/common.ts";
@@ -112,7 +113,7 @@ const add = createRoute({
   description:
     "All or nothing: every image is checked as POST /v1/images checks one, and the first bad one refuses the request, named by its tar path, form part or id, with nothing stored. In an archive, each regular file is an image; directories, links and hidden files (macOS `._*` too) are skipped. Limits: MAX_UPLOAD_BYTES per body, MAX_DATASET_ADD_IMAGES images per request, MAX_DATASET_IMAGES per dataset. Send `Idempotency-Key` to make retries safe.",
   security,
-  middleware: [addLimit],
+  middleware: [rateLimit("datasetUploads"), addLimit],
   request: {
     params: IdParams,
     headers: z.object({ "idempotency-key": z.string().optional() }),
@@ -127,7 +128,7 @@ const add = createRoute({
   },
   responses: {
     201: { description: "Added", content: json(DatasetImagesAdded) },
-    ...problems(400, 401, 403, 404, 409, 413, 415, 422),
+    ...problems(400, 401, 403, 404, 409, 413, 415, 422, 429),
   },
 });
 

@@ -5,6 +5,7 @@ import { bodyLimit } from "hono/body-limit";
 import { configOf } from "../config.ts";
 import { type Db, database } from "../db/client.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
+import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, problems } from "../schemas/common.ts";
@@ -77,7 +78,7 @@ const route = createRoute({
         "application/json": { schema: { type: "object" } },
       },
     },
-    ...problems(400, 401, 403, 409, 413, 415, 422),
+    ...problems(400, 401, 403, 409, 413, 415, 422, 429),
   },
 });
 
@@ -102,6 +103,7 @@ decodeRoutes.use("*", requireKey("api"));
 decodeRoutes.openAPIRegistry.registerPath(route);
 decodeRoutes.post(
   "/",
+  rateLimit("decode"),
   bodyLimit({
     maxSize: MAX_BODY_BYTES,
     onError: () => {

@@ -9,6 +9,7 @@ import { type Config, configOf } from "../config.ts";
 import { database } from "../db/client.ts";
 import { images } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
+import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, isoTime, problems, Timestamp } from "../schemas/common.ts";
@@ -75,7 +76,7 @@ const upload = createRoute({
   description:
     "Images are checked by their bytes: PNG, JPEG or WebP, header readable, within the byte and pixel limits. A declared type that disagrees with the bytes is refused. Send `Idempotency-Key` to make retries safe.",
   security,
-  middleware: [uploadLimit],
+  middleware: [rateLimit("images"), uploadLimit],
   request: {
     headers: z.object({
       "idempotency-key": z
@@ -95,7 +96,7 @@ const upload = createRoute({
   },
   responses: {
     201: { description: "Stored", content: { "application/json": { schema: Uploaded } } },
-    ...problems(400, 401, 403, 409, 413, 415, 422),
+    ...problems(400, 401, 403, 409, 413, 415, 422, 429),
   },
 });
 

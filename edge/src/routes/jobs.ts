@@ -6,6 +6,7 @@ import { configOf } from "../config.ts";
 import { database } from "../db/client.ts";
 import { jobEvents, webhookDeliveries } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
+import { rateLimit } from "../middleware/rate-limit.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, isoTime, PageQuery, problems } from "../schemas/common.ts";
 import { Job, JobCreate, JobEvent, JobKind, JobList, JobStatus } from "../schemas/jobs.ts";
@@ -26,13 +27,14 @@ const create = createRoute({
   description:
     "Checks every reference (tokenizer ready, images and source job of this tenant) and queues one task for a GPU worker. Honours `Idempotency-Key`.",
   security,
+  middleware: [rateLimit("jobs")],
   request: {
     headers: z.object({ "idempotency-key": z.string().optional() }),
     body: { required: true, content: json(JobCreate) },
   },
   responses: {
     202: { description: "Queued", content: json(Job) },
-    ...problems(400, 401, 403, 409, 422),
+    ...problems(400, 401, 403, 409, 422, 429),
   },
 });
 

@@ -24,6 +24,7 @@ const DESCRIPTIONS: Record<number, string> = {
   415: "The body's media type is not accepted here",
   416: "The Range lies outside the object",
   422: "The body is well-formed but cannot be processed",
+  429: "Too many requests of this kind for this tenant; `Retry-After` says when to retry",
 };
 
 /** OpenAPI response entries for the given problem statuses. */

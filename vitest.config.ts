@@ -43,6 +43,8 @@ export default defineConfig({
               // Small limits, so that tests of them need only small bodies.
               bindings: {
                 ADMIN_KEY: "test-admin-key",
+                // One key, as a deployment has; webhooks.test.ts adds others to test rotation.
+                WEBHOOK_KEYS: "test:ByToDeQmsUNTf/cLz6NtYpkYZFw2bceNa75mq3ioePY=",
                 MAX_IMAGE_BYTES: "65536",
                 MAX_IMAGE_PIXELS: "1000000",
                 MAX_UPLOAD_BYTES: "262144",

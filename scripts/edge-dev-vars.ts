@@ -1,17 +1,13 @@
 /**
- * Writes .dev.vars (git-ignored) for `wrangler dev` if it does not exist yet: a fresh random
- * ADMIN_KEY and loopback webhooks allowed. Prints where the admin key is, never the key itself.
+ * Writes .dev.vars (git-ignored) for `wrangler dev` if it does not exist yet, as npm start does
+ * (scripts/start/edge.ts): a fresh random ADMIN_KEY and WEBHOOK_KEYS, loopback webhooks allowed.
+ * Prints where the admin key is, never the key itself.
  */
 
-import { randomBytes } from "node:crypto";
-import { existsSync, writeFileSync } from "node:fs";
+import { ensureDevVars } from "./start/edge.ts";
 
-const path = new URL("../.dev.vars", import.meta.url);
-
-if (existsSync(path)) {
-  console.log(".dev.vars exists; keeping it.");
-} else {
-  const adminKey = `rvq_admin_${randomBytes(32).toString("base64url")}`;
-  writeFileSync(path, `ADMIN_KEY=${adminKey}\nALLOW_LOOPBACK_WEBHOOKS=true\n`, { mode: 0o600 });
+if (ensureDevVars().created) {
   console.log("Wrote .dev.vars with a new ADMIN_KEY for local development.");
+} else {
+  console.log(".dev.vars exists; keeping it.");
 }

@@ -17,6 +17,11 @@ export type Env = {
   RATE_LIMIT_DECODE?: RateLimit;
   /** The admin key (a secret): creates tenants and keys. */
   ADMIN_KEY?: string;
+  /**
+   * The keys that encrypt webhook signing secrets in D1 (a secret): `id:base64key,...`, the first
+   * current (services/webhook-secret.ts).
+   */
+  WEBHOOK_KEYS?: string;
   MAX_IMAGE_BYTES?: string;
   MAX_IMAGE_PIXELS?: string;
   MAX_UPLOAD_BYTES?: string;

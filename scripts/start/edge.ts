@@ -1,11 +1,11 @@
 /**
  * The edge under `wrangler dev`: local D1 (migrated first), R2 with its S3 door, Queues and cron,
- * all persisted in the state directory, offline. The admin key comes from .dev.vars, which
- * wrangler reads from the repository root; it is created on first start.
+ * all persisted in the state directory, offline. The admin key and the webhook keys come from
+ * .dev.vars, which wrangler reads from the repository root; it is created on first start.
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -28,19 +28,36 @@ export const OFFLINE_ENV = {
 /** wrangler.toml's local_dev.experimental_s3_credentials: valid only against wrangler dev. */
 export const LOCAL_S3 = { accessKeyId: "revq-local", secretAccessKey: "revq-local-secret" };
 
-/** The admin key of .dev.vars, writing the file first if there is none. */
+/** WEBHOOK_KEYS for local development: one random key (docs/deploy.md, "Secrets"). */
+const webhookKeysLine = () => `WEBHOOK_KEYS=dev:${randomBytes(32).toString("base64")}\n`;
+
+/**
+ * The admin key of .dev.vars, writing the file first if there is none, and adding WEBHOOK_KEYS
+ * to one made before the edge encrypted webhook secrets.
+ */
 export function ensureDevVars(): { adminKey: string; created: boolean } {
   let created = false;
   if (!existsSync(DEV_VARS)) {
     const key = `rvq_admin_${randomBytes(32).toString("base64url")}`;
     // Loopback webhook targets are refused in production; locally they are the point.
-    writeFileSync(DEV_VARS, `ADMIN_KEY=${key}\nALLOW_LOOPBACK_WEBHOOKS=true\n`, {
-      mode: 0o600,
-      flag: "wx",
-    });
+    writeFileSync(
+      DEV_VARS,
+      `ADMIN_KEY=${key}\nALLOW_LOOPBACK_WEBHOOKS=true\n${webhookKeysLine()}`,
+      {
+        mode: 0o600,
+        flag: "wx",
+      },
+    );
     created = true;
   }
-  const match = readFileSync(DEV_VARS, "utf8").match(/^ADMIN_KEY=(.+)$/m);
+  const text = readFileSync(DEV_VARS, "utf8");
+  if (!/^WEBHOOK_KEYS=/m.test(text)) {
+    appendFileSync(
+      DEV_VARS,
+      `${text === "" || text.endsWith("\n") ? "" : "\n"}${webhookKeysLine()}`,
+    );
+  }
+  const match = text.match(/^ADMIN_KEY=(.+)$/m);
   if (!match) {
     throw new Error(
       `${DEV_VARS} has no ADMIN_KEY line: add one (ADMIN_KEY=<a long random secret>) or delete the file to have one made`,

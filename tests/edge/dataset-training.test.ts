@@ -247,7 +247,7 @@ describe("train jobs on datasets", () => {
       status: 422,
       code: "tokenizer-required",
     });
-    const named = await createJob(env, database(env), config, world.id, {
+    const { job: named } = await createJob(env, database(env), config, world.id, {
       ...body,
       tokenizer: world.tokenizerId,
     });

@@ -1,15 +1,28 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { LeasedTask } from "@revq/shared";
 import { eq } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it, vi } from "vitest";
+import { app } from "../../edge/src/app.ts";
 import { configOf } from "../../edge/src/config.ts";
 import { database } from "../../edge/src/db/client.ts";
-import { webhookAttempts, webhookDeliveries } from "../../edge/src/db/schema.ts";
+import {
+  jobs,
+  webhookAttempts,
+  webhookDeliveries,
+  webhookEndpoints,
+} from "../../edge/src/db/schema.ts";
 import type { Env } from "../../edge/src/env.ts";
 import { newId } from "../../edge/src/services/ids.ts";
 import { cancelJob } from "../../edge/src/services/jobs.ts";
 import { completeTask, failTask, requeueExpired } from "../../edge/src/services/task-queue.ts";
+import {
+  newSigningSecret,
+  openSecret,
+  resealSecrets,
+  sealSecret,
+} from "../../edge/src/services/webhook-secret.ts";
 import { checkWebhookTarget, hostProblem } from "../../edge/src/services/webhook-target.ts";
 import {
   attemptDelivery,
@@ -859,5 +872,253 @@ describe("the outbox: a job's end and its deliveries are one batch", () => {
       return got.length >= endings.length ? got : undefined;
     });
     expect(await received("outbox-endings")).toHaveLength(endings.length);
+  });
+});
+
+/** A WEBHOOK_KEYS entry with a fresh random key. */
+function keyEntry(id: string): string {
+  return `${id}:${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
+}
+
+/** A request to the app under `keysEnv` instead of the test bindings. */
+async function callWith(keysEnv: Env, path: string, init: RequestInit & { key: string }) {
+  const headers = new Headers(init.headers);
+  headers.set("authorization", `Bearer ${init.key}`);
+  const ctx = createExecutionContext();
+  const res = await app.fetch(
+    new Request(`http://edge${path}`, { ...init, headers }),
+    keysEnv,
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
+const SEALED_UNDER_TEST = /^aes256gcm:test:[\w-]{16}:[\w-]+$/;
+
+async function storedEndpointSecret(id: string): Promise<string> {
+  const [row] = await database(env)
+    .select({ secret: webhookEndpoints.secret })
+    .from(webhookEndpoints)
+    .where(eq(webhookEndpoints.id, id));
+  return row.secret;
+}
+
+async function storedJobSecret(id: string): Promise<string> {
+  const [row] = await database(env)
+    .select({ secret: jobs.webhookSecret })
+    .from(jobs)
+    .where(eq(jobs.id, id));
+  return row.secret as string;
+}
+
+describe("signing secrets at rest", () => {
+  it("are stored encrypted under the current key, bound to their row, and still sign deliveries", async () => {
+    const world = await newWorld();
+    const endpoint = await registerEndpoint(world, `${receiver}/ok/at-rest-endpoint`);
+    const job = await finishJob(world, "succeed", { webhookUrl: `${receiver}/ok/at-rest-job` });
+    const secret = job.webhookSecret as string;
+    const stored = {
+      endpoint: await storedEndpointSecret(endpoint.id),
+      job: await storedJobSecret(job.id),
+    };
+    for (const [value, plain] of [
+      [stored.endpoint, endpoint.secret],
+      [stored.job, secret],
+    ]) {
+      expect(value).toMatch(SEALED_UNDER_TEST);
+      expect(value).not.toContain(plain.slice("whsec_".length));
+    }
+    expect(await openSecret(env, stored.endpoint, endpoint.id)).toBe(endpoint.secret);
+    expect(await openSecret(env, stored.job, job.id)).toBe(secret);
+    // Copied onto another row, a value does not open.
+    await expect(openSecret(env, stored.endpoint, job.id)).rejects.toThrow(/does not decrypt/);
+    // A fresh IV each time: the same secret never encrypts to the same value.
+    expect(await sealSecret(env, secret, job.id)).not.toBe(await sealSecret(env, secret, job.id));
+
+    for (const [box, key] of [
+      ["at-rest-endpoint", endpoint.secret],
+      ["at-rest-job", secret],
+    ]) {
+      const [request] = await waitFor(async () => {
+        const got = await received(box);
+        return got.length > 0 ? got : undefined;
+      });
+      expect(new Webhook(key).verify(request.body, request.headers)).toMatchObject({
+        type: "job.succeeded",
+      });
+    }
+  });
+
+  it("an idempotent replay of a job's creation answers without its secret, and no record keeps it", async () => {
+    const world = await newWorld();
+    const [image] = await uploadImages(world.apiKey, 1);
+    const body = JSON.stringify({
+      kind: "encode",
+      tokenizer: world.tokenizerId,
+      inputs: { images: [image] },
+      webhookUrl: `${receiver}/ok/replayed`,
+    });
+    const send = () =>
+      call("/v1/jobs", {
+        method: "POST",
+        body,
+        headers: { "idempotency-key": "secret-once", "content-type": "application/json" },
+        key: world.apiKey,
+      });
+    const first = await send();
+    const created = (await first.json()) as { id: string; webhookSecret?: string };
+    expect(created.webhookSecret).toMatch(/^whsec_/);
+    const replay = await send();
+    expect(replay.status).toBe(202);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    const { webhookSecret: _, ...view } = created;
+    expect(await replay.json()).toEqual(view);
+    const records = await env.DB.prepare("SELECT body FROM idempotency_keys WHERE tenant_id = ?")
+      .bind(world.id)
+      .all<{ body: string }>();
+    expect(records.results).toHaveLength(1);
+    expect(records.results[0].body).not.toContain(created.webhookSecret);
+
+    // A record kept before this change loses the secret it held, through the migration.
+    const old = { ...created, note: "kept" };
+    await env.DB.prepare(
+      "INSERT INTO idempotency_keys (tenant_id, route, key, fingerprint, body, created_at) VALUES (?, 'POST /v1/jobs', 'before', 'f', ?, ?)",
+    )
+      .bind(world.id, JSON.stringify(old), Date.now())
+      .run();
+    const migration = env.TEST_MIGRATIONS.find((m) =>
+      m.name.includes("idempotency_forget_secrets"),
+    );
+    for (const query of migration?.queries ?? []) await env.DB.prepare(query).run();
+    const kept = await env.DB.prepare(
+      "SELECT body FROM idempotency_keys WHERE tenant_id = ? AND key = 'before'",
+    )
+      .bind(world.id)
+      .first<string>("body");
+    expect(JSON.parse(kept as string)).toEqual({ ...view, note: "kept" });
+  });
+
+  it("plain secrets from before encryption still sign, and the sweep encrypts them", async () => {
+    const world = await newWorld();
+    const plain = newSigningSecret();
+    const legacyId = newId("whk", Date.now());
+    await database(env)
+      .insert(webhookEndpoints)
+      .values({
+        id: legacyId,
+        tenantId: world.id,
+        url: `${receiver}/ok/legacy-endpoint`,
+        secret: plain,
+        events: JSON.stringify(["job.succeeded"]),
+        createdAt: Date.now(),
+      });
+    const job = await createEncodeJob(world, 1, { webhookUrl: `${receiver}/ok/legacy-job` });
+    const jobSecret = (job as { webhookSecret?: string }).webhookSecret as string;
+    await database(env).update(jobs).set({ webhookSecret: jobSecret }).where(eq(jobs.id, job.id));
+    const [task] = await lease(world.workerKey);
+    await writeTokensFor(task, world.tiny);
+    await workerCall(world.workerKey, `/tasks/${task.taskId}/complete`, {
+      leaseId: task.leaseId,
+      result: { kind: "encode" },
+    });
+    for (const [box, key] of [
+      ["legacy-endpoint", plain],
+      ["legacy-job", jobSecret],
+    ]) {
+      const [request] = await waitFor(async () => {
+        const got = await received(box);
+        return got.length > 0 ? got : undefined;
+      });
+      expect(() => new Webhook(key).verify(request.body, request.headers)).not.toThrow();
+    }
+
+    expect(await resealSecrets(env)).toBeGreaterThanOrEqual(2);
+    const stored = {
+      endpoint: await storedEndpointSecret(legacyId),
+      job: await storedJobSecret(job.id),
+    };
+    expect(stored.endpoint).toMatch(SEALED_UNDER_TEST);
+    expect(stored.job).toMatch(SEALED_UNDER_TEST);
+    expect(await openSecret(env, stored.endpoint, legacyId)).toBe(plain);
+    expect(await openSecret(env, stored.job, job.id)).toBe(jobSecret);
+    // Nothing left to do: the next sweep changes nothing.
+    expect(await resealSecrets(env)).toBe(0);
+  });
+
+  it("rotate: old values open once a new key is current, new ones use it, the sweep moves the old ones", async () => {
+    const world = await newWorld();
+    const old = await registerEndpoint(world, `${receiver}/ok/rotation-old`);
+    const next = keyEntry("next");
+    const rotated: Env = { ...env, WEBHOOK_KEYS: `${next},${env.WEBHOOK_KEYS}` };
+
+    expect(await openSecret(rotated, await storedEndpointSecret(old.id), old.id)).toBe(old.secret);
+    const res = await callWith(rotated, "/v1/webhooks", {
+      ...json({ url: `${receiver}/ok/rotation-new` }),
+      key: world.apiKey,
+    });
+    const fresh = (await res.json()) as { id: string; secret: string };
+    const freshStored = await storedEndpointSecret(fresh.id);
+    expect(freshStored).toMatch(/^aes256gcm:next:/);
+    expect(await openSecret(rotated, freshStored, fresh.id)).toBe(fresh.secret);
+    // A deployment that does not list the key a value names says which.
+    await expect(openSecret(env, freshStored, fresh.id)).rejects.toMatchObject({
+      status: 500,
+      code: "misconfigured",
+      message: expect.stringMatching(/key "next", which WEBHOOK_KEYS no longer lists/),
+    });
+
+    expect(await resealSecrets(rotated)).toBeGreaterThanOrEqual(1);
+    const moved = await storedEndpointSecret(old.id);
+    expect(moved).toMatch(/^aes256gcm:next:/);
+    expect(await openSecret(rotated, moved, old.id)).toBe(old.secret);
+    // Back under the test key, which the queue consumer of the other tests has.
+    expect(
+      await resealSecrets({ ...env, WEBHOOK_KEYS: `${env.WEBHOOK_KEYS},${next}` }),
+    ).toBeGreaterThanOrEqual(2);
+    for (const { id, secret } of [old, fresh]) {
+      expect(await openSecret(env, await storedEndpointSecret(id), id)).toBe(secret);
+    }
+  });
+
+  it("a deployment without a usable WEBHOOK_KEYS is refused where a key is needed, and only there", async () => {
+    const world = await newWorld();
+    const [image] = await uploadImages(world.apiKey, 1);
+    const jobBody = (extra: object) =>
+      json({ kind: "encode", tokenizer: world.tokenizerId, inputs: { images: [image] }, ...extra });
+    const register = json({ url: `${receiver}/ok/no-key` });
+    const { WEBHOOK_KEYS: _, ...unset } = env;
+    for (const [keys, status, code, detail] of [
+      [unset, 503, "webhook-keys-not-configured", /the WEBHOOK_KEYS secret.* is not set/],
+      [{ ...env, WEBHOOK_KEYS: "k1:c2hvcnQ=" }, 500, "misconfigured", /WEBHOOK_KEYS: each entry/],
+      [
+        { ...env, WEBHOOK_KEYS: `${keyEntry("a")},${keyEntry("a")}` },
+        500,
+        "misconfigured",
+        /WEBHOOK_KEYS: a key id is listed twice/,
+      ],
+    ] as const) {
+      const refused = [
+        await callWith(keys, "/v1/webhooks", { ...register, key: world.apiKey }),
+        await callWith(keys, "/v1/jobs", {
+          ...jobBody({ webhookUrl: `${receiver}/ok/no-key` }),
+          key: world.apiKey,
+        }),
+      ];
+      for (const res of refused) {
+        expect((await expectProblem(res, status, code)).detail).toMatch(detail);
+      }
+      // A job without a webhook needs no key.
+      expect((await callWith(keys, "/v1/jobs", { ...jobBody({}), key: world.apiKey })).status).toBe(
+        202,
+      );
+    }
+    // Nothing was left behind by the refused requests.
+    const webhooks = await (await call("/v1/webhooks", { key: world.apiKey })).json();
+    expect(webhooks).toEqual({ webhooks: [] });
+    const listed = (await (await call("/v1/jobs", { key: world.apiKey })).json()) as {
+      jobs: { webhookUrl: string | null }[];
+    };
+    expect(listed.jobs.map((j) => j.webhookUrl)).toEqual([null, null, null]);
   });
 });

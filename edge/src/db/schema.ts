@@ -167,7 +167,10 @@ export const jobs = sqliteTable(
     /** The request's inputs (and parameters), as accepted. */
     inputs: text("inputs").notNull(),
     webhookUrl: text("webhook_url"),
-    /** Signs deliveries to webhookUrl; shown once, in the answer that created the job. */
+    /**
+     * Signs deliveries to webhookUrl; shown once, in the answer that created the job. Encrypted
+     * (services/webhook-secret.ts).
+     */
     webhookSecret: text("webhook_secret"),
     /** The latest progress a worker reported. */
     progress: text("progress"),
@@ -183,6 +186,8 @@ export const jobs = sqliteTable(
     index("jobs_tenant").on(t.tenantId, t.id),
     index("jobs_tenant_status").on(t.tenantId, t.status, t.id),
     index("jobs_parent").on(t.parentJobId),
+    // The sweep finds the secrets not under the current key by range (services/webhook-secret.ts).
+    index("jobs_webhook_secret").on(t.webhookSecret).where(sql`${t.webhookSecret} IS NOT NULL`),
   ],
 );
 
@@ -239,8 +244,8 @@ export const jobEvents = sqliteTable(
 );
 
 /**
- * A tenant's webhook endpoints. The signing secret is kept (it signs every delivery) but shown
- * only once, when the endpoint is created.
+ * A tenant's webhook endpoints. The signing secret is kept, encrypted (it signs every delivery;
+ * services/webhook-secret.ts), but shown only once, when the endpoint is created.
  */
 export const webhookEndpoints = sqliteTable(
   "webhook_endpoints",
@@ -255,7 +260,10 @@ export const webhookEndpoints = sqliteTable(
     events: text("events").notNull(),
     createdAt: createdAt(),
   },
-  (t) => [index("webhook_endpoints_tenant").on(t.tenantId)],
+  (t) => [
+    index("webhook_endpoints_tenant").on(t.tenantId),
+    index("webhook_endpoints_secret").on(t.secret),
+  ],
 );
 
 /** One message to one target (an endpoint, or a job's own URL), with its retry state. */

@@ -148,18 +148,20 @@ jobRoutes.openapi(create, async (c) => {
   const tenantId = tenantOf(c.get("principal"));
   const body = c.req.valid("json");
   const db = database(c.env);
+  // The secret stays out of the idempotency record: a replay answers the job without it.
+  const shown: { webhookSecret?: string } = {};
   const view = await withIdempotency(
     c,
     tenantId,
     await sha256Hex(canonicalJson(body)),
     async () => {
-      const job = await createJob(c.env, db, configOf(c.env), tenantId, body);
-      const created = await findJobView(db, tenantId, job.id);
-      return job.webhookSecret ? { ...created, webhookSecret: job.webhookSecret } : created;
+      const { job, webhookSecret } = await createJob(c.env, db, configOf(c.env), tenantId, body);
+      if (webhookSecret) shown.webhookSecret = webhookSecret;
+      return findJobView(db, tenantId, job.id);
     },
   );
   c.header("location", `/v1/jobs/${view.id}`);
-  return c.json(view, 202);
+  return c.json({ ...view, ...shown }, 202);
 });
 
 jobRoutes.openapi(get, async (c) => {

@@ -18,7 +18,7 @@ import {
 import { decodeCursor, encodeCursor } from "../services/cursor.ts";
 import { newId } from "../services/ids.ts";
 import { ID_CHUNK } from "../services/job-limits.ts";
-import { newSigningSecret } from "../services/webhook-secret.ts";
+import { newSigningSecret, sealSecret } from "../services/webhook-secret.ts";
 import { checkWebhookTarget } from "../services/webhook-target.ts";
 import {
   type DeliveryRow,
@@ -247,11 +247,13 @@ webhookRoutes.openapi(create, async (c) => {
   const { url, events } = c.req.valid("json");
   checkWebhookTarget(url, configOf(c.env).allowLoopbackWebhooks);
   const now = Date.now();
+  const id = newId("whk", now);
+  const secret = newSigningSecret();
   const row = {
-    id: newId("whk", now),
+    id,
     tenantId,
     url,
-    secret: newSigningSecret(),
+    secret: await sealSecret(c.env, secret, id),
     events: JSON.stringify([...new Set(events)]),
     createdAt: now,
   };
@@ -262,7 +264,7 @@ webhookRoutes.openapi(create, async (c) => {
       `The tenant has ${MAX_WEBHOOK_ENDPOINTS} webhook endpoints, the most it may have; delete one first.`,
     );
   }
-  return c.json({ ...endpointView(row), secret: row.secret }, 201);
+  return c.json({ ...endpointView(row), secret }, 201);
 });
 
 webhookRoutes.openapi(list, async (c) => {

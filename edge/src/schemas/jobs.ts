@@ -78,7 +78,8 @@ export const Job = z
     inputs: z.record(z.string(), z.unknown()),
     webhookUrl: z.string().nullable(),
     webhookSecret: z.string().optional().openapi({
-      description: "Signs the deliveries to webhookUrl. Only in the answer that created the job.",
+      description:
+        "Signs the deliveries to webhookUrl. Only in the answer that created the job, not in an idempotent replay of it.",
     }),
     progress: z
       .object({ done: z.number(), total: z.number().optional(), stage: z.string().optional() })

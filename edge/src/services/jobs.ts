@@ -24,7 +24,7 @@ import { tenantImages } from "./images.ts";
 import { eventIfChangedStatement } from "./job-events.ts";
 import { JOB_VIEW_COLUMNS, jobView } from "./job-view.ts";
 import { findTokenizer, manifestOf, type TokenizerRow } from "./tokenizers.ts";
-import { newSigningSecret } from "./webhook-secret.ts";
+import { newSigningSecret, sealSecret } from "./webhook-secret.ts";
 import { checkWebhookTarget } from "./webhook-target.ts";
 import { endingOutbox, sendDeliveries } from "./webhooks.ts";
 
@@ -264,7 +264,8 @@ function jobStatements(db: Db, config: Config, job: JobRow, taskId: string, payl
 
 /**
  * Creates the job, its task and its first event, and those of a train job's extract jobs, in
- * one D1 batch.
+ * one D1 batch. With a webhookUrl, also its signing secret: the row keeps it encrypted, the
+ * caller gets it in clear to show once.
  */
 export async function createJob(
   env: Env,
@@ -272,7 +273,7 @@ export async function createJob(
   config: Config,
   tenantId: string,
   body: JobCreate,
-): Promise<JobRow> {
+): Promise<{ job: JobRow; webhookSecret?: string }> {
   const now = Date.now();
   const jobId = newId("job", now);
   if (body.webhookUrl) checkWebhookTarget(body.webhookUrl, config.allowLoopbackWebhooks);
@@ -294,10 +295,11 @@ export async function createJob(
     updatedAt: now,
     finishedAt: null,
   });
+  const webhookSecret = webhookUrl ? newSigningSecret() : undefined;
   const job: JobRow = {
     ...row({ id: jobId, kind, inputs: JSON.stringify(inputs), parentJobId: null }),
     webhookUrl: webhookUrl ?? null,
-    webhookSecret: webhookUrl ? newSigningSecret() : null,
+    webhookSecret: webhookSecret ? await sealSecret(env, webhookSecret, jobId) : null,
   };
   // The queue leases by (available_at, id): sorted task ids of one instant put the extract
   // tasks ahead of their train task, so that free workers take them first; sorted job ids list
@@ -320,7 +322,7 @@ export async function createJob(
     ...jobStatements(db, config, job, taskIds[extract.length], payload),
   ];
   await db.batch([first, ...rest]);
-  return job;
+  return { job, webhookSecret };
 }
 
 export type JobFilter = {

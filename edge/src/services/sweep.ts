@@ -2,12 +2,14 @@
 import type { Env } from "../env.ts";
 import { sweepIdempotencyKeys } from "./idempotency.ts";
 import { requeueExpired } from "./task-queue.ts";
+import { resealSecrets } from "./webhook-secret.ts";
 import { requeueLostDeliveries } from "./webhooks.ts";
 
 export type SweepReport = {
   expiredLeases: number;
   idempotencyKeysDropped: number;
   lostDeliveriesRequeued: number;
+  webhookSecretsResealed: number;
 };
 
 export async function sweep(env: Env, now: number): Promise<SweepReport> {
@@ -15,5 +17,7 @@ export async function sweep(env: Env, now: number): Promise<SweepReport> {
     expiredLeases: await requeueExpired(env, now),
     idempotencyKeysDropped: await sweepIdempotencyKeys(env, now),
     lostDeliveriesRequeued: await requeueLostDeliveries(env, now),
+    // Last: a key missing from WEBHOOK_KEYS stops only this.
+    webhookSecretsResealed: await resealSecrets(env),
   };
 }

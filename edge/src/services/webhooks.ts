@@ -13,6 +13,7 @@ import type { Env } from "../env.ts";
 import { newId } from "./ids.ts";
 import { ID_CHUNK } from "./job-limits.ts";
 import { JOB_VIEW_COLUMNS, jobView } from "./job-view.ts";
+import { openSecret } from "./webhook-secret.ts";
 import { checkWebhookTarget } from "./webhook-target.ts";
 
 export const WEBHOOK_EVENTS = [
@@ -213,19 +214,20 @@ export async function redeliver(env: Env, db: Db, delivery: DeliveryRow): Promis
   return row;
 }
 
-async function signingSecret(db: Db, delivery: DeliveryRow): Promise<string | undefined> {
+async function signingSecret(env: Env, db: Db, delivery: DeliveryRow) {
   if (delivery.endpointId) {
     const [endpoint] = await db
-      .select()
+      .select({ secret: webhookEndpoints.secret })
       .from(webhookEndpoints)
       .where(eq(webhookEndpoints.id, delivery.endpointId));
-    return endpoint?.secret;
+    return endpoint && openSecret(env, endpoint.secret, delivery.endpointId);
   }
+  const jobId = delivery.jobId ?? "";
   const [job] = await db
     .select({ secret: jobs.webhookSecret })
     .from(jobs)
-    .where(eq(jobs.id, delivery.jobId ?? ""));
-  return job?.secret ?? undefined;
+    .where(eq(jobs.id, jobId));
+  return job?.secret ? openSecret(env, job.secret, jobId) : undefined;
 }
 
 export type AttemptOutcome =
@@ -249,7 +251,7 @@ export async function attemptDelivery(
   let statusCode: number | null = null;
   let error: string | null = null;
   let final = false;
-  const secret = await signingSecret(db, delivery);
+  const secret = await signingSecret(env, db, delivery);
   try {
     if (!secret) {
       final = true;

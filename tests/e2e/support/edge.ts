@@ -1,8 +1,8 @@
 /**
  * The edge under `wrangler dev`, as the end-to-end tests need it: local D1 (migrated), R2 with
- * its S3 door, Queues and cron, state in a temporary folder, a random admin key, offline. The
- * server runs in its own process group and is stopped as a whole; it can be stopped and started
- * again on the same port and state (the edge "going away for a while").
+ * its S3 door, Queues and cron, state in a temporary folder, a random admin key and webhook key,
+ * offline. The server runs in its own process group and is stopped as a whole; it can be stopped
+ * and started again on the same port and state (the edge "going away for a while").
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -40,6 +40,7 @@ export function freePort(): Promise<number> {
 export class LocalEdge {
   readonly dir = mkdtempSync(join(tmpdir(), "revq-e2e-edge-"));
   readonly adminKey = `e2e-${randomBytes(16).toString("hex")}`;
+  private readonly webhookKeys = `e2e:${randomBytes(32).toString("base64")}`;
   port = 0;
   private child: ChildProcess | undefined;
   private readonly vars: Record<string, string>;
@@ -77,10 +78,11 @@ export class LocalEdge {
       this.port = await freePort();
     }
     const log = openSync(this.logFile, "a");
-    const vars = Object.entries({ ADMIN_KEY: this.adminKey, ...this.vars }).flatMap(([k, v]) => [
-      "--var",
-      `${k}:${v}`,
-    ]);
+    const vars = Object.entries({
+      ADMIN_KEY: this.adminKey,
+      WEBHOOK_KEYS: this.webhookKeys,
+      ...this.vars,
+    }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
     const args = [
       "dev",
       "--ip",

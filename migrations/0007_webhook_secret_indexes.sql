@@ -1,0 +1,2 @@
+CREATE INDEX `jobs_webhook_secret` ON `jobs` (`webhook_secret`) WHERE "jobs"."webhook_secret" IS NOT NULL;--> statement-breakpoint
+CREATE INDEX `webhook_endpoints_secret` ON `webhook_endpoints` (`secret`);

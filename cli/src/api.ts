@@ -2,7 +2,9 @@
  * The edge's client API over fetch: bearer key, problem+json refusals turned into CliErrors with
  * the edge's own detail, answers validated by schema. Reads, and calls that create something
  * under an Idempotency-Key, are retried when the edge could not be reached or failed (5xx), so a
- * flaky connection neither loses nor doubles an upload or a job.
+ * flaky connection neither loses nor doubles an upload or a job. Any call the edge rate-limits
+ * (429: nothing was done) is sent again after its Retry-After, so a long upload slows down
+ * instead of failing.
  */
 import type * as z from "zod";
 import type { Connection } from "./config.ts";
@@ -21,6 +23,10 @@ export type CallOptions = {
 };
 
 const RETRY_DELAYS_MS = [500, 2000, 5000];
+/** How often a rate-limited call is sent again (each after the edge's Retry-After). */
+const RATE_LIMITED_TRIES = 10;
+/** The longest Retry-After honoured, in seconds; the edge's is 60. */
+const MAX_RETRY_AFTER_S = 120;
 
 export class Api {
   readonly url: string;
@@ -89,6 +95,7 @@ export class Api {
     // Reads are safe to repeat; writes only under an idempotency key.
     const repeatable = method === "GET" || options.idempotencyKey !== undefined;
     const attempts = repeatable ? RETRY_DELAYS_MS.length + 1 : 1;
+    let limited = 0;
     for (let attempt = 1; ; attempt++) {
       let response: Response;
       try {
@@ -101,6 +108,19 @@ export class Api {
         throw unreachable(this.url, error);
       }
       if (response.ok || response.status === 304) return response;
+      // The edge refuses a rate-limited call before doing anything (docs/api.md, "Rate limits"):
+      // any call, a write without a key too, may be sent again once the window has passed.
+      if (response.status === 429 && limited < RATE_LIMITED_TRIES) {
+        limited++;
+        attempt--; // not a failed attempt
+        await response.body?.cancel();
+        const seconds = retryAfterSeconds(response.headers.get("retry-after"));
+        process.stderr.write(
+          `revq: the edge rate-limited ${method} ${path}; sending it again in ${seconds} s\n`,
+        );
+        await sleep(seconds * 1000);
+        continue;
+      }
       const error = await refusal(method, path, response);
       // idempotency-key-in-progress: an earlier try is still running on the edge.
       const retryable = response.status >= 500 || error.code === "idempotency-key-in-progress";
@@ -108,6 +128,15 @@ export class Api {
       await sleep(RETRY_DELAYS_MS[attempt - 1]);
     }
   }
+}
+
+/** Retry-After in seconds (a count or an HTTP date), within [0, MAX_RETRY_AFTER_S]; 1 if absent. */
+function retryAfterSeconds(header: string | null): number {
+  if (header === null) return 1;
+  const seconds = /^\d+$/.test(header.trim())
+    ? Number(header)
+    : Math.ceil((Date.parse(header) - Date.now()) / 1000);
+  return Number.isFinite(seconds) ? Math.min(MAX_RETRY_AFTER_S, Math.max(0, seconds)) : 1;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -166,7 +166,11 @@ describe("the extract task", () => {
       if (p.done === 12) controller.abort(new Error("cancelled"));
     };
     await expect(w.run(extract(ref, dataset, [0, 1, 2]), ctx)).rejects.toThrow("cancelled");
-    expect(w.encoded()).toBe(12);
+    // Batches already loaded when the job was cancelled may still be encoded (pipeline/overlap.ts
+    // keeps two ahead, of 4 images here), never written.
+    const encoded = w.encoded();
+    expect(encoded).toBeGreaterThanOrEqual(12);
+    expect(encoded).toBeLessThanOrEqual(12 + 2 * 4);
     expect([...bucket.objects.keys()].filter((k) => k.startsWith(dataset.latents))).toEqual([
       dataset.latents + latentShardName(0),
     ]);

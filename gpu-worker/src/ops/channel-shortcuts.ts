@@ -132,30 +132,38 @@ registerReferenceKernel(
   ),
 );
 
-// The engine asks only for the inputs the op was given: residual's is read when it was.
-tf.registerGradient({
-  kernelName: CHANNEL_MEANS,
-  inputsToSave: ["x"],
-  gradFunc: (dy, saved, attrs) => {
-    const { space, channels } = attrsOf(attrs);
-    const xChannels = (saved[0] as tf.Tensor4D).shape[3];
-    const g = (space * space * xChannels) / channels;
-    return {
-      x: () => tf.div(channelRepeatsOp(dy as tf.Tensor4D, space, xChannels), g),
-      residual: () => dy as tf.Tensor,
-    };
-  },
-});
-tf.registerGradient({
-  kernelName: CHANNEL_REPEATS,
-  inputsToSave: ["x"],
-  gradFunc: (dy, saved, attrs) => {
-    const { space, channels } = attrsOf(attrs);
-    const xChannels = (saved[0] as tf.Tensor4D).shape[3];
-    const r = (space * space * channels) / xChannels;
-    return {
-      x: () => tf.mul(channelMeansOp(dy as tf.Tensor4D, space, xChannels), r),
-      residual: () => dy as tf.Tensor,
-    };
-  },
-});
+/**
+ * Each op's gradient is the other op on dy, back to x's channels, times `scale` (1/g for the
+ * means, r for the repeats); the residual's is dy. The engine asks only for the inputs the op
+ * was given: residual's is read when it was.
+ */
+function registerAdjointGradient(
+  kernelName: string,
+  adjoint: typeof channelMeansOp,
+  scale: (attrs: ShortcutAttrs, xChannels: number) => number,
+): void {
+  tf.registerGradient({
+    kernelName,
+    inputsToSave: ["x"],
+    gradFunc: (dy, saved, attrs) => {
+      const shortcut = attrsOf(attrs);
+      const xChannels = (saved[0] as tf.Tensor4D).shape[3];
+      return {
+        x: () =>
+          tf.mul(adjoint(dy as tf.Tensor4D, shortcut.space, xChannels), scale(shortcut, xChannels)),
+        residual: () => dy as tf.Tensor,
+      };
+    },
+  });
+}
+
+registerAdjointGradient(
+  CHANNEL_MEANS,
+  channelRepeatsOp,
+  ({ space, channels }, xChannels) => channels / (space * space * xChannels),
+);
+registerAdjointGradient(
+  CHANNEL_REPEATS,
+  channelMeansOp,
+  ({ space, channels }, xChannels) => (space * space * channels) / xChannels,
+);

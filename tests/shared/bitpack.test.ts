@@ -165,4 +165,12 @@ describe("rejections", () => {
     );
     expect(code(() => packBits([1, 2, 3], 8, new Uint8Array(4), 2))).toBe("output-too-small");
   });
+
+  // Found by npm run fuzz: the output array was allocated before the count was checked, so a
+  // negative count threw a RangeError and a huge one allocated before "truncated".
+  it("checks the count before allocating the output", () => {
+    expect(code(() => unpackBits(new Uint8Array(4), -1, 8))).toBe("bad-count");
+    expect(code(() => unpackBits(new Uint8Array(4), 1.5, 8))).toBe("bad-count");
+    expect(code(() => unpackBits(new Uint8Array(4), 2 ** 40, 8))).toBe("truncated");
+  });
 });

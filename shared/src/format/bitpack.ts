@@ -74,19 +74,22 @@ export function packBits(
 }
 
 /**
- * Unpacks `count` values of `bits` bits from `bytes` into `out` starting at `outOffset`.
- * Reads `packedByteLength(count, bits)` bytes from the start of `bytes`; padding bits are ignored
- * here (see {@link paddingIsZero}). Returns `out`.
+ * Unpacks `count` values of `bits` bits from `bytes` into `out` (a new array if not given)
+ * starting at `outOffset`. Reads `packedByteLength(count, bits)` bytes from the start of `bytes`;
+ * padding bits are ignored here (see {@link paddingIsZero}). Returns `out`.
  */
 export function unpackBits(
   bytes: Uint8Array,
   count: number,
   bits: number,
-  out: Uint32Array = new Uint32Array(count),
+  given?: Uint32Array,
   outOffset = 0,
 ): Uint32Array {
   const byteLength = packedByteLength(count, bits);
   checkRoom(bytes.length, byteLength, "input");
+  // Allocated only once count is checked against the input: a bad or huge count is a FormatError,
+  // not a RangeError from the typed array (or an allocation of gigabytes).
+  const out = given ?? new Uint32Array(count);
   checkRoom(out.length - outOffset, count, "output");
   const view = new DataView(bytes.buffer, bytes.byteOffset, byteLength);
   const mask = 2 ** bits - 1;

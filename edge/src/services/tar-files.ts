@@ -39,7 +39,9 @@ export async function* tarFiles(
   let last: string | undefined;
   try {
     for (;;) {
-      let next: ReadableStreamReadResult<ParsedTarEntry>;
+      // Spelled out: ReadableStreamReadResult is a Workers global that Node's types (the fuzz
+      // run imports this file) do not declare.
+      let next: { done: true; value?: undefined } | { done: false; value: ParsedTarEntry };
       try {
         next = await reader.read();
       } catch (error) {

@@ -41,7 +41,7 @@ export async function* tarFiles(
     for (;;) {
       // Spelled out: ReadableStreamReadResult is a Workers global that Node's types (the fuzz
       // run imports this file) do not declare.
-      let next: { done: true; value?: undefined } | { done: false; value: ParsedTarEntry };
+      let next: { done: true; value?: unknown } | { done: false; value: ParsedTarEntry };
       try {
         next = await reader.read();
       } catch (error) {

@@ -45,6 +45,10 @@ export default defineConfig({
                 ADMIN_KEY: "test-admin-key",
                 // One key, as a deployment has; webhooks.test.ts adds others to test rotation.
                 WEBHOOK_KEYS: "test:ByToDeQmsUNTf/cLz6NtYpkYZFw2bceNa75mq3ioePY=",
+                // Object URLs are only signed here, never fetched: any endpoint will do.
+                S3_ENDPOINT: "https://s3.test",
+                S3_ACCESS_KEY_ID: "test-access-key",
+                S3_SECRET_ACCESS_KEY: "test-secret",
                 MAX_IMAGE_BYTES: "65536",
                 MAX_IMAGE_PIXELS: "1000000",
                 MAX_UPLOAD_BYTES: "262144",

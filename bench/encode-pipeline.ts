@@ -38,7 +38,6 @@ import { DCAE_PRESETS, dcaePreset } from "../gpu-worker/src/models/dcae/presets.
 import { randomInitSource } from "../gpu-worker/src/models/sources.ts";
 import { loadLocalVae, WEIGHTS_FILE } from "../gpu-worker/src/pipeline/local-vae.ts";
 import type { VaeSpec } from "../gpu-worker/src/pipeline/vae.ts";
-import { taskRunner } from "../gpu-worker/src/tasks/index.ts";
 import { fileRef, recording, syntheticImage } from "../tests/e2e/support/tiny-tokenizer.ts";
 import { MemoryBucket } from "../tests/gpu-worker/worker-helpers/memory-bucket.ts";
 import {
@@ -46,6 +45,7 @@ import {
   leased,
   pipelines,
   putTokenizer,
+  runTask,
   TENANT,
 } from "../tests/gpu-worker/worker-helpers/train-world.ts";
 import { writeResults } from "./lib/results.ts";
@@ -170,7 +170,7 @@ async function main(): Promise<void> {
         };
       }),
     );
-    const run = taskRunner(pipelines(bucket, { batchSize: batch, modelsDir }));
+    const run = runTask(pipelines(bucket, { batchSize: batch, modelsDir }));
     const encode = (list: typeof images, n: number) =>
       run(
         leased({

@@ -24,6 +24,8 @@ export type Config = {
   latentShardSize: number;
   /** Latent shards per extract job. */
   extractTaskShards: number;
+  /** How long a presigned object URL granted to a worker stays valid. */
+  objectUrlSeconds: number;
 };
 
 const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -57,6 +59,8 @@ const ConfigSchema = z.object({
     .transform((v) => v || undefined),
   LATENT_SHARD_SIZE: count(LATENT_SHARD_SIZE),
   EXTRACT_TASK_SHARDS: count(4),
+  // Long enough to start one transfer, short enough that a leaked URL is soon useless.
+  OBJECT_URL_SECONDS: count(600).pipe(z.number().max(3600)),
 });
 
 const parsed = new WeakMap<Env, Config>();
@@ -88,6 +92,7 @@ export function configOf(env: Env): Config {
     defaultTokenizer: v.DEFAULT_TOKENIZER,
     latentShardSize: v.LATENT_SHARD_SIZE,
     extractTaskShards: v.EXTRACT_TASK_SHARDS,
+    objectUrlSeconds: v.OBJECT_URL_SECONDS,
   };
   parsed.set(env, config);
   return config;

@@ -22,6 +22,17 @@ export type Env = {
    * current (services/webhook-secret.ts).
    */
   WEBHOOK_KEYS?: string;
+  /**
+   * The bucket's S3 API, for the presigned URLs workers get (services/presign.ts): the endpoint
+   * (an absolute URL, or a path on the edge's own origin such as wrangler dev's
+   * `/cdn-cgi/local/r2/s3`), the bucket's name and region, and an access key (a secret).
+   */
+  S3_ENDPOINT?: string;
+  S3_BUCKET?: string;
+  S3_REGION?: string;
+  S3_ACCESS_KEY_ID?: string;
+  S3_SECRET_ACCESS_KEY?: string;
+  OBJECT_URL_SECONDS?: string;
   MAX_IMAGE_BYTES?: string;
   MAX_IMAGE_PIXELS?: string;
   MAX_UPLOAD_BYTES?: string;

@@ -22,26 +22,24 @@ import {
   type TokenizerRef,
 } from "@revq/shared";
 import type { Logger } from "./log.ts";
-import type { Bucket, BucketCallOptions } from "./storage.ts";
+import type { BucketAccess } from "./storage.ts";
 import { TaskError } from "./tasks/errors.ts";
 
 export type CachedTokenizer = { manifestHash: string; name: string };
 
 export class TokenizerCache {
   private readonly dir: string;
-  private readonly bucket: Bucket;
   private readonly log: Logger;
   /** One download per object at a time, however many tasks want it. */
   private readonly inFlight = new Map<string, Promise<Uint8Array>>();
 
-  constructor(dir: string, bucket: Bucket, log: Logger) {
+  constructor(dir: string, log: Logger) {
     this.dir = dir;
-    this.bucket = bucket;
     this.log = log;
   }
 
   /** The tokenizer's manifest, checked: its bytes hash to ref.manifestHash and it parses. */
-  async manifest(ref: TokenizerRef, options: BucketCallOptions = {}): Promise<TokenizerManifest> {
+  async manifest(ref: TokenizerRef, options: BucketAccess): Promise<TokenizerManifest> {
     const bytes = await this.object(
       join("manifests", `${ref.manifestHash}.json`),
       ref.manifestKey,
@@ -70,7 +68,7 @@ export class TokenizerCache {
   }
 
   /** One file of the tokenizer, checked against the manifest's size and SHA-256. */
-  file(ref: TokenizerRef, file: FileRef, options: BucketCallOptions = {}): Promise<Uint8Array> {
+  file(ref: TokenizerRef, file: FileRef, options: BucketAccess): Promise<Uint8Array> {
     return this.object(
       join("files", file.sha256),
       `${ref.filesPrefix}${file.path}`,
@@ -105,7 +103,7 @@ export class TokenizerCache {
     path: string,
     key: string,
     expected: { sha256: string; bytes?: number },
-    options: BucketCallOptions,
+    options: BucketAccess,
   ): Promise<Uint8Array> {
     const pending = this.inFlight.get(path);
     if (pending) return pending;
@@ -120,7 +118,7 @@ export class TokenizerCache {
     path: string,
     key: string,
     expected: { sha256: string; bytes?: number },
-    options: BucketCallOptions,
+    options: BucketAccess,
   ): Promise<Uint8Array> {
     const full = join(this.dir, path);
     const cached = await readFile(full).then(
@@ -132,7 +130,7 @@ export class TokenizerCache {
       this.log.warn("tokenizer cache entry is corrupt; fetching it again", { path: full });
       await rm(full, { force: true });
     }
-    const fetched = await this.bucket.get(key, options);
+    const fetched = await options.bucket.get(key, options);
     const wrong = await problem(fetched, expected);
     if (wrong) {
       throw new TaskError("tokenizer-invalid", `The bucket object ${key} ${wrong}.`, false);

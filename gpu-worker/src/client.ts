@@ -14,6 +14,8 @@ import {
   HeartbeatResponse,
   type LeaseRequest,
   LeaseResponse,
+  type ObjectsRequest,
+  ObjectsResponse,
   type ReleaseRequest,
   ReleaseResponse,
 } from "@revq/shared";
@@ -106,6 +108,20 @@ export class EdgeClient {
     );
   }
 
+  /** Presigned URLs for objects of a held task (storage.ts uses them). */
+  objects(
+    taskId: string,
+    request: ObjectsRequest,
+    options: CallOptions = {},
+  ): Promise<ObjectsResponse> {
+    return this.call(
+      `tasks/${encodeURIComponent(taskId)}/objects`,
+      request,
+      ObjectsResponse,
+      options,
+    );
+  }
+
   fail(taskId: string, request: FailRequest, options: CallOptions = {}): Promise<FailResponse> {
     return this.call(`tasks/${encodeURIComponent(taskId)}/fail`, request, FailResponse, options);
   }
@@ -170,7 +186,7 @@ export class EdgeClient {
       text = await response.text();
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
-      throw new EdgeUnreachable(`POST ${url.pathname}: ${reason(error)}`, { cause: error });
+      throw new EdgeUnreachable(`POST ${url.pathname}: ${errorReason(error)}`, { cause: error });
     }
     if (status < 200 || status > 299) throw problemError(status, text, url.pathname);
     let json: unknown;
@@ -190,7 +206,8 @@ export class EdgeClient {
   }
 }
 
-function reason(error: unknown): string {
+/** An error's message, with the cause's where there is one. */
+export function errorReason(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   // undici reports "fetch failed" with the socket error as the cause.
   const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";

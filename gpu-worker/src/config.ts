@@ -9,20 +9,9 @@ import * as z from "zod";
 import { type BackendChoice, isBackendChoice } from "./backend.ts";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 
-export type S3Config = {
-  /** Absent: AWS S3 itself. R2, MinIO and wrangler dev's local door need it. */
-  endpoint?: string;
-  bucket: string;
-  region: string;
-  accessKeyId?: string;
-  secretAccessKey?: string;
-  forcePathStyle: boolean;
-};
-
 export type WorkerConfig = {
   edgeUrl: string;
   workerKey: string;
-  s3: S3Config;
   backend: BackendChoice;
   /** Images per VAE call. */
   batchSize: number;
@@ -47,28 +36,6 @@ export const OPTIONS = {
     flag: "worker-key",
     env: "REVQ_WORKER_KEY",
     help: "worker key (rvq_wrk_...); prefer the variable",
-  },
-  s3Endpoint: {
-    flag: "s3-endpoint",
-    env: "REVQ_S3_ENDPOINT",
-    help: "S3 endpoint of the bucket (R2, MinIO, wrangler dev); absent: AWS",
-  },
-  s3Bucket: { flag: "s3-bucket", env: "REVQ_S3_BUCKET", help: "bucket name", default: "revq" },
-  s3Region: { flag: "s3-region", env: "REVQ_S3_REGION", help: "S3 region", default: "auto" },
-  s3AccessKeyId: {
-    flag: "s3-access-key-id",
-    env: "REVQ_S3_ACCESS_KEY_ID",
-    help: "S3 access key id (else the AWS SDK's default chain)",
-  },
-  s3SecretAccessKey: {
-    flag: "s3-secret-access-key",
-    env: "REVQ_S3_SECRET_ACCESS_KEY",
-    help: "S3 secret access key; prefer the variable",
-  },
-  s3PathStyle: {
-    flag: "s3-path-style",
-    env: "REVQ_S3_PATH_STYLE",
-    help: "path-style bucket URLs: true|false (default: true when an endpoint is given)",
   },
   backend: {
     flag: "backend",
@@ -139,12 +106,6 @@ const required = z.string({ error: "is required" });
 const Raw = z.object({
   edgeUrl: required.pipe(url),
   workerKey: required.min(1, "is required"),
-  s3Endpoint: url.optional(),
-  s3Bucket: z.string().min(1),
-  s3Region: z.string().min(1),
-  s3AccessKeyId: z.string().min(1).optional(),
-  s3SecretAccessKey: z.string().min(1).optional(),
-  s3PathStyle: z.enum(["true", "false"]).optional(),
   backend: z.string().refine(isBackendChoice, "must be auto, tensorflow, webgpu, wasm or cpu"),
   batchSize: count(1024),
   tasksHeld: count(16),
@@ -178,6 +139,13 @@ export function parseConfig(
     throw new ConfigError(`${(error as Error).message} (see --help)`);
   }
   if (values.help) return "help";
+  // A bucket credential left on the GPU box is one more secret to leak, and no longer needed.
+  const s3 = Object.keys(env).filter((name) => name.startsWith("REVQ_S3_") && env[name]);
+  if (s3.length > 0) {
+    throw new ConfigError(
+      `${s3.join(", ")}: revq-worker holds no bucket credential any more (the edge grants it a URL per object); remove ${s3.length > 1 ? "them" : "it"} from this machine (docs/self-hosting.md)`,
+    );
+  }
   const raw: Record<string, string | undefined> = {};
   for (const key of keys) {
     const option: Option = OPTIONS[key];
@@ -193,22 +161,9 @@ export function parseConfig(
     throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
   }
   const c = parsed.data;
-  if (!c.s3AccessKeyId !== !c.s3SecretAccessKey) {
-    throw new ConfigError(
-      "invalid configuration:\n  give both --s3-access-key-id and --s3-secret-access-key, or neither",
-    );
-  }
   return {
     edgeUrl: c.edgeUrl,
     workerKey: c.workerKey,
-    s3: {
-      endpoint: c.s3Endpoint,
-      bucket: c.s3Bucket,
-      region: c.s3Region,
-      accessKeyId: c.s3AccessKeyId,
-      secretAccessKey: c.s3SecretAccessKey,
-      forcePathStyle: c.s3PathStyle ? c.s3PathStyle === "true" : c.s3Endpoint !== undefined,
-    },
     backend: c.backend as BackendChoice,
     batchSize: c.batchSize,
     tasksHeld: c.tasksHeld,

@@ -15,7 +15,7 @@ import { ConfigError, helpText, parseConfig, type WorkerConfig } from "./config.
 import { createLogger, defaultLogFormat, type Logger } from "./log.ts";
 import { Batcher } from "./pipeline/batcher.ts";
 import { TokenizerStore } from "./pipeline/tokenizer.ts";
-import { s3Bucket } from "./storage.ts";
+import { grantedBucket } from "./storage.ts";
 import { taskRunner, WORKER_KINDS } from "./tasks/index.ts";
 import { Worker } from "./worker.ts";
 
@@ -36,8 +36,8 @@ function configure(): WorkerConfig {
 
 async function main(config: WorkerConfig, log: Logger): Promise<void> {
   const backend = await selectBackend(config.backend);
-  const bucket = s3Bucket(config.s3, { log });
-  const cache = new TokenizerCache(join(config.cacheDir, "tokenizers"), bucket, log);
+  const client = new EdgeClient({ baseUrl: config.edgeUrl, workerKey: config.workerKey, log });
+  const cache = new TokenizerCache(join(config.cacheDir, "tokenizers"), log);
   const cached = await cache.list();
   log.info("revq-worker started", {
     name: config.name,
@@ -46,7 +46,6 @@ async function main(config: WorkerConfig, log: Logger): Promise<void> {
     accelerated: backend.accelerated,
     why: backend.reason,
     edge: config.edgeUrl,
-    bucket: config.s3.endpoint ? `${config.s3.endpoint} ${config.s3.bucket}` : config.s3.bucket,
     tasks: config.tasksHeld,
     batchSize: config.batchSize,
     cacheDir: config.cacheDir,
@@ -54,9 +53,19 @@ async function main(config: WorkerConfig, log: Logger): Promise<void> {
     tokenizersCached: cached.map((t) => `${t.name} ${t.manifestHash.slice(0, 12)}`),
   });
   const worker = new Worker({
-    client: new EdgeClient({ baseUrl: config.edgeUrl, workerKey: config.workerKey, log }),
+    client,
+    // The bucket through URLs the edge grants this task (the worker holds no bucket credential).
+    bucketFor: (task, signal) =>
+      grantedBucket(
+        (objects) =>
+          client.objects(
+            task.taskId,
+            { leaseId: task.leaseId, objects },
+            { signal, deadline: Date.now() + 300_000 },
+          ),
+        { log },
+      ),
     run: taskRunner({
-      bucket,
       tokenizers: new TokenizerStore(cache, log, { modelsDir: config.modelsDir }),
       batcher: new Batcher(config.batchSize),
       batchSize: config.batchSize,

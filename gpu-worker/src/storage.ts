@@ -1,21 +1,28 @@
 /**
- * The bucket, through the S3 API (R2, AWS S3, MinIO, wrangler dev's local door). Reads and writes
- * whole objects: a put is atomic in S3, so a reader sees the old object, the new one, or none,
- * never part of one. A bucket that is unreachable or answers 5xx is retried with backoff until
- * the caller's deadline; a missing object or a refused request is not worth retrying.
+ * The bucket, as one task sees it: whole objects read and written through presigned URLs the
+ * edge grants for that task alone (`POST /v1/worker/tasks/{id}/objects`). The worker holds no
+ * bucket credential, so it can reach only what its tasks name. A put is atomic in S3: a reader
+ * sees the old object, the new one, or none, never part of one.
+ *
+ * URLs are asked for in batches (every call made in the same turn of the event loop goes in one
+ * request) and reused until shortly before they expire. A bucket that is unreachable or answers
+ * 5xx is retried with backoff until the caller's deadline; a missing object, a refused request
+ * or an object the task may not touch is not worth retrying.
  */
+import { createHash } from "node:crypto";
 import {
-  GetObjectCommand,
-  NoSuchKey,
-  PutObjectCommand,
-  S3Client,
-  S3ServiceException,
-} from "@aws-sdk/client-s3";
-import type { S3Config } from "./config.ts";
+  type GrantedObject,
+  MAX_OBJECTS_PER_GRANT,
+  type ObjectRequest,
+  type ObjectsResponse,
+} from "@revq/shared";
+import { EdgeError, EdgeProtocolError, errorReason, isTransient } from "./client.ts";
 import type { Logger } from "./log.ts";
 import { type BackoffPolicy, DEFAULT_BACKOFF, retrying } from "./retry.ts";
 
 export type BucketCallOptions = { signal?: AbortSignal; deadline?: number };
+/** A bucket and how long to wait for it: what a read on a task's behalf needs. */
+export type BucketAccess = BucketCallOptions & { bucket: Bucket };
 
 export interface Bucket {
   get(key: string, options?: BucketCallOptions): Promise<Uint8Array>;
@@ -44,112 +51,176 @@ export class BucketError extends Error {
   }
 }
 
-export type S3BucketOptions = {
+/** Asks the edge for URLs of these objects (at most MAX_OBJECTS_PER_GRANT): EdgeClient.objects. */
+export type GrantObjects = (objects: ObjectRequest[]) => Promise<ObjectsResponse>;
+
+export type GrantedBucketOptions = {
   log: Logger;
   backoff?: BackoffPolicy;
   /** How long one call keeps retrying an unreachable bucket when the caller sets no deadline. */
   retryMs?: number;
 };
 
-export function s3Bucket(config: S3Config, options: S3BucketOptions): Bucket {
-  const client = new S3Client({
-    endpoint: config.endpoint,
-    region: config.region,
-    forcePathStyle: config.forcePathStyle,
-    credentials:
-      config.accessKeyId && config.secretAccessKey
-        ? { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey }
-        : undefined,
-    // Retries are ours (same backoff and deadlines as the edge's); checksums only where the
-    // service requires them, since not every S3-compatible store implements the newer ones.
-    maxAttempts: 1,
-    requestChecksumCalculation: "WHEN_REQUIRED",
-    responseChecksumValidation: "WHEN_REQUIRED",
-  });
-  const call = <T>(what: string, key: string, fn: () => Promise<T>, o: BucketCallOptions) =>
-    retrying(
-      async () => {
-        try {
-          return await fn();
-        } catch (error) {
-          if (o.signal?.aborted) throw o.signal.reason;
-          throw bucketError(error, what, key);
-        }
-      },
-      {
-        policy: options.backoff ?? DEFAULT_BACKOFF,
-        retryable: (error) => error instanceof BucketError && error.retryable,
-        signal: o.signal,
-        deadline: o.deadline ?? Date.now() + (options.retryMs ?? 300_000),
-        onRetry: (error, attempt, delayMs) =>
-          options.log.warn("bucket call failed; retrying", {
-            call: what,
-            key,
-            error,
-            attempt: attempt + 1,
-            retryInMs: Math.round(delayMs),
-          }),
-      },
-    );
+/** A URL is not used in its last minute: a large transfer must start well before it expires. */
+const EXPIRY_MARGIN_MS = 60_000;
+
+type Pending = {
+  request: ObjectRequest;
+  resolve: (granted: GrantedObject) => void;
+  reject: (error: unknown) => void;
+};
+
+/** Grants, asked for in batches and kept while fresh, by method, key and (for a put) checksum. */
+function grantBook(grant: GrantObjects) {
+  const fresh = new Map<string, GrantedObject>();
+  let pending: Pending[] = [];
+  const id = (r: ObjectRequest) => `${r.method} ${r.key} ${r.method === "PUT" ? r.sha256 : ""}`;
+
+  async function send(batch: Pending[]) {
+    try {
+      const granted = (await grant(batch.map((p) => p.request))).objects;
+      if (granted.length !== batch.length) {
+        throw new EdgeProtocolError(`${granted.length} URLs granted for ${batch.length} objects`);
+      }
+      batch.forEach((p, i) => {
+        fresh.set(id(p.request), granted[i]);
+        p.resolve(granted[i]);
+      });
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+    }
+  }
+
+  function flush() {
+    const all = pending;
+    pending = [];
+    for (let i = 0; i < all.length; i += MAX_OBJECTS_PER_GRANT) {
+      void send(all.slice(i, i + MAX_OBJECTS_PER_GRANT));
+    }
+  }
+
   return {
-    get: (key, o = {}) =>
-      call(
-        "get",
-        key,
-        async () => {
-          const answer = await client.send(
-            new GetObjectCommand({ Bucket: config.bucket, Key: key }),
-            { abortSignal: o.signal },
-          );
-          if (!answer.Body) throw new BucketError("failed", key, `get ${key}: empty answer`);
-          return answer.Body.transformToByteArray();
-        },
-        o,
-      ),
-    put: (key, bytes, contentType, o = {}) =>
-      call(
-        "put",
-        key,
-        async () => {
-          await client.send(
-            new PutObjectCommand({
-              Bucket: config.bucket,
-              Key: key,
-              Body: bytes,
-              ContentType: contentType,
-              ContentLength: bytes.length,
-            }),
-            { abortSignal: o.signal },
-          );
-        },
-        o,
-      ),
+    url(request: ObjectRequest): Promise<GrantedObject> {
+      const known = fresh.get(id(request));
+      if (known && Date.parse(known.expiresAt) - Date.now() > EXPIRY_MARGIN_MS) {
+        return Promise.resolve(known);
+      }
+      return new Promise((resolve, reject) => {
+        if (pending.length === 0) setImmediate(flush);
+        pending.push({ request, resolve, reject });
+      });
+    },
+    forget(request: ObjectRequest) {
+      fresh.delete(id(request));
+    },
   };
 }
 
-function bucketError(error: unknown, what: string, key: string): BucketError {
-  if (error instanceof BucketError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  if (
-    error instanceof NoSuchKey ||
-    (error instanceof S3ServiceException && error.name === "NotFound")
-  ) {
-    return new BucketError("not-found", key, `${what} ${key}: no such object`, { cause: error });
-  }
-  if (error instanceof S3ServiceException) {
-    const status = error.$metadata.httpStatusCode ?? 0;
-    if (status >= 500 || status === 429 || status === 408) {
-      return new BucketError("unreachable", key, `${what} ${key}: ${status} ${message}`, {
+export function grantedBucket(grant: GrantObjects, options: GrantedBucketOptions): Bucket {
+  const book = grantBook(grant);
+
+  async function send(request: ObjectRequest, init: RequestInit, o: BucketCallOptions) {
+    let granted: GrantedObject;
+    try {
+      granted = await book.url(request);
+    } catch (error) {
+      throw grantError(error, request);
+    }
+    let response: Response;
+    try {
+      response = await fetch(granted.url, {
+        ...init,
+        method: granted.method,
+        headers: { ...(init.headers as Record<string, string>), ...granted.headers },
+        signal: o.signal,
+      });
+    } catch (error) {
+      if (o.signal?.aborted) throw o.signal.reason;
+      throw new BucketError("unreachable", request.key, `${what(request)}: ${errorReason(error)}`, {
         cause: error,
       });
     }
-    if (status === 401 || status === 403) {
-      return new BucketError("denied", key, `${what} ${key}: refused (${message})`, {
-        cause: error,
-      });
-    }
-    return new BucketError("failed", key, `${what} ${key}: ${status} ${message}`, { cause: error });
+    if (response.ok) return response;
+    // A URL the bucket refused (expired, say) is not used again.
+    book.forget(request);
+    throw await answerError(response, request);
   }
-  // No answer at all: refused, reset, DNS, timeout.
-  return new BucketError("unreachable", key, `${what} ${key}: ${message}`, { cause: error });
+
+  const call = <T>(request: ObjectRequest, fn: () => Promise<T>, o: BucketCallOptions) =>
+    retrying(fn, {
+      policy: options.backoff ?? DEFAULT_BACKOFF,
+      retryable: (error) => error instanceof BucketError && error.retryable,
+      signal: o.signal,
+      deadline: o.deadline ?? Date.now() + (options.retryMs ?? 300_000),
+      onRetry: (error, attempt, delayMs) =>
+        options.log.warn("bucket call failed; retrying", {
+          call: request.method,
+          key: request.key,
+          error,
+          attempt: attempt + 1,
+          retryInMs: Math.round(delayMs),
+        }),
+    });
+
+  return {
+    get: (key, o = {}) => {
+      const request: ObjectRequest = { method: "GET", key };
+      return call(
+        request,
+        async () => {
+          const response = await send(request, {}, o);
+          return new Uint8Array(await response.arrayBuffer());
+        },
+        o,
+      );
+    },
+    put: (key, bytes, contentType, o = {}) => {
+      const request: ObjectRequest = { method: "PUT", key, sha256: sha256Sync(bytes) };
+      return call(
+        request,
+        async () => {
+          await send(request, { body: bytes, headers: { "content-type": contentType } }, o);
+        },
+        o,
+      );
+    },
+  };
+}
+
+/** node's hash: the async WebCrypto one of @revq/shared would copy large outputs first. */
+function sha256Sync(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+const what = (r: ObjectRequest) => `${r.method === "GET" ? "get" : "put"} ${r.key}`;
+
+/**
+ * The edge did not grant the object: it stayed unreachable, or the task may not touch the object.
+ * Anything else (the lease is gone, the job was cancelled) is the edge's own answer, passed on.
+ */
+function grantError(error: unknown, request: ObjectRequest): unknown {
+  const message = `${what(request)}: ${errorReason(error)}`;
+  if (isTransient(error)) {
+    return new BucketError("unreachable", request.key, message, { cause: error });
+  }
+  if (error instanceof EdgeError && error.code === "object-not-granted") {
+    return new BucketError("denied", request.key, message, { cause: error });
+  }
+  return error;
+}
+
+async function answerError(response: Response, request: ObjectRequest): Promise<BucketError> {
+  const status = response.status;
+  const body = (await response.text().catch(() => "")).slice(0, 2000);
+  const code = /<Code>([^<]+)<\/Code>/.exec(body)?.[1] ?? `status ${status}`;
+  if (status === 404) {
+    return new BucketError("not-found", request.key, `${what(request)}: no such object`);
+  }
+  if (status >= 500 || status === 429 || status === 408) {
+    return new BucketError("unreachable", request.key, `${what(request)}: ${status} ${code}`);
+  }
+  if (status === 401 || status === 403) {
+    return new BucketError("denied", request.key, `${what(request)}: refused (${code})`);
+  }
+  return new BucketError("failed", request.key, `${what(request)}: ${status} ${code}`);
 }

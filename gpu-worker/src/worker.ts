@@ -15,6 +15,7 @@ import type { LeasedTask, Progress, TaskKind, TaskResult } from "@revq/shared";
 import { type EdgeClient, EdgeError, EdgeProtocolError } from "./client.ts";
 import type { Logger } from "./log.ts";
 import { backoffDelay, DEFAULT_BACKOFF, sleep } from "./retry.ts";
+import type { Bucket } from "./storage.ts";
 import { TaskError, TaskStopped } from "./tasks/errors.ts";
 
 export type TaskOutcome = { result: TaskResult; metrics?: Record<string, number> };
@@ -29,6 +30,8 @@ export type TaskContext = {
    * one per heartbeat, starting at once; none is dropped while the lease lives.
    */
   metrics(values: Record<string, number>): void;
+  /** The objects this task may read and write, and no others. */
+  bucket: Bucket;
   log: Logger;
 };
 
@@ -37,6 +40,8 @@ export type TaskRunner = (task: LeasedTask, context: TaskContext) => Promise<Tas
 export type WorkerOptions = {
   client: EdgeClient;
   run: TaskRunner;
+  /** The bucket as the task sees it (storage.ts, grantedBucket), for as long as it is held. */
+  bucketFor: (task: LeasedTask, signal: AbortSignal) => Bucket;
   log: Logger;
   /** Recorded by the edge in job events. */
   name: string;
@@ -181,6 +186,7 @@ export class Worker {
             held.metrics.push(values);
             void this.beat(held);
           },
+          bucket: this.options.bucketFor(held.task, held.controller.signal),
           log: held.log,
         }),
         held.controller.signal,
@@ -249,6 +255,11 @@ export class Worker {
   }
 
   private async failed(held: Held, error: unknown): Promise<void> {
+    // The edge may say the lease is gone on any call the task makes (its bucket URLs, say).
+    if (!held.controller.signal.aborted && error instanceof EdgeError && LOST.has(error.code)) {
+      const why = error.code === "job-cancelled" ? "cancelled" : "lease-lost";
+      held.controller.abort(new TaskStopped(why, error.message));
+    }
     const stopped = held.controller.signal.aborted ? held.controller.signal.reason : undefined;
     if (stopped instanceof TaskStopped && stopped.why !== "shutdown") {
       held.log.info("task stopped", { why: stopped.why, detail: stopped.message });

@@ -26,36 +26,37 @@ export const OFFLINE_ENV = {
 };
 
 /** wrangler.toml's local_dev.experimental_s3_credentials: valid only against wrangler dev. */
-export const LOCAL_S3 = { accessKeyId: "revq-local", secretAccessKey: "revq-local-secret" };
-
-/** WEBHOOK_KEYS for local development: one random key (docs/deploy.md, "Secrets"). */
-const webhookKeysLine = () => `WEBHOOK_KEYS=dev:${randomBytes(32).toString("base64")}\n`;
+const LOCAL_S3 = { accessKeyId: "revq-local", secretAccessKey: "revq-local-secret" };
 
 /**
- * The admin key of .dev.vars, writing the file first if there is none, and adding WEBHOOK_KEYS
- * to one made before the edge encrypted webhook secrets.
+ * The lines .dev.vars must hold, each made when missing (a file from an older version gets the
+ * newer ones): WEBHOOK_KEYS, one random key (docs/deploy.md, "Secrets"); the S3 door the edge
+ * signs workers' object URLs for, on its own origin.
  */
+const REQUIRED_VARS: [name: string, value: () => string][] = [
+  ["WEBHOOK_KEYS", () => `dev:${randomBytes(32).toString("base64")}`],
+  ["S3_ENDPOINT", () => "/cdn-cgi/local/r2/s3"],
+  ["S3_ACCESS_KEY_ID", () => LOCAL_S3.accessKeyId],
+  ["S3_SECRET_ACCESS_KEY", () => LOCAL_S3.secretAccessKey],
+];
+
+/** The admin key of .dev.vars, writing the file first if there is none. */
 export function ensureDevVars(): { adminKey: string; created: boolean } {
   let created = false;
   if (!existsSync(DEV_VARS)) {
     const key = `rvq_admin_${randomBytes(32).toString("base64url")}`;
     // Loopback webhook targets are refused in production; locally they are the point.
-    writeFileSync(
-      DEV_VARS,
-      `ADMIN_KEY=${key}\nALLOW_LOOPBACK_WEBHOOKS=true\n${webhookKeysLine()}`,
-      {
-        mode: 0o600,
-        flag: "wx",
-      },
-    );
+    writeFileSync(DEV_VARS, `ADMIN_KEY=${key}\nALLOW_LOOPBACK_WEBHOOKS=true\n`, {
+      mode: 0o600,
+      flag: "wx",
+    });
     created = true;
   }
   const text = readFileSync(DEV_VARS, "utf8");
-  if (!/^WEBHOOK_KEYS=/m.test(text)) {
-    appendFileSync(
-      DEV_VARS,
-      `${text === "" || text.endsWith("\n") ? "" : "\n"}${webhookKeysLine()}`,
-    );
+  const missing = REQUIRED_VARS.filter(([name]) => !new RegExp(`^${name}=`, "m").test(text));
+  if (missing.length > 0) {
+    const lines = missing.map(([name, value]) => `${name}=${value()}\n`).join("");
+    appendFileSync(DEV_VARS, `${text === "" || text.endsWith("\n") ? "" : "\n"}${lines}`);
   }
   const match = text.match(/^ADMIN_KEY=(.+)$/m);
   if (!match) {

@@ -1,10 +1,9 @@
 /**
- * One revq-worker against the local edge: the worker key of the seed, the bucket through
- * wrangler dev's S3 door, its tokenizer cache in the state directory, JSON logs to a file.
+ * One revq-worker against the local edge: the worker key of the seed (the edge grants it bucket
+ * URLs per task), its tokenizer cache in the state directory, JSON logs to a file.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { LOCAL_S3 } from "./edge.ts";
 import { ROOT } from "./options.ts";
 import { type Exit, Group } from "./processes.ts";
 
@@ -26,10 +25,6 @@ export function startWorker(options: {
       ...process.env,
       REVQ_EDGE_URL: options.url,
       REVQ_WORKER_KEY: options.workerKey,
-      REVQ_S3_ENDPOINT: `${options.url}/cdn-cgi/local/r2/s3`,
-      REVQ_S3_BUCKET: "revq",
-      REVQ_S3_ACCESS_KEY_ID: LOCAL_S3.accessKeyId,
-      REVQ_S3_SECRET_ACCESS_KEY: LOCAL_S3.secretAccessKey,
       REVQ_BACKEND: options.backend,
       REVQ_WORKER_NAME: "local-worker",
       REVQ_CACHE_DIR: join(options.stateDir, "worker-cache"),

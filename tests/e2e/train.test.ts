@@ -15,9 +15,8 @@ import { packTar } from "modern-tar";
 import { Webhook } from "standardwebhooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
-import { createLogger } from "../../gpu-worker/src/log.ts";
-import { s3Bucket } from "../../gpu-worker/src/storage.ts";
 import { LocalEdge } from "./support/edge.ts";
+import { s3DoorBucket } from "./support/s3-door.ts";
 import { buildTinyTokenizer, syntheticImage } from "./support/tiny-tokenizer.ts";
 import { type LogLine, WorkerProcess } from "./support/worker-process.ts";
 import {
@@ -114,9 +113,7 @@ function linesOf(of: WorkerProcess[], names: string[], msg: string): (LogLine & 
 type Checkpoint = { epoch: number; history: { epoch: number; lossRectifier: number }[] };
 
 async function checkpointOf(tenant: Tenant, jobId: string): Promise<Checkpoint> {
-  const bucket = s3Bucket(edge.s3, {
-    log: createLogger({ format: "json", write: () => undefined }),
-  });
+  const bucket = s3DoorBucket(edge.s3);
   const key = `${bucketKeys.jobCheckpoints(tenant.tenantId, jobId)}state/checkpoint.json`;
   return JSON.parse(new TextDecoder().decode(await bucket.get(key)));
 }

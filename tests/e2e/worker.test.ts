@@ -189,7 +189,7 @@ describe("revq-worker against the local stack", () => {
     expect(worker.lines.filter(isLeased)).toHaveLength(2);
   });
 
-  it("stops a task whose job is cancelled at the next heartbeat, and goes on serving", async () => {
+  it("stops a task whose job is cancelled at its next call to the edge, and goes on serving", async () => {
     const tenant = await edge.tenant("cancel");
     const worker = startWorker(tenant, "w-cancel", { batchSize: 1 });
     await worker.waitFor((l) => l.msg === "revq-worker started");

@@ -18,7 +18,6 @@ import { afterAll, beforeAll, describe, expect, it, type MockInstance, vi } from
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { decodeImage } from "../../gpu-worker/src/images/codec.ts";
 import { TaskError } from "../../gpu-worker/src/tasks/errors.ts";
-import { taskRunner } from "../../gpu-worker/src/tasks/index.ts";
 import {
   type BuiltTokenizer,
   buildTinyTokenizer,
@@ -33,6 +32,7 @@ import {
   putDataset,
   putTokenizer,
   removeWorkFolders,
+  runTask,
   SHARD_SIZE,
   TENANT,
   TINY_TRAINING,
@@ -58,12 +58,12 @@ afterAll(removeWorkFolders);
 async function worker(bucket: MemoryBucket, ref: TokenizerRef) {
   const p = pipelines(bucket);
   // The loaded tokenizer stays in the worker's store, so every later task uses this VAE.
-  const tokenizer = await p.tokenizers.with(ref, {}, async (t) => t);
+  const tokenizer = await p.tokenizers.with(ref, { bucket: p.bucket }, async (t) => t);
   const spy: MockInstance = vi.spyOn(tokenizer.vae, "encode");
   let seen = 0;
   return {
     p,
-    run: (payload: TaskPayload, ctx = context()) => taskRunner(p)(leased(payload), ctx.ctx),
+    run: (payload: TaskPayload, ctx = context()) => runTask(p)(leased(payload), ctx.ctx),
     /** Images through the VAE since the last call. */
     encoded() {
       const total = spy.mock.calls.reduce((sum, call) => sum + (call[1] as number), 0);
@@ -137,7 +137,7 @@ describe("the extract task", () => {
     const latents = readTensor(shard, "latents");
     expect(latents.shape).toEqual([6, 512]);
     // Image 17 (the shard's second) through the VAE alone gives the same latent.
-    const alone = await w.p.tokenizers.with(ref, {}, async (t) =>
+    const alone = await w.p.tokenizers.with(ref, { bucket }, async (t) =>
       t.vae.encode(await decodeImage(images[17], RESOLUTION), 1),
     );
     w.encoded();

@@ -16,7 +16,6 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { TaskError } from "../../gpu-worker/src/tasks/errors.ts";
-import { taskRunner } from "../../gpu-worker/src/tasks/index.ts";
 import {
   type BuiltTokenizer,
   buildTinyTokenizer,
@@ -30,6 +29,7 @@ import {
   putDataset,
   putTokenizer,
   removeWorkFolders,
+  runTask,
   SHARD_SIZE,
   TENANT,
   TINY_TRAINING,
@@ -76,7 +76,7 @@ describe("the train task", () => {
     const { ctx, stages, metrics } = context();
     const task = await trainTask(bucket, PARAMETERS);
     const { dataset } = task.payload;
-    const outcome = await taskRunner(p)(task, ctx);
+    const outcome = await runTask(p)(task, ctx);
     if (outcome.result.kind !== "train") throw new Error("not a train result");
     const manifest = parseManifest(outcome.result.manifest);
     const hash = await manifestHash(manifest);
@@ -144,7 +144,7 @@ describe("the train task", () => {
     };
     const encodeJob = "job_00000000000000000000000002";
     const tokensKey = bucketKeys.jobTokens(TENANT, encodeJob);
-    await taskRunner(p)(
+    await runTask(p)(
       {
         taskId: "tsk_00000000000000000000000002",
         jobId: encodeJob,
@@ -177,7 +177,7 @@ describe("the train task", () => {
 
   it("resumes a stopped task from its last checkpoint in a new worker, ending as a straight run", async () => {
     const straight = new MemoryBucket();
-    const done = await taskRunner(pipelines(straight))(
+    const done = await runTask(pipelines(straight))(
       await trainTask(straight, PARAMETERS),
       context().ctx,
     );
@@ -194,7 +194,7 @@ describe("the train task", () => {
       stopAfterEpoch1(p);
       if (p.stage?.startsWith("after epoch 1:")) controller.abort(new Error("lease lost"));
     };
-    await expect(taskRunner(pipelines(bucket))(task, first.ctx)).rejects.toThrow();
+    await expect(runTask(pipelines(bucket))(task, first.ctx)).rejects.toThrow();
     const index = JSON.parse(
       new TextDecoder().decode(
         bucket.objects.get(`${bucketKeys.jobCheckpoints(TENANT, JOB)}state/checkpoint.json`),
@@ -207,7 +207,7 @@ describe("the train task", () => {
     );
 
     const second = context();
-    const outcome = await taskRunner(pipelines(bucket))(task, second.ctx);
+    const outcome = await runTask(pipelines(bucket))(task, second.ctx);
     expect(
       second.logs.some((l) => l.includes("resuming training") && l.includes('"afterEpoch":1')),
     ).toBe(true);
@@ -230,7 +230,7 @@ describe("the train task", () => {
 
   it("fails with a reason that says what to change", async () => {
     const bucket = new MemoryBucket();
-    const run = (task: LeasedTask) => taskRunner(pipelines(bucket))(task, context().ctx);
+    const run = (task: LeasedTask) => runTask(pipelines(bucket))(task, context().ctx);
     const failure = async (task: LeasedTask) => {
       const error = await run(task).then(
         () => null,

@@ -58,62 +58,73 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("TokenizerCache", () => {
   it("fetches once, keeps manifest and files on disk by hash, and reads them back", async () => {
-    const first = new TokenizerCache(dir, bucket, log);
-    const manifest = await first.manifest(ref);
+    const first = new TokenizerCache(dir, log);
+    const manifest = await first.manifest(ref, { bucket });
     expect(manifest.name).toBe("cache-test");
-    expect(await first.file(ref, codebook)).toEqual(codebookBytes);
+    expect(await first.file(ref, codebook, { bucket })).toEqual(codebookBytes);
     expect(bucket.gets).toBe(2);
     expect(readFileSync(join(dir, "files", codebook.sha256))).toEqual(Buffer.from(codebookBytes));
-    const second = new TokenizerCache(dir, bucket, log);
-    expect((await second.manifest(ref)).name).toBe("cache-test");
-    expect(await second.file(ref, codebook)).toEqual(codebookBytes);
+    const second = new TokenizerCache(dir, log);
+    expect((await second.manifest(ref, { bucket })).name).toBe("cache-test");
+    expect(await second.file(ref, codebook, { bucket })).toEqual(codebookBytes);
     expect(bucket.gets).toBe(2);
     expect(await second.list()).toEqual([{ manifestHash: ref.manifestHash, name: "cache-test" }]);
   });
 
   it("fetches a corrupt cache entry again and repairs it", async () => {
-    const cache = new TokenizerCache(dir, bucket, log);
-    await cache.file(ref, codebook);
+    const cache = new TokenizerCache(dir, log);
+    await cache.file(ref, codebook, { bucket });
     writeFileSync(join(dir, "files", codebook.sha256), "garbage!");
-    expect(await new TokenizerCache(dir, bucket, log).file(ref, codebook)).toEqual(codebookBytes);
+    expect(await new TokenizerCache(dir, log).file(ref, codebook, { bucket })).toEqual(
+      codebookBytes,
+    );
     expect(bucket.gets).toBe(2);
     expect(readFileSync(join(dir, "files", codebook.sha256))).toEqual(Buffer.from(codebookBytes));
   });
 
   it("downloads an object wanted by several tasks at once only once", async () => {
-    const cache = new TokenizerCache(dir, bucket, log);
-    await Promise.all([cache.file(ref, codebook), cache.file(ref, codebook)]);
+    const cache = new TokenizerCache(dir, log);
+    await Promise.all([
+      cache.file(ref, codebook, { bucket }),
+      cache.file(ref, codebook, { bucket }),
+    ]);
     expect(bucket.gets).toBe(1);
   });
 
   it("refuses a file whose size or hash differs from the manifest, caching nothing", async () => {
-    const cache = new TokenizerCache(dir, bucket, log);
+    const cache = new TokenizerCache(dir, log);
     bucket.objects.set(`${ref.filesPrefix}codebook.safetensors`, new Uint8Array(8));
-    await expect(cache.file(ref, codebook)).rejects.toMatchObject({
+    await expect(cache.file(ref, codebook, { bucket })).rejects.toMatchObject({
       name: "TaskError",
       code: "tokenizer-invalid",
       retryable: false,
       message: expect.stringMatching(/has SHA-256 [0-9a-f]{64}; expected/),
     });
     bucket.objects.set(`${ref.filesPrefix}codebook.safetensors`, new Uint8Array(3));
-    await expect(cache.file(ref, codebook)).rejects.toThrow(/has 3 bytes; the manifest says 8/);
+    await expect(cache.file(ref, codebook, { bucket })).rejects.toThrow(
+      /has 3 bytes; the manifest says 8/,
+    );
     expect(() => readFileSync(join(dir, "files", codebook.sha256))).toThrow();
   });
 
   it("refuses a manifest whose bytes do not hash to the tokenizer's identity", async () => {
-    const cache = new TokenizerCache(dir, bucket, log);
+    const cache = new TokenizerCache(dir, log);
     const text = new TextDecoder().decode(bucket.objects.get(ref.manifestKey));
     bucket.objects.set(
       ref.manifestKey,
       new TextEncoder().encode(text.replace("cache-test", "other")),
     );
-    await expect(cache.manifest(ref)).rejects.toMatchObject({ code: "tokenizer-invalid" });
+    await expect(cache.manifest(ref, { bucket })).rejects.toMatchObject({
+      code: "tokenizer-invalid",
+    });
     expect(await cache.list()).toEqual([]);
   });
 
   it("passes a missing object on as the bucket's error", async () => {
-    const cache = new TokenizerCache(dir, bucket, log);
+    const cache = new TokenizerCache(dir, log);
     bucket.objects.delete(`${ref.filesPrefix}codebook.safetensors`);
-    await expect(cache.file(ref, codebook)).rejects.toMatchObject({ code: "not-found" });
+    await expect(cache.file(ref, codebook, { bucket })).rejects.toMatchObject({
+      code: "not-found",
+    });
   });
 });

@@ -10,16 +10,13 @@ const ENV = {
 
 describe("parseConfig", () => {
   it("reads variables, lets flags win, and fills defaults", () => {
-    const config = parseConfig(
-      ["--batch-size", "16", "--s3-endpoint", "http://127.0.0.1:8787/cdn-cgi/local/r2/s3"],
-      {
-        ...ENV,
-        REVQ_BATCH_SIZE: "4",
-        REVQ_TASKS: "3",
-        XDG_CACHE_HOME: "/var/cache",
-        REVQ_MODELS_DIR: "/models",
-      },
-    );
+    const config = parseConfig(["--batch-size", "16"], {
+      ...ENV,
+      REVQ_BATCH_SIZE: "4",
+      REVQ_TASKS: "3",
+      XDG_CACHE_HOME: "/var/cache",
+      REVQ_MODELS_DIR: "/models",
+    });
     expect(config).toMatchObject({
       edgeUrl: "http://127.0.0.1:8787",
       workerKey: "rvq_wrk_x",
@@ -30,20 +27,16 @@ describe("parseConfig", () => {
       modelsDir: "/models",
       graceSeconds: 30,
       leaseWaitSeconds: 20,
-      s3: {
-        endpoint: "http://127.0.0.1:8787/cdn-cgi/local/r2/s3",
-        bucket: "revq",
-        region: "auto",
-        forcePathStyle: true,
-      },
     });
   });
 
-  it("uses virtual-hosted buckets without an endpoint unless told otherwise", () => {
-    const aws = parseConfig([], ENV);
-    expect(aws !== "help" && aws.s3.forcePathStyle).toBe(false);
-    const forced = parseConfig(["--s3-path-style", "true"], ENV);
-    expect(forced !== "help" && forced.s3.forcePathStyle).toBe(true);
+  it("refuses a bucket credential: the worker needs none", () => {
+    expect(() =>
+      parseConfig([], { ...ENV, REVQ_S3_ACCESS_KEY_ID: "id", REVQ_S3_SECRET_ACCESS_KEY: "s" }),
+    ).toThrow(
+      /REVQ_S3_ACCESS_KEY_ID, REVQ_S3_SECRET_ACCESS_KEY: revq-worker holds no bucket credential/,
+    );
+    expect(() => parseConfig(["--s3-endpoint", "http://x"], ENV)).toThrow(/Unknown option/);
   });
 
   it("lists every problem with its flag and variable", () => {
@@ -56,17 +49,14 @@ describe("parseConfig", () => {
     expect(attempt).toThrow(/--tasks \(REVQ_TASKS\)/);
   });
 
-  it("refuses unknown flags and half a credential", () => {
+  it("refuses unknown flags", () => {
     expect(() => parseConfig(["--gpu", "0"], ENV)).toThrow(/Unknown option '--gpu'/);
-    expect(() => parseConfig([], { ...ENV, REVQ_S3_ACCESS_KEY_ID: "id" })).toThrow(
-      /give both --s3-access-key-id and --s3-secret-access-key/,
-    );
   });
 
   it("answers --help with every flag and its variable", () => {
     expect(parseConfig(["--help"], {})).toBe("help");
     const text = helpText();
-    for (const flag of ["--edge-url", "--worker-key", "--s3-endpoint", "--backend", "--tasks"]) {
+    for (const flag of ["--edge-url", "--worker-key", "--backend", "--tasks"]) {
       expect(text).toContain(flag);
     }
     expect(text).toContain("env REVQ_WORKER_KEY");

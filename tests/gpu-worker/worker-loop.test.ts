@@ -1,11 +1,12 @@
 import type { LeasedTask } from "@revq/shared";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { EdgeClient } from "../../gpu-worker/src/client.ts";
+import { EdgeClient, EdgeError } from "../../gpu-worker/src/client.ts";
 import { createLogger } from "../../gpu-worker/src/log.ts";
 import { sleep } from "../../gpu-worker/src/retry.ts";
 import { TaskError } from "../../gpu-worker/src/tasks/errors.ts";
 import { type TaskContext, type TaskRunner, Worker } from "../../gpu-worker/src/worker.ts";
 import { EdgeStub, encodeTask } from "./worker-helpers/edge-stub.ts";
+import { MemoryBucket } from "./worker-helpers/memory-bucket.ts";
 
 let edge: EdgeStub;
 let lines: string[];
@@ -29,6 +30,7 @@ function worker(run: TaskRunner, options: { tasksHeld?: number; graceMs?: number
   return new Worker({
     client,
     run,
+    bucketFor: () => new MemoryBucket(),
     log,
     name: "w-test",
     kinds: ["encode", "reconstruct"],
@@ -167,6 +169,22 @@ describe("Worker", () => {
     });
   }
 
+  it("stops a task, reporting nothing, when any of its own edge calls says the job was cancelled", async () => {
+    const task = encodeTask();
+    edge.add(task);
+    const w = worker(async () => {
+      // As a bucket URL request answers for a cancelled job, before any heartbeat could.
+      throw new EdgeError(409, "job-cancelled", "The job of the task was cancelled.");
+    });
+    const done = w.run();
+    await until(() => lines.some((l) => l.includes('"task stopped"')));
+    w.stop();
+    await done;
+    expect(lines.find((l) => l.includes('"task stopped"'))).toContain('"why":"cancelled"');
+    expect(edge.callsTo("/fail")).toEqual([]);
+    expect(edge.callsTo("/complete")).toEqual([]);
+  });
+
   it("fails a task with the error's code and retryability, and keeps serving", async () => {
     const bad = encodeTask();
     const crash = encodeTask();
@@ -267,6 +285,7 @@ describe("Worker", () => {
     const w = new Worker({
       client,
       run: untilStoppedRunner,
+      bucketFor: () => new MemoryBucket(),
       log,
       name: "w",
       kinds: ["encode"],

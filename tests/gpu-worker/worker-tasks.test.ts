@@ -30,7 +30,6 @@ import { decodeImages } from "../../gpu-worker/src/pipeline/device-ops.ts";
 import { WEIGHTS_FILE } from "../../gpu-worker/src/pipeline/local-vae.ts";
 import { TokenizerStore } from "../../gpu-worker/src/pipeline/tokenizer.ts";
 import type { Pipelines } from "../../gpu-worker/src/tasks/context.ts";
-import { taskRunner } from "../../gpu-worker/src/tasks/index.ts";
 import type { TaskContext } from "../../gpu-worker/src/worker.ts";
 import {
   type BuiltTokenizer,
@@ -41,7 +40,7 @@ import {
 } from "../e2e/support/tiny-tokenizer.ts";
 import { FIXTURES_DIR } from "../helpers/fixtures.ts";
 import { MemoryBucket } from "./worker-helpers/memory-bucket.ts";
-import { putTokenizer } from "./worker-helpers/train-world.ts";
+import { putTokenizer, runTask } from "./worker-helpers/train-world.ts";
 
 const TENANT = "ten_00000000000000000000000000";
 const log = createLogger({ format: "json", write: () => undefined });
@@ -53,10 +52,10 @@ function pipelines(
   bucket: MemoryBucket,
   batchSize = 4,
   modelsDir = join(tmpdir(), "revq-no-models"),
-): Pipelines & { batcher: Batcher } {
+): Pipelines & { batcher: Batcher; bucket: MemoryBucket } {
   const dir = mkdtempSync(join(tmpdir(), "revq-tasks-"));
   dirs.push(dir);
-  const cache = new TokenizerCache(dir, bucket, log);
+  const cache = new TokenizerCache(dir, log);
   return {
     bucket,
     tokenizers: new TokenizerStore(cache, log, { modelsDir }),
@@ -65,7 +64,7 @@ function pipelines(
   };
 }
 
-function context(): TaskContext & { stages: string[] } {
+function context(): Omit<TaskContext, "bucket"> & { stages: string[] } {
   const stages: string[] = [];
   return {
     signal: new AbortController().signal,
@@ -133,9 +132,13 @@ function reconstructTask(ref: TokenizerRef, tokensKey: string, records: number):
 }
 
 /** What encode must give: the steps done one by one, with the exhaustive nearest-code search. */
-async function expectedTokens(built: BuiltTokenizer, images: Uint8Array[], p: Pipelines) {
-  const ref = putTokenizer(p.bucket as MemoryBucket, built);
-  return p.tokenizers.with(ref, {}, async (t) => {
+async function expectedTokens(
+  built: BuiltTokenizer,
+  images: Uint8Array[],
+  p: Pipelines & { bucket: MemoryBucket },
+) {
+  const ref = putTokenizer(p.bucket, built);
+  return p.tokenizers.with(ref, { bucket: p.bucket }, async (t) => {
     const ids: number[] = [];
     const mse: number[] = [];
     const vectors: Float32Array[] = [];
@@ -197,7 +200,7 @@ describe("encode task", () => {
     );
     const task = await encodeTask(bucket, ref, images);
     const ctx = context();
-    const outcome = await taskRunner(p)(task, ctx);
+    const outcome = await runTask(p)(task, ctx);
 
     const key = bucketKeys.jobTokens(TENANT, task.jobId);
     const { header, tokens } = readTokenStream(bucket.objects.get(key) as Uint8Array);
@@ -264,7 +267,7 @@ describe("encode task", () => {
       { bytes: good, format: "png" },
       { bytes: bad, format: "png" },
     ]);
-    const run = taskRunner(p)(task, context());
+    const run = runTask(p)(task, context());
     await expect(run).rejects.toMatchObject({
       name: "TaskError",
       code: "image-undecodable",
@@ -283,7 +286,7 @@ describe("encode task", () => {
     const task = await encodeTask(bucket, ref, [{ bytes: await syntheticImage(1), format: "png" }]);
     bucket.objects.clear();
     putTokenizer(bucket, identity);
-    await expect(taskRunner(pipelines(bucket))(task, context())).rejects.toMatchObject({
+    await expect(runTask(pipelines(bucket))(task, context())).rejects.toMatchObject({
       code: "input-missing",
       retryable: false,
     });
@@ -310,7 +313,7 @@ describe("encode task", () => {
         }),
       [0],
     );
-    const runs = Promise.all(tasks.map((t) => taskRunner(p)(t, context())));
+    const runs = Promise.all(tasks.map((t) => runTask(p)(t, context())));
     while (p.batcher.queued < 6) await new Promise((resolve) => setTimeout(resolve, 5));
     release?.();
     await Promise.all([busy, runs]);
@@ -348,7 +351,7 @@ describe("a tokenizer whose VAE is not in the bucket", () => {
       ref,
       images.map((bytes) => ({ bytes, format: "png" as const })),
     );
-    await taskRunner(pipelines(bucket, 4, modelsDir))(task, context());
+    await runTask(pipelines(bucket, 4, modelsDir))(task, context());
     const key = bucketKeys.jobTokens(TENANT, task.jobId);
     const { tokens } = readTokenStream(bucket.objects.get(key) as Uint8Array);
     const expected = await expectedTokens(identity, images, pipelines(new MemoryBucket()));
@@ -359,7 +362,7 @@ describe("a tokenizer whose VAE is not in the bucket", () => {
     const bucket = new MemoryBucket();
     const ref = putTokenizer(bucket, await withoutVae());
     const task = await encodeTask(bucket, ref, [{ bytes: await syntheticImage(1), format: "png" }]);
-    await expect(taskRunner(pipelines(bucket))(task, context())).rejects.toMatchObject({
+    await expect(runTask(pipelines(bucket))(task, context())).rejects.toMatchObject({
       code: "vae-unavailable",
       retryable: true,
       message: expect.stringContaining(`dcae-tiny-fixture/${WEIGHTS_FILE}`),
@@ -379,10 +382,10 @@ describe("reconstruct task", () => {
       })),
     );
     const encode = await encodeTask(bucket, ref, images);
-    await taskRunner(p)(encode, context());
+    await runTask(p)(encode, context());
     const tokensKey = bucketKeys.jobTokens(TENANT, encode.jobId);
     const task = reconstructTask(ref, tokensKey, count);
-    const outcome = await taskRunner(p)(task, context());
+    const outcome = await runTask(p)(task, context());
     const keys = (task.payload as { output: { images: string[] } }).output.images;
     const pngs = keys.map((k) => bucket.objects.get(k) as Uint8Array);
     for (const k of keys) expect(bucket.types.get(k)).toBe("image/png");
@@ -393,7 +396,7 @@ describe("reconstruct task", () => {
   it("decodes tokens through lookup, rectifier, de-normalisation and the VAE into PNGs", async () => {
     const { p, ref, tokens, pngs, outcome } = await roundTrip(rectified, 3);
     expect(outcome).toMatchObject({ result: { kind: "reconstruct" }, metrics: { images: 3 } });
-    await p.tokenizers.with(ref, {}, async (t) => {
+    await p.tokenizers.with(ref, { bucket: p.bucket }, async (t) => {
       for (let i = 0; i < 3; i++) {
         const quantized = lookupCodes(t.codebook, tokens.subarray(i * 128, (i + 1) * 128), 128);
         const [image] = await decodeImages(t, [quantized]);
@@ -412,7 +415,7 @@ describe("reconstruct task", () => {
 
   it("comes close to the VAE's own reconstruction (identity rectifier)", async () => {
     const { p, ref, images, pngs } = await roundTrip(identity, 4);
-    await p.tokenizers.with(ref, {}, async (t) => {
+    await p.tokenizers.with(ref, { bucket: p.bucket }, async (t) => {
       const values: number[] = [];
       for (const [i, image] of images.entries()) {
         const x = await decodeImage(image.bytes, RESOLUTION);
@@ -438,7 +441,7 @@ describe("reconstruct task", () => {
     );
     bucket.objects.set(key, stream);
     await expect(
-      taskRunner(pipelines(bucket))(reconstructTask(ref, key, 1), context()),
+      runTask(pipelines(bucket))(reconstructTask(ref, key, 1), context()),
     ).rejects.toMatchObject({
       code: "tokens-invalid",
       retryable: false,

@@ -13,6 +13,8 @@ import {
   HeartbeatResponse,
   LeaseRequest,
   LeaseResponse,
+  ObjectsRequest,
+  ObjectsResponse,
   ReleaseRequest,
   ReleaseResponse,
 } from "@revq/shared";
@@ -22,6 +24,7 @@ import { configOf } from "../config.ts";
 import { requireKey } from "../middleware/auth.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, problems } from "../schemas/common.ts";
+import { grantObjects } from "../services/object-grants.ts";
 import {
   completeTask,
   failTask,
@@ -123,6 +126,23 @@ const release = createRoute({
   },
 });
 
+const objects = createRoute({
+  method: "post",
+  path: "/tasks/{id}/objects",
+  tags: ["Worker"],
+  summary:
+    "Presigned bucket URLs for objects the task's payload names (a worker holds no bucket credential)",
+  security,
+  request: {
+    params: TaskParams,
+    body: { required: true, content: json(ObjectsRequest) },
+  },
+  responses: {
+    200: { description: "One URL per object, in order", content: json(ObjectsResponse) },
+    ...problems(400, 401, 403, 404, 409, 503),
+  },
+});
+
 function workerOf(c: Context<AppEnv>): WorkerPrincipal {
   const principal = c.get("principal");
   if (principal.kind !== "worker") throw new Error("worker route without a worker key");
@@ -144,6 +164,20 @@ workerRoutes.openapi(beat, async (c) =>
       c.req.valid("param").id,
       c.req.valid("json"),
       configOf(c.env),
+    ),
+    200,
+  ),
+);
+
+workerRoutes.openapi(objects, async (c) =>
+  c.json(
+    await grantObjects(
+      c.env,
+      workerOf(c),
+      c.req.valid("param").id,
+      c.req.valid("json"),
+      configOf(c.env),
+      new URL(c.req.url).origin,
     ),
     200,
   ),

@@ -38,7 +38,7 @@ import { pollDelayMs } from "./lease-poll.ts";
 import { checkTaskResult } from "./task-results.ts";
 import { EMPTY_OUTBOX, endingOutbox, sendDeliveries } from "./webhooks.ts";
 
-type TaskRecord = {
+export type TaskRecord = {
   id: string;
   job_id: string;
   tenant_id: string;
@@ -57,7 +57,11 @@ export type WorkerPrincipal = { tenantId: string; keyId: string };
 
 const jobOf = (task: TaskRecord) => ({ id: task.job_id, tenantId: task.tenant_id });
 
-async function loadTask(d1: D1Database, tenantId: string, taskId: string): Promise<TaskRecord> {
+export async function loadTask(
+  d1: D1Database,
+  tenantId: string,
+  taskId: string,
+): Promise<TaskRecord> {
   const task = await d1
     .prepare("SELECT * FROM tasks WHERE id = ? AND tenant_id = ?")
     .bind(taskId, tenantId)
@@ -81,7 +85,7 @@ function leaseLost(task: TaskRecord): HttpProblem {
 }
 
 /** Refuses anyone but the current holder of a leased task. */
-function checkHolder(task: TaskRecord, leaseId: string): void {
+export function checkHolder(task: TaskRecord, leaseId: string): void {
   if (task.status === "cancelled") {
     throw new HttpProblem(409, "job-cancelled", `The job of task ${task.id} was cancelled.`);
   }

@@ -22,7 +22,7 @@ import type { TokenizerCache } from "../cache.ts";
 import type { Logger } from "../log.ts";
 import { disposeRectifier, loadRectifier, type Rectifier } from "../models/rectifier.ts";
 import { safetensorsSource } from "../models/sources.ts";
-import type { BucketCallOptions } from "../storage.ts";
+import type { BucketAccess } from "../storage.ts";
 import { TaskError } from "../tasks/errors.ts";
 import { loadLocalVae } from "./local-vae.ts";
 import { loadVae, type Vae } from "./vae.ts";
@@ -61,7 +61,7 @@ export class TokenizerStore {
   /** Runs `use` with the tokenizer loaded; it stays loaded at least until `use` settles. */
   async with<T>(
     ref: TokenizerRef,
-    options: BucketCallOptions,
+    options: BucketAccess,
     use: (tokenizer: Tokenizer) => Promise<T>,
   ): Promise<T> {
     let entry = this.entries.get(ref.manifestHash);
@@ -93,7 +93,7 @@ export class TokenizerStore {
     }
   }
 
-  private async load(ref: TokenizerRef, options: BucketCallOptions): Promise<Tokenizer> {
+  private async load(ref: TokenizerRef, options: BucketAccess): Promise<Tokenizer> {
     const started = Date.now();
     const manifest = await this.cache.manifest(ref, options);
     const file = (f: FileRef) => this.cache.file(ref, f, options);

@@ -31,10 +31,10 @@ export async function runEncode(
   pipelines: Pipelines,
 ): Promise<TaskOutcome> {
   const payload = task.payload as Payload;
-  const { signal } = context;
+  const { signal, bucket } = context;
   const started = performance.now();
   context.progress({ done: 0, total: payload.images.length, stage: "loading tokenizer" });
-  return pipelines.tokenizers.with(payload.tokenizer, { signal }, async (tokenizer) => {
+  return pipelines.tokenizers.with(payload.tokenizer, { signal, bucket }, async (tokenizer) => {
     const { ids, mse } = await encodeAll(payload, tokenizer, context, pipelines);
     const { tokens, groups } = tokenizer.layout;
     const stream = writeTokenStream(
@@ -53,7 +53,7 @@ export async function runEncode(
       stage: "writing",
     });
     await writeObject(
-      pipelines.bucket,
+      bucket,
       payload.output.tokens,
       stream,
       TOKEN_STREAM_MEDIA_TYPE,
@@ -85,7 +85,7 @@ async function encodeAll(
       Promise.all(
         payload.images
           .slice(n * chunk, (n + 1) * chunk)
-          .map((_, i) => loadImage(payload, n * chunk + i, tokenizer, pipelines, signal)),
+          .map((_, i) => loadImage(payload, n * chunk + i, tokenizer, context)),
       ),
     compute: (images) =>
       pipelines.batcher.submit(
@@ -114,17 +114,16 @@ function loadImage(
   payload: Payload,
   index: number,
   tokenizer: Tokenizer,
-  pipelines: Pipelines,
-  signal: AbortSignal,
+  context: TaskContext,
 ): Promise<Float32Array> {
   const image = payload.images[index];
   return readImage(
-    pipelines.bucket,
+    context.bucket,
     image.bucketKey,
     tokenizer.vae.inputResolution,
     `image ${index} (${image.imageId})`,
     image.format.toUpperCase(),
-    signal,
+    context.signal,
   );
 }
 

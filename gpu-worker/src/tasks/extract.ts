@@ -22,7 +22,7 @@ export async function runExtract(
 ): Promise<TaskOutcome> {
   const payload = task.payload as Payload;
   const { dataset, shards } = payload;
-  const { signal } = context;
+  const { signal, bucket } = context;
   const started = performance.now();
   const shardCount = latentShardCount(dataset.count, dataset.shardSize);
   const outside = shards.find((index) => index >= shardCount);
@@ -39,12 +39,12 @@ export async function runExtract(
   );
   const total = sizes.reduce((a, b) => a + b, 0);
   context.progress({ done: 0, total, stage: "reading the dataset listing" });
-  const listing = await readListing(pipelines.bucket, dataset, signal);
+  const listing = await readListing(bucket, dataset, signal);
   context.progress({ done: 0, total, stage: "loading the VAE" });
-  return pipelines.tokenizers.with(payload.vae, { signal }, async (tokenizer) => {
+  return pipelines.tokenizers.with(payload.vae, { signal, bucket }, async (tokenizer) => {
     const { vae } = tokenizer;
-    const images = datasetImages(pipelines.bucket, listing, vae.inputResolution, signal);
-    const store = bucketStore(pipelines.bucket, dataset.latents, signal);
+    const images = datasetImages(bucket, listing, vae.inputResolution, signal);
+    const store = bucketStore(bucket, dataset.latents, signal);
     const options = {
       shardSize: dataset.shardSize,
       batchSize: pipelines.batchSize,

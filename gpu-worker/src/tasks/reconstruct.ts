@@ -33,7 +33,7 @@ export async function runReconstruct(
   pipelines: Pipelines,
 ): Promise<TaskOutcome> {
   const payload = task.payload as Payload;
-  const { signal } = context;
+  const { signal, bucket } = context;
   const started = performance.now();
   const count = payload.input.recordCount;
   if (payload.output.images.length !== count) {
@@ -44,13 +44,8 @@ export async function runReconstruct(
     );
   }
   context.progress({ done: 0, total: count, stage: "loading tokenizer" });
-  return pipelines.tokenizers.with(payload.tokenizer, { signal }, async (tokenizer) => {
-    const bytes = await readObject(
-      pipelines.bucket,
-      payload.input.tokens,
-      "the token stream",
-      signal,
-    );
+  return pipelines.tokenizers.with(payload.tokenizer, { signal, bucket }, async (tokenizer) => {
+    const bytes = await readObject(bucket, payload.input.tokens, "the token stream", signal);
     const ids = readTokens(bytes, payload, tokenizer);
     const { tokens } = tokenizer.layout;
     const key = `decode:${payload.tokenizer.manifestHash}`;
@@ -82,7 +77,7 @@ export async function runReconstruct(
           const index = n * chunk + i;
           const write = encodePng(image, size).then((png) =>
             writeObject(
-              pipelines.bucket,
+              bucket,
               payload.output.images[index],
               png,
               "image/png",

@@ -51,9 +51,10 @@ export async function runTrain(
   const { dataset } = payload;
   const parameters = TrainParameters.safeParse(payload.parameters);
   context.progress({ done: 0, stage: "reading the dataset listing" });
-  const listing = await readListing(pipelines.bucket, dataset, context.signal);
+  const { signal, bucket } = context;
+  const listing = await readListing(bucket, dataset, signal);
   context.progress({ done: 0, stage: "loading the VAE" });
-  return pipelines.tokenizers.with(payload.base, { signal: context.signal }, async (base) => {
+  return pipelines.tokenizers.with(payload.base, { signal, bucket }, async (base) => {
     const config = configure(payload, base);
     const name = (parameters.success && parameters.data.name) || `revq-${task.jobId}`;
     const description = parameters.success ? parameters.data.description : undefined;
@@ -64,17 +65,17 @@ export async function runTrain(
         name,
         ...(description ? { description } : {}),
         vae: withoutWeights(base.manifest.vae),
-        ...(await baseVaeWeights(base, pipelines, context.signal)),
+        ...(await baseVaeWeights(base, context)),
         dataset: { name: `listing ${dataset.listingHash}`, images: dataset.count },
       });
       for (const [path, bytes] of exported.files) {
         await writeObject(
-          pipelines.bucket,
+          bucket,
           bucketKeys.tokenizerFile(exported.hash, path),
           bytes,
           "application/octet-stream",
           `the tokenizer's ${path}`,
-          context.signal,
+          signal,
         );
       }
       context.log.info("tokenizer exported", { manifestHash: exported.hash });
@@ -111,8 +112,7 @@ async function trainRun(
   context: TaskContext,
   pipelines: Pipelines,
 ) {
-  const { signal } = context;
-  const { bucket } = pipelines;
+  const { signal, bucket } = context;
   const vae = base.vae;
   // Before any extraction: a resumed run has the same configuration (the same parameters).
   const count = payload.dataset.count;
@@ -196,7 +196,7 @@ async function datasetLatents(
   const latents = await extractLatents(
     images,
     base.vae,
-    bucketStore(pipelines.bucket, dataset.latents, context.signal),
+    bucketStore(context.bucket, dataset.latents, context.signal),
     {
       shardSize: dataset.shardSize,
       batchSize: pipelines.batchSize,
@@ -242,11 +242,11 @@ function withoutWeights(vae: Tokenizer["manifest"]["vae"]) {
 }
 
 /** The base's VAE weights travel on when it ships them (a reference by name otherwise). */
-async function baseVaeWeights(base: Tokenizer, pipelines: Pipelines, signal: AbortSignal) {
+async function baseVaeWeights(base: Tokenizer, { bucket, signal }: TaskContext) {
   const ref = base.manifest.vae.weights;
   if (!ref) return {};
   const key = bucketKeys.tokenizerFile(base.ref.manifestHash, ref.path);
   return {
-    vaeWeights: await readObject(pipelines.bucket, key, "the base tokenizer's VAE weights", signal),
+    vaeWeights: await readObject(bucket, key, "the base tokenizer's VAE weights", signal),
   };
 }

@@ -41,6 +41,8 @@ const FILE_PATH =
 export const bucketKeys = {
   image: (tenantId: string, imageId: string) =>
     `${tenant(tenantId)}/images/${checked(imageId, ID, "image id")}`,
+  /** The prefix of all of a tenant's uploaded images. */
+  images: (tenantId: string) => `${tenant(tenantId)}/images/`,
   jobTokens: (tenantId: string, jobId: string) => `${job(tenantId, jobId)}/tokens.rvqt`,
   jobImage: (tenantId: string, jobId: string, index: number) => {
     if (!Number.isSafeInteger(index) || index < 0)
@@ -54,6 +56,8 @@ export const bucketKeys = {
     if (path.length > 512) throw new Error("bucket key: a file path is at most 512 characters");
     return `${tenant(tenantId)}/files/${checked(path, FILE_PATH, "relative file path")}`;
   },
+  /** The prefix of all of a tenant's own files. */
+  allTenantFiles: (tenantId: string) => `${tenant(tenantId)}/files/`,
   datasetListing: (tenantId: string, listingHash: string) =>
     `${tenant(tenantId)}/datasets/${checked(listingHash, HASH, "listing hash")}.json`,
   /** The prefix of a listing's latent shards under one VAE, cut into shards of `shardSize`. */
@@ -62,6 +66,20 @@ export const bucketKeys = {
   /** `path` is a manifest FileRef path, already checked safe by the manifest schema. */
   tokenizerFile: (hash: string, path: string) => `${tokenizer(hash)}/files/${path}`,
 } as const;
+
+/**
+ * Whether `key` names an object plainly: segments of safe characters, none empty, "." or "..".
+ * A URL built from such a key addresses that key and no other (a URL parser resolves "..").
+ */
+export function isPlainKey(key: string): boolean {
+  return key.length <= 1024 && !key.endsWith("/") && FILE_PATH.test(key);
+}
+
+/** The manifest hash of a key tokenizers/{hash}/files/{path}; undefined for any other key. */
+export function tokenizerFileHash(key: string): string | undefined {
+  const match = /^tokenizers\/([0-9a-f]{64})\/files\/./.exec(key);
+  return match?.[1];
+}
 
 /** A latent shard's name under its prefix: shard-000000.safetensors, shard-000001... */
 export function latentShardName(index: number): string {

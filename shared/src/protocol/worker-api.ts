@@ -9,6 +9,8 @@
  * names its `leaseId`; a holder whose lease was lost is refused (409), so two workers can never
  * both finish one task. A task payload carries everything the worker needs: the bucket keys to
  * read and write (see bucket-keys.ts), the tokenizer and its manifest hash, and the parameters.
+ * The worker holds no bucket credential: it asks the edge for a short-lived presigned URL per
+ * object (`objects`), and the edge grants only the objects the task's payload names.
  */
 import * as z from "zod";
 import { boundedJson, MAX_MANIFEST_BYTES, MAX_METRICS_BYTES } from "./json-limits.ts";
@@ -21,6 +23,8 @@ export type TaskKind = z.infer<typeof TaskKind>;
 export const MAX_TASKS_PER_LEASE = 16;
 /** Longest long-poll a worker may ask for; the edge may cap it lower (MAX_LEASE_WAIT_SECONDS). */
 export const MAX_LEASE_WAIT_SECONDS = 60;
+/** Most objects one `objects` call may ask for (each hash it names is one bound D1 parameter). */
+export const MAX_OBJECTS_PER_GRANT = 64;
 
 const BucketKey = z.string().min(1).max(1024);
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits");
@@ -231,3 +235,33 @@ export const ReleaseResponse = z.object({
   status: z.literal("queued"),
 });
 export type ReleaseResponse = z.infer<typeof ReleaseResponse>;
+
+/**
+ * One object a task needs: read (GET) or write (PUT). A write names the SHA-256 of the bytes it
+ * will send; the URL is signed for that checksum, so the bucket refuses any other body.
+ */
+export const ObjectRequest = z.discriminatedUnion("method", [
+  z.object({ method: z.literal("GET"), key: BucketKey }),
+  z.object({ method: z.literal("PUT"), key: BucketKey, sha256: Sha256 }),
+]);
+export type ObjectRequest = z.infer<typeof ObjectRequest>;
+
+export const ObjectsRequest = z.object({
+  leaseId: z.string(),
+  objects: z.array(ObjectRequest).min(1).max(MAX_OBJECTS_PER_GRANT),
+});
+export type ObjectsRequest = z.infer<typeof ObjectsRequest>;
+
+/** A presigned request: send it as given (method, URL and every header), before `expiresAt`. */
+export const GrantedObject = z.object({
+  method: z.enum(["GET", "PUT"]),
+  key: BucketKey,
+  url: z.url(),
+  headers: z.record(z.string(), z.string()),
+  expiresAt: Timestamp,
+});
+export type GrantedObject = z.infer<typeof GrantedObject>;
+
+/** The granted objects, in the order asked for. */
+export const ObjectsResponse = z.object({ objects: z.array(GrantedObject) });
+export type ObjectsResponse = z.infer<typeof ObjectsResponse>;

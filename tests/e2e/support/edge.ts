@@ -11,7 +11,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { S3Config } from "../../../gpu-worker/src/config.ts";
+import type { S3Door } from "./s3-door.ts";
 
 export const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
@@ -22,6 +22,8 @@ export const OFFLINE_ENV = {
 };
 /** From wrangler.toml's local_dev.experimental_s3_credentials. */
 const S3_KEY = { accessKeyId: "revq-local", secretAccessKey: "revq-local-secret" };
+/** Where wrangler dev serves the bucket's S3 API, on the edge's own origin. */
+const S3_PATH = "/cdn-cgi/local/r2/s3";
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -53,14 +55,9 @@ export class LocalEdge {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  get s3(): S3Config {
-    return {
-      endpoint: `${this.url}/cdn-cgi/local/r2/s3`,
-      bucket: "revq",
-      region: "auto",
-      forcePathStyle: true,
-      ...S3_KEY,
-    };
+  /** The operator's door to the bucket (s3-door.ts); workers get presigned URLs instead. */
+  get s3(): S3Door {
+    return { endpoint: `${this.url}${S3_PATH}`, bucket: "revq", ...S3_KEY };
   }
 
   get logFile(): string {
@@ -81,6 +78,10 @@ export class LocalEdge {
     const vars = Object.entries({
       ADMIN_KEY: this.adminKey,
       WEBHOOK_KEYS: this.webhookKeys,
+      // The edge signs the workers' object URLs with the operator's key.
+      S3_ENDPOINT: S3_PATH,
+      S3_ACCESS_KEY_ID: S3_KEY.accessKeyId,
+      S3_SECRET_ACCESS_KEY: S3_KEY.secretAccessKey,
       ...this.vars,
     }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
     const args = [

@@ -12,8 +12,8 @@ import { TokenizerCache } from "../../../gpu-worker/src/cache.ts";
 import { decodeImage } from "../../../gpu-worker/src/images/codec.ts";
 import { createLogger } from "../../../gpu-worker/src/log.ts";
 import { type Tokenizer, TokenizerStore } from "../../../gpu-worker/src/pipeline/tokenizer.ts";
-import { s3Bucket } from "../../../gpu-worker/src/storage.ts";
 import type { LocalEdge } from "./edge.ts";
+import { s3DoorBucket } from "./s3-door.ts";
 import { RESOLUTION } from "./tiny-tokenizer.ts";
 
 export function tokenizerRef(hash: string, id: string): TokenizerRef {
@@ -31,12 +31,12 @@ export async function withTokenizer<T>(
   use: (t: Tokenizer) => Promise<T>,
 ): Promise<T> {
   const log = createLogger({ format: "json", write: () => undefined });
-  const bucket = s3Bucket(edge.s3, { log });
+  const bucket = s3DoorBucket(edge.s3);
   const dir = mkdtempSync(join(tmpdir(), "revq-e2e-ref-"));
   try {
-    const cache = new TokenizerCache(dir, bucket, log);
+    const cache = new TokenizerCache(dir, log);
     const modelsDir = join(dir, "models");
-    return await new TokenizerStore(cache, log, { modelsDir }).with(ref, {}, use);
+    return await new TokenizerStore(cache, log, { modelsDir }).with(ref, { bucket }, use);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

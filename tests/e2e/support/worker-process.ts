@@ -29,7 +29,6 @@ export class WorkerProcess {
   private readonly child: ChildProcess;
 
   constructor(edge: LocalEdge, options: WorkerOptions) {
-    const s3 = edge.s3;
     // A cache of its own unless the test shares one; removed when the process exits.
     const ownCache = options.cacheDir === undefined;
     const cacheDir = options.cacheDir ?? mkdtempSync(join(tmpdir(), "revq-e2e-cache-"));
@@ -40,10 +39,6 @@ export class WorkerProcess {
         HOME: process.env.HOME,
         REVQ_EDGE_URL: edge.url,
         REVQ_WORKER_KEY: options.workerKey,
-        REVQ_S3_ENDPOINT: s3.endpoint,
-        REVQ_S3_BUCKET: s3.bucket,
-        REVQ_S3_ACCESS_KEY_ID: s3.accessKeyId,
-        REVQ_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
         REVQ_BACKEND: options.backend ?? "wasm",
         REVQ_WORKER_NAME: options.name,
         REVQ_CACHE_DIR: cacheDir,

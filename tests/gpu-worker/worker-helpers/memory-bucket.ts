@@ -2,7 +2,7 @@ import { type Bucket, BucketError } from "../../../gpu-worker/src/storage.ts";
 
 /**
  * A bucket in memory that counts its reads, for tests of what sits on top of the Bucket
- * interface; the S3 door itself is tested against wrangler dev (tests/e2e/storage.test.ts).
+ * interface; the presigned-URL bucket itself is tested against wrangler dev (tests/e2e/storage.test.ts).
  */
 export class MemoryBucket implements Bucket {
   readonly objects = new Map<string, Uint8Array>();

@@ -21,7 +21,9 @@ import { TokenizerCache } from "../../../gpu-worker/src/cache.ts";
 import { createLogger } from "../../../gpu-worker/src/log.ts";
 import { Batcher } from "../../../gpu-worker/src/pipeline/batcher.ts";
 import { TokenizerStore } from "../../../gpu-worker/src/pipeline/tokenizer.ts";
+import type { Bucket } from "../../../gpu-worker/src/storage.ts";
 import type { Pipelines } from "../../../gpu-worker/src/tasks/context.ts";
+import { taskRunner } from "../../../gpu-worker/src/tasks/index.ts";
 import type { TaskContext } from "../../../gpu-worker/src/worker.ts";
 import type { BuiltTokenizer } from "../../e2e/support/tiny-tokenizer.ts";
 import type { MemoryBucket } from "./memory-bucket.ts";
@@ -69,18 +71,28 @@ export function putTokenizer(bucket: MemoryBucket, built: BuiltTokenizer): Token
 export function pipelines(
   bucket: MemoryBucket,
   { batchSize = 4, modelsDir }: { batchSize?: number; modelsDir?: string } = {},
-): Pipelines {
+): WorldPipelines {
   const dir = mkdtempSync(join(tmpdir(), "revq-train-world-"));
   dirs.push(dir);
   const log = createLogger({ format: "json", write: () => undefined });
   return {
     bucket,
-    tokenizers: new TokenizerStore(new TokenizerCache(dir, bucket, log), log, {
+    tokenizers: new TokenizerStore(new TokenizerCache(dir, log), log, {
       modelsDir: modelsDir ?? dir,
     }),
     batcher: new Batcher(batchSize),
     batchSize,
   };
+}
+
+/** A worker's pipelines with the one bucket every task of this world sees. */
+export type WorldPipelines = Pipelines & { bucket: MemoryBucket };
+
+/** The worker's task runner, every task given the world's bucket as its own. */
+export function runTask(p: Pipelines & { bucket: Bucket }) {
+  const run = taskRunner(p);
+  return (task: LeasedTask, context: Omit<TaskContext, "bucket">) =>
+    run(task, { ...context, bucket: p.bucket });
 }
 
 /** A task context that records the progress, metric sets and log lines the task reports. */
@@ -89,7 +101,7 @@ export function context(controller = new AbortController()) {
   const stages: string[] = [];
   const metrics: Record<string, number>[] = [];
   const logs: string[] = [];
-  const ctx: TaskContext = {
+  const ctx: Omit<TaskContext, "bucket"> = {
     signal: controller.signal,
     progress: (p) => {
       progress.push(p);

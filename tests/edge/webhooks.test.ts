@@ -768,6 +768,38 @@ describe("the outbox: a job's end and its deliveries are one batch", () => {
     expect(await deliveriesOf(job.id)).toHaveLength(1);
   });
 
+  it("a crash while expired leases are swept changes nothing: the next sweep ends task and job together", async () => {
+    const world = await newWorld();
+    await registerEndpoint(world, `${receiver}/ok/outbox-sweep`);
+    const { id } = await createEncodeJob(world);
+    const [task] = await lease(world.workerKey);
+    await env.DB.prepare("UPDATE tasks SET max_attempts = 1 WHERE id = ?").bind(task.taskId).run();
+    await expireLease(task.taskId);
+    const d1 = env.DB as D1Database;
+    const crashing = {
+      ...env,
+      DB: {
+        prepare: (query: string) => d1.prepare(query),
+        batch: async () => {
+          throw new Error("the edge crashed");
+        },
+      },
+    } as unknown as Env;
+    await expect(requeueExpired(crashing, Date.now(), world.id)).rejects.toThrow(
+      "the edge crashed",
+    );
+    const taskRow = () =>
+      env.DB.prepare("SELECT status FROM tasks WHERE id = ?").bind(task.taskId).first("status");
+    expect(await taskRow()).toBe("leased");
+    expect(await deliveriesOf(id)).toEqual([]);
+
+    expect(await requeueExpired(env, Date.now(), world.id)).toBe(1);
+    expect(await taskRow()).toBe("failed");
+    expect((await getJob(world, id)).status).toBe("failed");
+    expect((await deliveriesOf(id)).map((d) => d.eventType)).toEqual(["job.failed"]);
+    expect(await requeueExpired(env, Date.now(), world.id)).toBe(0);
+  });
+
   it("every other ending writes its deliveries in the batch that ends the job", async () => {
     const world = await newWorld();
     await registerEndpoint(world, `${receiver}/ok/outbox-endings`);

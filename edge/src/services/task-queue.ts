@@ -92,66 +92,78 @@ export function checkHolder(task: TaskRecord, leaseId: string): void {
   if (task.status !== "leased" || task.lease_id !== leaseId) throw leaseLost(task);
 }
 
-/** Expired leases back to the queue, or failed when out of attempts; returns how many. */
+/** Expired leases one sweep ends at most: one D1 batch holds them all. */
+const SWEEP_LIMIT = 50;
+
+/**
+ * Expired leases back to the queue, or failed when out of attempts; returns how many. Each task's
+ * transition, its job's, the job's event and (for a failed job) its webhook deliveries are
+ * written in one D1 batch, each statement only if the one before it changed a row: a crash
+ * leaves all of them undone, for the next sweep, or all done. A sweep ends at most SWEEP_LIMIT;
+ * the next one (the next lease call, the cron) the rest.
+ */
 export async function requeueExpired(env: Env, now: number, tenantId?: string): Promise<number> {
   const d1 = env.DB;
-  const { results } = await d1
+  const { results: expired } = await d1
     .prepare(
-      `UPDATE tasks SET status = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
-         lease_expires_at = NULL, available_at = ?1, updated_at = ?1
-       WHERE status = 'leased' AND lease_expires_at <= ?1 ${tenantId ? "AND tenant_id = ?2" : ""}
-       RETURNING *`,
+      `SELECT * FROM tasks WHERE status = 'leased' AND lease_expires_at <= ?1 ${tenantId ? "AND tenant_id = ?2" : ""}
+       ORDER BY lease_expires_at LIMIT ${SWEEP_LIMIT}`,
     )
     .bind(...(tenantId ? [now, tenantId] : [now]))
     .all<TaskRecord>();
-  const endings = await Promise.all(
-    results.map(async (task) => {
-      const failed = task.status === "failed";
-      const error = {
-        code: "lease-expired",
-        message: `The worker's lease expired on attempt ${task.attempt} of ${task.max_attempts}.`,
-      };
-      const jobEnd = failed
-        ? d1
-            .prepare(
-              "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2, updated_at = ?2 WHERE id = ?3 AND status IN ('queued', 'running')",
-            )
-            .bind(JSON.stringify(error), now, task.job_id)
-        : d1
-            .prepare(
-              "UPDATE jobs SET status = 'queued', updated_at = ?1 WHERE id = ?2 AND status IN ('queued', 'running')",
-            )
-            .bind(now, task.job_id);
-      const outbox = failed
-        ? await endingOutbox(
-            env,
-            task.job_id,
-            { status: "failed", error: JSON.stringify(error) },
-            now,
-          )
-        : EMPTY_OUTBOX;
-      const event = eventIfChangedStatement(
-        d1,
-        jobOf(task),
-        "status",
-        failed
-          ? { status: "failed", error }
-          : { status: "queued", reason: "lease-expired", attempt: task.attempt },
-        now,
-      );
-      return { jobEnd, outbox, statements: [jobEnd, event, ...outbox.statements] };
-    }),
-  );
+  const endings = await Promise.all(expired.map((task) => leaseExpiry(env, task, now)));
   const statements = endings.flatMap((e) => e.statements);
-  if (statements.length > 0) {
-    const outcomes = await d1.batch(statements);
-    for (const { jobEnd, outbox } of endings) {
-      if (outcomes[statements.indexOf(jobEnd)].meta.changes > 0) {
-        await sendDeliveries(env, outbox.deliveryIds);
-      }
+  if (statements.length === 0) return 0;
+  const outcomes = await d1.batch(statements);
+  let ended = 0;
+  for (const { taskEnd, jobEnd, outbox } of endings) {
+    if (outcomes[statements.indexOf(taskEnd)].meta.changes === 0) continue; // renewed meanwhile
+    ended++;
+    if (outcomes[statements.indexOf(jobEnd)].meta.changes > 0) {
+      await sendDeliveries(env, outbox.deliveryIds);
     }
   }
-  return results.length;
+  return ended;
+}
+
+/** The statements that end one expired lease, each guarded by the one before it. */
+async function leaseExpiry(env: Env, task: TaskRecord, now: number) {
+  const d1 = env.DB;
+  const failed = task.attempt >= task.max_attempts;
+  const error = {
+    code: "lease-expired",
+    message: `The worker's lease expired on attempt ${task.attempt} of ${task.max_attempts}.`,
+  };
+  const taskEnd = d1
+    .prepare(
+      `UPDATE tasks SET status = ?1, lease_expires_at = NULL, available_at = ?2, updated_at = ?2
+       WHERE id = ?3 AND lease_id = ?4 AND status = 'leased' AND lease_expires_at <= ?2`,
+    )
+    .bind(failed ? "failed" : "queued", now, task.id, task.lease_id);
+  const jobEnd = failed
+    ? d1
+        .prepare(
+          "UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2, updated_at = ?2 WHERE id = ?3 AND status IN ('queued', 'running') AND changes() > 0",
+        )
+        .bind(JSON.stringify(error), now, task.job_id)
+    : d1
+        .prepare(
+          "UPDATE jobs SET status = 'queued', updated_at = ?1 WHERE id = ?2 AND status IN ('queued', 'running') AND changes() > 0",
+        )
+        .bind(now, task.job_id);
+  const outbox = failed
+    ? await endingOutbox(env, task.job_id, { status: "failed", error: JSON.stringify(error) }, now)
+    : EMPTY_OUTBOX;
+  const event = eventIfChangedStatement(
+    d1,
+    jobOf(task),
+    "status",
+    failed
+      ? { status: "failed", error }
+      : { status: "queued", reason: "lease-expired", attempt: task.attempt },
+    now,
+  );
+  return { taskEnd, jobEnd, outbox, statements: [taskEnd, jobEnd, event, ...outbox.statements] };
 }
 
 /**

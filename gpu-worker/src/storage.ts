@@ -4,10 +4,9 @@
  * bucket credential, so it can reach only what its tasks name. A put is atomic in S3: a reader
  * sees the old object, the new one, or none, never part of one.
  *
- * URLs are asked for in batches (every call made in the same turn of the event loop goes in one
- * request) and reused until shortly before they expire. A bucket that is unreachable or answers
- * 5xx is retried with backoff until the caller's deadline; a missing object, a refused request
- * or an object the task may not touch is not worth retrying.
+ * URLs are asked for in batches, one per try of a transfer. A bucket that is unreachable or
+ * answers 5xx is retried with backoff until the caller's deadline; a missing object, a refused
+ * request or an object the task may not touch is not worth retrying.
  */
 import { createHash } from "node:crypto";
 import {
@@ -61,20 +60,19 @@ export type GrantedBucketOptions = {
   retryMs?: number;
 };
 
-/** A URL is not used in its last minute: a large transfer must start well before it expires. */
-const EXPIRY_MARGIN_MS = 60_000;
-
 type Pending = {
   request: ObjectRequest;
   resolve: (granted: GrantedObject) => void;
   reject: (error: unknown) => void;
 };
 
-/** Grants, asked for in batches and kept while fresh, by method, key and (for a put) checksum. */
-function grantBook(grant: GrantObjects) {
-  const fresh = new Map<string, GrantedObject>();
+/**
+ * URLs asked for in batches: every request made in one turn of the event loop goes in one call
+ * (a task loads a batch of images at once). None is kept: each try of a transfer asks anew, so
+ * a retry never uses a URL that may have expired, and a task of 50 000 images holds no list.
+ */
+function grantBatcher(grant: GrantObjects) {
   let pending: Pending[] = [];
-  const id = (r: ObjectRequest) => `${r.method} ${r.key} ${r.method === "PUT" ? r.sha256 : ""}`;
 
   async function send(batch: Pending[]) {
     try {
@@ -82,10 +80,7 @@ function grantBook(grant: GrantObjects) {
       if (granted.length !== batch.length) {
         throw new EdgeProtocolError(`${granted.length} URLs granted for ${batch.length} objects`);
       }
-      batch.forEach((p, i) => {
-        fresh.set(id(p.request), granted[i]);
-        p.resolve(granted[i]);
-      });
+      batch.forEach((p, i) => p.resolve(granted[i]));
     } catch (error) {
       for (const p of batch) p.reject(error);
     }
@@ -99,30 +94,20 @@ function grantBook(grant: GrantObjects) {
     }
   }
 
-  return {
-    url(request: ObjectRequest): Promise<GrantedObject> {
-      const known = fresh.get(id(request));
-      if (known && Date.parse(known.expiresAt) - Date.now() > EXPIRY_MARGIN_MS) {
-        return Promise.resolve(known);
-      }
-      return new Promise((resolve, reject) => {
-        if (pending.length === 0) setImmediate(flush);
-        pending.push({ request, resolve, reject });
-      });
-    },
-    forget(request: ObjectRequest) {
-      fresh.delete(id(request));
-    },
-  };
+  return (request: ObjectRequest): Promise<GrantedObject> =>
+    new Promise((resolve, reject) => {
+      if (pending.length === 0) setImmediate(flush);
+      pending.push({ request, resolve, reject });
+    });
 }
 
 export function grantedBucket(grant: GrantObjects, options: GrantedBucketOptions): Bucket {
-  const book = grantBook(grant);
+  const urlFor = grantBatcher(grant);
 
   async function send(request: ObjectRequest, init: RequestInit, o: BucketCallOptions) {
     let granted: GrantedObject;
     try {
-      granted = await book.url(request);
+      granted = await urlFor(request);
     } catch (error) {
       throw grantError(error, request);
     }
@@ -141,8 +126,6 @@ export function grantedBucket(grant: GrantObjects, options: GrantedBucketOptions
       });
     }
     if (response.ok) return response;
-    // A URL the bucket refused (expired, say) is not used again.
-    book.forget(request);
     throw await answerError(response, request);
   }
 

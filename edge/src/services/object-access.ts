@@ -5,7 +5,7 @@
  * checkpoints) or where only the dataset listing names them (a dataset's images, which are the
  * tenant's own uploads and files).
  */
-import { bucketKeys, type TaskPayload, type TokenizerRef } from "@revq/shared";
+import { bucketKeys, type DatasetRef, type TaskPayload, type TokenizerRef } from "@revq/shared";
 
 export type Method = "GET" | "PUT";
 
@@ -22,10 +22,7 @@ const tokenizer = (ref: TokenizerRef): Access[] => [
   readUnder(ref.filesPrefix),
 ];
 
-function dataset(
-  tenantId: string,
-  ref: Extract<TaskPayload, { kind: "train" }>["dataset"],
-): Access[] {
+function dataset(tenantId: string, ref: DatasetRef): Access[] {
   return [
     read(ref.listing),
     // A listing's images are uploads or files of a prefix dataset, all the tenant's own.

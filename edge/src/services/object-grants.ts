@@ -4,6 +4,7 @@
  * can reach only what its own tasks need, and never another tenant's objects.
  */
 import {
+  bucketKeys,
   isPlainKey,
   type ObjectRequest,
   type ObjectsRequest,
@@ -30,25 +31,24 @@ function notGranted(object: ObjectRequest, why: string): HttpProblem {
   );
 }
 
+type TokenizerWrite = { object: ObjectRequest & { method: "PUT" }; hash: string; path: string };
+
 /**
  * A new tokenizer's file goes under tokenizers/{hash}/files/. Where a tokenizer of that hash is
  * registered already (by anyone), the write must be the very file its manifest pins there: a
  * worker can repeat a registered tokenizer's bytes, never change them.
  */
-async function checkTokenizerWrites(env: Env, puts: Extract<ObjectRequest, { method: "PUT" }>[]) {
-  const hashes = [...new Set(puts.map((p) => tokenizerFileHash(p.key) as string))];
-  if (hashes.length === 0) return;
+async function checkTokenizerWrites(env: Env, writes: TokenizerWrite[]) {
+  if (writes.length === 0) return;
   const registered = await database(env)
     .select()
     .from(tokenizers)
-    .where(inArray(tokenizers.manifestHash, hashes));
-  for (const put of puts) {
-    const hash = tokenizerFileHash(put.key) as string;
-    const path = put.key.slice(`tokenizers/${hash}/files/`.length);
+    .where(inArray(tokenizers.manifestHash, [...new Set(writes.map((w) => w.hash))]));
+  for (const { object, hash, path } of writes) {
     for (const row of registered.filter((r) => r.manifestHash === hash)) {
       const pinned = manifestFiles(manifestOf(row)).find((f) => f.path === path);
-      if (pinned?.sha256 !== put.sha256) {
-        throw notGranted(put, `tokenizer ${hash} is registered and pins other bytes there`);
+      if (pinned?.sha256 !== object.sha256) {
+        throw notGranted(object, `tokenizer ${hash} is registered and pins other bytes there`);
       }
     }
   }
@@ -68,17 +68,19 @@ export async function grantObjects(
     task.tenant_id,
     TaskPayload.parse(JSON.parse(task.payload)),
   );
-  const tokenizerPuts: Extract<ObjectRequest, { method: "PUT" }>[] = [];
+  const tokenizerWrites: TokenizerWrite[] = [];
   for (const object of request.objects) {
     if (!isPlainKey(object.key)) throw notGranted(object, "not a plain bucket key");
     if (allows(access, object.method, object.key)) continue;
-    if (writesTokenizerFiles && object.method === "PUT" && tokenizerFileHash(object.key)) {
-      tokenizerPuts.push(object);
+    const hash = tokenizerFileHash(object.key);
+    if (writesTokenizerFiles && object.method === "PUT" && hash) {
+      const path = object.key.slice(bucketKeys.tokenizerFile(hash, "").length);
+      tokenizerWrites.push({ object, hash, path });
       continue;
     }
     throw notGranted(object, "its payload does not name it");
   }
-  await checkTokenizerWrites(env, tokenizerPuts);
+  await checkTokenizerWrites(env, tokenizerWrites);
 
   const signer = signerOf(env, origin);
   const now = Date.now();

@@ -6,10 +6,10 @@
  * (429: nothing was done) is sent again after its Retry-After, so a long upload slows down
  * instead of failing.
  */
+import { type ProblemAnswer, readProblem, sleep } from "@revq/shared";
 import type * as z from "zod";
 import type { Connection } from "./config.ts";
 import { CliError, EXIT } from "./errors.ts";
-import { Problem } from "./schemas.ts";
 
 export type Body = Uint8Array | FormData | Record<string, unknown>;
 
@@ -139,10 +139,6 @@ function retryAfterSeconds(header: string | null): number {
   return Number.isFinite(seconds) ? Math.min(MAX_RETRY_AFTER_S, Math.max(0, seconds)) : 1;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 function unreachable(url: string, error: unknown): CliError {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
   const why = cause?.code ?? cause?.message ?? (error as Error).message;
@@ -156,12 +152,8 @@ function unreachable(url: string, error: unknown): CliError {
 
 async function refusal(method: string, path: string, response: Response): Promise<CliError> {
   const text = await response.text();
-  let problem: z.infer<typeof Problem> = {};
-  try {
-    problem = Problem.parse(JSON.parse(text));
-  } catch {
-    // not a problem document (a proxy's error page, say)
-  }
+  // Not a problem document (a proxy's error page, say): the status and the text are all there is.
+  const problem: Partial<ProblemAnswer> = readProblem(text) ?? {};
   const detail = problem.detail ?? (text.slice(0, 200) || response.statusText);
   const message = `${method} ${path}: ${response.status} ${detail}`;
   const code = problem.code;

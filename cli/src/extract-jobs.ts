@@ -3,11 +3,12 @@
  * workers encode the dataset's latent shards while the train job waits behind them. Shown while
  * any is unfinished, as one bar of their images, then one line saying how they ended.
  */
+import { isFinished } from "@revq/shared";
 import type { Api } from "./api.ts";
 import { getJob } from "./jobs.ts";
 import type { Output } from "./output.ts";
 import type { Progress } from "./progress.ts";
-import { FINISHED, type Job } from "./schemas.ts";
+import type { Job } from "./schemas.ts";
 
 export class ExtractJobs {
   private readonly api: Api;
@@ -33,12 +34,12 @@ export class ExtractJobs {
   /** Reads the unfinished ones, draws their progress, and says how they ended once all have. */
   async poll(): Promise<void> {
     if (this.ended) return;
-    const open = this.ids.filter((id) => !FINISHED.has(this.latest.get(id)?.status ?? ""));
+    const open = this.ids.filter((id) => !isFinished(this.latest.get(id)?.status ?? ""));
     for (const job of await Promise.all(open.map((id) => getJob(this.api, id)))) {
       this.latest.set(job.id, job);
     }
     const jobs = this.ids.map((id) => this.latest.get(id) as Job);
-    const finished = jobs.filter((job) => FINISHED.has(job.status));
+    const finished = jobs.filter((job) => isFinished(job.status));
     if (finished.length < jobs.length) {
       const done = jobs.reduce((sum, job) => sum + (job.progress?.done ?? 0), 0);
       const total = jobs.reduce((sum, job) => sum + (job.progress?.total ?? 0), 0);

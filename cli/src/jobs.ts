@@ -1,8 +1,9 @@
 /** Following a job: waiting for its end with its progress, reading its events as they come. */
+import { isFinished, sleep } from "@revq/shared";
 import type { Api } from "./api.ts";
 import { CliError, EXIT } from "./errors.ts";
 import type { Progress } from "./progress.ts";
-import { EventPage, FINISHED, Job, type JobEvent } from "./schemas.ts";
+import { EventPage, Job, type JobEvent } from "./schemas.ts";
 
 const POLL_MS = 500;
 
@@ -14,13 +15,13 @@ export function getJob(api: Api, id: string): Promise<Job> {
 export async function waitForJob(api: Api, id: string, progress: Progress): Promise<Job> {
   for (;;) {
     const job = await getJob(api, id);
-    if (FINISHED.has(job.status)) return job;
+    if (isFinished(job.status)) return job;
     if (job.progress) {
       progress.update(job.progress.done, job.progress.total, job.progress.stage);
     } else {
       progress.status(job.status === "queued" ? "queued (waiting for a worker)…" : "running…");
     }
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    await sleep(POLL_MS);
   }
 }
 
@@ -42,7 +43,7 @@ export async function followEvents(
   for (;;) {
     // Read the job first: events written before it finished are then all in the pages below.
     const job = await getJob(api, id);
-    if (!FINISHED.has(job.status)) await onPoll?.();
+    if (!isFinished(job.status)) await onPoll?.();
     for (;;) {
       const page = await api.json("GET", `/v1/jobs/${encodeURIComponent(id)}/events`, EventPage, {
         query: { after: cursor, limit: 500 },
@@ -53,8 +54,8 @@ export async function followEvents(
       }
       if (page.next === null) break;
     }
-    if (!follow || FINISHED.has(job.status)) return job;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    if (!follow || isFinished(job.status)) return job;
+    await sleep(POLL_MS);
   }
 }
 

@@ -5,14 +5,12 @@
  * fields an edge adds later are let through. The manifest and token formats come from
  * @revq/shared, the same code the edge runs.
  */
+import { JOB_KINDS, JOB_STATUSES } from "@revq/shared";
 import * as z from "zod";
-
-export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
-export const FINISHED: ReadonlySet<string> = new Set(["succeeded", "failed", "cancelled"]);
 
 export const Job = z.looseObject({
   id: z.string(),
-  kind: z.enum(["encode", "reconstruct", "extract", "train"]),
+  kind: z.enum(JOB_KINDS),
   status: z.enum(JOB_STATUSES),
   tokenizer: z.looseObject({ id: z.string(), manifestHash: z.string() }).nullable(),
   inputs: z.record(z.string(), z.unknown()),
@@ -130,9 +128,3 @@ export const DeliveryList = z.looseObject({
 });
 
 /** An RFC 9457 problem document (docs/api.md, "Errors"). */
-export const Problem = z.looseObject({
-  status: z.number().optional(),
-  code: z.string().optional(),
-  detail: z.string().optional(),
-  title: z.string().optional(),
-});

@@ -3,14 +3,9 @@
  * throws HttpProblem (or lets a shared FormatError or a zod validation error escape) and the one
  * error handler in app.ts turns it into a response with problemResponse.
  */
-import { FormatError } from "@revq/shared";
+import { FormatError, PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_PREFIX } from "@revq/shared";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-
-export const PROBLEM_MEDIA_TYPE = "application/problem+json";
-
-/** A problem's `type` is this prefix plus its code; docs/api.md lists the codes. */
-export const PROBLEM_TYPE_PREFIX = "urn:revq:problem:";
 
 export type FieldError = { path: string; message: string };
 

@@ -6,8 +6,10 @@
  * thrown as EdgeError with the edge's stable `code`.
  */
 import {
+  type BackoffPolicy,
   type CompleteRequest,
   CompleteResponse,
+  DEFAULT_BACKOFF,
   type FailRequest,
   FailResponse,
   type HeartbeatRequest,
@@ -18,10 +20,11 @@ import {
   ObjectsResponse,
   type ReleaseRequest,
   ReleaseResponse,
+  readProblem,
+  retrying,
 } from "@revq/shared";
 import type * as z from "zod";
 import type { Logger } from "./log.ts";
-import { type BackoffPolicy, DEFAULT_BACKOFF, retrying } from "./retry.ts";
 
 /** The edge answered with an error (an RFC 9457 problem, when it could say more). */
 export class EdgeError extends Error {
@@ -215,14 +218,14 @@ export function errorReason(error: unknown): string {
 }
 
 function problemError(status: number, text: string, path: string): EdgeError {
-  try {
-    const problem = JSON.parse(text) as { code?: unknown; detail?: unknown };
-    if (typeof problem.code === "string") {
-      const detail = typeof problem.detail === "string" ? problem.detail : `status ${status}`;
-      return new EdgeError(status, problem.code, `POST ${path}: ${detail}`);
-    }
-  } catch {
-    // Not a problem document (a proxy's error page, say): the status is all there is.
+  const problem = readProblem(text);
+  if (problem) {
+    return new EdgeError(
+      status,
+      problem.code,
+      `POST ${path}: ${problem.detail ?? `status ${status}`}`,
+    );
   }
+  // Not a problem document (a proxy's error page, say): the status is all there is.
   return new EdgeError(status, `http-${status}`, `POST ${path}: status ${status}`);
 }

@@ -10,14 +10,16 @@
  */
 import { createHash } from "node:crypto";
 import {
+  type BackoffPolicy,
+  DEFAULT_BACKOFF,
   type GrantedObject,
   MAX_OBJECTS_PER_GRANT,
   type ObjectRequest,
   type ObjectsResponse,
+  retrying,
 } from "@revq/shared";
 import { EdgeError, EdgeProtocolError, errorReason, isTransient } from "./client.ts";
 import type { Logger } from "./log.ts";
-import { type BackoffPolicy, DEFAULT_BACKOFF, retrying } from "./retry.ts";
 
 export type BucketCallOptions = { signal?: AbortSignal; deadline?: number };
 /** A bucket and how long to wait for it: what a read on a task's behalf needs. */

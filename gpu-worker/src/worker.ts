@@ -11,10 +11,11 @@
  *   still running then is released, so that another worker takes it at once (a release is not a
  *   failure: no backoff, no attempt used). A second stop() ends the grace period at once.
  */
+
 import type { LeasedTask, Progress, TaskKind, TaskResult } from "@revq/shared";
+import { backoffDelay, DEFAULT_BACKOFF, sleep } from "@revq/shared";
 import { type EdgeClient, EdgeError, EdgeProtocolError } from "./client.ts";
 import type { Logger } from "./log.ts";
-import { backoffDelay, DEFAULT_BACKOFF, sleep } from "./retry.ts";
 import type { Bucket } from "./storage.ts";
 import { TaskError, TaskStopped } from "./tasks/errors.ts";
 

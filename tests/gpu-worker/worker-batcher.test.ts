@@ -1,6 +1,6 @@
+import { sleep } from "@revq/shared";
 import { describe, expect, it } from "vitest";
 import { Batcher } from "../../gpu-worker/src/pipeline/batcher.ts";
-import { sleep } from "../../gpu-worker/src/retry.ts";
 
 /** A device operation that records each batch it is given and doubles every item. */
 function device(batches: number[][], ms = 20) {

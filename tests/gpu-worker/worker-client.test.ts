@@ -1,3 +1,4 @@
+import { backoffDelay, retrying } from "@revq/shared";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   EdgeClient,
@@ -6,7 +7,6 @@ import {
   EdgeUnreachable,
 } from "../../gpu-worker/src/client.ts";
 import { createLogger } from "../../gpu-worker/src/log.ts";
-import { backoffDelay, retrying } from "../../gpu-worker/src/retry.ts";
 import { EdgeStub, encodeTask } from "./worker-helpers/edge-stub.ts";
 
 const FAST = { initialMs: 20, maxMs: 80 };

@@ -1,8 +1,8 @@
 import type { LeasedTask } from "@revq/shared";
+import { sleep } from "@revq/shared";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EdgeClient, EdgeError } from "../../gpu-worker/src/client.ts";
 import { createLogger } from "../../gpu-worker/src/log.ts";
-import { sleep } from "../../gpu-worker/src/retry.ts";
 import { TaskError } from "../../gpu-worker/src/tasks/errors.ts";
 import { type TaskContext, type TaskRunner, Worker } from "../../gpu-worker/src/worker.ts";
 import { EdgeStub, encodeTask } from "./worker-helpers/edge-stub.ts";

@@ -1,6 +1,6 @@
+import { sleep } from "@revq/shared";
 import { describe, expect, it } from "vitest";
 import { overlapped } from "../../gpu-worker/src/pipeline/overlap.ts";
-import { sleep } from "../../gpu-worker/src/retry.ts";
 
 describe("overlapped", () => {
   it("consumes every chunk in order while the next ones load and compute", async () => {

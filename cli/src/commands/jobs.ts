@@ -1,10 +1,11 @@
 /** revq jobs: list, show, follow, wait for and cancel jobs. */
+import { JOB_KINDS, JOB_STATUSES } from "@revq/shared";
 import { choice, positiveInt } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { usageError } from "../errors.ts";
 import { followEvents, getJob, requireSucceeded, waitForJob } from "../jobs.ts";
 import { collectPages } from "../pages.ts";
-import { JOB_STATUSES, Job, type JobEvent, JobList } from "../schemas.ts";
+import { Job, type JobEvent, JobList } from "../schemas.ts";
 
 const help = `usage: revq jobs [list] [--status S] [--kind K] [--limit N]
        revq jobs show ID
@@ -49,12 +50,7 @@ export const jobs: Command = {
           ? choice(s.parsed, "status", JOB_STATUSES, "queued")
           : undefined;
         const kind = s.parsed.values.kind
-          ? choice(
-              s.parsed,
-              "kind",
-              ["encode", "reconstruct", "extract", "train"] as const,
-              "encode",
-            )
+          ? choice(s.parsed, "kind", JOB_KINDS, "encode")
           : undefined;
         const limit = positiveInt(s.parsed, "limit") ?? 20;
         const found = await collectPages(api, "/v1/jobs", JobList, (p) => p.jobs, limit, {

@@ -1,18 +1,10 @@
 /** revq webhooks: endpoints that are told when jobs end, and their deliveries. */
+import { WEBHOOK_EVENTS } from "@revq/shared";
 import { positiveInt, stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { usageError } from "../errors.ts";
 import { collectPages } from "../pages.ts";
 import { Delivery, DeliveryList, WebhookCreated, WebhookList } from "../schemas.ts";
-
-const EVENTS = [
-  "job.succeeded",
-  "job.failed",
-  "job.cancelled",
-  "training.succeeded",
-  "training.failed",
-  "training.cancelled",
-];
 
 const help = `usage: revq webhooks [list]
        revq webhooks add URL [--events E,E...]
@@ -29,7 +21,7 @@ about a day and every attempt is recorded (docs/api.md, "Webhooks").
                attempts (--limit, default 20)
   redeliver    sends a delivery again
 
-  --events <list>     comma-separated: ${EVENTS.join(", ")} [all]
+  --events <list>     comma-separated: ${WEBHOOK_EVENTS.join(", ")} [all]
   --job <id>          deliveries: those about this job
   --limit <n>         deliveries: at most this many [20]
 ${COMMON_HELP}`;
@@ -65,9 +57,12 @@ export const webhooks: Command = {
         const events = stringOption(s.parsed, "events")
           ?.split(",")
           .map((e) => e.trim());
-        const unknown = events?.filter((e) => !EVENTS.includes(e)) ?? [];
+        const unknown =
+          events?.filter((e) => !(WEBHOOK_EVENTS as readonly string[]).includes(e)) ?? [];
         if (unknown.length > 0) {
-          throw usageError(`unknown event ${unknown.join(", ")}; events are ${EVENTS.join(", ")}`);
+          throw usageError(
+            `unknown event ${unknown.join(", ")}; events are ${WEBHOOK_EVENTS.join(", ")}`,
+          );
         }
         const created = await api.json("POST", "/v1/webhooks", WebhookCreated, {
           body: { url: arg, ...(events ? { events } : {}) },

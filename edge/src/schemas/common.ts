@@ -1,6 +1,6 @@
 /** Schemas used by many routes: problems, timestamps, ids. */
 import { z } from "@hono/zod-openapi";
-import { PROBLEM_MEDIA_TYPE } from "../problem.ts";
+import { PROBLEM_MEDIA_TYPE } from "@revq/shared";
 
 export const Problem = z
   .object({

@@ -1,5 +1,5 @@
 /** The task kinds this worker runs, and the runner that sends each task to its kind's code. */
-import type { TaskKind } from "@revq/shared";
+import { JOB_KINDS, type TaskKind } from "@revq/shared";
 import type { TaskRunner } from "../worker.ts";
 import type { Pipelines } from "./context.ts";
 import { runEncode } from "./encode.ts";
@@ -8,8 +8,8 @@ import { runExtract } from "./extract.ts";
 import { runReconstruct } from "./reconstruct.ts";
 import { runTrain } from "./train.ts";
 
-/** What this worker leases. */
-export const WORKER_KINDS: TaskKind[] = ["encode", "reconstruct", "extract", "train"];
+/** What this worker leases: every kind. */
+export const WORKER_KINDS: TaskKind[] = [...JOB_KINDS];
 
 export function taskRunner(pipelines: Pipelines): TaskRunner {
   return (task, context) => {

@@ -3,5 +3,7 @@ export * from "./canonical-json.ts";
 export * from "./dataset.ts";
 export * from "./json-limits.ts";
 export * from "./manifest.ts";
+export * from "./problem.ts";
 export * from "./sha256.ts";
+export * from "./vocabulary.ts";
 export * from "./worker-api.ts";

@@ -14,9 +14,10 @@
  */
 import * as z from "zod";
 import { boundedJson, MAX_MANIFEST_BYTES, MAX_METRICS_BYTES } from "./json-limits.ts";
+import { JOB_KINDS } from "./vocabulary.ts";
 
-export const TASK_KINDS = ["encode", "reconstruct", "extract", "train"] as const;
-export const TaskKind = z.enum(TASK_KINDS);
+/** A task is of its job's kind. */
+export const TaskKind = z.enum(JOB_KINDS);
 export type TaskKind = z.infer<typeof TaskKind>;
 
 /** Most tasks one lease call may take. */
@@ -118,7 +119,7 @@ export const LeaseRequest = z.object({
   kinds: z
     .array(TaskKind)
     .min(1)
-    .default([...TASK_KINDS]),
+    .default([...JOB_KINDS]),
   max: z.int().min(1).max(MAX_TASKS_PER_LEASE).default(1),
   /** Seconds to wait for a task when none is ready (long-poll); 0 answers at once. */
   waitSeconds: z.number().min(0).max(MAX_LEASE_WAIT_SECONDS).default(0),

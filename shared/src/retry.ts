@@ -1,6 +1,6 @@
 /**
- * Waiting out an edge or bucket that is down: exponential backoff with jitter, so that many
- * workers that lost the edge at the same moment do not all come back at the same moment.
+ * Waiting out a service that is down (the edge, the bucket): exponential backoff with jitter, so
+ * that many clients that lost it at the same moment do not all come back at the same moment.
  */
 
 export type BackoffPolicy = {

@@ -2,6 +2,7 @@
  * The D1 schema. migrations/ is generated from this file by drizzle-kit (`npm run db:generate`);
  * never edit the SQL by hand. Times are integer milliseconds since the epoch (UTC).
  */
+import type { FailRequest, Progress, TaskPayload } from "@revq/shared";
 import { sql } from "drizzle-orm";
 import {
   index,
@@ -11,6 +12,7 @@ import {
   text,
   uniqueIndex,
 } from "drizzle-orm/sqlite-core";
+import type { JobResult } from "./job-results.ts";
 
 const createdAt = () => integer("created_at").notNull().default(sql`(unixepoch('subsec') * 1000)`);
 
@@ -152,7 +154,13 @@ export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancel
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const JOB_KINDS = ["encode", "reconstruct", "extract", "train"] as const;
 
-/** What a client asked for and how it went. JSON columns hold text validated on the way in. */
+/** Why a job failed: the worker's error, or the edge's (an expired lease, an unreadable payload). */
+export type JobError = FailRequest["error"];
+
+/**
+ * What a client asked for and how it went. JSON columns hold text validated on the way in;
+ * drizzle parses and writes them (`mode: "json"`).
+ */
 export const jobs = sqliteTable(
   "jobs",
   {
@@ -165,7 +173,7 @@ export const jobs = sqliteTable(
     tokenizerId: text("tokenizer_id"),
     tokenizerHash: text("tokenizer_hash"),
     /** The request's inputs (and parameters), as accepted. */
-    inputs: text("inputs").notNull(),
+    inputs: text("inputs", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
     webhookUrl: text("webhook_url"),
     /**
      * Signs deliveries to webhookUrl; shown once, in the answer that created the job. Encrypted
@@ -173,9 +181,9 @@ export const jobs = sqliteTable(
      */
     webhookSecret: text("webhook_secret"),
     /** The latest progress a worker reported. */
-    progress: text("progress"),
-    result: text("result"),
-    error: text("error"),
+    progress: text("progress", { mode: "json" }).$type<Progress>(),
+    result: text("result", { mode: "json" }).$type<JobResult>(),
+    error: text("error", { mode: "json" }).$type<JobError>(),
     createdAt: createdAt(),
     updatedAt: integer("updated_at").notNull(),
     finishedAt: integer("finished_at"),
@@ -208,8 +216,11 @@ export const tasks = sqliteTable(
     tenantId: text("tenant_id").notNull(),
     kind: text("kind", { enum: JOB_KINDS }).notNull(),
     status: text("status", { enum: TASK_STATUSES }).notNull(),
-    /** The TaskPayload (shared/src/protocol/worker-api.ts) as JSON. */
-    payload: text("payload").notNull(),
+    /**
+     * The TaskPayload (shared/src/protocol/worker-api.ts). Read it through TaskPayload's parser
+     * all the same: a task queued by an older release may hold another protocol's payload.
+     */
+    payload: text("payload", { mode: "json" }).$type<TaskPayload>().notNull(),
     /** Leases taken so far. */
     attempt: integer("attempt").notNull().default(0),
     maxAttempts: integer("max_attempts").notNull(),

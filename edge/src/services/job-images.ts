@@ -4,11 +4,11 @@
  * a 416) costs no R2 call; the images never change after that, so they are cached as immutable.
  */
 import { bucketKeys } from "@revq/shared";
+import { resultOf } from "../db/job-results.ts";
 import type { Env } from "../env.ts";
 import { HttpProblem } from "../problem.ts";
 import type { JobRow } from "./jobs.ts";
 import { serveObject } from "./serve-object.ts";
-import type { ReconstructResult } from "./task-results.ts";
 
 /** Where a client downloads image `index` of a job. */
 export function jobImagePath(jobId: string, index: number): string {
@@ -33,14 +33,15 @@ export async function jobImageResponse(
       `Job ${job.id} is a ${job.kind} job; only reconstruct jobs have images.`,
     );
   }
-  if (job.status !== "succeeded" || job.result === null) {
+  const result = resultOf(job, "reconstruct");
+  if (job.status !== "succeeded" || result === null) {
     throw new HttpProblem(
       409,
       "images-not-ready",
       `Job ${job.id} is ${job.status}; its images exist once it has succeeded.`,
     );
   }
-  const { images } = JSON.parse(job.result) as ReconstructResult;
+  const { images } = result;
   const at = imageIndex(index);
   const image = at === undefined ? undefined : images[at];
   if (at === undefined || !image) {

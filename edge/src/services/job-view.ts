@@ -1,19 +1,21 @@
 /** A job as the API shows it (and webhooks send it), from its row. */
 import { sql } from "drizzle-orm";
+import { resultOf } from "../db/job-results.ts";
 import { jobs, tasks } from "../db/schema.ts";
 import { isoTime } from "../schemas/common.ts";
 import { jobImagePath } from "./job-images.ts";
 import type { JobRow } from "./jobs.ts";
-import type { ReconstructResult } from "./task-results.ts";
 
 /** The stored result, and for a reconstruct job where to download each image. */
-function resultView(row: JobRow, result: string): Record<string, unknown> {
-  const parsed = JSON.parse(result) as Record<string, unknown>;
-  if (row.kind !== "reconstruct") return parsed;
-  const { images } = parsed as ReconstructResult;
+function resultView(row: JobRow) {
+  const reconstructed = resultOf(row, "reconstruct");
+  if (!reconstructed) return row.result;
   return {
-    ...parsed,
-    images: images.map((image) => ({ ...image, url: jobImagePath(row.id, image.index) })),
+    ...reconstructed,
+    images: reconstructed.images.map((image) => ({
+      ...image,
+      url: jobImagePath(row.id, image.index),
+    })),
   };
 }
 
@@ -24,10 +26,13 @@ function resultView(row: JobRow, result: string): Record<string, unknown> {
 export const JOB_VIEW_COLUMNS = {
   job: jobs,
   attempts: tasks.attempt,
-  extractJobs: sql<string>`(SELECT json_group_array(id) FROM (SELECT c.id FROM jobs AS c WHERE c.parent_job_id = ${jobs.id} ORDER BY c.id))`,
+  extractJobs:
+    sql`(SELECT json_group_array(id) FROM (SELECT c.id FROM jobs AS c WHERE c.parent_job_id = ${jobs.id} ORDER BY c.id))`.mapWith(
+      (ids: string): string[] => JSON.parse(ids),
+    ),
 };
 
-export type JobViewRow = { job: JobRow; attempts: number; extractJobs: string };
+export type JobViewRow = { job: JobRow; attempts: number; extractJobs: string[] };
 
 export function jobView({ job: row, attempts, extractJobs }: JobViewRow) {
   return {
@@ -38,16 +43,16 @@ export function jobView({ job: row, attempts, extractJobs }: JobViewRow) {
       row.tokenizerId === null || row.tokenizerHash === null
         ? null
         : { id: row.tokenizerId, manifestHash: row.tokenizerHash },
-    inputs: JSON.parse(row.inputs) as Record<string, unknown>,
+    inputs: row.inputs,
     webhookUrl: row.webhookUrl,
-    progress: row.progress === null ? null : JSON.parse(row.progress),
+    progress: row.progress,
     attempts,
-    result: row.result === null ? null : resultView(row, row.result),
-    error: row.error === null ? null : JSON.parse(row.error),
+    result: resultView(row),
+    error: row.error,
     createdAt: isoTime(row.createdAt),
     updatedAt: isoTime(row.updatedAt),
     finishedAt: row.finishedAt === null ? null : isoTime(row.finishedAt),
     ...(row.parentJobId === null ? {} : { parent: row.parentJobId }),
-    ...(row.kind === "train" ? { extractJobs: JSON.parse(extractJobs) as string[] } : {}),
+    ...(row.kind === "train" ? { extractJobs } : {}),
   };
 }

@@ -12,6 +12,7 @@ import {
 import { and, desc, eq, inArray, lt } from "drizzle-orm";
 import type { Config } from "../config.ts";
 import type { Db } from "../db/client.ts";
+import { resultOf } from "../db/job-results.ts";
 import { type JobStatus, jobEvents, jobs, tasks } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { HttpProblem } from "../problem.ts";
@@ -169,18 +170,15 @@ async function taskPayload(
         }
         throw error;
       });
-      if (source.kind !== "encode" || source.status !== "succeeded") {
+      const encoded = resultOf(source, "encode");
+      if (source.status !== "succeeded" || encoded === null) {
         throw new HttpProblem(
           422,
           "tokens-not-available",
           `Job ${source.id} is a ${source.status} ${source.kind} job; reconstruct needs a succeeded encode job.`,
         );
       }
-      const tokens = (
-        JSON.parse(source.result ?? "{}") as {
-          tokens: { recordCount: number; tokenizerHash: string };
-        }
-      ).tokens;
+      const { tokens } = encoded;
       if (tokens.tokenizerHash !== tokenizer.manifestHash) {
         throw new HttpProblem(
           422,
@@ -245,7 +243,7 @@ function jobStatements(db: Db, config: Config, job: JobRow, taskId: string, payl
       tenantId,
       kind,
       status: "queued",
-      payload: JSON.stringify(payload),
+      payload,
       attempt: 0,
       maxAttempts: config.taskMaxAttempts,
       availableAt: now,
@@ -297,7 +295,7 @@ export async function createJob(
   });
   const webhookSecret = webhookUrl ? newSigningSecret() : undefined;
   const job: JobRow = {
-    ...row({ id: jobId, kind, inputs: JSON.stringify(inputs), parentJobId: null }),
+    ...row({ id: jobId, kind, inputs, parentJobId: null }),
     webhookUrl: webhookUrl ?? null,
     webhookSecret: webhookSecret ? await sealSecret(env, webhookSecret, jobId) : null,
   };
@@ -312,7 +310,7 @@ export async function createJob(
     const extractJob = row({
       id: extractJobIds[i],
       kind: "extract",
-      inputs: JSON.stringify({ shards: extractPayload.shards }),
+      inputs: { shards: extractPayload.shards },
       parentJobId: jobId,
     });
     return jobStatements(db, config, extractJob, taskIds[i], extractPayload);

@@ -152,7 +152,7 @@ async function leaseExpiry(env: Env, task: TaskRecord, now: number) {
         )
         .bind(now, task.job_id);
   const outbox = failed
-    ? await endingOutbox(env, task.job_id, { status: "failed", error: JSON.stringify(error) }, now)
+    ? await endingOutbox(env, task.job_id, { status: "failed", error }, now)
     : EMPTY_OUTBOX;
   const event = eventIfChangedStatement(
     d1,
@@ -383,7 +383,7 @@ export async function completeTask(
   const outbox = await endingOutbox(
     env,
     task.job_id,
-    { status: "succeeded", result: resultJson, progress: null },
+    { status: "succeeded", result, progress: null },
     now,
   );
   const jobEnd = guard(
@@ -436,12 +436,7 @@ export async function failTask(
   const error = request.error;
   const outbox = retry
     ? EMPTY_OUTBOX
-    : await endingOutbox(
-        env,
-        task.job_id,
-        { status: "failed", error: JSON.stringify(error), progress: null },
-        now,
-      );
+    : await endingOutbox(env, task.job_id, { status: "failed", error, progress: null }, now);
   const [released, jobChange] = await d1.batch([
     d1
       .prepare(

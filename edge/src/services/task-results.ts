@@ -12,6 +12,13 @@ import {
   tokenStreamByteLength,
 } from "@revq/shared";
 import type { Db } from "../db/client.ts";
+import type {
+  EncodeResult,
+  ExtractResult,
+  JobResult,
+  ReconstructResult,
+  TrainResult,
+} from "../db/job-results.ts";
 import type { Env } from "../env.ts";
 import { HttpProblem } from "../problem.ts";
 import { registerTokenizer } from "./tokenizers.ts";
@@ -19,20 +26,6 @@ import { registerTokenizer } from "./tokenizers.ts";
 function invalid(detail: string): HttpProblem {
   return new HttpProblem(422, "invalid-result", detail);
 }
-
-export type EncodeResult = {
-  tokens: {
-    bytes: number;
-    recordCount: number;
-    tokensPerRecord: number;
-    codesPerGroup: number;
-    groups: number;
-    bitsPerToken: number;
-    tokenizerHash: string;
-    /** The stored object's R2 ETag: the download's strong ETag, known without touching R2. */
-    etag: string;
-  };
-};
 
 async function checkEncode(
   env: Env,
@@ -83,11 +76,6 @@ async function checkEncode(
   };
 }
 
-export type ReconstructResult = {
-  /** Image i is the PNG of record i; its R2 ETag is the download's strong ETag. */
-  images: { index: number; bytes: number; etag: string }[];
-};
-
 async function checkReconstruct(
   env: Env,
   payload: Extract<TaskPayload, { kind: "reconstruct" }>,
@@ -102,11 +90,6 @@ async function checkReconstruct(
   }
   return { images: found.map((head, index) => ({ index, bytes: head.size, etag: head.etag })) };
 }
-
-export type ExtractResult = {
-  /** The shards the job was given, each as stored under the dataset's latents prefix. */
-  shards: { index: number; bytes: number; etag: string }[];
-};
 
 async function checkExtract(
   env: Env,
@@ -128,7 +111,12 @@ async function checkExtract(
   };
 }
 
-async function checkTrain(env: Env, db: Db, tenantId: string, manifest: unknown) {
+async function checkTrain(
+  env: Env,
+  db: Db,
+  tenantId: string,
+  manifest: unknown,
+): Promise<TrainResult> {
   let registered: Awaited<ReturnType<typeof registerTokenizer>>;
   try {
     registered = await registerTokenizer(env, db, tenantId, manifest);
@@ -150,7 +138,7 @@ export async function checkTaskResult(
   tenantId: string,
   payload: TaskPayload,
   result: TaskResult,
-): Promise<unknown> {
+): Promise<JobResult> {
   if (result.kind !== payload.kind) {
     throw invalid(`The result is for a ${result.kind} task; this task is ${payload.kind}.`);
   }

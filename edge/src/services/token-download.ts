@@ -17,12 +17,12 @@ import {
   writeTokenJson,
   writeTokenNpy,
 } from "@revq/shared";
+import { type EncodeResult, resultOf } from "../db/job-results.ts";
 import type { Env } from "../env.ts";
 import { HttpProblem } from "../problem.ts";
 import { etagMatches } from "./http-range.ts";
 import type { JobRow } from "./jobs.ts";
 import { serveObject } from "./serve-object.ts";
-import type { EncodeResult } from "./task-results.ts";
 
 export const TOKEN_FORMATS = ["binary", "json", "npy"] as const;
 export type TokenFormat = (typeof TOKEN_FORMATS)[number];
@@ -50,14 +50,15 @@ export function tokensOf(job: JobRow): EncodeResult["tokens"] {
       `Job ${job.id} is a ${job.kind} job; only encode jobs have tokens.`,
     );
   }
-  if (job.status !== "succeeded" || job.result === null) {
+  const result = resultOf(job, "encode");
+  if (job.status !== "succeeded" || result === null) {
     throw new HttpProblem(
       409,
       "tokens-not-ready",
       `Job ${job.id} is ${job.status}; its tokens exist once it has succeeded.`,
     );
   }
-  return (JSON.parse(job.result) as EncodeResult).tokens;
+  return result.tokens;
 }
 
 export async function tokenResponse(

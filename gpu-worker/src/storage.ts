@@ -82,7 +82,7 @@ function grantBatcher(grant: GrantObjects) {
       if (granted.length !== batch.length) {
         throw new EdgeProtocolError(`${granted.length} URLs granted for ${batch.length} objects`);
       }
-      batch.forEach((p, i) => p.resolve(granted[i]));
+      for (const [i, p] of batch.entries()) p.resolve(granted[i]);
     } catch (error) {
       for (const p of batch) p.reject(error);
     }

@@ -36,8 +36,8 @@ import { type BackendName, selectBackend } from "../gpu-worker/src/backend.ts";
 import { loadDcae } from "../gpu-worker/src/models/dcae/model.ts";
 import { DCAE_PRESETS, dcaePreset } from "../gpu-worker/src/models/dcae/presets.ts";
 import { randomInitSource } from "../gpu-worker/src/models/sources.ts";
+import type { VaeSpec } from "../gpu-worker/src/models/vae.ts";
 import { loadLocalVae, WEIGHTS_FILE } from "../gpu-worker/src/pipeline/local-vae.ts";
-import type { VaeSpec } from "../gpu-worker/src/pipeline/vae.ts";
 import { fileRef, recording, syntheticImage } from "../tests/e2e/support/tiny-tokenizer.ts";
 import { MemoryBucket } from "../tests/gpu-worker/worker-helpers/memory-bucket.ts";
 import {

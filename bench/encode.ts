@@ -20,8 +20,8 @@
 import { readTokenStream } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { type BackendName, selectBackend } from "../gpu-worker/src/backend.ts";
+import { loadVae } from "../gpu-worker/src/models/load-vae.ts";
 import { safetensorsSource } from "../gpu-worker/src/models/sources.ts";
-import { loadVae } from "../gpu-worker/src/pipeline/vae.ts";
 import { LocalEdge } from "../tests/e2e/support/edge.ts";
 import type { BuiltTokenizer } from "../tests/e2e/support/tiny-tokenizer.ts";
 import { syntheticImage } from "../tests/e2e/support/tiny-tokenizer.ts";

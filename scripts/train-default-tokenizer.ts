@@ -37,6 +37,7 @@ import {
 import * as tf from "@tensorflow/tfjs-core";
 import sharp from "sharp";
 import { type BackendChoice, isBackendChoice, selectBackend } from "../gpu-worker/src/backend.ts";
+import { loadVae } from "../gpu-worker/src/models/load-vae.ts";
 import {
   disposeRectifier,
   loadRectifier,
@@ -44,7 +45,7 @@ import {
   rectify,
 } from "../gpu-worker/src/models/rectifier.ts";
 import { safetensorsSource } from "../gpu-worker/src/models/sources.ts";
-import { loadVae, type Vae, type VaeSpec } from "../gpu-worker/src/pipeline/vae.ts";
+import type { Vae, VaeSpec } from "../gpu-worker/src/models/vae.ts";
 import { loadCheckpoint, saveCheckpoint } from "../gpu-worker/src/train/checkpoint.ts";
 import { imageFolder } from "../gpu-worker/src/train/cli-images.ts";
 import { resolveTrainConfig } from "../gpu-worker/src/train/config.ts";

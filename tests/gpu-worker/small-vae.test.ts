@@ -4,6 +4,7 @@ import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import type { BackendName } from "../../gpu-worker/src/backend.ts";
+import { loadVae } from "../../gpu-worker/src/models/load-vae.ts";
 import {
   loadCheckpoint,
   saveCheckpoint,
@@ -24,7 +25,7 @@ import {
 } from "../../gpu-worker/src/models/small-vae/model.ts";
 import { createAdam, disposeAdam, trainStep } from "../../gpu-worker/src/models/small-vae/train.ts";
 import { safetensorsSource } from "../../gpu-worker/src/models/sources.ts";
-import { loadVae, type VaeSpec } from "../../gpu-worker/src/pipeline/vae.ts";
+import type { VaeSpec } from "../../gpu-worker/src/models/vae.ts";
 import { psnr } from "../../gpu-worker/src/train/image-metrics.ts";
 import { download, runOn, scaledError, values } from "./helpers/backends.ts";
 import { readCropStrip } from "./helpers/crop-strip.ts";

@@ -10,7 +10,7 @@
  * linearly from 0..255 to [-1, 1].
  */
 import sharp from "sharp";
-import type { ImageSize } from "../pipeline/vae.ts";
+import type { ImageSize } from "../models/vae.ts";
 
 /** Encoded image bytes (PNG, JPEG, WebP) → H·W·3 values in [-1, 1]; throws if undecodable. */
 export async function decodeImage(bytes: Uint8Array, size: ImageSize): Promise<Float32Array> {

@@ -4,10 +4,10 @@
  */
 import { denormalize } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
+import { readAndDispose } from "../models/channels-last-vae.ts";
 import { rectify } from "../models/rectifier.ts";
-import { readAndDispose } from "./channels-last-vae.ts";
+import type { Vae } from "../models/vae.ts";
 import type { Tokenizer } from "./tokenizer.ts";
-import type { Vae } from "./vae.ts";
 
 /** Images (H·W·3 each, in [-1, 1]) → latents (C·H·W each, token order). */
 export async function encodeLatents(vae: Vae, images: Float32Array[]): Promise<Float32Array[]> {

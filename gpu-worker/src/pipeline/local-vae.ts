@@ -12,8 +12,9 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openSafetensorsFile } from "../io/safetensors-file.ts";
+import { loadVae } from "../models/load-vae.ts";
+import type { Vae, VaeSpec } from "../models/vae.ts";
 import { TaskError } from "../tasks/errors.ts";
-import { loadVae, type Vae, type VaeSpec } from "./vae.ts";
 
 export const WEIGHTS_FILE = "diffusion_pytorch_model.safetensors";
 

@@ -20,12 +20,13 @@ import {
 } from "@revq/shared";
 import type { TokenizerCache } from "../cache.ts";
 import type { Logger } from "../log.ts";
+import { loadVae } from "../models/load-vae.ts";
 import { disposeRectifier, loadRectifier, type Rectifier } from "../models/rectifier.ts";
 import { safetensorsSource } from "../models/sources.ts";
+import type { Vae } from "../models/vae.ts";
 import type { BucketAccess } from "../storage.ts";
 import { TaskError } from "../tasks/errors.ts";
 import { loadLocalVae } from "./local-vae.ts";
-import { loadVae, type Vae } from "./vae.ts";
 
 export type Tokenizer = {
   ref: TokenizerRef;

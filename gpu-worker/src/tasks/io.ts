@@ -1,6 +1,6 @@
 /** Bucket reads and writes on behalf of a task, with the bucket's failures told as task errors. */
 import { decodeImage } from "../images/codec.ts";
-import type { ImageSize } from "../pipeline/vae.ts";
+import type { ImageSize } from "../models/vae.ts";
 import { type Bucket, BucketError } from "../storage.ts";
 import { TaskError } from "./errors.ts";
 

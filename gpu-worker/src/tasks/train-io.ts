@@ -10,7 +10,7 @@ import {
   type TokenizerManifest,
   vaeHash,
 } from "@revq/shared";
-import type { ImageSize } from "../pipeline/vae.ts";
+import type { ImageSize } from "../models/vae.ts";
 import type { Bucket } from "../storage.ts";
 import type { ImageSource } from "../train/extract.ts";
 import type { BlobStore } from "../train/store.ts";

@@ -8,7 +8,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { canonicalJson, sha256Hex } from "@revq/shared";
 import { decodeImage } from "../images/codec.ts";
-import type { ImageSize } from "../pipeline/vae.ts";
+import type { ImageSize } from "../models/vae.ts";
 import type { ImageSource } from "./extract.ts";
 
 const IMAGE_FILE = /\.(png|jpe?g|webp)$/i;

@@ -18,8 +18,9 @@ import { basename, join, resolve } from "node:path";
 import { canonicalJson, parseManifest, sha256Hex, TokenizerManifest } from "@revq/shared";
 import { openSafetensorsFile } from "../io/safetensors-file.ts";
 import { parseDcaeConfig } from "../models/dcae/config.ts";
+import { loadVae } from "../models/load-vae.ts";
 import { safetensorsSource } from "../models/sources.ts";
-import { type ImageSize, loadVae, type Vae, type VaeSpec } from "../pipeline/vae.ts";
+import type { ImageSize, Vae, VaeSpec } from "../models/vae.ts";
 
 export type FolderVae = {
   vae: Vae;

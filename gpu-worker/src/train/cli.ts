@@ -16,7 +16,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type LatentShape, parseSafetensors, sha256Hex } from "@revq/shared";
 import { type BackendChoice, isBackendChoice, selectBackend } from "../backend.ts";
-import type { ImageSize } from "../pipeline/vae.ts";
+import type { ImageSize } from "../models/vae.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { imageFolder } from "./cli-images.ts";
 import { duration, epochRow, finalReport, progressLine, tableHeader } from "./cli-report.ts";

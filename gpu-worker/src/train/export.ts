@@ -25,8 +25,8 @@ import {
   writeSafetensors,
 } from "@revq/shared";
 import workerPackage from "../../package.json" with { type: "json" };
+import type { VaeSpec } from "../models/vae.ts";
 import { toTorch } from "../models/weights.ts";
-import type { VaeSpec } from "../pipeline/vae.ts";
 import type { Normalizer } from "./dataset.ts";
 import { epochMetrics } from "./metrics.ts";
 import { readCodebook } from "./quantizer.ts";

@@ -19,8 +19,8 @@ import {
   readTensor,
   writeSafetensors,
 } from "@revq/shared";
+import type { Vae } from "../models/vae.ts";
 import { overlapped } from "../pipeline/overlap.ts";
-import type { Vae } from "../pipeline/vae.ts";
 import { type LatentSet, latentSet } from "./dataset.ts";
 import type { BlobStore } from "./store.ts";
 

@@ -3,7 +3,7 @@
  * normalisation statistics of the training part, and a few held-out images for PSNR/SSIM.
  */
 
-import type { Vae } from "../pipeline/vae.ts";
+import type { Vae } from "../models/vae.ts";
 import { type LatentSet, latentStatistics, splitHeldOut, subset } from "./dataset.ts";
 import type { ImageSource } from "./extract.ts";
 import type { TrainData } from "./run.ts";

@@ -8,7 +8,7 @@
 import { denormalize } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { rectify } from "../models/rectifier.ts";
-import type { Vae } from "../pipeline/vae.ts";
+import type { Vae } from "../models/vae.ts";
 import { type Assign, assigner } from "./assign.ts";
 import { gatherLatents, type LatentSet, type Normalizer, normalizeLatents } from "./dataset.ts";
 import { psnr, ssim } from "./image-metrics.ts";

@@ -29,10 +29,11 @@ import {
 } from "@revq/shared";
 import sharp from "sharp";
 import { decodeImage } from "../../../gpu-worker/src/images/codec.ts";
+import { loadVae } from "../../../gpu-worker/src/models/load-vae.ts";
 import { loadRectifier } from "../../../gpu-worker/src/models/rectifier.ts";
 import { randomInitSource, safetensorsSource } from "../../../gpu-worker/src/models/sources.ts";
+import type { VaeSpec } from "../../../gpu-worker/src/models/vae.ts";
 import type { TensorSource } from "../../../gpu-worker/src/models/weights.ts";
-import { loadVae, type VaeSpec } from "../../../gpu-worker/src/pipeline/vae.ts";
 import { FIXTURES_DIR } from "../../helpers/fixtures.ts";
 
 export const RESOLUTION = { height: 32, width: 32 };

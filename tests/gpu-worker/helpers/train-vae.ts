@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { loadVae } from "../../../gpu-worker/src/models/load-vae.ts";
 import { safetensorsSource } from "../../../gpu-worker/src/models/sources.ts";
-import { type ImageSize, loadVae, type Vae } from "../../../gpu-worker/src/pipeline/vae.ts";
+import type { ImageSize, Vae } from "../../../gpu-worker/src/models/vae.ts";
 import { FIXTURES_DIR } from "../../helpers/fixtures.ts";
 
 /** fixtures D's tiny DC-AE (8 latent channels, f4) behind the Vae interface, at `size`. */

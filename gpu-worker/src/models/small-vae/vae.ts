@@ -3,9 +3,8 @@
  * `vae.config` a SmallVaeConfig (models/default-vae/manifest.json has the entry to copy).
  * The model computes channels-last; ChannelsLastVae converts to the interface's orders.
  */
-
-import { ChannelsLastVae } from "../../pipeline/channels-last-vae.ts";
-import type { Vae, VaeSpec } from "../../pipeline/vae.ts";
+import { ChannelsLastVae } from "../channels-last-vae.ts";
+import type { Vae, VaeSpec } from "../vae.ts";
 import type { TensorSource } from "../weights.ts";
 import { parseSmallVaeConfig, type SmallVaeConfig, spatialCompression } from "./config.ts";
 import { decode, disposeSmallVae, encode, loadSmallVae } from "./model.ts";

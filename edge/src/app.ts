@@ -4,7 +4,7 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "./app-env.ts";
-import { jsonBodyLimit } from "./middleware/json-body-limit.ts";
+import { jsonBodyLimit } from "./middleware/body-limit.ts";
 import { HttpProblem, problemResponse, toProblem } from "./problem.ts";
 import { newRouter } from "./router.ts";
 import { adminRoutes } from "./routes/admin.ts";

@@ -41,6 +41,23 @@ const TITLES: Record<number, string> = {
   503: "Service Unavailable",
 };
 
+/**
+ * The 400 problem for a request part that failed its schema (`where`: json, query, form...),
+ * naming every invalid field, as the one error shape all routes answer with.
+ */
+export function invalidRequest(
+  where: string,
+  issues: readonly { path: readonly PropertyKey[]; message: string }[],
+  what = "Invalid request",
+): HttpProblem {
+  const errors = issues.map((issue) => ({
+    path: [where, ...issue.path.map(String)].join("."),
+    message: issue.message,
+  }));
+  const detail = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
+  return new HttpProblem(400, "invalid-request", `${what}: ${detail}`, { errors });
+}
+
 export class HttpProblem extends Error {
   readonly status: ContentfulStatusCode;
   readonly code: string;

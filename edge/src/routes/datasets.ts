@@ -1,14 +1,12 @@
 /** Datasets: create, list, read, delete, and bulk-add images (tar, multipart or ids). */
 import { createRoute, z } from "@hono/zod-openapi";
 import { sha256Hex } from "@revq/shared";
-import { bodyLimit } from "hono/body-limit";
-import { createMiddleware } from "hono/factory";
-import type { AppEnv } from "../app-env.ts";
 import { type Config, configOf } from "../config.ts";
 import { database } from "../db/client.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
+import { limitBody } from "../middleware/body-limit.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
-import { HttpProblem } from "../problem.ts";
+import { HttpProblem, invalidRequest } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, PageQuery, problems } from "../schemas/common.ts";
 import {
@@ -91,18 +89,10 @@ const remove = createRoute({
 });
 
 /** Caps every body of a bulk add at the upload limit before anything reads it. */
-const addLimit = createMiddleware<AppEnv>(async (c, next) => {
+const addLimit = limitBody((c) => {
   const maxSize = configOf(c.env).maxUploadBytes;
-  return bodyLimit({
-    maxSize,
-    onError: () => {
-      throw new HttpProblem(
-        413,
-        "upload-too-large",
-        `The body is over the limit of ${maxSize} bytes per request.`,
-      );
-    },
-  })(c, next);
+  const detail = `The body is over the limit of ${maxSize} bytes per request.`;
+  return { maxSize, code: "upload-too-large", detail };
 });
 
 const add = createRoute({
@@ -236,14 +226,7 @@ async function imageIds(request: Request, config: Config): Promise<string[]> {
     throw new HttpProblem(400, "bad-request", "Malformed JSON in request body");
   }
   const result = DatasetImageIds.safeParse(body);
-  if (!result.success) {
-    const errors = result.error.issues.map((i) => ({
-      path: ["json", ...i.path.map(String)].join("."),
-      message: i.message,
-    }));
-    const detail = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
-    throw new HttpProblem(400, "invalid-request", `Invalid request: ${detail}`, { errors });
-  }
+  if (!result.success) throw invalidRequest("json", result.error.issues);
   const ids = result.data.imageIds;
   if (ids.length > config.maxDatasetAddImages) {
     throw new HttpProblem(

@@ -1,12 +1,12 @@
 /** POST /v1/decode: token ids to quantized latents (or to ids in another form), on the edge. */
 import { createRoute, z } from "@hono/zod-openapi";
 import { bucketKeys, readTokenJson, TOKEN_STREAM_MEDIA_TYPE } from "@revq/shared";
-import { bodyLimit } from "hono/body-limit";
 import { configOf } from "../config.ts";
 import { type Db, database } from "../db/client.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
+import { limitBody } from "../middleware/body-limit.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
-import { HttpProblem } from "../problem.ts";
+import { HttpProblem, invalidRequest } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, problems } from "../schemas/common.ts";
 import {
@@ -22,7 +22,7 @@ import { tokensOf } from "../services/token-download.ts";
 
 /**
  * A token stream body is at most this big (256 records of the largest stride fit many times
- * over); a JSON body takes the edge-wide JSON limit first (middleware/json-body-limit.ts).
+ * over); a JSON body takes the edge-wide JSON limit first (middleware/body-limit.ts).
  */
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
@@ -104,32 +104,14 @@ decodeRoutes.openAPIRegistry.registerPath(route);
 decodeRoutes.post(
   "/",
   rateLimit("decode"),
-  bodyLimit({
+  limitBody(() => ({
     maxSize: MAX_BODY_BYTES,
-    onError: () => {
-      throw new HttpProblem(
-        413,
-        "content-too-large",
-        `A decode body is at most ${MAX_BODY_BYTES} bytes.`,
-      );
-    },
-  }),
+    code: "content-too-large",
+    detail: `A decode body is at most ${MAX_BODY_BYTES} bytes.`,
+  })),
   async (c) => {
     const parsed = Query.safeParse(c.req.query());
-    if (!parsed.success) {
-      const errors = parsed.error.issues.map((i) => ({
-        path: ["query", ...i.path.map(String)].join("."),
-        message: i.message,
-      }));
-      throw new HttpProblem(
-        400,
-        "invalid-request",
-        `Invalid request: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`,
-        {
-          errors,
-        },
-      );
-    }
+    if (!parsed.success) throw invalidRequest("query", parsed.error.issues);
     const query = parsed.data;
     const tenantId = tenantOf(c.get("principal"));
     const db = database(c.env);

@@ -2,13 +2,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { sha256Hex } from "@revq/shared";
 import { and, eq } from "drizzle-orm";
-import { bodyLimit } from "hono/body-limit";
-import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../app-env.ts";
 import { type Config, configOf } from "../config.ts";
 import { database } from "../db/client.ts";
 import { images } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
+import { limitBody } from "../middleware/body-limit.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
@@ -46,26 +45,16 @@ const security = bearerSecurity("apiKey");
  * Caps the body before anything reads it: one image's limit for a raw body, the whole upload's
  * for multipart.
  */
-const uploadLimit = createMiddleware<AppEnv>(async (c, next) => {
+const uploadLimit = limitBody((c) => {
   const config = configOf(c.env);
-  const multipart = /^multipart\//i.test(c.req.header("content-type") ?? "");
-  const maxSize = multipart ? config.maxUploadBytes : config.maxImageBytes;
-  return bodyLimit({
-    maxSize,
-    onError: () => {
-      throw multipart
-        ? new HttpProblem(
-            413,
-            "upload-too-large",
-            `The upload is over the limit of ${maxSize} bytes in all.`,
-          )
-        : new HttpProblem(
-            413,
-            "image.too-large",
-            `The body is over the limit of ${maxSize} bytes per image.`,
-          );
-    },
-  })(c, next);
+  if (/^multipart\//i.test(c.req.header("content-type") ?? "")) {
+    const maxSize = config.maxUploadBytes;
+    const detail = `The upload is over the limit of ${maxSize} bytes in all.`;
+    return { maxSize, code: "upload-too-large", detail };
+  }
+  const maxSize = config.maxImageBytes;
+  const detail = `The body is over the limit of ${maxSize} bytes per image.`;
+  return { maxSize, code: "image.too-large", detail };
 });
 
 const upload = createRoute({

@@ -8,7 +8,7 @@ import { and, eq, isNull } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { apiKeys, jobs } from "../db/schema.ts";
 import { bearerKeyHash, checkKey } from "../middleware/auth.ts";
-import { HttpProblem } from "../problem.ts";
+import { HttpProblem, invalidRequest } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, problems } from "../schemas/common.ts";
 import { TOKEN_FORMATS, type TokenFormat, tokenResponse } from "../services/token-download.ts";
@@ -54,9 +54,7 @@ tokenRoutes.get("/:id/tokens", async (c) => {
   const format = c.req.query("format") ?? "binary";
   if (!(TOKEN_FORMATS as readonly string[]).includes(format)) {
     const message = `expected one of ${TOKEN_FORMATS.join(", ")}`;
-    throw new HttpProblem(400, "invalid-request", `Invalid request: query.format: ${message}`, {
-      errors: [{ path: "query.format", message }],
-    });
+    throw invalidRequest("query", [{ path: ["format"], message }]);
   }
   const id = c.req.param("id");
   const [row] = await database(c.env)

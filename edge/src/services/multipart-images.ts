@@ -6,7 +6,7 @@
 import { z } from "@hono/zod-openapi";
 import type { SchemaObject } from "openapi3-ts/oas30";
 import type { Config } from "../config.ts";
-import { HttpProblem } from "../problem.ts";
+import { HttpProblem, invalidRequest } from "../problem.ts";
 import { type CheckedImage, checkImage } from "./images.ts";
 
 const MultipartImages = z.strictObject(
@@ -45,14 +45,7 @@ async function multipartFiles(request: Request): Promise<File[]> {
   });
   const result = MultipartImages.safeParse(Object.fromEntries(fields));
   if (!result.success) {
-    const errors = result.error.issues.map((i) => ({
-      path: ["form", ...i.path.map(String)].join("."),
-      message: i.message,
-    }));
-    const detail = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
-    throw new HttpProblem(400, "invalid-request", `Invalid multipart upload: ${detail}`, {
-      errors,
-    });
+    throw invalidRequest("form", result.error.issues, "Invalid multipart upload");
   }
   const { images } = result.data;
   return Array.isArray(images) ? images : [images];

@@ -23,7 +23,7 @@ import {
 } from "@revq/shared";
 import type { Logger } from "./log.ts";
 import type { BucketAccess } from "./storage.ts";
-import { TaskError } from "./tasks/errors.ts";
+import { TaskError } from "./task-error.ts";
 
 export type CachedTokenizer = { manifestHash: string; name: string };
 

@@ -17,7 +17,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it, type MockInstance, vi } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { decodeImage } from "../../gpu-worker/src/images/codec.ts";
-import { TaskError } from "../../gpu-worker/src/tasks/errors.ts";
+import { TaskError } from "../../gpu-worker/src/task-error.ts";
 import {
   type BuiltTokenizer,
   buildTinyTokenizer,

@@ -15,7 +15,7 @@ import {
 } from "@revq/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
-import { TaskError } from "../../gpu-worker/src/tasks/errors.ts";
+import { TaskError } from "../../gpu-worker/src/task-error.ts";
 import {
   type BuiltTokenizer,
   buildTinyTokenizer,

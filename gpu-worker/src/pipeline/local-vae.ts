@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { openSafetensorsFile } from "../io/safetensors-file.ts";
 import { loadVae } from "../models/load-vae.ts";
 import type { Vae, VaeSpec } from "../models/vae.ts";
-import { TaskError } from "../tasks/errors.ts";
+import { TaskError } from "../task-error.ts";
 
 export const WEIGHTS_FILE = "diffusion_pytorch_model.safetensors";
 

@@ -25,7 +25,7 @@ import { disposeRectifier, loadRectifier, type Rectifier } from "../models/recti
 import { safetensorsSource } from "../models/sources.ts";
 import type { Vae } from "../models/vae.ts";
 import type { BucketAccess } from "../storage.ts";
-import { TaskError } from "../tasks/errors.ts";
+import { TaskError } from "../task-error.ts";
 import { loadLocalVae } from "./local-vae.ts";
 
 export type Tokenizer = {

@@ -1,20 +1,6 @@
-/**
- * How a task ends badly. A TaskError is a failure the worker understood: its code and message go
- * to the job as they are, and `retryable` says whether another attempt could succeed (a bucket
- * that was unreachable) or never will (an image that does not decode). Any other exception is a
- * failure the worker did not foresee and is reported as retryable `internal`.
- */
-export class TaskError extends Error {
-  override name = "TaskError";
-  readonly code: string;
-  readonly retryable: boolean;
-
-  constructor(code: string, message: string, retryable: boolean, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-    this.retryable = retryable;
-  }
-}
+// TaskError lives below tasks/ (the tokenizer cache and pipeline/ throw it too); worker.ts and
+// tasks/index.ts still import it from here, until their owners move the import to ../task-error.ts.
+export { TaskError } from "../task-error.ts";
 
 /** Why the worker stopped a task from outside: the abort reason of the task's signal. */
 export class TaskStopped extends Error {

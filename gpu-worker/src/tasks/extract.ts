@@ -7,10 +7,10 @@
  */
 import { type ExtractPayload, type LeasedTask, latentShardCount } from "@revq/shared";
 import type * as z from "zod";
+import { TaskError } from "../task-error.ts";
 import { ensureShard } from "../train/extract.ts";
 import type { TaskContext, TaskOutcome } from "../worker.ts";
 import type { Pipelines } from "./context.ts";
-import { TaskError } from "./errors.ts";
 import { bucketStore, datasetImages, latentIdentity, readListing } from "./train-io.ts";
 
 type Payload = z.infer<typeof ExtractPayload>;

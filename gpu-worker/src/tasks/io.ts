@@ -2,7 +2,7 @@
 import { decodeImage } from "../images/codec.ts";
 import type { ImageSize } from "../models/vae.ts";
 import { type Bucket, BucketError } from "../storage.ts";
-import { TaskError } from "./errors.ts";
+import { TaskError } from "../task-error.ts";
 
 /** `what` names the object for people: "image 3 (img_...)", "the token stream". */
 export async function readObject(

@@ -20,9 +20,9 @@ import { encodePng } from "../images/codec.ts";
 import { decodeImages } from "../pipeline/device-ops.ts";
 import { overlapped } from "../pipeline/overlap.ts";
 import type { Tokenizer } from "../pipeline/tokenizer.ts";
+import { TaskError } from "../task-error.ts";
 import type { TaskContext, TaskOutcome } from "../worker.ts";
 import type { Pipelines } from "./context.ts";
-import { TaskError } from "./errors.ts";
 import { readObject, writeObject } from "./io.ts";
 
 type Payload = z.infer<typeof ReconstructPayload>;

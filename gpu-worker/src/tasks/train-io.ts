@@ -12,9 +12,9 @@ import {
 } from "@revq/shared";
 import type { ImageSize } from "../models/vae.ts";
 import type { Bucket } from "../storage.ts";
+import { TaskError } from "../task-error.ts";
 import type { ImageSource } from "../train/extract.ts";
 import type { BlobStore } from "../train/store.ts";
-import { TaskError } from "./errors.ts";
 import { readImage, readObject, writeObject } from "./io.ts";
 
 /**

@@ -18,6 +18,7 @@ import { bucketKeys, type DatasetListing, type LeasedTask, type TrainPayload } f
 import * as tf from "@tensorflow/tfjs-core";
 import type * as z from "zod";
 import type { Tokenizer } from "../pipeline/tokenizer.ts";
+import { TaskError } from "../task-error.ts";
 import { CheckpointError, loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
 import {
   resolveTrainConfig,
@@ -33,7 +34,6 @@ import { DEFAULT_PROBE_IMAGES, defaultHeldOut, prepareTrainData } from "../train
 import { disposeRun, type EpochRecord, startRun, type TrainRun, train } from "../train/run.ts";
 import type { TaskContext, TaskOutcome } from "../worker.ts";
 import type { Pipelines } from "./context.ts";
-import { TaskError } from "./errors.ts";
 import { readObject, writeObject } from "./io.ts";
 import { bucketStore, datasetImages, latentIdentity, readListing } from "./train-io.ts";
 

@@ -3,13 +3,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type FileRef, manifestHash, parseManifest } from "@revq/shared";
 import { describe, expect, it } from "vitest";
+import { withTokenizerFolder } from "../../gpu-worker/src/pipeline/tokenizer-folder.ts";
+import { detokenize, tokenize } from "../../gpu-worker/src/pipeline/tokens.ts";
 import { psnr } from "../../gpu-worker/src/train/image-metrics.ts";
-import {
-  detokenize,
-  disposeTokenizer,
-  loadTokenizerFolder,
-  tokenize,
-} from "../../scripts/train-default-tokenizer.ts";
 import { runOn } from "./helpers/backends.ts";
 import { readCropStrip } from "./helpers/crop-strip.ts";
 
@@ -51,15 +47,15 @@ describe("the shipped default tokenizer (models/default-tokenizer)", () => {
     const strip = JSON.parse(readFileSync(join(VAE, "manifest.json"), "utf8")).evaluation.testCrops;
     const side = 64;
     const { images, count } = await readCropStrip(join(VAE, strip.file), side);
-    const { ids, decoded, vaeOnly, k } = await runOn("wasm", async () => {
-      const t = await loadTokenizerFolder(SHIPPED);
-      const ids = await tokenize(t, images, count);
-      const decoded = await detokenize(t, ids, count);
-      const vaeOnly = await t.vae.decode(await t.vae.encode(images, count), count);
-      const k = t.manifest.quantizer.codesPerGroup;
-      disposeTokenizer(t);
-      return { ids, decoded, vaeOnly, k };
-    });
+    const { ids, decoded, vaeOnly, k } = await runOn("wasm", () =>
+      withTokenizerFolder(SHIPPED, async (t) => {
+        const ids = await tokenize(t, images, count);
+        const decoded = await detokenize(t, ids, count);
+        const vaeOnly = await t.vae.decode(await t.vae.encode(images, count), count);
+        const k = t.manifest.quantizer.codesPerGroup;
+        return { ids, decoded, vaeOnly, k };
+      }),
+    );
     expect(ids.length).toBe(count * 512);
     expect(Math.max(...ids)).toBeLessThan(k);
     const meanPsnr = (out: Float32Array) =>

@@ -24,11 +24,19 @@ export async function decodeImages(
   quantized: Float32Array[],
 ): Promise<Float32Array[]> {
   const count = quantized.length;
+  return split(await decodeQuantized(tokenizer, concat(quantized), count), count);
+}
+
+/** The same on one array: `count` quantized latents (count·C·H·W) → images (count·H·W·3). */
+export async function decodeQuantized(
+  tokenizer: Tokenizer,
+  quantized: Float32Array,
+  count: number,
+): Promise<Float32Array> {
   const rectified = tokenizer.rectifier
-    ? await rectifyLatents(tokenizer, concat(quantized), count)
-    : concat(quantized);
-  const latents = denormalize(rectified, tokenizer.mean, tokenizer.std);
-  return split(await tokenizer.vae.decode(latents, count), count);
+    ? await rectifyLatents(tokenizer, quantized, count)
+    : quantized;
+  return tokenizer.vae.decode(denormalize(rectified, tokenizer.mean, tokenizer.std), count);
 }
 
 /** The rectifier computes channels-last: C-H-W in, C-H-W out. */

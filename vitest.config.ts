@@ -9,6 +9,8 @@ export default defineConfig({
           name: "node",
           include: ["tests/shared/**/*.test.ts", "tests/gpu-worker/**/*.test.ts"],
           testTimeout: 30_000,
+          // Building the tiny tokenizer in a beforeAll took over 10 s on a loaded 2-core machine.
+          hookTimeout: 60_000,
         },
       },
       {

@@ -17,7 +17,8 @@ import { backoffDelay, DEFAULT_BACKOFF, sleep } from "@revq/shared";
 import { type EdgeClient, EdgeError, EdgeProtocolError } from "./client.ts";
 import type { Logger } from "./log.ts";
 import type { Bucket } from "./storage.ts";
-import { TaskError, TaskStopped } from "./tasks/errors.ts";
+import { TaskError } from "./task-error.ts";
+import { TaskStopped } from "./tasks/errors.ts";
 
 export type TaskOutcome = { result: TaskResult; metrics?: Record<string, number> };
 

@@ -3,7 +3,7 @@ import { sleep } from "@revq/shared";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EdgeClient, EdgeError } from "../../gpu-worker/src/client.ts";
 import { createLogger } from "../../gpu-worker/src/log.ts";
-import { TaskError } from "../../gpu-worker/src/tasks/errors.ts";
+import { TaskError } from "../../gpu-worker/src/task-error.ts";
 import { type TaskContext, type TaskRunner, Worker } from "../../gpu-worker/src/worker.ts";
 import { EdgeStub, encodeTask } from "./worker-helpers/edge-stub.ts";
 import { MemoryBucket } from "./worker-helpers/memory-bucket.ts";

@@ -1,9 +1,9 @@
 /** The task kinds this worker runs, and the runner that sends each task to its kind's code. */
 import { JOB_KINDS, type TaskKind } from "@revq/shared";
+import { TaskError } from "../task-error.ts";
 import type { TaskRunner } from "../worker.ts";
 import type { Pipelines } from "./context.ts";
 import { runEncode } from "./encode.ts";
-import { TaskError } from "./errors.ts";
 import { runExtract } from "./extract.ts";
 import { runReconstruct } from "./reconstruct.ts";
 import { runTrain } from "./train.ts";

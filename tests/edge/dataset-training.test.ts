@@ -9,7 +9,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { configOf } from "../../edge/src/config.ts";
 import { database } from "../../edge/src/db/client.ts";
-import { createJob } from "../../edge/src/services/jobs.ts";
+import { createJob } from "../../edge/src/services/jobs/create.ts";
 import { added, addIds, createDataset } from "./fixtures/datasets.ts";
 import { IMAGES } from "./fixtures/images.ts";
 import { getJob, lease, newWorld, uploadImages, type World, workerCall } from "./fixtures/jobs.ts";

@@ -15,8 +15,10 @@ import {
 } from "../../edge/src/db/schema.ts";
 import type { Env } from "../../edge/src/env.ts";
 import { newId } from "../../edge/src/services/ids.ts";
-import { cancelJob } from "../../edge/src/services/jobs.ts";
-import { completeTask, failTask, requeueExpired } from "../../edge/src/services/task-queue.ts";
+import { cancelJob } from "../../edge/src/services/jobs/cancel.ts";
+import { completeTask } from "../../edge/src/services/queue/complete.ts";
+import { requeueExpired } from "../../edge/src/services/queue/expiry.ts";
+import { failTask } from "../../edge/src/services/queue/fail.ts";
 import {
   newSigningSecret,
   openSecret,

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { writeTokenStream } from "@revq/shared";
 import { describe, expect, it } from "vitest";
-import { pollDelayMs } from "../../edge/src/services/lease-poll.ts";
+import { pollDelayMs } from "../../edge/src/services/queue/lease-poll.ts";
 import { sweep } from "../../edge/src/services/sweep.ts";
 import {
   createEncodeJob,

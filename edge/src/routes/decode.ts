@@ -17,8 +17,8 @@ import {
   streamSource,
   type TokenSource,
 } from "../services/decode.ts";
-import { findJob } from "../services/jobs.ts";
-import { tokensOf } from "../services/token-download.ts";
+import { findJob } from "../services/jobs/read.ts";
+import { tokensOf } from "../services/jobs/token-download.ts";
 
 /**
  * A token stream body is at most this big (256 records of the largest stride fit many times

@@ -11,8 +11,10 @@ import { newRouter } from "../router.ts";
 import { bearerSecurity, isoTime, PageQuery, problems } from "../schemas/common.ts";
 import { Job, JobCreate, JobEvent, JobKind, JobList, JobStatus } from "../schemas/jobs.ts";
 import { withIdempotency } from "../services/idempotency.ts";
-import { jobImageResponse } from "../services/job-images.ts";
-import { cancelJob, createJob, findJob, findJobView, listJobs } from "../services/jobs.ts";
+import { cancelJob } from "../services/jobs/cancel.ts";
+import { createJob } from "../services/jobs/create.ts";
+import { jobImageResponse } from "../services/jobs/images.ts";
+import { findJob, findJobView, listJobs } from "../services/jobs/read.ts";
 import { DeliveryList, deliveryPage } from "./webhooks.ts";
 
 const security = bearerSecurity("apiKey");

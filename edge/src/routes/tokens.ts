@@ -11,7 +11,7 @@ import { bearerKeyHash, checkKey } from "../middleware/auth.ts";
 import { HttpProblem, invalidRequest } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, problems } from "../schemas/common.ts";
-import { TOKEN_FORMATS, type TokenFormat, tokenResponse } from "../services/token-download.ts";
+import { TOKEN_FORMATS, type TokenFormat, tokenResponse } from "../services/jobs/token-download.ts";
 
 const route = createRoute({
   method: "get",

@@ -25,14 +25,12 @@ import { requireKey } from "../middleware/auth.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, problems } from "../schemas/common.ts";
 import { grantObjects } from "../services/object-grants.ts";
-import {
-  completeTask,
-  failTask,
-  heartbeat,
-  leaseTasks,
-  releaseTask,
-  type WorkerPrincipal,
-} from "../services/task-queue.ts";
+import { completeTask } from "../services/queue/complete.ts";
+import { failTask } from "../services/queue/fail.ts";
+import { heartbeat } from "../services/queue/heartbeat.ts";
+import { leaseTasks } from "../services/queue/lease.ts";
+import { releaseTask } from "../services/queue/release.ts";
+import type { WorkerPrincipal } from "../services/queue/tasks.ts";
 
 const security = bearerSecurity("workerKey");
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });

@@ -20,7 +20,7 @@ import type { Env } from "../env.ts";
 import { HttpProblem } from "../problem.ts";
 import { allows, taskAccess } from "./object-access.ts";
 import { presign, signerOf } from "./presign.ts";
-import { checkHolder, loadTask, type WorkerPrincipal } from "./task-queue.ts";
+import { checkHolder, loadTask, type WorkerPrincipal } from "./queue/tasks.ts";
 import { manifestFiles, manifestOf } from "./tokenizers.ts";
 
 function notGranted(object: ObjectRequest, why: string): HttpProblem {
@@ -62,11 +62,11 @@ export async function grantObjects(
   config: Config,
   origin: string,
 ): Promise<ObjectsResponse> {
-  const task = await loadTask(env.DB, worker.tenantId, taskId);
+  const task = await loadTask(database(env), worker.tenantId, taskId);
   checkHolder(task, request.leaseId);
   const { access, writesTokenizerFiles } = taskAccess(
-    task.tenant_id,
-    TaskPayload.parse(JSON.parse(task.payload)),
+    task.tenantId,
+    TaskPayload.parse(task.payload),
   );
   const tokenizerWrites: TokenizerWrite[] = [];
   for (const object of request.objects) {

@@ -1,7 +1,7 @@
 /** The periodic clean-up run by the cron trigger. */
 import type { Env } from "../env.ts";
 import { sweepIdempotencyKeys } from "./idempotency.ts";
-import { requeueExpired } from "./task-queue.ts";
+import { requeueExpired } from "./queue/expiry.ts";
 import { resealSecrets } from "./webhook-secret.ts";
 import { requeueLostDeliveries } from "./webhooks.ts";
 

@@ -4,15 +4,17 @@
  * job and sent from the queue consumer, signed per Standard Webhooks, retried with exponential
  * backoff and jitter over about a day, every attempt recorded.
  */
-import { and, eq, getTableColumns, inArray, isNotNull, lt, or, sql } from "drizzle-orm";
+import { and, eq, inArray, isNotNull, lt, or } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
 import type { Config } from "../config.ts";
+import { previousChanged, type Write } from "../db/batch.ts";
 import { chunked, type Db, database } from "../db/client.ts";
+import { insertWhere } from "../db/insert-where.ts";
 import { jobs, tasks, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { newId } from "./ids.ts";
 import { ID_CHUNK } from "./job-limits.ts";
-import { JOB_VIEW_COLUMNS, jobView } from "./job-view.ts";
+import { JOB_VIEW_COLUMNS, jobView } from "./jobs/view.ts";
 import { openSecret } from "./webhook-secret.ts";
 import { checkWebhookTarget } from "./webhook-target.ts";
 
@@ -102,8 +104,8 @@ export type JobEnding = { status: (typeof ENDED)[number] } & Partial<
 >;
 
 /** The delivery rows of a job's ending, and their ids, to send once the batch committed. */
-export type Outbox = { statements: D1PreparedStatement[]; deliveryIds: string[] };
-export const EMPTY_OUTBOX: Outbox = { statements: [], deliveryIds: [] };
+export type Outbox = { deliveries: Write[]; deliveryIds: string[] };
+export const EMPTY_OUTBOX: Outbox = { deliveries: [], deliveryIds: [] };
 
 /**
  * The deliveries of a job's ending, written in the batch that ends it (an outbox), so that no
@@ -161,22 +163,9 @@ export async function endingOutbox(
     updatedAt: now,
   }));
   return {
-    statements: rows.map((r) => insertIfChanged(env.DB, db, r)),
-    deliveryIds: rows.map((r) => r.id),
+    deliveries: rows.map((row) => insertWhere(db, webhookDeliveries, row, previousChanged)),
+    deliveryIds: rows.map((row) => row.id),
   };
-}
-
-/** A delivery row inserted only if the statement just before it in the batch changed a row. */
-function insertIfChanged(d1: D1Database, db: Db, row: DeliveryRow): D1PreparedStatement {
-  // drizzle's INSERT ... SELECT names every column, in the table's order.
-  const values = Object.keys(getTableColumns(webhookDeliveries)).map(
-    (key) => sql`${row[key as keyof DeliveryRow]}`,
-  );
-  const query = db
-    .insert(webhookDeliveries)
-    .select(sql`SELECT ${sql.join(values, sql`, `)} WHERE changes() > 0`)
-    .toSQL();
-  return d1.prepare(query.sql).bind(...query.params);
 }
 
 /**

@@ -11,17 +11,17 @@ import {
   TOKEN_STREAM_HEADER_BYTES,
   tokenStreamByteLength,
 } from "@revq/shared";
-import type { Db } from "../db/client.ts";
+import type { Db } from "../../db/client.ts";
 import type {
   EncodeResult,
   ExtractResult,
   JobResult,
   ReconstructResult,
   TrainResult,
-} from "../db/job-results.ts";
-import type { Env } from "../env.ts";
-import { HttpProblem } from "../problem.ts";
-import { registerTokenizer } from "./tokenizers.ts";
+} from "../../db/job-results.ts";
+import type { Env } from "../../env.ts";
+import { HttpProblem } from "../../problem.ts";
+import { registerTokenizer } from "../tokenizers.ts";
 
 function invalid(detail: string): HttpProblem {
   return new HttpProblem(422, "invalid-result", detail);

@@ -4,11 +4,11 @@
  * a 416) costs no R2 call; the images never change after that, so they are cached as immutable.
  */
 import { bucketKeys } from "@revq/shared";
-import { resultOf } from "../db/job-results.ts";
-import type { Env } from "../env.ts";
-import { HttpProblem } from "../problem.ts";
-import type { JobRow } from "./jobs.ts";
-import { serveObject } from "./serve-object.ts";
+import { resultOf } from "../../db/job-results.ts";
+import type { Env } from "../../env.ts";
+import { HttpProblem } from "../../problem.ts";
+import { serveObject } from "../serve-object.ts";
+import type { JobRow } from "./read.ts";
 
 /** Where a client downloads image `index` of a job. */
 export function jobImagePath(jobId: string, index: number): string {

@@ -17,12 +17,12 @@ import {
   writeTokenJson,
   writeTokenNpy,
 } from "@revq/shared";
-import { type EncodeResult, resultOf } from "../db/job-results.ts";
-import type { Env } from "../env.ts";
-import { HttpProblem } from "../problem.ts";
-import { etagMatches } from "./http-range.ts";
-import type { JobRow } from "./jobs.ts";
-import { serveObject } from "./serve-object.ts";
+import { type EncodeResult, resultOf } from "../../db/job-results.ts";
+import type { Env } from "../../env.ts";
+import { HttpProblem } from "../../problem.ts";
+import { etagMatches } from "../http-range.ts";
+import { serveObject } from "../serve-object.ts";
+import type { JobRow } from "./read.ts";
 
 export const TOKEN_FORMATS = ["binary", "json", "npy"] as const;
 export type TokenFormat = (typeof TOKEN_FORMATS)[number];

@@ -1,10 +1,10 @@
 /** A job as the API shows it (and webhooks send it), from its row. */
 import { sql } from "drizzle-orm";
-import { resultOf } from "../db/job-results.ts";
-import { jobs, tasks } from "../db/schema.ts";
-import { isoTime } from "../schemas/common.ts";
-import { jobImagePath } from "./job-images.ts";
-import type { JobRow } from "./jobs.ts";
+import { resultOf } from "../../db/job-results.ts";
+import { jobs, tasks } from "../../db/schema.ts";
+import { isoTime } from "../../schemas/common.ts";
+import { jobImagePath } from "./images.ts";
+import type { JobRow } from "./read.ts";
 
 /** The stored result, and for a reconstruct job where to download each image. */
 function resultView(row: JobRow) {

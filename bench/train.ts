@@ -28,7 +28,7 @@
  * (llvmpipe) gets only those of the paper's shapes, for the counts (its timings say little).
  * Results: bench/results/train.json.
  */
-import { createCodebook, quantLayout } from "@revq/shared";
+import { type Assignment, createCodebook, quantLayout } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { type BackendName, selectBackend } from "../gpu-worker/src/backend.ts";
 import {
@@ -36,7 +36,7 @@ import {
   RECTIFIER_PRESETS,
   type RectifierConfig,
 } from "../gpu-worker/src/models/rectifier.ts";
-import { type Assignment, assignCodes } from "../gpu-worker/src/train/assign.ts";
+import { assignCodes } from "../gpu-worker/src/train/assign.ts";
 import { TRAIN_PRESETS, type TrainConfig } from "../gpu-worker/src/train/config.ts";
 import { latentSet, latentStatistics } from "../gpu-worker/src/train/dataset.ts";
 import { createQuantizer } from "../gpu-worker/src/train/quantizer.ts";

@@ -1,8 +1,8 @@
-import { createCodebook, quantLayout } from "@revq/shared";
+import { ASSIGNMENTS, createCodebook, quantLayout } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
-import { ASSIGNMENTS, assignCodes } from "../../gpu-worker/src/train/assign.ts";
+import { assignCodes } from "../../gpu-worker/src/train/assign.ts";
 import { createQuantizer, disposeQuantizer } from "../../gpu-worker/src/train/quantizer.ts";
 import { loadFixture } from "../helpers/fixtures.ts";
 import { runOn } from "./helpers/backends.ts";

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createCodebook, quantLayout } from "@revq/shared";
+import { type Assignment, createCodebook, quantLayout } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
@@ -17,7 +17,6 @@ import {
   momentsOf,
   TORCH_ADAMW,
 } from "../../gpu-worker/src/train/adamw.ts";
-import type { Assignment } from "../../gpu-worker/src/train/assign.ts";
 import { createQuantizer, disposeQuantizer } from "../../gpu-worker/src/train/quantizer.ts";
 import { learningRateAt } from "../../gpu-worker/src/train/schedule.ts";
 import {

@@ -1,7 +1,12 @@
 /** The client API's job shapes. */
 import { z } from "@hono/zod-openapi";
-import { boundedJson, MAX_JOB_PARAMETERS_BYTES } from "@revq/shared";
-import { JOB_KINDS } from "../db/schema.ts";
+import {
+  boundedJson,
+  JOB_KINDS,
+  JOB_STATUSES,
+  MAX_JOB_PARAMETERS_BYTES,
+  TrainParameters,
+} from "@revq/shared";
 import { MAX_JOB_IMAGES } from "../services/job-limits.ts";
 import { NextCursor, Timestamp } from "./common.ts";
 
@@ -52,7 +57,8 @@ export const JobCreate = z
           }),
         }),
       ]),
-      parameters: boundedJson(z.record(z.string(), z.unknown()), MAX_JOB_PARAMETERS_BYTES)
+      // The worker's own schema: a parameter it would refuse is refused here, naming it.
+      parameters: boundedJson(TrainParameters, MAX_JOB_PARAMETERS_BYTES)
         .default({})
         .openapi({
           description: `Training parameters (docs/training.md), at most ${MAX_JOB_PARAMETERS_BYTES} bytes as JSON: they are copied into every view, task and webhook of the job.`,
@@ -63,7 +69,7 @@ export const JobCreate = z
   .openapi("JobCreate");
 export type JobCreate = z.infer<typeof JobCreate>;
 
-export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
+export const JobStatus = z.enum(JOB_STATUSES);
 export const JobKind = z.enum(JOB_KINDS);
 
 export const Job = z

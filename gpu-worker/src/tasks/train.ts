@@ -14,18 +14,19 @@
  *    (the edge stores it, checks the files and marks the tokenizer ready). Exporting again after
  *    a lost lease writes the same bytes under the same hash.
  */
-import { bucketKeys, type DatasetListing, type LeasedTask, type TrainPayload } from "@revq/shared";
+import {
+  bucketKeys,
+  type DatasetListing,
+  type LeasedTask,
+  TrainParameters,
+  type TrainPayload,
+} from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import type * as z from "zod";
 import type { Tokenizer } from "../pipeline/tokenizer.ts";
 import { TaskError } from "../task-error.ts";
 import { CheckpointError, loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
-import {
-  resolveTrainConfig,
-  type TrainConfig,
-  TrainConfigError,
-  TrainParameters,
-} from "../train/config.ts";
+import { resolveTrainConfig, type TrainConfig, TrainConfigError } from "../train/config.ts";
 import type { LatentSet } from "../train/dataset.ts";
 import { exportTokenizer } from "../train/export.ts";
 import { extractLatents, type ImageSource } from "../train/extract.ts";

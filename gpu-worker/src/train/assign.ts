@@ -14,13 +14,10 @@
  *   codebook.
  */
 
-import { NearestCodeIndex } from "@revq/shared";
+import { type Assignment, NearestCodeIndex } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { nearestCodeRows } from "../ops/nearest-code.ts";
 import { codeRows, readCodebook, type TrainableQuantizer } from "./quantizer.ts";
-
-export const ASSIGNMENTS = ["exact", "device"] as const;
-export type Assignment = (typeof ASSIGNMENTS)[number];
 
 /**
  * The codebook row, (t mod G)·K + id, of each of tokens (B·T, D), whose values the host also

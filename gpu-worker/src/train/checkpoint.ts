@@ -14,6 +14,7 @@
  */
 
 import {
+  ASSIGNMENTS,
   createCodebook,
   parseSafetensors,
   quantLayout,
@@ -29,7 +30,6 @@ import { loadRectifier, type Rectifier } from "../models/rectifier.ts";
 import { safetensorsSource } from "../models/sources.ts";
 import { type Binding, toTorch } from "../models/weights.ts";
 import { momentsOf, setMoments } from "./adamw.ts";
-import { ASSIGNMENTS } from "./assign.ts";
 import { checkTrainConfig, type TrainConfig } from "./config.ts";
 import { createQuantizer } from "./quantizer.ts";
 import type { EpochRecord, TrainRun } from "./run.ts";

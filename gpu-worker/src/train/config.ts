@@ -5,10 +5,15 @@
  * is an error that names it, never silently ignored.
  */
 
-import { type LatentShape, latentSize, quantLayout } from "@revq/shared";
-import * as z from "zod";
+import {
+  type Assignment,
+  type LatentShape,
+  latentSize,
+  quantLayout,
+  TrainParameters,
+  type TrainPresetName,
+} from "@revq/shared";
 import { RECTIFIER_PRESETS, type RectifierConfig, rectifierSpec } from "../models/rectifier.ts";
-import { ASSIGNMENTS, type Assignment } from "./assign.ts";
 
 export type TrainConfig = {
   latentShape: LatentShape;
@@ -57,55 +62,7 @@ export const TRAIN_PRESETS = {
     codes: 4096,
     rectifier: { latentChannels: 8, channels: 64, blocks: 2, headDim: 16, multiscales: [5] },
   },
-} as const satisfies Record<string, Sizes>;
-export type TrainPresetName = keyof typeof TRAIN_PRESETS;
-
-const positiveInt = z.int().min(1);
-const rate = z.number().positive().max(1);
-
-const RectifierParams = z.strictObject({
-  channels: positiveInt.max(8192),
-  blocks: positiveInt.max(64),
-  headDim: positiveInt.max(8192),
-  multiscales: z.array(positiveInt.max(31)).max(8),
-});
-
-/**
- * Job parameters as a client sends them; every field is optional. `name` and `description` are
- * the new tokenizer's, not part of the run.
- */
-export const TrainParameters = z.strictObject({
-  name: z.string().min(1).max(200).optional(),
-  description: z.string().max(10_000).optional(),
-  preset: z.enum(Object.keys(TRAIN_PRESETS) as [TrainPresetName, ...TrainPresetName[]]).optional(),
-  tokens: positiveInt.optional(),
-  groups: positiveInt.optional(),
-  codes: z
-    .int()
-    .min(2)
-    .max(1 << 24)
-    .optional(),
-  rectifier: RectifierParams.optional(),
-  epochs: positiveInt.max(100_000).optional(),
-  batchSize: positiveInt.max(1 << 16).optional(),
-  learningRates: z
-    .strictObject({ quantizer: rate.optional(), rectifier: rate.optional() })
-    .optional(),
-  rectifierWeightDecay: z.number().min(0).max(1).optional(),
-  reset: z
-    .strictObject({
-      ratio: z.number().min(0).max(1).optional(),
-      noise: z.number().min(0).max(10).optional(),
-    })
-    .optional(),
-  seed: z
-    .int()
-    .min(0)
-    .max(2 ** 32 - 1)
-    .optional(),
-  assignment: z.enum(ASSIGNMENTS).optional(),
-});
-export type TrainParameters = z.infer<typeof TrainParameters>;
+} as const satisfies Record<TrainPresetName, Sizes>;
 
 export class TrainConfigError extends Error {
   override name = "TrainConfigError";

@@ -14,11 +14,11 @@
  * drains).
  */
 
-import type { Codebook, LatentShape } from "@revq/shared";
+import type { Assignment, Codebook, LatentShape } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { type Rectifier, rectifierLoss } from "../models/rectifier.ts";
 import { type AdamW, adamwStep, createAdamW } from "./adamw.ts";
-import { type Assignment, assigner } from "./assign.ts";
+import { assigner } from "./assign.ts";
 import { gatherCodes, type TrainableQuantizer } from "./quantizer.ts";
 
 /** clip_grad_norm_'s max_norm, per module. */

@@ -5,5 +5,6 @@ export * from "./json-limits.ts";
 export * from "./manifest.ts";
 export * from "./problem.ts";
 export * from "./sha256.ts";
+export * from "./train-parameters.ts";
 export * from "./vocabulary.ts";
 export * from "./worker-api.ts";

@@ -1,0 +1,59 @@
+/**
+ * A train job's parameters as a client sends them (docs/training.md): every field optional,
+ * nothing unknown. The edge refuses a job whose parameters do not pass, and the GPU worker reads
+ * them with the same schema; the worker alone turns them into a run (gpu-worker/src/train/
+ * config.ts), where the presets' sizes and what depends on the VAE's latents are checked.
+ */
+import * as z from "zod";
+
+/** The sized presets of gpu-worker/src/train/config.ts, by name. */
+export const TRAIN_PRESET_NAMES = ["512x16384", "256x65536", "256x262144", "small"] as const;
+export type TrainPresetName = (typeof TRAIN_PRESET_NAMES)[number];
+
+/** How a batch's codes are found: the exact search on the host, or distances on the device. */
+export const ASSIGNMENTS = ["exact", "device"] as const;
+export type Assignment = (typeof ASSIGNMENTS)[number];
+
+const positiveInt = z.int().min(1);
+const rate = z.number().positive().max(1);
+
+const RectifierParams = z.strictObject({
+  channels: positiveInt.max(8192),
+  blocks: positiveInt.max(64),
+  headDim: positiveInt.max(8192),
+  multiscales: z.array(positiveInt.max(31)).max(8),
+});
+
+/** `name` and `description` are the new tokenizer's, not part of the run. */
+export const TrainParameters = z.strictObject({
+  name: z.string().min(1).max(200).optional(),
+  description: z.string().max(10_000).optional(),
+  preset: z.enum(TRAIN_PRESET_NAMES).optional(),
+  tokens: positiveInt.optional(),
+  groups: positiveInt.optional(),
+  codes: z
+    .int()
+    .min(2)
+    .max(1 << 24)
+    .optional(),
+  rectifier: RectifierParams.optional(),
+  epochs: positiveInt.max(100_000).optional(),
+  batchSize: positiveInt.max(1 << 16).optional(),
+  learningRates: z
+    .strictObject({ quantizer: rate.optional(), rectifier: rate.optional() })
+    .optional(),
+  rectifierWeightDecay: z.number().min(0).max(1).optional(),
+  reset: z
+    .strictObject({
+      ratio: z.number().min(0).max(1).optional(),
+      noise: z.number().min(0).max(10).optional(),
+    })
+    .optional(),
+  seed: z
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .optional(),
+  assignment: z.enum(ASSIGNMENTS).optional(),
+});
+export type TrainParameters = z.infer<typeof TrainParameters>;

@@ -19,11 +19,11 @@ export type Env = {
   ADMIN_KEY?: string;
   /**
    * The keys that encrypt webhook signing secrets in D1 (a secret): `id:base64key,...`, the first
-   * current (services/webhook-secret.ts).
+   * current (services/webhooks/secret.ts).
    */
   WEBHOOK_KEYS?: string;
   /**
-   * The bucket's S3 API, for the presigned URLs workers get (services/presign.ts): the endpoint
+   * The bucket's S3 API, for the presigned URLs workers get (services/objects/presign.ts): the endpoint
    * (an absolute URL, or a path on the edge's own origin such as wrangler dev's
    * `/cdn-cgi/local/r2/s3`), the bucket's name and region, and an access key (a secret).
    */

@@ -3,7 +3,7 @@ import { app } from "./app.ts";
 import { configOf } from "./config.ts";
 import type { Env } from "./env.ts";
 import { sweep } from "./services/sweep.ts";
-import { handleWebhookBatch } from "./services/webhooks.ts";
+import { handleWebhookBatch } from "./services/webhooks/deliveries.ts";
 
 export default {
   fetch: app.fetch,

@@ -8,7 +8,7 @@ import {
 } from "@revq/shared";
 import { describe, expect, it } from "vitest";
 import { configOf } from "../../edge/src/config.ts";
-import { grantObjects } from "../../edge/src/services/object-grants.ts";
+import { grantObjects } from "../../edge/src/services/objects/grants.ts";
 import { added, addIds, createDataset } from "./fixtures/datasets.ts";
 import {
   createEncodeJob,

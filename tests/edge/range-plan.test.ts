@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { planRangeReads } from "../../edge/src/services/range-plan.ts";
+import { planRangeReads } from "../../edge/src/services/objects/range-plan.ts";
 
 describe("planRangeReads", () => {
   it("reads each row alone when rows are far apart and reads are plentiful", () => {

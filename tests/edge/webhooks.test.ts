@@ -20,13 +20,6 @@ import { completeTask } from "../../edge/src/services/queue/complete.ts";
 import { requeueExpired } from "../../edge/src/services/queue/expiry.ts";
 import { failTask } from "../../edge/src/services/queue/fail.ts";
 import {
-  newSigningSecret,
-  openSecret,
-  resealSecrets,
-  sealSecret,
-} from "../../edge/src/services/webhook-secret.ts";
-import { checkWebhookTarget, hostProblem } from "../../edge/src/services/webhook-target.ts";
-import {
   attemptDelivery,
   type DeliveryRow,
   LOST_AFTER_MS,
@@ -35,7 +28,14 @@ import {
   RETRY_DELAYS_S,
   redeliver,
   requeueLostDeliveries,
-} from "../../edge/src/services/webhooks.ts";
+} from "../../edge/src/services/webhooks/deliveries.ts";
+import {
+  newSigningSecret,
+  openSecret,
+  resealSecrets,
+  sealSecret,
+} from "../../edge/src/services/webhooks/secret.ts";
+import { checkWebhookTarget, hostProblem } from "../../edge/src/services/webhooks/target.ts";
 import {
   createEncodeJob,
   expireLease,

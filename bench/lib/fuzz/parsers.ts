@@ -6,8 +6,8 @@
  */
 import { HttpProblem } from "../../../edge/src/problem.ts";
 import { decodeCursor } from "../../../edge/src/services/cursor.ts";
-import { parseRange } from "../../../edge/src/services/http-range.ts";
 import { readImageHeader } from "../../../edge/src/services/image-header.ts";
+import { parseRange } from "../../../edge/src/services/objects/http-range.ts";
 import { tarFiles } from "../../../edge/src/services/tar-files.ts";
 import { FormatError } from "../../../shared/src/errors.ts";
 import { packBits, unpackBits } from "../../../shared/src/format/bitpack.ts";

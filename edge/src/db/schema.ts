@@ -177,7 +177,7 @@ export const jobs = sqliteTable(
     webhookUrl: text("webhook_url"),
     /**
      * Signs deliveries to webhookUrl; shown once, in the answer that created the job. Encrypted
-     * (services/webhook-secret.ts).
+     * (services/webhooks/secret.ts).
      */
     webhookSecret: text("webhook_secret"),
     /** The latest progress a worker reported. */
@@ -194,7 +194,7 @@ export const jobs = sqliteTable(
     index("jobs_tenant").on(t.tenantId, t.id),
     index("jobs_tenant_status").on(t.tenantId, t.status, t.id),
     index("jobs_parent").on(t.parentJobId),
-    // The sweep finds the secrets not under the current key by range (services/webhook-secret.ts).
+    // The sweep finds the secrets not under the current key by range (services/webhooks/secret.ts).
     index("jobs_webhook_secret").on(t.webhookSecret).where(sql`${t.webhookSecret} IS NOT NULL`),
   ],
 );
@@ -256,7 +256,7 @@ export const jobEvents = sqliteTable(
 
 /**
  * A tenant's webhook endpoints. The signing secret is kept, encrypted (it signs every delivery;
- * services/webhook-secret.ts), but shown only once, when the endpoint is created.
+ * services/webhooks/secret.ts), but shown only once, when the endpoint is created.
  */
 export const webhookEndpoints = sqliteTable(
   "webhook_endpoints",

@@ -16,7 +16,7 @@ import { withIdempotency } from "../services/idempotency.ts";
 import { IMAGE_MEDIA_TYPES } from "../services/image-header.ts";
 import { type CheckedImage, checkImage, type ImageRow, storeImages } from "../services/images.ts";
 import { checkedParts, MULTIPART_DOC } from "../services/multipart-images.ts";
-import { serveObject } from "../services/serve-object.ts";
+import { serveObject } from "../services/objects/serve.ts";
 
 const Image = z
   .object({

@@ -9,7 +9,7 @@ import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, problems } from "../schemas/common.ts";
 import { Tokenizer, TokenizerWithManifest, tokenizerView } from "../schemas/tokenizers.ts";
-import { serveObject } from "../services/serve-object.ts";
+import { serveObject } from "../services/objects/serve.ts";
 import { findTokenizer, manifestFiles, manifestOf, visibleTo } from "../services/tokenizers.ts";
 
 const security = bearerSecurity("apiKey");

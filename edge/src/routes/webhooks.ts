@@ -18,14 +18,14 @@ import {
 import { decodeCursor, encodeCursor } from "../services/cursor.ts";
 import { newId } from "../services/ids.ts";
 import { ID_CHUNK } from "../services/job-limits.ts";
-import { newSigningSecret, sealSecret } from "../services/webhook-secret.ts";
-import { checkWebhookTarget } from "../services/webhook-target.ts";
 import {
   type DeliveryRow,
   MAX_WEBHOOK_ENDPOINTS,
   redeliver,
   WEBHOOK_EVENTS,
-} from "../services/webhooks.ts";
+} from "../services/webhooks/deliveries.ts";
+import { newSigningSecret, sealSecret } from "../services/webhooks/secret.ts";
+import { checkWebhookTarget } from "../services/webhooks/target.ts";
 
 const security = bearerSecurity("apiKey");
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });

@@ -24,7 +24,7 @@ import { configOf } from "../config.ts";
 import { requireKey } from "../middleware/auth.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, problems } from "../schemas/common.ts";
-import { grantObjects } from "../services/object-grants.ts";
+import { grantObjects } from "../services/objects/grants.ts";
 import { completeTask } from "../services/queue/complete.ts";
 import { failTask } from "../services/queue/fail.ts";
 import { heartbeat } from "../services/queue/heartbeat.ts";

@@ -3,7 +3,7 @@
  * never the whole codebook: the paper's 512 × 16384 × 4 F32 codebook is 134 MB, more than a
  * Worker's 128 MB. The header is read with two small range reads (and remembered per isolate:
  * the file is content-addressed); the rows are fetched with coalesced range reads
- * (range-plan.ts) and picked out of each response as it streams, so memory stays proportional
+ * (objects/range-plan.ts) and picked out of each response as it streams, so memory stays proportional
  * to the rows needed, not to the bytes read. Responses are read into one reused buffer per
  * parallel read (BYOB): a dense decode streams the whole 134 MB file, and when the stream
  * allocated every chunk, the chunks waited for the garbage collector and the isolate reached
@@ -19,7 +19,7 @@ import {
   type TokenizerManifest,
 } from "@revq/shared";
 import { HttpProblem } from "../problem.ts";
-import { planRangeReads, type RangePlanOptions } from "./range-plan.ts";
+import { planRangeReads, type RangePlanOptions } from "./objects/range-plan.ts";
 
 /** The Workers runtime allows six open connections at once; more reads would just queue. */
 const PARALLEL_READS = 6;

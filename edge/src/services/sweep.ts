@@ -2,8 +2,8 @@
 import type { Env } from "../env.ts";
 import { sweepIdempotencyKeys } from "./idempotency.ts";
 import { requeueExpired } from "./queue/expiry.ts";
-import { resealSecrets } from "./webhook-secret.ts";
-import { requeueLostDeliveries } from "./webhooks.ts";
+import { requeueLostDeliveries } from "./webhooks/deliveries.ts";
+import { resealSecrets } from "./webhooks/secret.ts";
 
 export type SweepReport = {
   expiredLeases: number;

@@ -9,7 +9,7 @@ import type { Db } from "../../db/client.ts";
 import { jobs, tasks } from "../../db/schema.ts";
 import type { Env } from "../../env.ts";
 import { HttpProblem } from "../../problem.ts";
-import { endingOutbox, sendDeliveries } from "../webhooks.ts";
+import { endingOutbox, sendDeliveries } from "../webhooks/outbox.ts";
 import { eventIfChanged } from "./events.ts";
 import { findJob, findJobView } from "./read.ts";
 import { OPEN_STATUSES, openJobUpdate } from "./status.ts";

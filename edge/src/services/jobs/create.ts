@@ -9,8 +9,8 @@ import { jobEvents, jobs, tasks } from "../../db/schema.ts";
 import type { Env } from "../../env.ts";
 import type { JobCreate } from "../../schemas/jobs.ts";
 import { newId } from "../ids.ts";
-import { newSigningSecret, sealSecret } from "../webhook-secret.ts";
-import { checkWebhookTarget } from "../webhook-target.ts";
+import { newSigningSecret, sealSecret } from "../webhooks/secret.ts";
+import { checkWebhookTarget } from "../webhooks/target.ts";
 import { taskPayload } from "./payload.ts";
 import type { JobRow } from "./read.ts";
 

@@ -7,7 +7,7 @@ import { bucketKeys } from "@revq/shared";
 import { resultOf } from "../../db/job-results.ts";
 import type { Env } from "../../env.ts";
 import { HttpProblem } from "../../problem.ts";
-import { serveObject } from "../serve-object.ts";
+import { serveObject } from "../objects/serve.ts";
 import type { JobRow } from "./read.ts";
 
 /** Where a client downloads image `index` of a job. */

@@ -20,8 +20,8 @@ import {
 import { type EncodeResult, resultOf } from "../../db/job-results.ts";
 import type { Env } from "../../env.ts";
 import { HttpProblem } from "../../problem.ts";
-import { etagMatches } from "../http-range.ts";
-import { serveObject } from "../serve-object.ts";
+import { etagMatches } from "../objects/http-range.ts";
+import { serveObject } from "../objects/serve.ts";
 import type { JobRow } from "./read.ts";
 
 export const TOKEN_FORMATS = ["binary", "json", "npy"] as const;

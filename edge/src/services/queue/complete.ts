@@ -10,7 +10,7 @@ import { tasks } from "../../db/schema.ts";
 import type { Env } from "../../env.ts";
 import { eventIfChanged } from "../jobs/events.ts";
 import { openJobUpdate } from "../jobs/status.ts";
-import { endingOutbox, sendDeliveries } from "../webhooks.ts";
+import { endingOutbox, sendDeliveries } from "../webhooks/outbox.ts";
 import { checkTaskResult } from "./task-results.ts";
 import {
   checkHolder,

@@ -9,7 +9,7 @@ import { type JobError, tasks } from "../../db/schema.ts";
 import type { Env } from "../../env.ts";
 import { eventIfChanged } from "../jobs/events.ts";
 import { openJobUpdate } from "../jobs/status.ts";
-import { EMPTY_OUTBOX, endingOutbox, sendDeliveries } from "../webhooks.ts";
+import { EMPTY_OUTBOX, endingOutbox, sendDeliveries } from "../webhooks/outbox.ts";
 import { jobOf, type TaskRow } from "./tasks.ts";
 
 /** Expired leases one sweep ends at most: one D1 batch holds them all. */

@@ -11,7 +11,7 @@ import { isoTime } from "../../schemas/common.ts";
 import { retryDelayMs } from "../job-limits.ts";
 import { eventIfChanged } from "../jobs/events.ts";
 import { openJobUpdate } from "../jobs/status.ts";
-import { EMPTY_OUTBOX, endingOutbox, sendDeliveries } from "../webhooks.ts";
+import { EMPTY_OUTBOX, endingOutbox, sendDeliveries } from "../webhooks/outbox.ts";
 import {
   checkHolder,
   heldUnder,

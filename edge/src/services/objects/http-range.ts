@@ -4,7 +4,7 @@
  * be satisfied is a 416.
  */
 import type { ByteRange } from "@revq/shared";
-import { HttpProblem } from "../problem.ts";
+import { HttpProblem } from "../../problem.ts";
 
 /** The range asked for, or undefined for the whole object. */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined {

@@ -9,10 +9,10 @@
 import { and, eq, isNotNull, or, type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import * as z from "zod";
-import { database } from "../db/client.ts";
-import { jobs, webhookEndpoints } from "../db/schema.ts";
-import type { Env } from "../env.ts";
-import { HttpProblem } from "../problem.ts";
+import { database } from "../../db/client.ts";
+import { jobs, webhookEndpoints } from "../../db/schema.ts";
+import type { Env } from "../../env.ts";
+import { HttpProblem } from "../../problem.ts";
 
 /** A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64. */
 export function newSigningSecret(): string {

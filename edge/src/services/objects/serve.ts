@@ -2,7 +2,7 @@
  * Serves an immutable bucket object over HTTP: strong ETag and If-None-Match (304), a single
  * Range (206), and the caching headers that immutability allows.
  */
-import { HttpProblem } from "../problem.ts";
+import { HttpProblem } from "../../problem.ts";
 import { contentRange, etagMatches, parseRange } from "./http-range.ts";
 
 export type ServedObject = {

@@ -1,6 +1,6 @@
 /**
  * Which bucket objects a task may read and write, from the payload the edge itself stored: a
- * worker is granted URLs for these and nothing else (services/object-grants.ts). Exact keys where
+ * worker is granted URLs for these and nothing else (grants.ts). Exact keys where
  * the payload names them; prefixes where the worker names the objects (latent shards,
  * checkpoints) or where only the dataset listing names them (a dataset's images, which are the
  * tenant's own uploads and files).

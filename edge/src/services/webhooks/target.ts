@@ -7,7 +7,7 @@
  * leaves open, and what the platform closes, is in docs/security.md.
  */
 import ipaddr from "ipaddr.js";
-import { HttpProblem } from "../problem.ts";
+import { HttpProblem } from "../../problem.ts";
 
 /** Names that are, or never leave, the local machine or network (RFC 6761, RFC 8375, habit). */
 const LOOPBACK_SUFFIXES = ["localhost"];

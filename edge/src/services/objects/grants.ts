@@ -1,6 +1,6 @@
 /**
  * Presigned bucket URLs for the current holder of a task, for the objects its payload names
- * (object-access.ts) and nothing else: a worker holds no bucket credential, so a tenant's GPU box
+ * (access.ts) and nothing else: a worker holds no bucket credential, so a tenant's GPU box
  * can reach only what its own tasks need, and never another tenant's objects.
  */
 import {
@@ -13,15 +13,15 @@ import {
   tokenizerFileHash,
 } from "@revq/shared";
 import { inArray } from "drizzle-orm";
-import type { Config } from "../config.ts";
-import { database } from "../db/client.ts";
-import { tokenizers } from "../db/schema.ts";
-import type { Env } from "../env.ts";
-import { HttpProblem } from "../problem.ts";
-import { allows, taskAccess } from "./object-access.ts";
+import type { Config } from "../../config.ts";
+import { database } from "../../db/client.ts";
+import { tokenizers } from "../../db/schema.ts";
+import type { Env } from "../../env.ts";
+import { HttpProblem } from "../../problem.ts";
+import { checkHolder, loadTask, type WorkerPrincipal } from "../queue/tasks.ts";
+import { manifestFiles, manifestOf } from "../tokenizers.ts";
+import { allows, taskAccess } from "./access.ts";
 import { presign, signerOf } from "./presign.ts";
-import { checkHolder, loadTask, type WorkerPrincipal } from "./queue/tasks.ts";
-import { manifestFiles, manifestOf } from "./tokenizers.ts";
 
 function notGranted(object: ObjectRequest, why: string): HttpProblem {
   return new HttpProblem(

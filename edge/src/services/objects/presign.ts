@@ -6,8 +6,8 @@
  */
 import type { GrantedObject } from "@revq/shared";
 import { AwsClient } from "aws4fetch";
-import type { Env } from "../env.ts";
-import { HttpProblem } from "../problem.ts";
+import type { Env } from "../../env.ts";
+import { HttpProblem } from "../../problem.ts";
 
 export type Signer = { client: AwsClient; bucketUrl: string };
 

@@ -25,8 +25,19 @@ export function parseCommand(command: string, argv: string[], options: Options):
     });
     return { values: values as Parsed["values"], positionals };
   } catch (error) {
-    throw usageError(`${(error as Error).message}`, `see revq ${command} --help`);
+    throw usageError(flagProblem((error as Error).message), `see revq ${command} --help`);
   }
+}
+
+/** parseArgs' message said as the CLI's other usage errors are: short, naming the flag. */
+export function flagProblem(message: string): string {
+  const unknown = message.match(/^Unknown option '([^']+)'/);
+  if (unknown) return `unknown option ${unknown[1]}`;
+  // "Option '-o, --out <value>' argument missing": the long name says it.
+  const option = message.match(/^Option '(?:-\w, )?(--?[\w-]+)[^']*' (.*)$/);
+  if (option?.[2] === "argument missing") return `${option[1]} needs a value`;
+  if (option?.[2] === "does not take an argument") return `${option[1]} takes no value`;
+  return message;
 }
 
 export function stringOption(parsed: Parsed, name: string): string | undefined {

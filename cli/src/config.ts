@@ -60,5 +60,15 @@ export function resolveConnection(
       : env.REVQ_URL
         ? "the environment"
         : (file ?? "the environment");
+  // Every path the CLI calls starts with /v1: a URL ending in it would call /v1/v1/... (404).
+  if (/\/v1\/*$/.test(parsed.pathname)) {
+    const named =
+      urlFlag !== undefined ? "--url" : env.REVQ_URL ? "REVQ_URL" : `REVQ_URL in ${file}`;
+    throw new CliError(
+      `${named} should be the edge's base URL, without /v1: ${JSON.stringify(url)}`,
+      EXIT.usage,
+      { hint: `use ${url.replace(/\/v1\/*$/, "")}` },
+    );
+  }
   return { url: url.replace(/\/+$/, ""), apiKey, source };
 }

@@ -6,12 +6,12 @@
  * refusal the dataset holds exactly the images sent before it, and the error says which.
  */
 import { randomUUID } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { packTar } from "modern-tar";
 import type { Api } from "./api.ts";
 import { type Parsed, positiveInt, stringOption } from "./args.ts";
 import { CliError, EXIT, usageError } from "./errors.ts";
+import { readLocalFile } from "./files.ts";
 import { type BatchLimits, batches, type LocalImage } from "./images.ts";
 import { onInterrupt } from "./interrupt.ts";
 import { formatBytes, type Output } from "./output.ts";
@@ -163,7 +163,7 @@ export async function addToDataset(
 async function post(api: Api, datasetId: string, entries: Entry[]): Promise<DatasetImagesAdded> {
   const files = [];
   for (const entry of entries) {
-    const body = await readImage(entry.image.path);
+    const body = await readLocalFile(entry.image.path);
     files.push({ header: { name: entry.name, size: body.length }, body });
   }
   const answer = await api.json(
@@ -185,14 +185,6 @@ async function post(api: Api, datasetId: string, entries: Entry[]): Promise<Data
     );
   }
   return answer;
-}
-
-async function readImage(path: string): Promise<Uint8Array> {
-  try {
-    return await readFile(path);
-  } catch (error) {
-    throw usageError(`${path}: cannot read it (${(error as NodeJS.ErrnoException).code})`);
-  }
 }
 
 /** A refusal for the request's size, not for an image in it: a smaller request may pass. */

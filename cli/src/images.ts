@@ -6,9 +6,10 @@
  */
 import { randomUUID } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
-import { extname, join } from "node:path";
+import { dirname, extname, join } from "node:path";
 import type { Api } from "./api.ts";
 import { usageError } from "./errors.ts";
+import type { Output } from "./output.ts";
 import type { Progress } from "./progress.ts";
 import { UploadedImages } from "./schemas.ts";
 
@@ -21,7 +22,8 @@ const UPLOAD_LIMITS: BatchLimits = { items: 64, bytes: 60 * 1024 * 1024 };
 export type LocalImage = { path: string; bytes: number };
 export type UploadedImage = LocalImage & { id: string; width: number; height: number };
 
-export async function collectImages(args: string[]): Promise<LocalImage[]> {
+/** The images of `args`; each folder's search is told on `out`, since it went into subfolders. */
+export async function collectImages(args: string[], out?: Output): Promise<LocalImage[]> {
   if (args.length === 0) throw usageError("no images given", "name image files or folders");
   const found: LocalImage[] = [];
   for (const arg of args) {
@@ -36,12 +38,20 @@ export async function collectImages(args: string[]): Promise<LocalImage[]> {
       if (inFolder.length === 0) {
         throw usageError(`${arg}: no .png, .jpg, .jpeg or .webp files in this folder`);
       }
+      out?.note(`${arg}: ${foundIn(inFolder)}`);
       found.push(...inFolder);
     } else {
       found.push({ path: arg, bytes: info.size });
     }
   }
   return found;
+}
+
+/** "22 images in 3 folders". */
+export function foundIn(images: LocalImage[]): string {
+  const folders = new Set(images.map((image) => dirname(image.path))).size;
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  return `${plural(images.length, "image")} in ${plural(folders, "folder")}`;
 }
 
 async function imagesIn(dir: string): Promise<LocalImage[]> {

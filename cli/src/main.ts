@@ -34,9 +34,14 @@ in revq; 130 Ctrl-C.
 
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+  if (name === "help" || name === "--help" || name === "-h") {
     process.stdout.write(help());
     return;
+  }
+  // No command is a usage error: scripts that lost their arguments must not pass.
+  if (name === undefined) {
+    process.stderr.write(help());
+    process.exit(EXIT.usage);
   }
   if (name === "--version" || name === "-v") {
     process.stdout.write(`revq ${cliPackage.version}\n`);

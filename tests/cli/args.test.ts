@@ -31,9 +31,15 @@ describe("command lines", () => {
       throw new Error("did not fail");
     } catch (error) {
       expect((error as CliError).exitCode).toBe(2);
-      expect((error as CliError).message).toMatch(/--fromat/);
+      expect((error as CliError).message).toBe("unknown option --fromat");
       expect((error as CliError).hint).toBe("see revq tokenize --help");
     }
+    const options = { out: { type: "string", short: "o" } } as const;
+    expect(usage(() => parseCommand("tokenize", ["-x"], options))).toBe("unknown option -x");
+    expect(usage(() => parseCommand("tokenize", ["-o"], options))).toBe("--out needs a value");
+    expect(usage(() => parseCommand("tokenize", ["--json=1"], options))).toBe(
+      "--json takes no value",
+    );
   });
 
   it("turns training flags into job parameters, over --params", () => {

@@ -106,10 +106,16 @@ describe("revq against a running edge", () => {
 
     const npy = await run(["tokenize", "photos", "--format", "npy", "-o", "t.npy"]);
     expect(npy.code, npy.stderr).toBe(0);
+    expect(npy.stderr).toMatch(/^photos: 3 images in 1 folder\n/);
     const ids = readNpy(new Uint8Array(readFileSync(join(dir, "t.npy"))));
     expect(ids.shape).toEqual([3, 128]);
     // Same images, same tokenizer: the same ids whichever form carried them.
     expect([...ids.data]).toEqual([...doc.tokens]);
+    // The next step it suggests works: a .npy of ids names no tokenizer, the job does.
+    const next = npy.stdout.match(/next: revq (decode [^,]+),/) as RegExpMatchArray;
+    expect(next?.[1]).toMatch(/^decode --job job_\w+$/);
+    const suggested = await run([...next[1].split(" "), "-o", "suggested.npy"]);
+    expect(suggested.code, suggested.stderr).toBe(0);
 
     const fromFile = await run([
       "decode",
@@ -283,7 +289,7 @@ describe("revq against a running edge", () => {
     const added = await run(["datasets", "add", created.id, "trainset", "--max-images", "10"]);
     expect(added.code, added.stderr).toBe(0);
     expect(added.stderr).toMatch(
-      /^batch 1\/3: 10 images \([\d.]+ KiB\) added, 10\/22\nbatch 2\/3: 10 images .* 20\/22\nbatch 3\/3: 2 images .* 22\/22\n$/,
+      /^trainset: 22 images in 1 folder\nbatch 1\/3: 10 images \([\d.]+ KiB\) added, 10\/22\nbatch 2\/3: 10 images .* 20\/22\nbatch 3\/3: 2 images .* 22\/22\n$/,
     );
     expect(added.stdout).toMatch(
       new RegExp(
@@ -319,7 +325,7 @@ describe("revq against a running edge", () => {
     const add = ["datasets", "add", id, "mixed", "--max-images", "2"];
     const r = await run(add);
     expectFailure(r, 4, /POST \/v1\/datasets\/dst_\w+\/images: 415 tar entry "3-z-bad\.png"/);
-    expect(r.stderr).toMatch(/^batch 1\/2: 2 images .* added, 2\/3\n/);
+    expect(r.stderr).toMatch(/^mixed: 3 images in 1 folder\nbatch 1\/2: 2 images .* added, 2\/3\n/);
     expect(r.stderr).toContain(
       [
         "  → the file: mixed/z-bad.png",
@@ -336,7 +342,7 @@ describe("revq against a running edge", () => {
     const tooMany = await run(["datasets", "add", id, "trainset", "photos"]);
     expectFailure(tooMany, 4, /413 .*limit is 12/);
     expect(tooMany.stderr).toMatch(
-      /^batch 1\/1: the edge found it too large \(too-many-images\); sending it in halves\n/,
+      /^trainset: 22 images in 1 folder\nphotos: 3 images in 1 folder\nbatch 1\/1: the edge found it too large \(too-many-images\); sending it in halves\n/,
     );
     expect(tooMany.stderr).toMatch(/→ this edge's limits are lower than --max-images/);
 

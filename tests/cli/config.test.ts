@@ -71,5 +71,17 @@ describe("the connection", () => {
       EXIT.usage,
       "the edge URL must be http(s), not ftp:",
     ]);
+    // The API's prefix is the CLI's to add: said plainly, not as a 404 from /v1/v1/.
+    const v1 = failure(() =>
+      resolveConnection({ REVQ_URL: "http://127.0.0.1:8787/v1/", REVQ_API_KEY: "k" }, dir),
+    );
+    expect([v1.exitCode, v1.message, v1.hint]).toEqual([
+      EXIT.usage,
+      `REVQ_URL should be the edge's base URL, without /v1: "http://127.0.0.1:8787/v1/"`,
+      "use http://127.0.0.1:8787",
+    ]);
+    expect(
+      failure(() => resolveConnection({ REVQ_API_KEY: "k" }, dir, "https://e.example/v1")).message,
+    ).toMatch(/^--url should be the edge's base URL, without \/v1/);
   });
 });

@@ -99,7 +99,7 @@ export const datasets: Command = {
         if (!id) throw usageError("revq datasets add needs a dataset id and images");
         const limits = addLimits(s.parsed);
         const skip = positiveInt(s.parsed, "skip") ?? 0;
-        const images = await collectImages(paths);
+        const images = await collectImages(paths, s.out);
         if (skip >= images.length) {
           throw usageError(`--skip ${skip} leaves none of the ${images.length} images`);
         }

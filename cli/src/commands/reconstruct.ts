@@ -55,7 +55,7 @@ export const reconstruct: Command = {
       }
       requireSucceeded(source);
     } else {
-      const images = await collectImages(args);
+      const images = await collectImages(args, s.out);
       const tokenizer = await chooseTokenizer(api, stringOption(s.parsed, "tokenizer"));
       source = (await encodeImages(api, s.out, images, tokenizer)).job;
       paths = images.map((i) => i.path);

@@ -30,7 +30,7 @@ export const tokenize: Command = {
     if (!s) return;
     const format = choice(s.parsed, "format", TOKEN_FORMATS, "rvq");
     const target = stringOption(s.parsed, "out") ?? `tokens.${TOKEN_EXTENSIONS[format]}`;
-    const images = await collectImages(s.parsed.positionals);
+    const images = await collectImages(s.parsed.positionals, s.out);
     const api = s.api();
     const tokenizer = await chooseTokenizer(api, stringOption(s.parsed, "tokenizer"));
     const { job, images: uploaded } = await encodeImages(api, s.out, images, tokenizer);
@@ -56,7 +56,9 @@ export const tokenize: Command = {
         `${uploaded.length} image${uploaded.length === 1 ? "" : "s"} → ${q.tokens} tokens each ` +
           `(${q.codesPerGroup} codes per group) → ${target} (${formatBytes(bytes.length)})`,
       );
-      s.out.line(`job ${job.id}; next: revq decode ${target}, revq reconstruct ${job.id}`);
+      // A .npy holds ids alone, without the tokenizer that made them: decode the job's tokens.
+      const decode = format === "npy" ? `--job ${job.id}` : target;
+      s.out.line(`job ${job.id}; next: revq decode ${decode}, revq reconstruct ${job.id}`);
     }
   },
 };

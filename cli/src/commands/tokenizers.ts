@@ -52,8 +52,9 @@ export const tokenizers: Command = {
   },
 };
 
-function tokenizerLine(t: Tokenizer): string {
+export function tokenizerLine(t: Tokenizer): string {
   const q = t.quantizer;
-  const shape = `${q.tokens} tokens × ${q.codesPerGroup} codes${q.groups === q.tokens ? "" : ` (${q.groups} groups)`}`;
+  const groups = q.groups === 1 ? "1 group" : `${q.groups} groups`;
+  const shape = `${q.tokens} tokens × ${q.codesPerGroup} codes${q.groups === q.tokens ? "" : ` (${groups})`}`;
   return `${t.id}  ${t.name}  ${shape}  ${t.owner}${t.status === "ready" ? "" : ` ${t.status}`}`;
 }

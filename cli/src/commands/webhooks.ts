@@ -54,6 +54,7 @@ export const webhooks: Command = {
       }
       case "add": {
         if (!arg) throw usageError("revq webhooks add needs a URL");
+        checkEndpointUrl(arg);
         const events = stringOption(s.parsed, "events")
           ?.split(",")
           .map((e) => e.trim());
@@ -107,6 +108,22 @@ export const webhooks: Command = {
     }
   },
 };
+
+/** The edge checks the rest (no private addresses, ...); what is plainly no URL is usage. */
+function checkEndpointUrl(text: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (url?.protocol !== "http:" && url?.protocol !== "https:") {
+    throw usageError(
+      `${JSON.stringify(text)} is not an http(s) URL`,
+      "give the endpoint's full URL, as https://example.com/hooks/revq",
+    );
+  }
+}
 
 function deliveryLine(d: Delivery): string {
   const last = d.attempts.at(-1);

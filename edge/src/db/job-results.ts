@@ -3,7 +3,7 @@
  * the worker's outputs (services/queue/task-results.ts), and read by job views, token and image
  * downloads and reconstruct jobs through `resultOf`.
  */
-import type { JOB_KINDS } from "./schema.ts";
+import type { JobKind } from "@revq/shared";
 
 export type EncodeResult = {
   tokens: {
@@ -37,7 +37,6 @@ export type JobResults = {
   extract: ExtractResult;
   train: TrainResult;
 };
-export type JobKind = (typeof JOB_KINDS)[number];
 export type JobResult = JobResults[JobKind];
 
 /**

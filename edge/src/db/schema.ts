@@ -2,7 +2,9 @@
  * The D1 schema. migrations/ is generated from this file by drizzle-kit (`npm run db:generate`);
  * never edit the SQL by hand. Times are integer milliseconds since the epoch (UTC).
  */
+
 import type { FailRequest, Progress, TaskPayload } from "@revq/shared";
+import { JOB_KINDS, JOB_STATUSES, TASK_STATUSES } from "@revq/shared";
 import { sql } from "drizzle-orm";
 import {
   index,
@@ -150,10 +152,6 @@ export const tokenizers = sqliteTable(
   (t) => [uniqueIndex("tokenizers_owner_hash").on(t.owner, t.manifestHash)],
 );
 
-export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
-export const JOB_KINDS = ["encode", "reconstruct", "extract", "train"] as const;
-
 /** Why a job failed: the worker's error, or the edge's (an expired lease, an unreadable payload). */
 export type JobError = FailRequest["error"];
 
@@ -198,8 +196,6 @@ export const jobs = sqliteTable(
     index("jobs_webhook_secret").on(t.webhookSecret).where(sql`${t.webhookSecret} IS NOT NULL`),
   ],
 );
-
-export const TASK_STATUSES = ["queued", "leased", "succeeded", "failed", "cancelled"] as const;
 
 /**
  * The pull queue: one task per job. A task is leased by a worker until lease_expires_at; the

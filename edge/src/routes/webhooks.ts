@@ -1,5 +1,7 @@
 /** Webhook endpoints of a tenant, their deliveries, and redelivery. */
+
 import { createRoute, z } from "@hono/zod-openapi";
+import { WEBHOOK_EVENTS, type WebhookEvent } from "@revq/shared";
 import { and, asc, desc, eq, inArray, lt, type SQL, sql } from "drizzle-orm";
 import { configOf } from "../config.ts";
 import { chunked, type Db, database } from "../db/client.ts";
@@ -22,7 +24,6 @@ import {
   type DeliveryRow,
   MAX_WEBHOOK_ENDPOINTS,
   redeliver,
-  WEBHOOK_EVENTS,
 } from "../services/webhooks/deliveries.ts";
 import { newSigningSecret, sealSecret } from "../services/webhooks/secret.ts";
 import { checkWebhookTarget } from "../services/webhooks/target.ts";
@@ -152,7 +153,7 @@ function endpointView(row: typeof webhookEndpoints.$inferSelect) {
   return {
     id: row.id,
     url: row.url,
-    events: JSON.parse(row.events) as (typeof WEBHOOK_EVENTS)[number][],
+    events: JSON.parse(row.events) as WebhookEvent[],
     createdAt: isoTime(row.createdAt),
   };
 }
@@ -174,7 +175,7 @@ export async function deliveryViews(db: Db, rows: DeliveryRow[]) {
     jobId: row.jobId,
     url: row.url,
     messageId: row.messageId,
-    eventType: row.eventType as (typeof WEBHOOK_EVENTS)[number],
+    eventType: row.eventType as WebhookEvent,
     status: row.status,
     nextAttemptAt: row.nextAttemptAt === null ? null : isoTime(row.nextAttemptAt),
     createdAt: isoTime(row.createdAt),

@@ -1,7 +1,8 @@
 /** Jobs as clients read them: one, or a page of the tenant's with cursor pagination. */
+import type { JobStatus } from "@revq/shared";
 import { and, desc, eq, lt } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
-import { type JobStatus, jobs, tasks } from "../../db/schema.ts";
+import { jobs, tasks } from "../../db/schema.ts";
 import { HttpProblem } from "../../problem.ts";
 import { decodeCursor, encodeCursor } from "../cursor.ts";
 import { JOB_VIEW_COLUMNS, jobView } from "./view.ts";

@@ -1,7 +1,8 @@
 /** A job's status moves only while it is open: every change to it is guarded so. */
+import type { JobStatus } from "@revq/shared";
 import { and, eq, inArray, type SQL } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
-import { type JobStatus, jobs } from "../../db/schema.ts";
+import { jobs } from "../../db/schema.ts";
 
 export const OPEN_STATUSES: JobStatus[] = ["queued", "running"];
 

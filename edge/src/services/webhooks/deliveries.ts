@@ -14,16 +14,6 @@ import { ID_CHUNK } from "../job-limits.ts";
 import { openSecret } from "./secret.ts";
 import { checkWebhookTarget } from "./target.ts";
 
-export const WEBHOOK_EVENTS = [
-  "job.succeeded",
-  "job.failed",
-  "job.cancelled",
-  "training.succeeded",
-  "training.failed",
-  "training.cancelled",
-] as const;
-export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
-
 /**
  * Endpoints a tenant may register: a job's end fans out to each of them (one delivery, queue
  * message and fetch apiece, retried for a day), so the fan-out of one job stays small.

@@ -3,6 +3,7 @@
  * endpoint of the tenant, and the job's own URL), written in the batch that ends the job, and
  * queued once that batch committed.
  */
+import { endingEvent } from "@revq/shared";
 import { eq } from "drizzle-orm";
 import { previousChanged, type Write } from "../../db/batch.ts";
 import { database } from "../../db/client.ts";
@@ -11,7 +12,7 @@ import { jobs, tasks, webhookDeliveries, webhookEndpoints } from "../../db/schem
 import type { Env } from "../../env.ts";
 import { newId } from "../ids.ts";
 import { JOB_VIEW_COLUMNS, jobView } from "../jobs/view.ts";
-import { type DeliveryRow, enqueue, type WebhookEvent } from "./deliveries.ts";
+import { type DeliveryRow, enqueue } from "./deliveries.ts";
 
 type JobRow = typeof jobs.$inferSelect;
 
@@ -51,7 +52,7 @@ export async function endingOutbox(
   // failure fails nothing (the training worker extracts those shards itself).
   if (!row || row.job.kind === "extract") return EMPTY_OUTBOX;
   const job: JobRow = { ...row.job, ...ending, finishedAt: now, updatedAt: now };
-  const type: WebhookEvent = `${job.kind === "train" ? "training" : "job"}.${ending.status}`;
+  const type = endingEvent(job.kind, ending.status);
   const payload = JSON.stringify({
     type,
     timestamp: new Date(now).toISOString(),

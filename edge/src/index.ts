@@ -1,4 +1,8 @@
-/** The Worker: HTTP through the Hono app, webhook deliveries from the queue, sweeps from cron. */
+/**
+ * The Worker: HTTP through the Hono app, webhook deliveries from the queue, sweeps from cron.
+ * routes/ (one router per API area) call services/ (queue/, jobs/, objects/, webhooks/ and one
+ * file per smaller concern) over db/; docs/architecture.md, "Where things live", maps it.
+ */
 import { app } from "./app.ts";
 import { configOf } from "./config.ts";
 import type { Env } from "./env.ts";

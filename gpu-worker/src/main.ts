@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
  * revq-worker: the GPU worker process. Reads its configuration (flags and environment, see
- * --help), starts a TensorFlow.js backend, says what it found, and leases encode and reconstruct
- * tasks from the edge until SIGTERM or SIGINT (a second signal stops at once).
+ * --help), starts a TensorFlow.js backend, says what it found, and leases tasks of every kind
+ * from the edge until SIGTERM or SIGINT (a second signal stops at once).
  *
  * Exit codes: 0 after a clean stop, 1 on an unexpected error or a refused key, 2 on bad
- * configuration.
+ * configuration. worker.ts leases and reports; tasks/ runs each kind on pipeline/, train/,
+ * models/ and ops/ (docs/architecture.md, "Where things live").
  */
 import { join } from "node:path";
 import { selectBackend } from "./backend.ts";

@@ -351,10 +351,20 @@ describe("revq against a running edge", () => {
   });
 
   it("trains a tokenizer remotely: a dataset of the folder, its extract jobs, epochs as they come", async () => {
+    // Too few images for one batch of the default 256 (after the held-out tenth): said, and
+    // nothing uploaded, before the upload the worker would refuse.
+    expectFailure(
+      await run(["train", "photos", "--tokenizer", tokenizer.id]),
+      2,
+      /^photos: 3 images in 1 folder\nrevq: 3 images \(0 held out for validation\) do not make one batch of 256\n {2}→ train on at least 284 images, or pass --batch-size 3 or less\n$/,
+    );
+    expect((await run(["datasets"])).stdout).not.toMatch(/ photos /);
     const trained = await run(["train", "trainset", "--name", "cli-trained", ...SMALL_TRAINING]);
     expect(trained.code, trained.stderr).toBe(0);
     // 22 images in one request are too many for this edge: sent in two halves.
-    const dataset = trained.stderr.match(/^dataset (dst_\w+) "trainset": adding 22 images\n/);
+    const dataset = trained.stderr.match(
+      /^trainset: 22 images in 1 folder\ndataset (dst_\w+) "trainset": adding 22 images\n/,
+    );
     expect(dataset, trained.stderr).not.toBeNull();
     trainset = (dataset as RegExpMatchArray)[1];
     expect(trained.stderr).toMatch(/batch 1\/1 \(second half\): 11 images .* 22\/22\n/);
@@ -400,6 +410,37 @@ describe("revq against a running edge", () => {
       extractJobs: [],
       status: "succeeded",
     });
+  });
+
+  it("resumes the dataset an earlier run began: only the images it lacks go up, then none", async () => {
+    const { id } = json<{ id: string }>(await run(["datasets", "create", "resumed", "--json"]));
+    // The first 5 of trainset/ as a folder lists them, as a run stopped after one batch left them.
+    const first = ["0", "1", "10", "11", "12"].map((n) => `trainset/${n}.png`);
+    expect((await run(["datasets", "add", id, ...first])).code).toBe(0);
+    const small = SMALL_TRAINING.map((arg, i) =>
+      SMALL_TRAINING[i - 1] === "--epochs" ? "1" : arg,
+    );
+    const args = ["train", "trainset", "--dataset-name", "resumed", "--tokenizer", tokenizer.id];
+    const resumed = await run([...args, ...small]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(
+      `dataset ${id} "resumed" holds the first 5 of the 22 images (an earlier run's): adding the other 17\n`,
+    );
+    expect(json(await run(["datasets", "show", id, "--json"]))).toMatchObject({ imageCount: 22 });
+    const again = await run([...args, ...small]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain(
+      `dataset ${id} "resumed" holds all 22 images already (an earlier run's): nothing to upload\n`,
+    );
+    expect(json(await run(["datasets", "show", id, "--json"]))).toMatchObject({ imageCount: 22 });
+    // Other images under that name: refused, not a second dataset of the same name.
+    expectFailure(
+      await run(["train", "photos", "--dataset-name", "resumed", "--batch-size", "1"]),
+      2,
+      new RegExp(
+        `the dataset named "resumed" \\(${id}\\) holds other images than the first of these\n {2}→ name a new one with --dataset-name`,
+      ),
+    );
   });
 });
 

@@ -10,10 +10,11 @@ import { randomUUID } from "node:crypto";
 import { existsSync, realpathSync } from "node:fs";
 import { basename, delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { TrainParameters } from "@revq/shared";
 import type { Api } from "../api.ts";
 import { type Parsed, positiveInt, stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
-import { ADD_OPTIONS, addHelp, addLimits, addToDataset, resumeCommand } from "../dataset-upload.ts";
+import { ADD_OPTIONS, addHelp, addLimits, resumeCommand } from "../dataset-upload.ts";
 import { CliError, EXIT, usageError } from "../errors.ts";
 import { ExtractJobs } from "../extract-jobs.ts";
 import { type BatchLimits, collectImages, type LocalImage } from "../images.ts";
@@ -22,6 +23,7 @@ import { followEvents, requireSucceeded } from "../jobs.ts";
 import type { Output } from "../output.ts";
 import { Dataset, Job, type JobEvent } from "../schemas.ts";
 import { namedTokenizer } from "../tokenizer-choice.ts";
+import { checkEnoughImages, trainingDataset } from "../train-dataset.ts";
 import { datasetContents } from "./datasets.ts";
 import { eventLine } from "./jobs.ts";
 
@@ -30,8 +32,9 @@ const help = `usage: revq train DIR... [options]
        revq train DIR --offline --out FOLDER --vae TOKENIZER_FOLDER [options]
 
 Trains a ReVQ tokenizer on your images (folders are searched for .png, .jpg, .jpeg, .webp).
-By default on the edge's GPU workers: the images go into a new dataset (as revq datasets add
-sends them), a train job runs on it, the extraction of its latents and then its progress and
+By default on the edge's GPU workers: the images go into a dataset named after the folder (as
+revq datasets add sends them; one an earlier run of the same images left is resumed, and only
+the images it lacks are sent), a train job runs on it, the extraction of its latents and then its progress and
 per-epoch metrics are shown as they come, and the new tokenizer is yours to use. --dataset
 trains on a dataset already at the edge instead (revq datasets). Ctrl-C stops watching, not
 the job (revq jobs cancel stops it). With --offline the same training code runs on this
@@ -40,7 +43,7 @@ machine (revq-train) and writes a tokenizer folder.
   --tokenizer <id>    remote: the tokenizer whose VAE to train on (default REVQ_TOKENIZER,
                       else the edge's default tokenizer)
   --dataset <id>      remote: train on this dataset; no DIR, nothing uploaded
-  --dataset-name <n>  remote: the new dataset's name [the first DIR's name]
+  --dataset-name <n>  remote: the dataset's name [the first DIR's name]
 ${addHelp("remote")}  --name <name>       the new tokenizer's name
   --preset <p>        512x16384, 256x65536, 256x262144 or small
   --epochs <n>        epochs (paper: 100)
@@ -138,15 +141,19 @@ async function trainRemote(parsed: Parsed, out: Output, connect: () => Api): Pro
     throw usageError("give folders of images or --dataset, not both", "see revq train --help");
   }
   // What can be checked here is, before anything is sent.
-  const images = existing === undefined ? await collectImages(parsed.positionals) : [];
+  checkParameters(parameters);
+  const images = existing === undefined ? await collectImages(parsed.positionals, out) : [];
+  if (existing === undefined) checkEnoughImages(images.length, parameters);
   const limits = addLimits(parsed);
   const api = connect();
   // None named: the edge trains on the VAE of its DEFAULT_TOKENIZER.
   const base = await namedTokenizer(api, stringOption(parsed, "tokenizer"));
   const dataset =
     existing === undefined
-      ? await newDataset(api, out, parsed, images, limits)
+      ? await datasetOf(api, out, parsed, images, limits)
       : await api.json("GET", `/v1/datasets/${encodeURIComponent(existing)}`, Dataset);
+  // A prefix dataset is counted only when the job freezes it: the worker checks that one.
+  if (dataset.imageCount !== null) checkEnoughImages(dataset.imageCount, parameters);
   const created = await createTrainJob(api, dataset, base?.id, parameters);
   const vae = base?.name ?? `${created.tokenizer?.id} (the edge's default tokenizer)`;
   out.note(
@@ -195,8 +202,21 @@ async function trainRemote(parsed: Parsed, out: Output, connect: () => Api): Pro
   }
 }
 
-/** A dataset of the images, named after the first folder (or --dataset-name). */
-async function newDataset(
+/** The job's parameters as the edge will check them, before the images go up. */
+function checkParameters(parameters: Record<string, unknown>): void {
+  const parsed = TrainParameters.safeParse(parameters);
+  if (parsed.success) return;
+  const problems = parsed.error.issues.map(
+    (i) => `${i.path.join(".") || "parameters"}: ${i.message}`,
+  );
+  throw usageError(`invalid training parameters: ${problems.join("; ")}`, "see docs/training.md");
+}
+
+/**
+ * The images as a dataset named after the first folder (or --dataset-name): an earlier run's of
+ * that name is resumed (a failed upload, or a job that failed), so a retry uploads only the rest.
+ */
+function datasetOf(
   api: Api,
   out: Output,
   parsed: Parsed,
@@ -204,11 +224,11 @@ async function newDataset(
   limits: BatchLimits,
 ): Promise<Dataset> {
   const name = stringOption(parsed, "dataset-name") ?? basename(resolve(parsed.positionals[0]));
-  const created = await api.json("POST", "/v1/datasets", Dataset, { body: { name } });
-  out.note(`dataset ${created.id} ${JSON.stringify(name)}: adding ${images.length} images`);
-  const resume = (done: number) =>
-    `${resumeCommand(created.id, parsed.positionals, parsed, done)}, then revq train --dataset ${created.id}`;
-  return (await addToDataset(api, out, created.id, images, { limits, resume })).dataset;
+  return trainingDataset(api, out, name, images, {
+    limits,
+    resume: (id, done) =>
+      `run the same revq train again (it resumes), or ${resumeCommand(id, parsed.positionals, parsed, done)}, then revq train --dataset ${id}`,
+  });
 }
 
 /** The train job, with a hint when the edge has no default tokenizer and none was named. */

@@ -9,10 +9,8 @@ import type { ImageSource } from "./extract.ts";
 import type { TrainData } from "./run.ts";
 import { imageProbe } from "./validate.ts";
 
-/** A tenth of the latents, at most 256: enough for a stable validation MSE, cheap every epoch. */
-export function defaultHeldOut(count: number): number {
-  return Math.min(256, Math.floor(count / 10));
-}
+// The split's rule is shared: the CLI checks a dataset against it before uploading.
+export { defaultHeldOut } from "@revq/shared";
 
 /** Held-out images decoded for PSNR/SSIM each epoch. */
 export const DEFAULT_PROBE_IMAGES = 8;

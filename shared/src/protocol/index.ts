@@ -6,5 +6,6 @@ export * from "./manifest.ts";
 export * from "./problem.ts";
 export * from "./sha256.ts";
 export * from "./train-parameters.ts";
+export * from "./training-split.ts";
 export * from "./vocabulary.ts";
 export * from "./worker-api.ts";

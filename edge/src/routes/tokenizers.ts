@@ -10,7 +10,13 @@ import { newRouter } from "../router.ts";
 import { bearerSecurity, problems } from "../schemas/common.ts";
 import { Tokenizer, TokenizerWithManifest, tokenizerView } from "../schemas/tokenizers.ts";
 import { serveObject } from "../services/objects/serve.ts";
-import { findTokenizer, manifestFiles, manifestOf, visibleTo } from "../services/tokenizers.ts";
+import {
+  findTokenizer,
+  manifestFiles,
+  manifestOf,
+  requireReady,
+  visibleTo,
+} from "../services/tokenizers.ts";
 
 const security = bearerSecurity("apiKey");
 const IdParams = z.object({
@@ -141,13 +147,7 @@ tokenizerRoutes.get("/:id/files/:path{.+}", async (c) => {
       "file-not-in-manifest",
       `Tokenizer ${row.id} has no file ${JSON.stringify(path)}.`,
     );
-  if (row.status !== "ready") {
-    throw new HttpProblem(
-      409,
-      "tokenizer-not-ready",
-      `Tokenizer ${row.id} is still waiting for its files.`,
-    );
-  }
+  requireReady(row);
   return serveObject(c.req.raw, {
     bucket: c.env.BUCKET,
     key: bucketKeys.tokenizerFile(row.manifestHash, path),

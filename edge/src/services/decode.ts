@@ -21,7 +21,7 @@ import type { Db } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import { HttpProblem } from "../problem.ts";
 import { codebookSource, type GatherStats, gatherCodes } from "./codebook-reader.ts";
-import { findTokenizer, manifestOf, type TokenizerRow } from "./tokenizers.ts";
+import { findTokenizer, manifestOf, requireReady, type TokenizerRow } from "./tokenizers.ts";
 
 export const DECODE_OUTPUTS = ["latents", "ids"] as const;
 export const DECODE_FORMATS = ["npy", "safetensors", "json"] as const;
@@ -109,14 +109,7 @@ async function tokenizerFor(
       `the tokens were made by tokenizer ${hash}, not by ${row.id} (${row.manifestHash})`,
     );
   }
-  if (row.status !== "ready") {
-    throw new HttpProblem(
-      409,
-      "tokenizer-not-ready",
-      `Tokenizer ${row.id} is still waiting for its files.`,
-    );
-  }
-  return row;
+  return requireReady(row);
 }
 
 function checkShape(header: TokenStreamHeader, manifest: TokenizerManifest): void {

@@ -37,6 +37,18 @@ export function manifestFiles(manifest: TokenizerManifest): FileRef[] {
   return [...byPath.values()];
 }
 
+/** Refuses a tokenizer whose files are not all in the bucket yet (409 tokenizer-not-ready). */
+export function requireReady(row: TokenizerRow): TokenizerRow {
+  if (row.status !== "ready") {
+    throw new HttpProblem(
+      409,
+      "tokenizer-not-ready",
+      `Tokenizer ${row.id} is still waiting for its files.`,
+    );
+  }
+  return row;
+}
+
 export function manifestOf(row: TokenizerRow): TokenizerManifest {
   return parseManifest(JSON.parse(row.manifest));
 }

@@ -4,10 +4,10 @@
  * a 416) costs no R2 call; the images never change after that, so they are cached as immutable.
  */
 import { bucketKeys } from "@revq/shared";
-import { resultOf } from "../../db/job-results.ts";
 import type { Env } from "../../env.ts";
 import { HttpProblem } from "../../problem.ts";
 import { serveObject } from "../objects/serve.ts";
+import { succeededResult } from "./outputs.ts";
 import type { JobRow } from "./read.ts";
 
 /** Where a client downloads image `index` of a job. */
@@ -26,22 +26,7 @@ export async function jobImageResponse(
   job: JobRow,
   index: string,
 ): Promise<Response> {
-  if (job.kind !== "reconstruct") {
-    throw new HttpProblem(
-      404,
-      "no-images",
-      `Job ${job.id} is a ${job.kind} job; only reconstruct jobs have images.`,
-    );
-  }
-  const result = resultOf(job, "reconstruct");
-  if (job.status !== "succeeded" || result === null) {
-    throw new HttpProblem(
-      409,
-      "images-not-ready",
-      `Job ${job.id} is ${job.status}; its images exist once it has succeeded.`,
-    );
-  }
-  const { images } = result;
+  const { images } = succeededResult(job, "reconstruct", "images");
   const at = imageIndex(index);
   const image = at === undefined ? undefined : images[at];
   if (at === undefined || !image) {

@@ -11,7 +11,7 @@ import type { JobCreate } from "../../schemas/jobs.ts";
 import { datasetEntries } from "../dataset-listing.ts";
 import { findDataset } from "../datasets.ts";
 import { tenantImages } from "../images.ts";
-import { findTokenizer, type TokenizerRow } from "../tokenizers.ts";
+import { findTokenizer, requireReady, type TokenizerRow } from "../tokenizers.ts";
 
 export function tokenizerRef(row: TokenizerRow): TokenizerRef {
   return {
@@ -40,14 +40,7 @@ export async function readyTokenizer(
     }
     throw error;
   }
-  if (row.status !== "ready") {
-    throw new HttpProblem(
-      409,
-      "tokenizer-not-ready",
-      `Tokenizer ${row.id} is still waiting for its files.`,
-    );
-  }
-  return row;
+  return requireReady(row);
 }
 
 /** The tenant's images with these ids as encode inputs, in the order given. */

@@ -17,11 +17,12 @@ import {
   writeTokenJson,
   writeTokenNpy,
 } from "@revq/shared";
-import { type EncodeResult, resultOf } from "../../db/job-results.ts";
+import type { EncodeResult } from "../../db/job-results.ts";
 import type { Env } from "../../env.ts";
 import { HttpProblem } from "../../problem.ts";
 import { etagMatches } from "../objects/http-range.ts";
 import { serveObject } from "../objects/serve.ts";
+import { succeededResult } from "./outputs.ts";
 import type { JobRow } from "./read.ts";
 
 export const TOKEN_FORMATS = ["binary", "json", "npy"] as const;
@@ -43,22 +44,7 @@ function cacheKey(jobId: string, format: TokenFormat): Request {
 }
 
 export function tokensOf(job: JobRow): EncodeResult["tokens"] {
-  if (job.kind !== "encode") {
-    throw new HttpProblem(
-      404,
-      "no-tokens",
-      `Job ${job.id} is a ${job.kind} job; only encode jobs have tokens.`,
-    );
-  }
-  const result = resultOf(job, "encode");
-  if (job.status !== "succeeded" || result === null) {
-    throw new HttpProblem(
-      409,
-      "tokens-not-ready",
-      `Job ${job.id} is ${job.status}; its tokens exist once it has succeeded.`,
-    );
-  }
-  return result.tokens;
+  return succeededResult(job, "encode", "tokens").tokens;
 }
 
 export async function tokenResponse(

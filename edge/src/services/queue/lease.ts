@@ -3,7 +3,13 @@
  * a queued task goes to exactly one caller; each lease gets its own random lease id. A call that
  * finds nothing long-polls.
  */
-import { type LeasedTask, type LeaseRequest, type LeaseResponse, TaskPayload } from "@revq/shared";
+import {
+  type LeasedTask,
+  type LeaseRequest,
+  type LeaseResponse,
+  sleep,
+  TaskPayload,
+} from "@revq/shared";
 import { and, eq, gt, inArray, lte, not, sql } from "drizzle-orm";
 import type { Config } from "../../config.ts";
 import { runTransitions } from "../../db/batch.ts";
@@ -122,8 +128,6 @@ async function leasable(env: Env, worker: WorkerPrincipal, taken: TaskRow[]) {
   }
   return readable;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Leases ready tasks, long-polling up to the requested (and configured) wait if there are none. */
 export async function leaseTasks(

@@ -59,8 +59,9 @@ describe("the README's curl tour", () => {
     const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       execFile(
         "bash",
-        // --norc: bash reads ~/.bashrc when its stdin is a socket, as Node's is.
-        ["--norc", "-eo", "pipefail", "-c", script],
+        // --norc: bash reads ~/.bashrc when its stdin is a socket, as Node's is. -x: the trace
+        // (stderr, shown on failure) names the step that failed, which curl -s does not.
+        ["--norc", "-xeo", "pipefail", "-c", script],
         { cwd: dir, env: { PATH: process.env.PATH, HOME: process.env.HOME }, timeout: 90_000 },
         (error, stdout, stderr) => resolve({ code: error ? 1 : 0, stdout, stderr }),
       );

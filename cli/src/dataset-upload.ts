@@ -5,8 +5,10 @@
  * request never adds its images twice. The edge adds a batch whole or not at all, so after a
  * refusal the dataset holds exactly the images sent before it, and the error says which.
  */
+
 import { randomUUID } from "node:crypto";
 import { basename } from "node:path";
+import { type Dataset, DatasetImagesAdded } from "@revq/shared";
 import { packTar } from "modern-tar";
 import type { Api } from "./api.ts";
 import { type Parsed, positiveInt, stringOption } from "./args.ts";
@@ -15,7 +17,6 @@ import { readLocalFile } from "./files.ts";
 import { type BatchLimits, batches, type LocalImage } from "./images.ts";
 import { onInterrupt } from "./interrupt.ts";
 import { formatBytes, type Output } from "./output.ts";
-import { type Dataset, DatasetImagesAdded } from "./schemas.ts";
 
 /** The edge's defaults of MAX_DATASET_ADD_IMAGES and MAX_UPLOAD_BYTES (docs/api.md, "Limits"). */
 const DEFAULT_LIMITS: BatchLimits = { items: 500, bytes: 64 * 1024 * 1024 };

@@ -4,13 +4,12 @@
  * them: the right tokenizer, one record per image, CRCs intact.
  */
 import { randomUUID } from "node:crypto";
-import { readNpy, readTokenJson, readTokenStream } from "@revq/shared";
+import { Job, readNpy, readTokenJson, readTokenStream, type Tokenizer } from "@revq/shared";
 import type { Api } from "./api.ts";
 import { CliError, EXIT, usageError } from "./errors.ts";
 import { type LocalImage, type UploadedImage, uploadImages } from "./images.ts";
 import { requireSucceeded, waitForJob } from "./jobs.ts";
 import type { Output } from "./output.ts";
-import { Job, type Tokenizer } from "./schemas.ts";
 
 /** The edge's limit of images per job (MAX_JOB_IMAGES). */
 export const MAX_JOB_IMAGES = 2000;

@@ -3,12 +3,11 @@
  * workers encode the dataset's latent shards while the train job waits behind them. Shown while
  * any is unfinished, as one bar of their images, then one line saying how they ended.
  */
-import { isFinished } from "@revq/shared";
+import { isFinished, type Job } from "@revq/shared";
 import type { Api } from "./api.ts";
 import { getJob } from "./jobs.ts";
 import type { Output } from "./output.ts";
 import type { Progress } from "./progress.ts";
-import type { Job } from "./schemas.ts";
 
 export class ExtractJobs {
   private readonly api: Api;

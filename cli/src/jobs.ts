@@ -1,9 +1,8 @@
 /** Following a job: waiting for its end with its progress, reading its events as they come. */
-import { isFinished, sleep } from "@revq/shared";
+import { EventPage, isFinished, Job, type JobEvent, sleep } from "@revq/shared";
 import type { Api } from "./api.ts";
 import { CliError, EXIT } from "./errors.ts";
 import type { Progress } from "./progress.ts";
-import { EventPage, Job, type JobEvent } from "./schemas.ts";
 
 const POLL_MS = 500;
 

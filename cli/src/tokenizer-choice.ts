@@ -3,9 +3,9 @@
  * key can see (what `npm start` gives). With several and none named, the user must choose.
  * Training has a default of its own at the edge (DEFAULT_TOKENIZER): it asks only for the named.
  */
+import { type Tokenizer, TokenizerList, TokenizerWithManifest } from "@revq/shared";
 import type { Api } from "./api.ts";
 import { CliError, EXIT } from "./errors.ts";
-import { type Tokenizer, TokenizerList, TokenizerWithManifest } from "./schemas.ts";
 
 /** The tokenizer --tokenizer (`named`) or REVQ_TOKENIZER names; undefined when neither does. */
 export async function namedTokenizer(

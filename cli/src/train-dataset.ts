@@ -3,14 +3,19 @@
  * one batch (the worker's rule, from @revq/shared), and a dataset of the same name that an
  * earlier run filled with the first of these images is resumed, not uploaded again.
  */
-import { DEFAULT_TRAIN_BATCH_SIZE, defaultHeldOut, minimumTrainImages } from "@revq/shared";
+import {
+  Dataset,
+  DatasetList,
+  DEFAULT_TRAIN_BATCH_SIZE,
+  defaultHeldOut,
+  minimumTrainImages,
+} from "@revq/shared";
 import type { Api } from "./api.ts";
 import { type Added, addToDataset } from "./dataset-upload.ts";
 import { usageError } from "./errors.ts";
 import type { BatchLimits, LocalImage } from "./images.ts";
 import type { Output } from "./output.ts";
 import { collectPages } from "./pages.ts";
-import { Dataset, DatasetList } from "./schemas.ts";
 
 /** The datasets read to find one by name: more than any tenant keeps by hand. */
 const MAX_DATASETS_READ = 10_000;

@@ -4,6 +4,7 @@
  * backoff, and the quantization math. Plain TypeScript over typed arrays and web standards; no
  * Node, Workers or tfjs APIs (tests/shared/bundle.test.ts).
  */
+export * from "./api/index.ts";
 export * from "./errors.ts";
 export * from "./format/index.ts";
 export * from "./protocol/index.ts";

@@ -7,7 +7,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeNpy } from "@revq/shared";
+import { type Tokenizer, writeNpy } from "@revq/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tokenizerLine } from "../../cli/src/commands/tokenizers.ts";
 import { type CliRun, revq } from "./support/run-cli.ts";
@@ -102,7 +102,7 @@ describe("revq's usage errors", () => {
 
 describe("revq's lines", () => {
   it("counts a tokenizer's codebooks in the singular too", () => {
-    const tokenizer = {
+    const tokenizer: Tokenizer = {
       id: "tok_1",
       name: "default",
       manifestHash: "ab",
@@ -111,6 +111,7 @@ describe("revq's lines", () => {
       quantizer: { tokens: 512, groups: 1, codeDim: 4, codesPerGroup: 4096 },
       files: [],
       createdAt: "2026-01-01T00:00:00Z",
+      readyAt: "2026-01-01T00:00:00Z",
     };
     expect(tokenizerLine(tokenizer)).toBe(
       "tok_1  default  512 tokens × 4096 codes (1 group)  public",

@@ -1,4 +1,5 @@
 /** revq datasets: named sets of images to train on; create, fill from folders, list, delete. */
+import { Dataset, DatasetList } from "@revq/shared";
 import { positiveInt, stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { ADD_OPTIONS, addHelp, addLimits, addToDataset, resumeCommand } from "../dataset-upload.ts";
@@ -6,7 +7,6 @@ import { usageError } from "../errors.ts";
 import { collectImages } from "../images.ts";
 import { formatBytes } from "../output.ts";
 import { collectPages } from "../pages.ts";
-import { Dataset, DatasetList } from "../schemas.ts";
 
 const help = `usage: revq datasets [list] [--limit N]
        revq datasets create NAME [--prefix P]

@@ -1,11 +1,10 @@
 /** revq jobs: list, show, follow, wait for and cancel jobs. */
-import { JOB_KINDS, JOB_STATUSES } from "@revq/shared";
+import { JOB_KINDS, JOB_STATUSES, Job, type JobEvent, JobList } from "@revq/shared";
 import { choice, positiveInt } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { usageError } from "../errors.ts";
 import { followEvents, getJob, requireSucceeded, waitForJob } from "../jobs.ts";
 import { collectPages } from "../pages.ts";
-import { Job, type JobEvent, JobList } from "../schemas.ts";
 
 const help = `usage: revq jobs [list] [--status S] [--kind K] [--limit N]
        revq jobs show ID
@@ -143,7 +142,5 @@ export function eventLine(event: JobEvent): string {
         .join(" ")}`;
     case "log":
       return `${time}  log       ${d.message ?? JSON.stringify(d)}`;
-    default:
-      return `${time}  ${event.type.padEnd(9)} ${JSON.stringify(d)}`;
   }
 }

@@ -3,10 +3,12 @@
  * decoder on a GPU worker), as PNGs. From an encode job's tokens, or straight from images (an
  * encode job first), which shows what the tokenizer keeps of them.
  */
+
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
+import { Job } from "@revq/shared";
 import type { Api } from "../api.ts";
 import { stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
@@ -15,7 +17,7 @@ import { CliError, EXIT, usageError } from "../errors.ts";
 import { collectImages } from "../images.ts";
 import { getJob, requireSucceeded, waitForJob } from "../jobs.ts";
 import { type Output, writeOutput } from "../output.ts";
-import { Job, ReconstructResult } from "../schemas.ts";
+import { ReconstructResult } from "../schemas.ts";
 import { chooseTokenizer } from "../tokenizer-choice.ts";
 
 const help = `usage: revq reconstruct JOB_ID [options]

@@ -1,10 +1,11 @@
 /** revq tokenizers: the tokenizers this key can use, and one in detail. */
+
 import { writeFile } from "node:fs/promises";
+import { type Tokenizer, TokenizerList, TokenizerWithManifest } from "@revq/shared";
 import { stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { usageError } from "../errors.ts";
 import { formatBytes } from "../output.ts";
-import { type Tokenizer, TokenizerList, TokenizerWithManifest } from "../schemas.ts";
 
 const help = `usage: revq tokenizers [list] [--all]
        revq tokenizers show ID [--manifest FILE]

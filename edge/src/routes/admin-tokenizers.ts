@@ -4,19 +4,19 @@
  * the Workers request-size limit). Mounted inside the admin router, which authenticates.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { boundedJson, MAX_MANIFEST_BYTES } from "@revq/shared";
+import { boundedJson, MAX_MANIFEST_BYTES, Tokenizer } from "@revq/shared";
 import { and, eq } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { tokenizers } from "../db/schema.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, problems } from "../schemas/common.ts";
-import { Tokenizer, tokenizerView } from "../schemas/tokenizers.ts";
 import {
   PUBLIC_OWNER,
   refreshStatus,
   registerTokenizer,
   storeTokenizerFile,
+  tokenizerView,
 } from "../services/tokenizers.ts";
 
 const Registered = z

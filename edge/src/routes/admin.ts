@@ -1,12 +1,13 @@
 /** The admin API: tenants and their keys. Behind the ADMIN_KEY secret. */
 import { createRoute, z } from "@hono/zod-openapi";
+import { Timestamp } from "@revq/shared";
 import { and, eq } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { apiKeys, tenants } from "../db/schema.ts";
 import { requireAdmin } from "../middleware/auth.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, isoTime, problems, Timestamp } from "../schemas/common.ts";
+import { bearerSecurity, isoTime, problems } from "../schemas/common.ts";
 import { mintKey } from "../services/api-keys.ts";
 import { newId } from "../services/ids.ts";
 import { adminTokenizerRoutes } from "./admin-tokenizers.ts";

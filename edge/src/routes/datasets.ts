@@ -1,6 +1,6 @@
 /** Datasets: create, list, read, delete, and bulk-add images (tar, multipart or ids). */
 import { createRoute, z } from "@hono/zod-openapi";
-import { sha256Hex } from "@revq/shared";
+import { Dataset, DatasetCreate, DatasetImagesAdded, DatasetList, sha256Hex } from "@revq/shared";
 import { type Config, configOf } from "../config.ts";
 import { database } from "../db/client.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
@@ -9,13 +9,8 @@ import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem, invalidRequest } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, PageQuery, problems } from "../schemas/common.ts";
-import {
-  Dataset,
-  DatasetCreate,
-  DatasetImageIds,
-  DatasetImagesAdded,
-  DatasetList,
-} from "../schemas/datasets.ts";
+import { DatasetImageIds } from "../schemas/datasets.ts";
+
 import {
   type Added,
   addExisting,

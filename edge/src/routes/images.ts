@@ -1,6 +1,6 @@
 /** Image uploads (raw body or multipart) and their metadata and content. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { sha256Hex } from "@revq/shared";
+import { sha256Hex, Timestamp } from "@revq/shared";
 import { and, eq } from "drizzle-orm";
 import type { AppEnv } from "../app-env.ts";
 import { type Config, configOf } from "../config.ts";
@@ -11,7 +11,7 @@ import { limitBody } from "../middleware/body-limit.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, isoTime, problems, Timestamp } from "../schemas/common.ts";
+import { bearerSecurity, isoTime, problems } from "../schemas/common.ts";
 import { withIdempotency } from "../services/idempotency.ts";
 import { IMAGE_MEDIA_TYPES } from "../services/image-header.ts";
 import { type CheckedImage, checkImage, type ImageRow, storeImages } from "../services/images.ts";

@@ -1,6 +1,15 @@
 /** Jobs: create, read, list, cancel, and follow their events. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { canonicalJson, sha256Hex } from "@revq/shared";
+import {
+  canonicalJson,
+  EventPage,
+  Job,
+  JobCreate,
+  JobKind,
+  JobList,
+  JobStatus,
+  sha256Hex,
+} from "@revq/shared";
 import { and, asc, eq, gt } from "drizzle-orm";
 import { configOf } from "../config.ts";
 import { database } from "../db/client.ts";
@@ -9,7 +18,7 @@ import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, isoTime, PageQuery, problems } from "../schemas/common.ts";
-import { Job, JobCreate, JobEvent, JobKind, JobList, JobStatus } from "../schemas/jobs.ts";
+
 import { withIdempotency } from "../services/idempotency.ts";
 import { cancelJob } from "../services/jobs/cancel.ts";
 import { createJob } from "../services/jobs/create.ts";
@@ -91,7 +100,7 @@ const events = createRoute({
   responses: {
     200: {
       description: "Events after `after`",
-      content: json(z.object({ events: z.array(JobEvent), next: z.int().nullable() })),
+      content: json(EventPage),
     },
     ...problems(400, 401, 403, 404),
   },

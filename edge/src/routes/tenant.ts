@@ -1,11 +1,12 @@
 /** What a client key can learn about its own tenant. */
 import { createRoute, z } from "@hono/zod-openapi";
+import { Timestamp } from "@revq/shared";
 import { eq } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { tenants } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, isoTime, problems, Timestamp } from "../schemas/common.ts";
+import { bearerSecurity, isoTime, problems } from "../schemas/common.ts";
 
 const route = createRoute({
   method: "get",

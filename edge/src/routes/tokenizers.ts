@@ -1,6 +1,6 @@
 /** Tokenizers a tenant can use: listing, manifests and file downloads. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { bucketKeys } from "@revq/shared";
+import { bucketKeys, TokenizerList, TokenizerWithManifest } from "@revq/shared";
 import { and, desc, eq } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { tokenizers } from "../db/schema.ts";
@@ -8,13 +8,13 @@ import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, problems } from "../schemas/common.ts";
-import { Tokenizer, TokenizerWithManifest, tokenizerView } from "../schemas/tokenizers.ts";
 import { serveObject } from "../services/objects/serve.ts";
 import {
   findTokenizer,
   manifestFiles,
   manifestOf,
   requireReady,
+  tokenizerView,
   visibleTo,
 } from "../services/tokenizers.ts";
 
@@ -39,7 +39,7 @@ const list = createRoute({
   responses: {
     200: {
       description: "The tokenizers",
-      content: json(z.object({ tokenizers: z.array(Tokenizer) })),
+      content: json(TokenizerList),
     },
     ...problems(400, 401, 403),
   },

@@ -1,7 +1,7 @@
 /** Webhook endpoints of a tenant, their deliveries, and redelivery. */
 
 import { createRoute, z } from "@hono/zod-openapi";
-import { WEBHOOK_EVENTS, type WebhookEvent } from "@revq/shared";
+import { NextCursor, Timestamp, WEBHOOK_EVENTS, type WebhookEvent } from "@revq/shared";
 import { and, asc, desc, eq, inArray, lt, type SQL, sql } from "drizzle-orm";
 import { configOf } from "../config.ts";
 import { chunked, type Db, database } from "../db/client.ts";
@@ -9,14 +9,7 @@ import { tenants, webhookAttempts, webhookDeliveries, webhookEndpoints } from ".
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import {
-  bearerSecurity,
-  isoTime,
-  NextCursor,
-  PageQuery,
-  problems,
-  Timestamp,
-} from "../schemas/common.ts";
+import { bearerSecurity, isoTime, PageQuery, problems } from "../schemas/common.ts";
 import { decodeCursor, encodeCursor } from "../services/cursor.ts";
 import { newId } from "../services/ids.ts";
 import { ID_CHUNK } from "../services/job-limits.ts";

@@ -37,9 +37,7 @@ export function problems(...statuses: (keyof typeof DESCRIPTIONS)[]) {
   );
 }
 
-/** Times on the wire: ISO 8601 in UTC; D1 stores milliseconds. */
-export const Timestamp = z.iso.datetime().openapi({ example: "2026-11-26T12:00:00.000Z" });
-
+/** Times on the wire (@revq/shared's Timestamp) from D1's milliseconds. */
 export function isoTime(ms: number): string {
   return new Date(ms).toISOString();
 }
@@ -49,11 +47,5 @@ export const PageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().optional(),
 });
-
-/** A paged list's link to its next page. */
-export const NextCursor = z
-  .string()
-  .nullable()
-  .openapi({ description: "Pass as `cursor` for the next page; null at the end." });
 
 export const bearerSecurity = (scheme: "apiKey" | "workerKey" | "adminKey") => [{ [scheme]: [] }];

@@ -1,9 +1,7 @@
 /**
- * Sizes of jobs. A task payload lives in one D1 row (D1 rows are at most 2 MB, and one image
- * entry is about 200 bytes of JSON), and D1 binds at most 100 parameters per statement, which is
- * why lookups of many ids go in chunks of ID_CHUNK.
+ * D1 binds at most 100 parameters per statement, which is why lookups of many ids go in chunks
+ * of ID_CHUNK. (Images per job, MAX_JOB_IMAGES, are @revq/shared's: the CLI checks them too.)
  */
-export const MAX_JOB_IMAGES = 2000;
 export const ID_CHUNK = 90;
 
 /** Retry backoff after a retryable failure: 10 s doubling per attempt, at most 15 min, ±20 %. */

@@ -16,6 +16,7 @@ import type { Db } from "../db/client.ts";
 import { tokenizers } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { HttpProblem } from "../problem.ts";
+import { isoTime } from "../schemas/common.ts";
 import { newId } from "./ids.ts";
 
 export const PUBLIC_OWNER = "public";
@@ -200,4 +201,20 @@ export async function findTokenizer(
     .limit(1);
   if (!rows[0]) throw new HttpProblem(404, "tokenizer-not-found", `No tokenizer ${idOrHash}.`);
   return rows[0];
+}
+
+/** A tokenizer as the client API shows it (@revq/shared's Tokenizer). */
+export function tokenizerView(row: TokenizerRow) {
+  const manifest = manifestOf(row);
+  return {
+    id: row.id,
+    name: row.name,
+    manifestHash: row.manifestHash,
+    owner: row.owner === PUBLIC_OWNER ? ("public" as const) : ("tenant" as const),
+    status: row.status,
+    quantizer: manifest.quantizer,
+    files: manifestFiles(manifest).map(({ path, bytes, sha256 }) => ({ path, bytes, sha256 })),
+    createdAt: isoTime(row.createdAt),
+    readyAt: row.readyAt === null ? null : isoTime(row.readyAt),
+  };
 }

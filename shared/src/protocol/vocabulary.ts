@@ -3,13 +3,16 @@
  * task go through, and the webhook events a job's ending fires. The edge's tables and schemas,
  * the CLI and the GPU worker all take them from here.
  */
+import * as z from "zod";
 
 /** What a job does; each of its tasks is of the same kind. */
 export const JOB_KINDS = ["encode", "reconstruct", "extract", "train"] as const;
-export type JobKind = (typeof JOB_KINDS)[number];
+export const JobKind = z.enum(JOB_KINDS);
+export type JobKind = z.infer<typeof JobKind>;
 
 export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
+export const JobStatus = z.enum(JOB_STATUSES);
+export type JobStatus = z.infer<typeof JobStatus>;
 
 /** The statuses a job never leaves. */
 export const FINISHED_JOB_STATUSES = ["succeeded", "failed", "cancelled"] as const;

@@ -2,12 +2,12 @@
  * Creating a job: its row, its task and its first event (and those of a train job's extract
  * jobs) in one D1 batch, so that a job never exists without its task.
  */
-import type { TaskPayload } from "@revq/shared";
+import type { JobCreate, TaskPayload } from "@revq/shared";
 import type { Config } from "../../config.ts";
 import type { Db } from "../../db/client.ts";
 import { jobEvents, jobs, tasks } from "../../db/schema.ts";
 import type { Env } from "../../env.ts";
-import type { JobCreate } from "../../schemas/jobs.ts";
+
 import { newId } from "../ids.ts";
 import { newSigningSecret, sealSecret } from "../webhooks/secret.ts";
 import { checkWebhookTarget } from "../webhooks/target.ts";

@@ -3,13 +3,13 @@
  * the request names. A train job freezes its dataset's listing here, and gets extract jobs for
  * the latent shards not extracted yet.
  */
-import { bucketKeys, type TaskPayload } from "@revq/shared";
+import { bucketKeys, type JobCreate, type TaskPayload } from "@revq/shared";
 import type { Config } from "../../config.ts";
 import type { Db } from "../../db/client.ts";
 import { resultOf } from "../../db/job-results.ts";
 import type { Env } from "../../env.ts";
 import { HttpProblem } from "../../problem.ts";
-import type { JobCreate } from "../../schemas/jobs.ts";
+
 import { extractGroups, freezeDataset, missingShards } from "../dataset-listing.ts";
 import { manifestOf, type TokenizerRow } from "../tokenizers.ts";
 import { findJob } from "./read.ts";

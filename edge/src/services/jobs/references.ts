@@ -2,12 +2,18 @@
  * What a new job names, checked: its tokenizer (ready, and the tenant's to use), its images, a
  * train job's dataset and base tokenizer. Each missing one is a 4xx that says which.
  */
-import { bucketKeys, type DatasetEntry, type ImageInput, type TokenizerRef } from "@revq/shared";
+import {
+  bucketKeys,
+  type DatasetEntry,
+  type ImageInput,
+  type JobCreate,
+  type TokenizerRef,
+} from "@revq/shared";
 import type { Config } from "../../config.ts";
 import type { Db } from "../../db/client.ts";
 import type { Env } from "../../env.ts";
 import { HttpProblem } from "../../problem.ts";
-import type { JobCreate } from "../../schemas/jobs.ts";
+
 import { datasetEntries } from "../dataset-listing.ts";
 import { findDataset } from "../datasets.ts";
 import { tenantImages } from "../images.ts";

@@ -1,27 +1,25 @@
-/** The client API's job shapes. */
-import { z } from "@hono/zod-openapi";
-import {
-  boundedJson,
-  JOB_KINDS,
-  JOB_STATUSES,
-  MAX_JOB_PARAMETERS_BYTES,
-  TrainParameters,
-} from "@revq/shared";
-import { MAX_JOB_IMAGES } from "../services/job-limits.ts";
+/** The client API's job shapes (api/common.ts says how they are used). */
+import * as z from "zod";
+import { boundedJson, MAX_JOB_PARAMETERS_BYTES } from "../protocol/json-limits.ts";
+import { TrainParameters } from "../protocol/train-parameters.ts";
+import { JobKind, JobStatus } from "../protocol/vocabulary.ts";
 import { NextCursor, Timestamp } from "./common.ts";
 
-const TokenizerId = z.string().min(1).openapi({ description: "A tokenizer id or manifest hash." });
+/** Images one job may name inline: its task payload is one D1 row (at most 2 MB). */
+export const MAX_JOB_IMAGES = 2000;
+
+const TokenizerId = z.string().min(1).meta({ description: "A tokenizer id or manifest hash." });
 const WebhookUrl = z
   .url({ protocol: /^https?$/ })
   .max(2048)
   .optional()
-  .openapi({ description: "Also notify this URL (Standard Webhooks) when the job ends." });
+  .meta({ description: "Also notify this URL (Standard Webhooks) when the job ends." });
 const ImageIds = z
   .array(z.string().min(1))
   .min(1)
   .max(MAX_JOB_IMAGES)
   .refine((ids) => new Set(ids).size === ids.length, "image ids must not repeat")
-  .openapi({ description: `Uploaded image ids, at most ${MAX_JOB_IMAGES}.` });
+  .meta({ description: `Uploaded image ids, at most ${MAX_JOB_IMAGES}.` });
 
 export const JobCreate = z
   .discriminatedUnion("kind", [
@@ -38,20 +36,20 @@ export const JobCreate = z
         job: z
           .string()
           .min(1)
-          .openapi({ description: "A succeeded encode job whose tokens to reconstruct." }),
+          .meta({ description: "A succeeded encode job whose tokens to reconstruct." }),
       }),
       webhookUrl: WebhookUrl,
     }),
     z.strictObject({
       kind: z.literal("train"),
-      tokenizer: TokenizerId.optional().openapi({
+      tokenizer: TokenizerId.optional().meta({
         description:
           "A tokenizer whose VAE to train on; the deployment's default tokenizer (DEFAULT_TOKENIZER) if absent.",
       }),
       inputs: z.union([
         z.strictObject({ images: ImageIds }),
         z.strictObject({
-          dataset: z.string().min(1).openapi({
+          dataset: z.string().min(1).meta({
             description:
               "A dataset of this tenant (`dst_...`), frozen as it is when the job is created.",
           }),
@@ -60,22 +58,19 @@ export const JobCreate = z
       // The worker's own schema: a parameter it would refuse is refused here, naming it.
       parameters: boundedJson(TrainParameters, MAX_JOB_PARAMETERS_BYTES)
         .default({})
-        .openapi({
+        .meta({
           description: `Training parameters (docs/training.md), at most ${MAX_JOB_PARAMETERS_BYTES} bytes as JSON: they are copied into every view, task and webhook of the job.`,
         }),
       webhookUrl: WebhookUrl,
     }),
   ])
-  .openapi("JobCreate");
+  .meta({ id: "JobCreate" });
 export type JobCreate = z.infer<typeof JobCreate>;
-
-export const JobStatus = z.enum(JOB_STATUSES);
-export const JobKind = z.enum(JOB_KINDS);
 
 export const Job = z
   .object({
-    id: z.string().openapi({ example: "job_01m8d0fxvcpfrrd0dgccvp9czy" }),
-    kind: JobKind.openapi({
+    id: z.string().meta({ example: "job_01m8d0fxvcpfrrd0dgccvp9czy" }),
+    kind: JobKind.meta({
       description:
         "`extract` jobs are made by train jobs: each extracts some of the dataset's latent shards for its `parent`.",
     }),
@@ -83,7 +78,7 @@ export const Job = z
     tokenizer: z.object({ id: z.string(), manifestHash: z.string() }).nullable(),
     inputs: z.record(z.string(), z.unknown()),
     webhookUrl: z.string().nullable(),
-    webhookSecret: z.string().optional().openapi({
+    webhookSecret: z.string().optional().meta({
       description:
         "Signs the deliveries to webhookUrl. Only in the answer that created the job, not in an idempotent replay of it.",
     }),
@@ -91,7 +86,7 @@ export const Job = z
       .object({ done: z.number(), total: z.number().optional(), stage: z.string().optional() })
       .nullable(),
     attempts: z.int(),
-    result: z.record(z.string(), z.unknown()).nullable().openapi({
+    result: z.record(z.string(), z.unknown()).nullable().meta({
       description:
         "Once succeeded. encode: `tokens` (download at /v1/jobs/{id}/tokens); reconstruct: `images`, one per record, each with `index`, `bytes`, `etag` and its download `url`; extract: `shards`, the latent shards it wrote; train: `tokenizer`.",
     }),
@@ -99,26 +94,31 @@ export const Job = z
     createdAt: Timestamp,
     updatedAt: Timestamp,
     finishedAt: Timestamp.nullable(),
-    parent: z.string().optional().openapi({ description: "An extract job's train job." }),
-    extractJobs: z.array(z.string()).optional().openapi({
+    parent: z.string().optional().meta({ description: "An extract job's train job." }),
+    extractJobs: z.array(z.string()).optional().meta({
       description:
         "A train job's extract jobs, which other workers run while it waits; none when the dataset's latents already existed.",
     }),
   })
-  .openapi("Job");
+  .meta({ id: "Job" });
+export type Job = z.infer<typeof Job>;
 
 export const JobList = z
   .object({
     jobs: z.array(Job),
     nextCursor: NextCursor,
   })
-  .openapi("JobList");
+  .meta({ id: "JobList" });
 
 export const JobEvent = z
   .object({
-    id: z.int().openapi({ description: "Increasing; pass the last one as `after` to continue." }),
+    id: z.int().meta({ description: "Increasing; pass the last one as `after` to continue." }),
     type: z.enum(["status", "progress", "metrics", "log"]),
     data: z.record(z.string(), z.unknown()),
     createdAt: Timestamp,
   })
-  .openapi("JobEvent");
+  .meta({ id: "JobEvent" });
+export type JobEvent = z.infer<typeof JobEvent>;
+
+/** A page of a job's events, oldest first; `next` is the last id, to pass as `after`. */
+export const EventPage = z.object({ events: z.array(JobEvent), next: z.int().nullable() });

@@ -1,0 +1,43 @@
+/** The client API's tokenizer shapes (api/common.ts says how they are used). */
+import * as z from "zod";
+import { Timestamp } from "./common.ts";
+
+export const TokenizerFile = z.object({ path: z.string(), bytes: z.int(), sha256: z.string() });
+
+export const Tokenizer = z
+  .object({
+    id: z.string().meta({ example: "tok_01m8d0fxvcpfrrd0dgccvp9czy" }),
+    name: z.string(),
+    manifestHash: z
+      .string()
+      .meta({ description: "SHA-256 of the canonical manifest: the identity." }),
+    owner: z.enum(["public", "tenant"]),
+    status: z
+      .enum(["pending", "ready"])
+      .meta({ description: "`ready` once every file is stored." }),
+    quantizer: z.object({
+      tokens: z.int(),
+      groups: z.int(),
+      codeDim: z.int(),
+      codesPerGroup: z.int(),
+    }),
+    files: z.array(TokenizerFile),
+    createdAt: Timestamp,
+    readyAt: Timestamp.nullable(),
+  })
+  .meta({ id: "Tokenizer" });
+export type Tokenizer = z.infer<typeof Tokenizer>;
+
+export const TokenizerList = z.object({ tokenizers: z.array(Tokenizer) });
+
+/** An intersection, so that the document refers to Tokenizer rather than repeating it. */
+export const TokenizerWithManifest = z
+  .intersection(
+    Tokenizer,
+    z.object({
+      manifest: z
+        .record(z.string(), z.unknown())
+        .meta({ description: "The manifest (schema revq.tokenizer/v1)." }),
+    }),
+  )
+  .meta({ id: "TokenizerWithManifest" });

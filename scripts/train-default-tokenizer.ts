@@ -21,7 +21,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { canonicalJson, sha256Hex } from "@revq/shared";
+import { canonicalJson, defaultHeldOut, sha256Hex } from "@revq/shared";
 import { type BackendChoice, isBackendChoice, selectBackend } from "../gpu-worker/src/backend.ts";
 import { loadVae } from "../gpu-worker/src/models/load-vae.ts";
 import { safetensorsSource } from "../gpu-worker/src/models/sources.ts";
@@ -32,7 +32,7 @@ import { resolveTrainConfig, type TrainConfig } from "../gpu-worker/src/train/co
 import { type ExportedTokenizer, exportTokenizer } from "../gpu-worker/src/train/export.ts";
 import { extractLatents } from "../gpu-worker/src/train/extract.ts";
 import { folderStore } from "../gpu-worker/src/train/folder-store.ts";
-import { defaultHeldOut, prepareTrainData } from "../gpu-worker/src/train/prepare.ts";
+import { prepareTrainData } from "../gpu-worker/src/train/prepare.ts";
 import {
   disposeRun,
   type EpochRecord,

@@ -4,15 +4,19 @@
  * them: the right tokenizer, one record per image, CRCs intact.
  */
 import { randomUUID } from "node:crypto";
-import { Job, readNpy, readTokenJson, readTokenStream, type Tokenizer } from "@revq/shared";
+import {
+  Job,
+  MAX_JOB_IMAGES,
+  readNpy,
+  readTokenJson,
+  readTokenStream,
+  type Tokenizer,
+} from "@revq/shared";
 import type { Api } from "./api.ts";
 import { CliError, EXIT, usageError } from "./errors.ts";
 import { type LocalImage, type UploadedImage, uploadImages } from "./images.ts";
 import { requireSucceeded, waitForJob } from "./jobs.ts";
 import type { Output } from "./output.ts";
-
-/** The edge's limit of images per job (MAX_JOB_IMAGES). */
-export const MAX_JOB_IMAGES = 2000;
 
 export const TOKEN_FORMATS = ["rvq", "json", "npy"] as const;
 export type TokenFormat = (typeof TOKEN_FORMATS)[number];

@@ -1,9 +1,7 @@
-import { DEFAULT_TRAIN_BATCH_SIZE, defaultHeldOut, minimumTrainImages } from "@revq/shared";
+import { defaultHeldOut, minimumTrainImages } from "@revq/shared";
 import { describe, expect, it } from "vitest";
 import { CliError } from "../../cli/src/errors.ts";
 import { checkEnoughImages } from "../../cli/src/train-dataset.ts";
-import { PAPER_DEFAULTS } from "../../gpu-worker/src/train/config.ts";
-import { defaultHeldOut as workerHeldOut } from "../../gpu-worker/src/train/prepare.ts";
 
 function refusal(count: number, parameters: Record<string, unknown>): CliError {
   try {
@@ -16,11 +14,6 @@ function refusal(count: number, parameters: Record<string, unknown>): CliError {
 }
 
 describe("revq train's check of the dataset's size", () => {
-  it("is the worker's rule: its split and its default batch", () => {
-    expect(workerHeldOut).toBe(defaultHeldOut);
-    expect(DEFAULT_TRAIN_BATCH_SIZE).toBe(PAPER_DEFAULTS.batchSize);
-  });
-
   it("finds the fewest images that make one batch after the held-out tenth", () => {
     for (const batch of [1, 8, 9, 10, 256, 2300, 65536]) {
       const n = minimumTrainImages(batch);

@@ -17,6 +17,7 @@
 import {
   bucketKeys,
   type DatasetListing,
+  defaultHeldOut,
   type LeasedTask,
   TrainParameters,
   type TrainPayload,
@@ -31,7 +32,7 @@ import type { LatentSet } from "../train/dataset.ts";
 import { exportTokenizer } from "../train/export.ts";
 import { extractLatents, type ImageSource } from "../train/extract.ts";
 import { epochMetrics, runMetrics } from "../train/metrics.ts";
-import { DEFAULT_PROBE_IMAGES, defaultHeldOut, prepareTrainData } from "../train/prepare.ts";
+import { DEFAULT_PROBE_IMAGES, prepareTrainData } from "../train/prepare.ts";
 import { disposeRun, type EpochRecord, startRun, type TrainRun, train } from "../train/run.ts";
 import type { TaskContext, TaskOutcome } from "../worker.ts";
 import type { Pipelines } from "./context.ts";

@@ -14,7 +14,7 @@
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { type LatentShape, parseSafetensors, sha256Hex } from "@revq/shared";
+import { defaultHeldOut, type LatentShape, parseSafetensors, sha256Hex } from "@revq/shared";
 import { type BackendChoice, isBackendChoice, selectBackend } from "../backend.ts";
 import type { ImageSize } from "../models/vae.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
@@ -26,7 +26,7 @@ import { type LatentSet, latentSet } from "./dataset.ts";
 import { exportTokenizer } from "./export.ts";
 import { extractLatents, readShard } from "./extract.ts";
 import { folderStore } from "./folder-store.ts";
-import { DEFAULT_PROBE_IMAGES, defaultHeldOut, prepareTrainData } from "./prepare.ts";
+import { DEFAULT_PROBE_IMAGES, prepareTrainData } from "./prepare.ts";
 import { disposeRun, startRun, train } from "./run.ts";
 
 class UsageError extends Error {}

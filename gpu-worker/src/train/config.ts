@@ -7,6 +7,7 @@
 
 import {
   type Assignment,
+  DEFAULT_TRAIN_BATCH_SIZE,
   type LatentShape,
   latentSize,
   quantLayout,
@@ -35,7 +36,7 @@ export type TrainConfig = {
 /** The paper's optimisation (DESIGN.md step 6; ReVQ's scripts/train.py and configs). */
 export const PAPER_DEFAULTS = {
   epochs: 100,
-  batchSize: 256,
+  batchSize: DEFAULT_TRAIN_BATCH_SIZE,
   learningRates: { quantizer: 0.01, rectifier: 0.01 * 0.05 },
   rectifierWeightDecay: 1e-4,
   reset: { ratio: 0.2, noise: 0.1 },

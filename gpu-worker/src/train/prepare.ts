@@ -9,9 +9,6 @@ import type { ImageSource } from "./extract.ts";
 import type { TrainData } from "./run.ts";
 import { imageProbe } from "./validate.ts";
 
-// The split's rule is shared: the CLI checks a dataset against it before uploading.
-export { defaultHeldOut } from "@revq/shared";
-
 /** Held-out images decoded for PSNR/SSIM each epoch. */
 export const DEFAULT_PROBE_IMAGES = 8;
 

@@ -4,14 +4,15 @@
  * limits (docs/api.md, "Limits"), each batch with its own Idempotency-Key; dataset-upload.ts
  * sends them to a dataset instead.
  */
+
 import { randomUUID } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { dirname, extname, join } from "node:path";
+import { UploadedImages } from "@revq/shared";
 import type { Api } from "./api.ts";
 import { usageError } from "./errors.ts";
 import type { Output } from "./output.ts";
 import type { Progress } from "./progress.ts";
-import { UploadedImages } from "./schemas.ts";
 
 export type BatchLimits = { items: number; bytes: number };
 

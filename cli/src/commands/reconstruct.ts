@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
 import { Job } from "@revq/shared";
+import * as z from "zod";
 import type { Api } from "../api.ts";
 import { stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
@@ -17,8 +18,15 @@ import { CliError, EXIT, usageError } from "../errors.ts";
 import { collectImages } from "../images.ts";
 import { getJob, requireSucceeded, waitForJob } from "../jobs.ts";
 import { type Output, writeOutput } from "../output.ts";
-import { ReconstructResult } from "../schemas.ts";
 import { chooseTokenizer } from "../tokenizer-choice.ts";
+
+/**
+ * A succeeded reconstruct job's result, as its job view shows it: one PNG per record, each with
+ * its download url (a job's `result` is free-form in the API's Job schema, so it is checked here).
+ */
+const ReconstructResult = z.looseObject({
+  images: z.array(z.looseObject({ index: z.number(), bytes: z.number(), url: z.string() })),
+});
 
 const help = `usage: revq reconstruct JOB_ID [options]
        revq reconstruct FILES|DIR... [options]

@@ -1,10 +1,15 @@
 /** revq webhooks: endpoints that are told when jobs end, and their deliveries. */
-import { WEBHOOK_EVENTS } from "@revq/shared";
+import {
+  WEBHOOK_EVENTS,
+  WebhookCreated,
+  WebhookDelivery,
+  WebhookDeliveryList,
+  WebhookList,
+} from "@revq/shared";
 import { positiveInt, stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { usageError } from "../errors.ts";
 import { collectPages } from "../pages.ts";
-import { Delivery, DeliveryList, WebhookCreated, WebhookList } from "../schemas.ts";
 
 const help = `usage: revq webhooks [list]
        revq webhooks add URL [--events E,E...]
@@ -90,7 +95,13 @@ export const webhooks: Command = {
           ? `/v1/jobs/${encodeURIComponent(job)}/deliveries`
           : `/v1/webhooks/${need("an endpoint id")}/deliveries`;
         const limit = positiveInt(s.parsed, "limit") ?? 20;
-        const deliveries = await collectPages(api, path, DeliveryList, (p) => p.deliveries, limit);
+        const deliveries = await collectPages(
+          api,
+          path,
+          WebhookDeliveryList,
+          (p) => p.deliveries,
+          limit,
+        );
         s.out.result({ deliveries });
         if (deliveries.length === 0) s.out.line("no deliveries");
         for (const d of deliveries) s.out.line(deliveryLine(d));
@@ -98,7 +109,11 @@ export const webhooks: Command = {
       }
       case "redeliver": {
         const id = need("a delivery id");
-        const answer = await api.json("POST", `/v1/webhooks/deliveries/${id}/redeliver`, Delivery);
+        const answer = await api.json(
+          "POST",
+          `/v1/webhooks/deliveries/${id}/redeliver`,
+          WebhookDelivery,
+        );
         s.out.result(answer);
         s.out.line(`redelivering as ${answer.id}`);
         return;
@@ -125,7 +140,7 @@ function checkEndpointUrl(text: string): void {
   }
 }
 
-function deliveryLine(d: Delivery): string {
+function deliveryLine(d: WebhookDelivery): string {
   const last = d.attempts.at(-1);
   const outcome = last ? ` last: ${last.statusCode ?? last.error} at ${last.at}` : "";
   return `${d.id}  ${d.eventType.padEnd(18)} ${d.status.padEnd(9)} ${d.attempts.length} attempt${d.attempts.length === 1 ? "" : "s"}${outcome}  ${d.url}`;

@@ -1,6 +1,6 @@
 /** Image uploads (raw body or multipart) and their metadata and content. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { sha256Hex, Timestamp } from "@revq/shared";
+import { Image, sha256Hex, UploadedImages } from "@revq/shared";
 import { and, eq } from "drizzle-orm";
 import type { AppEnv } from "../app-env.ts";
 import { type Config, configOf } from "../config.ts";
@@ -17,21 +17,6 @@ import { IMAGE_MEDIA_TYPES } from "../services/image-header.ts";
 import { type CheckedImage, checkImage, type ImageRow, storeImages } from "../services/images.ts";
 import { checkedParts, MULTIPART_DOC } from "../services/multipart-images.ts";
 import { serveObject } from "../services/objects/serve.ts";
-
-const Image = z
-  .object({
-    id: z.string().openapi({ example: "img_01m8d0fxvcpfrrd0dgccvp9czy" }),
-    format: z.enum(["png", "jpeg", "webp"]),
-    mediaType: z.string(),
-    width: z.int(),
-    height: z.int(),
-    bytes: z.int(),
-    sha256: z.string(),
-    createdAt: Timestamp,
-  })
-  .openapi("Image");
-
-const Uploaded = z.object({ images: z.array(Image) }).openapi("UploadedImages");
 
 const Binary = z.string().openapi({ format: "binary" });
 
@@ -84,7 +69,7 @@ const upload = createRoute({
     },
   },
   responses: {
-    201: { description: "Stored", content: { "application/json": { schema: Uploaded } } },
+    201: { description: "Stored", content: { "application/json": { schema: UploadedImages } } },
     ...problems(400, 401, 403, 409, 413, 415, 422, 429),
   },
 });

@@ -9,6 +9,7 @@ import {
   JobList,
   JobStatus,
   sha256Hex,
+  WebhookDeliveryList,
 } from "@revq/shared";
 import { and, asc, eq, gt } from "drizzle-orm";
 import { configOf } from "../config.ts";
@@ -24,7 +25,7 @@ import { cancelJob } from "../services/jobs/cancel.ts";
 import { createJob } from "../services/jobs/create.ts";
 import { jobImageResponse } from "../services/jobs/images.ts";
 import { findJob, findJobView, listJobs } from "../services/jobs/read.ts";
-import { DeliveryList, deliveryPage } from "./webhooks.ts";
+import { deliveryPage } from "./webhooks.ts";
 
 const security = bearerSecurity("apiKey");
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
@@ -115,7 +116,7 @@ const jobDeliveries = createRoute({
   security,
   request: { params: IdParams, query: PageQuery },
   responses: {
-    200: { description: "A page", content: json(DeliveryList) },
+    200: { description: "A page", content: json(WebhookDeliveryList) },
     ...problems(400, 401, 403, 404),
   },
 });

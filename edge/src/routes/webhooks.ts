@@ -1,7 +1,14 @@
 /** Webhook endpoints of a tenant, their deliveries, and redelivery. */
 
 import { createRoute, z } from "@hono/zod-openapi";
-import { NextCursor, Timestamp, WEBHOOK_EVENTS, type WebhookEvent } from "@revq/shared";
+import {
+  WebhookCreate,
+  WebhookCreated,
+  WebhookDelivery,
+  WebhookDeliveryList,
+  type WebhookEvent,
+  WebhookList,
+} from "@revq/shared";
 import { and, asc, desc, eq, inArray, lt, type SQL, sql } from "drizzle-orm";
 import { configOf } from "../config.ts";
 import { chunked, type Db, database } from "../db/client.ts";
@@ -25,60 +32,6 @@ const security = bearerSecurity("apiKey");
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
 const IdParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
 
-const EndpointCreate = z
-  .strictObject({
-    url: z.url({ protocol: /^https?$/ }).max(2048),
-    events: z
-      .array(z.enum(WEBHOOK_EVENTS))
-      .min(1)
-      .default([...WEBHOOK_EVENTS]),
-  })
-  .openapi("WebhookCreate");
-
-const Endpoint = z
-  .object({
-    id: z.string(),
-    url: z.string(),
-    events: z.array(z.enum(WEBHOOK_EVENTS)),
-    createdAt: Timestamp,
-  })
-  .openapi("Webhook");
-
-const EndpointCreated = Endpoint.extend({
-  secret: z.string().openapi({
-    description: "The Standard Webhooks signing secret (`whsec_...`). Shown only here.",
-  }),
-}).openapi("WebhookCreated");
-
-export const Delivery = z
-  .object({
-    id: z.string(),
-    endpointId: z.string().nullable(),
-    jobId: z.string().nullable(),
-    url: z.string(),
-    messageId: z
-      .string()
-      .openapi({ description: "The `webhook-id` header: the same for every attempt." }),
-    eventType: z.enum(WEBHOOK_EVENTS),
-    status: z.enum(["pending", "succeeded", "failed"]),
-    nextAttemptAt: Timestamp.nullable(),
-    createdAt: Timestamp,
-    attempts: z.array(
-      z.object({
-        attempt: z.int(),
-        statusCode: z.int().nullable(),
-        error: z.string().nullable(),
-        durationMs: z.int(),
-        at: Timestamp,
-      }),
-    ),
-  })
-  .openapi("WebhookDelivery");
-
-export const DeliveryList = z
-  .object({ deliveries: z.array(Delivery), nextCursor: NextCursor })
-  .openapi("WebhookDeliveryList");
-
 const create = createRoute({
   method: "post",
   path: "/",
@@ -86,9 +39,9 @@ const create = createRoute({
   summary: "Register a webhook endpoint (its signing secret is shown once)",
   description: `A tenant has at most ${MAX_WEBHOOK_ENDPOINTS} endpoints; one more is a 422 \`too-many-webhooks\`.`,
   security,
-  request: { body: { required: true, content: json(EndpointCreate) } },
+  request: { body: { required: true, content: json(WebhookCreate) } },
   responses: {
-    201: { description: "Registered", content: json(EndpointCreated) },
+    201: { description: "Registered", content: json(WebhookCreated) },
     ...problems(400, 401, 403, 422),
   },
 });
@@ -100,7 +53,7 @@ const list = createRoute({
   summary: "The tenant's webhook endpoints",
   security,
   responses: {
-    200: { description: "The endpoints", content: json(z.object({ webhooks: z.array(Endpoint) })) },
+    200: { description: "The endpoints", content: json(WebhookList) },
     ...problems(401, 403),
   },
 });
@@ -123,7 +76,7 @@ const deliveries = createRoute({
   security,
   request: { params: IdParams, query: PageQuery },
   responses: {
-    200: { description: "A page", content: json(DeliveryList) },
+    200: { description: "A page", content: json(WebhookDeliveryList) },
     ...problems(400, 401, 403, 404),
   },
 });
@@ -137,7 +90,7 @@ const redeliverRoute = createRoute({
   security,
   request: { params: IdParams },
   responses: {
-    202: { description: "Queued", content: json(Delivery) },
+    202: { description: "Queued", content: json(WebhookDelivery) },
     ...problems(401, 403, 404),
   },
 });

@@ -1,4 +1,6 @@
 export * from "./common.ts";
 export * from "./datasets.ts";
+export * from "./images.ts";
 export * from "./jobs.ts";
 export * from "./tokenizers.ts";
+export * from "./webhooks.ts";

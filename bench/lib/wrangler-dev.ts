@@ -10,6 +10,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { LOCAL_S3_VARS } from "../../scripts/start/edge.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
@@ -54,10 +55,10 @@ export async function startEdge(vars: Record<string, string> = {}): Promise<DevS
   const adminKey = `bench-${randomBytes(16).toString("hex")}`;
   const logFile = join(dir, "wrangler.log");
   const log = openSync(logFile, "w");
-  const varArgs = Object.entries({ ADMIN_KEY: adminKey, ...vars }).flatMap(([k, v]) => [
-    "--var",
-    `${k}:${v}`,
-  ]);
+  // As npm start's edge: it can sign workers' object URLs.
+  const varArgs = Object.entries({ ADMIN_KEY: adminKey, ...LOCAL_S3_VARS, ...vars }).flatMap(
+    ([k, v]) => ["--var", `${k}:${v}`],
+  );
   const child = spawn(
     WRANGLER,
     [

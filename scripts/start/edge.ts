@@ -25,8 +25,16 @@ export const OFFLINE_ENV = {
   FORCE_COLOR: "0",
 };
 
-/** wrangler.toml's local_dev.experimental_s3_credentials: valid only against wrangler dev. */
-const LOCAL_S3 = { accessKeyId: "revq-local", secretAccessKey: "revq-local-secret" };
+/**
+ * What a local edge signs workers' object URLs with: wrangler dev's S3 door, on the edge's own
+ * origin, and wrangler.toml's local_dev.experimental_s3_credentials (valid only against it).
+ * npm start, the end-to-end tests and the benchmarks all run their edge with these.
+ */
+export const LOCAL_S3_VARS = {
+  S3_ENDPOINT: "/cdn-cgi/local/r2/s3",
+  S3_ACCESS_KEY_ID: "revq-local",
+  S3_SECRET_ACCESS_KEY: "revq-local-secret",
+};
 
 /**
  * The lines .dev.vars must hold, each made when missing (a file from an older version gets the
@@ -35,9 +43,9 @@ const LOCAL_S3 = { accessKeyId: "revq-local", secretAccessKey: "revq-local-secre
  */
 const REQUIRED_VARS: [name: string, value: () => string][] = [
   ["WEBHOOK_KEYS", () => `dev:${randomBytes(32).toString("base64")}`],
-  ["S3_ENDPOINT", () => "/cdn-cgi/local/r2/s3"],
-  ["S3_ACCESS_KEY_ID", () => LOCAL_S3.accessKeyId],
-  ["S3_SECRET_ACCESS_KEY", () => LOCAL_S3.secretAccessKey],
+  ...Object.entries(LOCAL_S3_VARS).map(
+    ([name, value]) => [name, () => value] as [string, () => string],
+  ),
 ];
 
 /** The admin key of .dev.vars, writing the file first if there is none. */

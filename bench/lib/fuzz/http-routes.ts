@@ -281,5 +281,14 @@ export function routeCases(world: FuzzWorld, seeds: HttpSeeds): RouteCase[] {
       { leaseId, retryable: true, error: { code: "oom", message: "out of memory" } },
     ]),
     workerCase("release", ({ leaseId }) => [{ leaseId }]),
+    workerCase("objects", ({ leaseId }) => [
+      {
+        leaseId,
+        objects: [
+          { method: "GET", key: `tokenizers/${world.manifestHash}/manifest.json` },
+          { method: "PUT", key: "tenants/x/jobs/y/tokens.rvqt", sha256: "0".repeat(64) },
+        ],
+      },
+    ]),
   ];
 }

@@ -11,6 +11,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { LOCAL_S3_VARS } from "../../../scripts/start/edge.ts";
 import type { S3Door } from "./s3-door.ts";
 
 export const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
@@ -20,10 +21,6 @@ export const OFFLINE_ENV = {
   WRANGLER_SEND_METRICS: "false",
   CLOUDFLARE_CF_FETCH_ENABLED: "false",
 };
-/** From wrangler.toml's local_dev.experimental_s3_credentials. */
-const S3_KEY = { accessKeyId: "revq-local", secretAccessKey: "revq-local-secret" };
-/** Where wrangler dev serves the bucket's S3 API, on the edge's own origin. */
-const S3_PATH = "/cdn-cgi/local/r2/s3";
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -57,7 +54,12 @@ export class LocalEdge {
 
   /** The operator's door to the bucket (s3-door.ts); workers get presigned URLs instead. */
   get s3(): S3Door {
-    return { endpoint: `${this.url}${S3_PATH}`, bucket: "revq", ...S3_KEY };
+    return {
+      endpoint: `${this.url}${LOCAL_S3_VARS.S3_ENDPOINT}`,
+      bucket: "revq",
+      accessKeyId: LOCAL_S3_VARS.S3_ACCESS_KEY_ID,
+      secretAccessKey: LOCAL_S3_VARS.S3_SECRET_ACCESS_KEY,
+    };
   }
 
   get logFile(): string {
@@ -79,9 +81,7 @@ export class LocalEdge {
       ADMIN_KEY: this.adminKey,
       WEBHOOK_KEYS: this.webhookKeys,
       // The edge signs the workers' object URLs with the operator's key.
-      S3_ENDPOINT: S3_PATH,
-      S3_ACCESS_KEY_ID: S3_KEY.accessKeyId,
-      S3_SECRET_ACCESS_KEY: S3_KEY.secretAccessKey,
+      ...LOCAL_S3_VARS,
       ...this.vars,
     }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
     const args = [

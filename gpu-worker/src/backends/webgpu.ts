@@ -19,13 +19,57 @@ type Gpu = { requestAdapter(options?: object): Promise<Adapter | null> };
 
 const SOFTWARE = /llvmpipe|lavapipe|softpipe|swiftshader/i;
 
+type OpenDevice = { adapter: Adapter; device: unknown; via: string };
+
+/**
+ * Dawn's device, opened once per process. Each opening makes two Dawn instances (one holds an
+ * EGL display and the driver's threads); when tests started the backend again and again, the
+ * instances left for the garbage collector aborted the process now and then (glibc: "The futex
+ * facility returned an unexpected error code"). One device also matches a worker's life.
+ */
+let opening: Promise<OpenDevice> | undefined;
+
 export async function startWebgpu(): Promise<Started> {
+  opening ??= openDevice().catch((error: unknown) => {
+    opening = undefined;
+    throw error;
+  });
+  const { adapter, device, via } = await opening;
+  const { WritingWebGPUBackend } = await import("./webgpu/writing-backend.ts");
+  // Small ops are otherwise computed on the CPU from a synchronous read, which needs an
+  // OffscreenCanvas that Node does not have.
+  tf.env().set("WEBGPU_CPU_FORWARD", false);
+  if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
+  tf.registerBackend(
+    "webgpu",
+    // biome-ignore lint/suspicious/noExplicitAny: Dawn's objects are the WebGPU types tfjs expects
+    () => new WritingWebGPUBackend(device as any, adapter.info as any),
+    3,
+  );
+  // Two tfjs-webgpu kernels fail at training's sizes (op-kernels.ts): UnsortedSegmentSum
+  // transposes a (D, segments) result, a dispatch over WebGPU's limit for the paper's codebook
+  // (512 × 16384 segments), and AddN binds more storage buffers than a stage may have. The
+  // project's own ops (ops/) get their fused WebGPU programs (webgpu/).
+  const kernels = [segmentSumKernel("webgpu"), foldedAddNKernel("webgpu"), ...FUSED_WEBGPU_KERNELS];
+  for (const kernel of kernels) {
+    if (tf.getKernel(kernel.kernelName, "webgpu")) tf.unregisterKernel(kernel.kernelName, "webgpu");
+    tf.registerKernel(kernel);
+  }
+  const { info } = adapter;
+  const name = [info.vendor, info.device, info.description].filter(Boolean).join(" ");
+  return {
+    device: `WebGPU ${via}: ${name || "unnamed adapter"}`,
+    accelerated: !SOFTWARE.test(`${info.device} ${info.description}`),
+  };
+}
+
+async function openDevice(): Promise<OpenDevice> {
   const dawn = await import("webgpu");
   Object.assign(globalThis, dawn.globals);
   const found = await findAdapter(dawn.create as (flags: string[]) => Gpu);
   // The backend module registers its own factory on import when navigator.gpu exists; import it
   // first, so that ours (with this adapter) is the only one.
-  const { WritingWebGPUBackend } = await import("./webgpu/writing-backend.ts");
+  await import("./webgpu/writing-backend.ts");
   Object.defineProperty(globalThis, "navigator", {
     value: { ...globalThis.navigator, gpu: found.gpu },
     configurable: true,
@@ -43,31 +87,7 @@ export async function startWebgpu(): Promise<Started> {
       "maxComputeInvocationsPerWorkgroup",
     ]),
   });
-  // Small ops are otherwise computed on the CPU from a synchronous read, which needs an
-  // OffscreenCanvas that Node does not have.
-  tf.env().set("WEBGPU_CPU_FORWARD", false);
-  if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
-  tf.registerBackend(
-    "webgpu",
-    // biome-ignore lint/suspicious/noExplicitAny: Dawn's objects are the WebGPU types tfjs expects
-    () => new WritingWebGPUBackend(device as any, found.adapter.info as any),
-    3,
-  );
-  // Two tfjs-webgpu kernels fail at training's sizes (op-kernels.ts): UnsortedSegmentSum
-  // transposes a (D, segments) result, a dispatch over WebGPU's limit for the paper's codebook
-  // (512 × 16384 segments), and AddN binds more storage buffers than a stage may have. The
-  // project's own ops (ops/) get their fused WebGPU programs (webgpu/).
-  const kernels = [segmentSumKernel("webgpu"), foldedAddNKernel("webgpu"), ...FUSED_WEBGPU_KERNELS];
-  for (const kernel of kernels) {
-    if (tf.getKernel(kernel.kernelName, "webgpu")) tf.unregisterKernel(kernel.kernelName, "webgpu");
-    tf.registerKernel(kernel);
-  }
-  const { info } = found.adapter;
-  const name = [info.vendor, info.device, info.description].filter(Boolean).join(" ");
-  return {
-    device: `WebGPU ${found.via}: ${name || "unnamed adapter"}`,
-    accelerated: !SOFTWARE.test(`${info.device} ${info.description}`),
-  };
+  return { adapter: found.adapter, device, via: found.via };
 }
 
 async function findAdapter(

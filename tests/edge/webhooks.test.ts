@@ -1044,7 +1044,7 @@ describe("signing secrets at rest", () => {
         tenantId: world.id,
         url: `${receiver}/ok/legacy-endpoint`,
         secret: plain,
-        events: JSON.stringify(["job.succeeded"]),
+        events: ["job.succeeded"],
         createdAt: Date.now(),
       });
     const job = await createEncodeJob(world, 1, { webhookUrl: `${receiver}/ok/legacy-job` });

@@ -3,7 +3,7 @@
  * never edit the SQL by hand. Times are integer milliseconds since the epoch (UTC).
  */
 
-import type { FailRequest, Progress, TaskPayload } from "@revq/shared";
+import type { FailRequest, JobEvent, Progress, TaskPayload, WebhookEvent } from "@revq/shared";
 import { JOB_KINDS, JOB_STATUSES, TASK_STATUSES } from "@revq/shared";
 import { sql } from "drizzle-orm";
 import {
@@ -244,7 +244,7 @@ export const jobEvents = sqliteTable(
     jobId: text("job_id").notNull(),
     tenantId: text("tenant_id").notNull(),
     type: text("type", { enum: ["status", "progress", "metrics", "log"] }).notNull(),
-    data: text("data").notNull(),
+    data: text("data", { mode: "json" }).$type<JobEvent["data"]>().notNull(),
     createdAt: createdAt(),
   },
   (t) => [index("job_events_job").on(t.jobId, t.id)],
@@ -263,8 +263,8 @@ export const webhookEndpoints = sqliteTable(
       .references(() => tenants.id),
     url: text("url").notNull(),
     secret: text("secret").notNull(),
-    /** JSON array of event types. */
-    events: text("events").notNull(),
+    /** The event types it receives. */
+    events: text("events", { mode: "json" }).$type<WebhookEvent[]>().notNull(),
     createdAt: createdAt(),
   },
   (t) => [

@@ -214,7 +214,7 @@ jobRoutes.openapi(events, async (c) => {
       events: page.map((e) => ({
         id: e.id,
         type: e.type,
-        data: JSON.parse(e.data),
+        data: e.data,
         createdAt: isoTime(e.createdAt),
       })),
       next: rows.length > limit ? page[page.length - 1].id : null,

@@ -9,7 +9,7 @@ import {
   type WebhookEvent,
   WebhookList,
 } from "@revq/shared";
-import { and, asc, desc, eq, inArray, lt, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, lt, param, type SQL, sql } from "drizzle-orm";
 import { configOf } from "../config.ts";
 import { chunked, type Db, database } from "../db/client.ts";
 import { tenants, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema.ts";
@@ -99,7 +99,7 @@ function endpointView(row: typeof webhookEndpoints.$inferSelect) {
   return {
     id: row.id,
     url: row.url,
-    events: JSON.parse(row.events) as WebhookEvent[],
+    events: row.events,
     createdAt: isoTime(row.createdAt),
   };
 }
@@ -167,7 +167,7 @@ async function insertEndpoint(db: Db, row: typeof webhookEndpoints.$inferSelect)
           tenantId: tenants.id,
           url: sql`${row.url}`.as("url"),
           secret: sql`${row.secret}`.as("secret"),
-          events: sql`${row.events}`.as("events"),
+          events: sql`${param(row.events, webhookEndpoints.events)}`.as("events"),
           createdAt: sql`${row.createdAt}`.as("created_at"),
         })
         .from(tenants)
@@ -201,7 +201,7 @@ webhookRoutes.openapi(create, async (c) => {
     tenantId,
     url,
     secret: await sealSecret(c.env, secret, id),
-    events: JSON.stringify([...new Set(events)]),
+    events: [...new Set(events)],
     createdAt: now,
   };
   if (!(await insertEndpoint(database(c.env), row))) {

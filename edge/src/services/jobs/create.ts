@@ -36,7 +36,7 @@ function jobStatements(db: Db, config: Config, job: JobRow, taskId: string, payl
       jobId,
       tenantId,
       type: "status",
-      data: JSON.stringify({ status: "queued" }),
+      data: { status: "queued" },
       createdAt: now,
     }),
   ] as const;

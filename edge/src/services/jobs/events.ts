@@ -3,6 +3,7 @@
  * so that the event exists exactly when the change happened (a repeated call that changes
  * nothing records nothing).
  */
+import type { JobEvent } from "@revq/shared";
 import type { SQL } from "drizzle-orm";
 import { previousChanged } from "../../db/batch.ts";
 import type { Db } from "../../db/client.ts";
@@ -18,19 +19,25 @@ export function eventWhere(
   db: Db,
   job: JobRef,
   type: EventType,
-  data: unknown,
+  data: JobEvent["data"],
   now: number,
   condition: SQL,
 ) {
   return insertWhere(
     db,
     jobEvents,
-    { jobId: job.id, tenantId: job.tenantId, type, data: JSON.stringify(data), createdAt: now },
+    { jobId: job.id, tenantId: job.tenantId, type, data, createdAt: now },
     condition,
   );
 }
 
 /** An event recorded only if the statement just before it in the batch changed a row. */
-export function eventIfChanged(db: Db, job: JobRef, type: EventType, data: unknown, now: number) {
+export function eventIfChanged(
+  db: Db,
+  job: JobRef,
+  type: EventType,
+  data: JobEvent["data"],
+  now: number,
+) {
   return eventWhere(db, job, type, data, now, previousChanged);
 }

@@ -2,7 +2,7 @@
  * A heartbeat renews its holder's lease and records what the worker reports (progress, metrics,
  * a message), all in one D1 batch that changes nothing unless the lease is still held.
  */
-import type { HeartbeatRequest, HeartbeatResponse } from "@revq/shared";
+import type { HeartbeatRequest, HeartbeatResponse, JobEvent } from "@revq/shared";
 import type { Config } from "../../config.ts";
 import { runTransition } from "../../db/batch.ts";
 import { database } from "../../db/client.ts";
@@ -36,7 +36,7 @@ export async function heartbeat(
   const expires = now + config.leaseSeconds * 1000;
   const lease = { taskId, leaseId: request.leaseId };
   const stillHeld = taskLeftIn(db, lease, "leased");
-  const reports: [EventType, unknown][] = [];
+  const reports: [EventType, JobEvent["data"]][] = [];
   if (request.progress) reports.push(["progress", request.progress]);
   if (request.metrics) reports.push(["metrics", request.metrics]);
   if (request.message) reports.push(["log", { message: request.message }]);

@@ -64,7 +64,7 @@ export async function endingOutbox(
     .from(webhookEndpoints)
     .where(eq(webhookEndpoints.tenantId, job.tenantId));
   const targets = endpoints
-    .filter((e) => (JSON.parse(e.events) as string[]).includes(type))
+    .filter((e) => e.events.includes(type))
     .map((e) => ({ endpointId: e.id as string | null, url: e.url }));
   if (job.webhookUrl) targets.push({ endpointId: null, url: job.webhookUrl });
   const rows: DeliveryRow[] = targets.map((t) => ({

@@ -1,7 +1,8 @@
 /**
  * The bindings and variables the edge Worker gets from wrangler.toml (and, for secrets, from
  * `wrangler secret put` in production or `.dev.vars` locally). Variables arrive as strings;
- * config.ts turns them into checked numbers and flags.
+ * config.ts turns them into checked numbers and flags. Written by hand to say what each is for and
+ * which may be left out; tests/e2e/env-declaration.test.ts checks it against `wrangler types`.
  */
 export type Env = {
   DB: D1Database;

@@ -3,7 +3,12 @@
  * throws HttpProblem (or lets a shared FormatError or a zod validation error escape) and the one
  * error handler in app.ts turns it into a response with problemResponse.
  */
-import { FormatError, PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_PREFIX } from "@revq/shared";
+import {
+  FormatError,
+  PROBLEM_MEDIA_TYPE,
+  PROBLEM_TYPE_PREFIX,
+  type ProblemCode,
+} from "@revq/shared";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
@@ -60,13 +65,13 @@ export function invalidRequest(
 
 export class HttpProblem extends Error {
   readonly status: ContentfulStatusCode;
-  readonly code: string;
+  readonly code: ProblemCode;
   readonly errors: FieldError[] | undefined;
   readonly headers: Record<string, string>;
 
   constructor(
     status: ContentfulStatusCode,
-    code: string,
+    code: ProblemCode,
     detail: string,
     extra: { errors?: FieldError[]; headers?: Record<string, string> } = {},
   ) {

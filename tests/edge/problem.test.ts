@@ -32,7 +32,7 @@ describe("problem+json", () => {
 
   it("keeps an HttpProblem's headers", () => {
     const res = problemResponse(
-      new HttpProblem(401, "unauthorized", "no key", { headers: { "www-authenticate": "Bearer" } }),
+      new HttpProblem(401, "missing-key", "no key", { headers: { "www-authenticate": "Bearer" } }),
     );
     expect(res.headers.get("www-authenticate")).toBe("Bearer");
   });

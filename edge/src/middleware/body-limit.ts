@@ -3,7 +3,7 @@
  * body without Content-Length is counted as it arrives (hono's bodyLimit). Each route chooses
  * its limit per request (from its configuration, from the media type).
  */
-import { MAX_JSON_BODY_BYTES } from "@revq/shared";
+import { MAX_JSON_BODY_BYTES, type ProblemCode } from "@revq/shared";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
@@ -11,7 +11,7 @@ import type { AppEnv } from "../app-env.ts";
 import { HttpProblem } from "../problem.ts";
 
 /** A body's limit in bytes, and the code and detail of the problem that refuses more. */
-export type BodyCap = { maxSize: number; code: string; detail: string };
+export type BodyCap = { maxSize: number; code: ProblemCode; detail: string };
 
 /** `cap` chooses the limit of each request; undefined leaves the body to another limit. */
 export function limitBody(cap: (c: Context<AppEnv>) => BodyCap | undefined) {

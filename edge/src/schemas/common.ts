@@ -1,6 +1,6 @@
 /** Schemas used by many routes: problems, timestamps, ids. */
 import { z } from "@hono/zod-openapi";
-import { PROBLEM_MEDIA_TYPE } from "@revq/shared";
+import { PROBLEM_CODES, PROBLEM_MEDIA_TYPE } from "@revq/shared";
 
 export const Problem = z
   .object({
@@ -9,7 +9,15 @@ export const Problem = z
     status: z.int(),
     detail: z.string(),
     instance: z.string().optional(),
-    code: z.string(),
+    code: z
+      .union([
+        z.enum(Object.keys(PROBLEM_CODES) as [keyof typeof PROBLEM_CODES]),
+        z.string().regex(/^[a-z-]+\.[a-z-]+$/),
+      ])
+      .openapi({
+        description:
+          "A stable code, also the tail of `type`; a failed format check of an upload answers `<format>.<code>` (e.g. `token-stream.bad-magic`).",
+      }),
     errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
   })
   .openapi("Problem", { description: "An RFC 9457 problem document." });

@@ -10,12 +10,12 @@ import type { JobRow } from "./read.ts";
 export function succeededResult<K extends JobKind>(
   job: JobRow,
   kind: K,
-  what: string,
+  what: "tokens" | "images",
 ): JobResults[K] {
   if (job.kind !== kind) {
     throw new HttpProblem(
       404,
-      `no-${what}`,
+      `no-${what}` as const,
       `Job ${job.id} is a ${job.kind} job; only ${kind} jobs have ${what}.`,
     );
   }
@@ -23,7 +23,7 @@ export function succeededResult<K extends JobKind>(
   if (job.status !== "succeeded" || result === null) {
     throw new HttpProblem(
       409,
-      `${what}-not-ready`,
+      `${what}-not-ready` as const,
       `Job ${job.id} is ${job.status}; its ${what} exist once it has succeeded.`,
     );
   }

@@ -10,6 +10,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  type Job,
   manifestHash as manifestHashOf,
   parseManifest,
   parseSafetensors,
@@ -401,15 +402,21 @@ describe("revq against a running edge", () => {
     );
     const trained = await run([...args, ...small, "--json"]);
     expect(trained.code, trained.stderr).toBe(0);
-    const { job } = json<{ job: { inputs: unknown; extractJobs: string[]; status: string } }>(
-      trained,
-    );
+    const { job } = json<{ job: Job }>(trained);
     // The dataset's latents, extracted for the first training, are reused: no extract jobs.
     expect(job).toMatchObject({
-      inputs: { inputs: { dataset: trainset }, parameters: { epochs: 1 } },
+      baseTokenizer: { id: tokenizer.id },
+      tokenizer: { id: expect.stringMatching(/^tok_/) },
+      inputs: { dataset: trainset },
+      parameters: { epochs: 1 },
       extractJobs: [],
       status: "succeeded",
     });
+    // Which tokenizer is which, and how far it got: it ended, the progress stays.
+    const shown = await run(["jobs", "show", job.id]);
+    expect(shown.stdout).toMatch(
+      new RegExp(`\n {2}base {7}${tokenizer.id} .*\n {2}trained {4}tok_\\w+ .*\n {2}progress {3}`),
+    );
   });
 
   it("resumes the dataset an earlier run began: only the images it lacks go up, then none", async () => {

@@ -49,7 +49,8 @@ const PARAMETERS = {
 /** Images per latent shard at this edge: the happy path's 24 images make 6 shards, 3 extract jobs. */
 const SHARD_SIZE = 4;
 
-type TrainJob = Job & { extractJobs: string[]; tokenizer: { id: string; manifestHash: string } };
+type TokenizerRef = NonNullable<Job["tokenizer"]>;
+type TrainJob = Job & { extractJobs: string[]; baseTokenizer: TokenizerRef };
 
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve) => {
@@ -163,7 +164,7 @@ describe("training on the local stack", () => {
       webhookUrl: url,
     })) as TrainJob;
     // 24 images in 6 shards of 4, none extracted yet: 3 extract jobs of 2 shards, queued ahead.
-    expect(job.tokenizer.manifestHash).toBe(base.manifestHash);
+    expect(job.baseTokenizer.manifestHash).toBe(base.manifestHash);
     expect(job.extractJobs).toHaveLength(3);
     const secret = (job as unknown as { webhookSecret: string }).webhookSecret;
     const done = await waitForJob(edge, tenant, job.id, undefined, 100_000);
@@ -194,7 +195,7 @@ describe("training on the local stack", () => {
       latentSeconds: ready.latentSeconds,
     });
 
-    const trained = (done.result as { tokenizer: { id: string; manifestHash: string } }).tokenizer;
+    const trained = done.tokenizer as TokenizerRef;
     const listed = await edge.api<{ status: string; manifestHash: string }>(
       "GET",
       `/v1/tokenizers/${trained.id}`,
@@ -217,7 +218,7 @@ describe("training on the local stack", () => {
       data: { job: { id: string; status: string } };
     };
     expect(event.type).toBe("training.succeeded");
-    expect(event.data.job).toMatchObject({ id: job.id, status: "succeeded" });
+    expect(event.data.job).toMatchObject({ id: job.id, status: "succeeded", tokenizer: trained });
 
     const encode = await createJob(edge, tenant, {
       kind: "encode",
@@ -256,7 +257,7 @@ describe("training on the local stack", () => {
     const images = await uploadImages(tenant, 40, 3000);
     const job = await createJob(edge, tenant, {
       kind: "train",
-      tokenizer: base.id,
+      baseTokenizer: base.id,
       inputs: { images },
       parameters: { ...PARAMETERS, epochs: 10 },
     });

@@ -90,7 +90,12 @@ describe("train jobs on datasets", () => {
     );
 
     const view = await getJob(world, job.id);
-    expect(view).toMatchObject({ tokenizer: { manifestHash: world.tiny.hash } });
+    expect(view).toMatchObject({
+      baseTokenizer: { manifestHash: world.tiny.hash },
+      tokenizer: null,
+      inputs: { dataset: dataset.id },
+      parameters: {},
+    });
     expect((view as unknown as TrainJob).extractJobs).toEqual(
       tasks.slice(0, 3).map((t) => t.jobId),
     );
@@ -249,7 +254,7 @@ describe("train jobs on datasets", () => {
     });
     const { job: named } = await createJob(env, database(env), config, world.id, {
       ...body,
-      tokenizer: world.tokenizerId,
+      baseTokenizer: world.tokenizerId,
     });
     expect(named.tokenizerHash).toBe(world.tiny.hash);
   });

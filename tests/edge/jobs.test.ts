@@ -25,6 +25,10 @@ describe("POST /v1/jobs", () => {
       tokenizer: { id: world.tokenizerId, manifestHash: world.tiny.hash },
       result: null,
     });
+    // What the request named, one level: no train job's fields.
+    expect(Object.keys(job.inputs as object)).toEqual(["images"]);
+    expect(job).not.toHaveProperty("parameters");
+    expect(job).not.toHaveProperty("baseTokenizer");
     const [task] = await lease(world.workerKey);
     expect(task.jobId).toBe(job.id);
     expect(task.payload).toMatchObject({
@@ -155,7 +159,7 @@ describe("POST /v1/jobs", () => {
     const created = await post(train(description));
     expect(created.status).toBe(202);
     const [job] = await list();
-    expect(job.inputs).toMatchObject({ parameters: { description } });
+    expect(job).toMatchObject({ inputs: { images }, parameters: { description } });
     const [task] = await lease(world.workerKey, { kinds: ["train"] });
     expect(task.payload).toMatchObject({ kind: "train", parameters: { description } });
   });
@@ -310,6 +314,11 @@ describe("cancel and events", () => {
       result: { kind: "encode" },
       metrics: { seconds: 0.5 },
     });
+    // A finished job keeps the progress it ended with.
+    expect(await getJob(world, job.id)).toMatchObject({
+      status: "succeeded",
+      progress: { done: 1, total: 2, stage: "encode" },
+    });
     const res = await call(`/v1/jobs/${job.id}/events`, { key: world.apiKey });
     const { events } = (await res.json()) as {
       events: { id: number; type: string; data: Record<string, unknown> }[];
@@ -408,6 +417,21 @@ describe("reconstruct and train jobs", () => {
       parameters: { epochs: 1 },
       output: { checkpoints: `tenants/${world.id}/jobs/${job.id}/checkpoints/` },
     });
+    const running = await getJob(world, job.id);
+    const base = { id: world.tokenizerId, manifestHash: world.tiny.hash };
+    // The base is named as such; the tokenizer is the one the job makes, none yet.
+    expect(running).toMatchObject({
+      baseTokenizer: base,
+      tokenizer: null,
+      inputs: { images },
+      parameters: { epochs: 1 },
+    });
+    expect(Object.keys(running.inputs as object)).toEqual(["images"]);
+    const progress = { done: 1, total: 1, stage: "exporting the tokenizer" };
+    await workerCall(world.workerKey, `/tasks/${task.taskId}/heartbeat`, {
+      leaseId: task.leaseId,
+      progress,
+    });
     const trained = await tinyTokenizer("trained-for-tenant");
     const finish = () =>
       workerCall(world.workerKey, `/tasks/${task.taskId}/complete`, {
@@ -420,8 +444,10 @@ describe("reconstruct and train jobs", () => {
     }
     expect((await finish()).status).toBe(200);
     const done = await getJob(world, job.id);
-    const { tokenizer } = done.result as { tokenizer: { id: string; manifestHash: string } };
+    const tokenizer = done.tokenizer as { id: string; manifestHash: string };
     expect(tokenizer.manifestHash).toBe(trained.hash);
+    // Said once, as its tokenizer; the base and the last progress stay.
+    expect(done).toMatchObject({ baseTokenizer: base, result: null, progress });
     const mine = await call(`/v1/tokenizers/${tokenizer.id}`, { key: world.apiKey });
     expect(await mine.json()).toMatchObject({ owner: "tenant", status: "ready" });
     const stranger = await newTenant();

@@ -376,6 +376,11 @@ describe("deliveries", () => {
     });
     expect(created.status).toBe(202);
     const [task] = await lease(world.workerKey, { kinds: ["train"] });
+    const progress = { done: 3, total: 8, stage: "epoch 2/4" };
+    await workerCall(world.workerKey, `/tasks/${task.taskId}/heartbeat`, {
+      leaseId: task.leaseId,
+      progress,
+    });
     await workerCall(world.workerKey, `/tasks/${task.taskId}/fail`, {
       leaseId: task.leaseId,
       retryable: false,
@@ -385,9 +390,19 @@ describe("deliveries", () => {
       const got = await received("training");
       return got.length > 0 ? got : undefined;
     });
+    // The job as the API shows it: how far it got, its base, no tokenizer made.
     expect(JSON.parse(request.body)).toMatchObject({
       type: "training.failed",
-      data: { job: { error: { code: "diverged" } } },
+      data: {
+        job: {
+          error: { code: "diverged" },
+          progress,
+          baseTokenizer: { manifestHash: world.tiny.hash },
+          tokenizer: null,
+          inputs: { images: ids },
+          parameters: {},
+        },
+      },
     });
   });
 

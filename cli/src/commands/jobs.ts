@@ -113,8 +113,10 @@ function jobDetails(job: Job): string {
     `${job.id} (${job.kind}): ${job.status}, ${job.attempts} attempt${job.attempts === 1 ? "" : "s"}`,
     `  created    ${job.createdAt}${job.finishedAt ? `, finished ${job.finishedAt}` : ""}`,
   ];
-  if (job.tokenizer)
-    lines.push(`  tokenizer  ${job.tokenizer.id} (${job.tokenizer.manifestHash.slice(0, 12)}…)`);
+  const tokenizer = (label: string, t: NonNullable<Job["tokenizer"]>) =>
+    lines.push(`  ${label.padEnd(10)} ${t.id} (${t.manifestHash.slice(0, 12)}…)`);
+  if (job.baseTokenizer) tokenizer("base", job.baseTokenizer);
+  if (job.tokenizer) tokenizer(job.kind === "train" ? "trained" : "tokenizer", job.tokenizer);
   if (job.progress) {
     lines.push(
       `  progress   ${job.progress.done}${job.progress.total ? `/${job.progress.total}` : ""} ${job.progress.stage ?? ""}`,

@@ -154,7 +154,7 @@ async function trainRemote(parsed: Parsed, out: Output, connect: () => Api): Pro
   // A prefix dataset is counted only when the job freezes it: the worker checks that one.
   if (dataset.imageCount !== null) checkEnoughImages(dataset.imageCount, parameters);
   const created = await createTrainJob(api, dataset, base?.id, parameters);
-  const vae = base?.name ?? `${created.tokenizer?.id} (the edge's default tokenizer)`;
+  const vae = base?.name ?? `${created.baseTokenizer?.id} (the edge's default tokenizer)`;
   out.note(
     `train job ${created.id}: dataset ${dataset.id} ${JSON.stringify(dataset.name)} (${datasetContents(dataset)}), the VAE of ${vae}`,
   );
@@ -194,7 +194,7 @@ async function trainRemote(parsed: Parsed, out: Output, connect: () => Api): Pro
   onInterrupt(undefined);
   out.result({ dataset, job, events });
   requireSucceeded(job);
-  const tokenizer = job.result?.tokenizer as { id: string; manifestHash: string } | undefined;
+  const { tokenizer } = job;
   if (tokenizer) {
     out.line(`new tokenizer ${tokenizer.id} (${tokenizer.manifestHash.slice(0, 12)}…)`);
     out.line(`use it: revq tokenize --tokenizer ${tokenizer.id} FILES`);
@@ -234,14 +234,14 @@ function datasetOf(
 async function createTrainJob(
   api: Api,
   dataset: Dataset,
-  tokenizer: string | undefined,
+  baseTokenizer: string | undefined,
   parameters: Record<string, unknown>,
 ): Promise<Job> {
   try {
     return await api.json("POST", "/v1/jobs", Job, {
       body: {
         kind: "train",
-        ...(tokenizer === undefined ? {} : { tokenizer }),
+        ...(baseTokenizer === undefined ? {} : { baseTokenizer }),
         inputs: { dataset: dataset.id },
         parameters,
       },

@@ -3,11 +3,13 @@ import * as z from "zod";
 import { boundedJson, MAX_JOB_PARAMETERS_BYTES } from "../protocol/json-limits.ts";
 import { TrainParameters } from "../protocol/train-parameters.ts";
 import { JobKind, JobStatus } from "../protocol/vocabulary.ts";
+import { Progress } from "../protocol/worker-api.ts";
 import { NextCursor, Timestamp } from "./common.ts";
 
 /** Images one job may name inline: its task payload is one D1 row (at most 2 MB). */
 export const MAX_JOB_IMAGES = 2000;
 
+const TokenizerRef = z.object({ id: z.string(), manifestHash: z.string() });
 const TokenizerId = z.string().min(1).meta({ description: "A tokenizer id or manifest hash." });
 const WebhookUrl = z
   .url({ protocol: /^https?$/ })
@@ -21,40 +23,45 @@ const ImageIds = z
   .refine((ids) => new Set(ids).size === ids.length, "image ids must not repeat")
   .meta({ description: `Uploaded image ids, at most ${MAX_JOB_IMAGES}.` });
 
+/** What each kind of job works on: `inputs`, one level, in the request and in the job. */
+const ImagesInput = z.strictObject({ images: ImageIds });
+const SourceJobInput = z.strictObject({
+  job: z
+    .string()
+    .min(1)
+    .meta({ description: "A succeeded encode job whose tokens to reconstruct." }),
+});
+const DatasetInput = z.strictObject({
+  dataset: z.string().min(1).meta({
+    description: "A dataset of this tenant (`dst_...`), frozen as it is when the job is created.",
+  }),
+});
+const ShardsInput = z.strictObject({
+  shards: z.array(z.int().min(0)).meta({ description: "The dataset's latent shards it extracts." }),
+});
+
 export const JobCreate = z
   .discriminatedUnion("kind", [
     z.strictObject({
       kind: z.literal("encode"),
       tokenizer: TokenizerId,
-      inputs: z.strictObject({ images: ImageIds }),
+      inputs: ImagesInput,
       webhookUrl: WebhookUrl,
     }),
     z.strictObject({
       kind: z.literal("reconstruct"),
       tokenizer: TokenizerId,
-      inputs: z.strictObject({
-        job: z
-          .string()
-          .min(1)
-          .meta({ description: "A succeeded encode job whose tokens to reconstruct." }),
-      }),
+      inputs: SourceJobInput,
       webhookUrl: WebhookUrl,
     }),
     z.strictObject({
       kind: z.literal("train"),
-      tokenizer: TokenizerId.optional().meta({
+      // Not `tokenizer`: a train job's `tokenizer` is the one it makes.
+      baseTokenizer: TokenizerId.optional().meta({
         description:
-          "A tokenizer whose VAE to train on; the deployment's default tokenizer (DEFAULT_TOKENIZER) if absent.",
+          "The tokenizer whose VAE to train on; the deployment's default tokenizer (DEFAULT_TOKENIZER) if absent.",
       }),
-      inputs: z.union([
-        z.strictObject({ images: ImageIds }),
-        z.strictObject({
-          dataset: z.string().min(1).meta({
-            description:
-              "A dataset of this tenant (`dst_...`), frozen as it is when the job is created.",
-          }),
-        }),
-      ]),
+      inputs: z.union([ImagesInput, DatasetInput]),
       // The worker's own schema: a parameter it would refuse is refused here, naming it.
       parameters: boundedJson(TrainParameters, MAX_JOB_PARAMETERS_BYTES)
         .default({})
@@ -75,20 +82,34 @@ export const Job = z
         "`extract` jobs are made by train jobs: each extracts some of the dataset's latent shards for its `parent`.",
     }),
     status: JobStatus,
-    tokenizer: z.object({ id: z.string(), manifestHash: z.string() }).nullable(),
-    inputs: z.record(z.string(), z.unknown()),
+    tokenizer: TokenizerRef.nullable().meta({
+      description:
+        "The tokenizer of the job's tokens: the one an encode, reconstruct or extract job works with; the one a train job made, null until it succeeds.",
+    }),
+    baseTokenizer: TokenizerRef.optional().meta({
+      description:
+        "A train job's: the tokenizer whose VAE it trains on (the request's `baseTokenizer`, else the deployment's default).",
+    }),
+    inputs: z.union([ImagesInput, SourceJobInput, DatasetInput, ShardsInput]).meta({
+      description:
+        "What the job works on, as the request named it: encode `images`; reconstruct `job`; train `images` or `dataset`; extract `shards`.",
+    }),
+    parameters: TrainParameters.optional().meta({
+      description: "A train job's parameters, as accepted.",
+    }),
     webhookUrl: z.string().nullable(),
     webhookSecret: z.string().optional().meta({
       description:
         "Signs the deliveries to webhookUrl. Only in the answer that created the job, not in an idempotent replay of it.",
     }),
-    progress: z
-      .object({ done: z.number(), total: z.number().optional(), stage: z.string().optional() })
-      .nullable(),
+    progress: Progress.nullable().meta({
+      description:
+        "The latest a worker reported; kept when the job ends (how far it got), cleared when it is queued again.",
+    }),
     attempts: z.int(),
     result: z.record(z.string(), z.unknown()).nullable().meta({
       description:
-        "Once succeeded. encode: `tokens` (download at /v1/jobs/{id}/tokens); reconstruct: `images`, one per record, each with `index`, `bytes`, `etag` and its download `url`; extract: `shards`, the latent shards it wrote; train: `tokenizer`.",
+        "Once succeeded. encode: `tokens` (download at /v1/jobs/{id}/tokens); reconstruct: `images`, one per record, each with `index`, `bytes`, `etag` and its download `url`; extract: `shards`, the latent shards it wrote. A train job's result is its `tokenizer`, so this stays null.",
     }),
     error: z.object({ code: z.string(), message: z.string() }).nullable(),
     createdAt: Timestamp,

@@ -10,6 +10,8 @@ export type Job = {
   id: string;
   status: string;
   attempts: number;
+  /** A train job's: the tokenizer it made, once it has (its base is `baseTokenizer`). */
+  tokenizer: { id: string; manifestHash: string } | null;
   result: Record<string, unknown> | null;
   error: { code: string; message: string } | null;
 };

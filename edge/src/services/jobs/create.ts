@@ -58,8 +58,12 @@ export async function createJob(
   const jobId = newId("job", now);
   if (body.webhookUrl) checkWebhookTarget(body.webhookUrl, config.allowLoopbackWebhooks);
   const { tokenizer, payload, extract } = await taskPayload(env, db, config, tenantId, jobId, body);
-  const { kind, webhookUrl, ...request } = body;
-  const { tokenizer: _named, ...inputs } = request as Record<string, unknown>;
+  const { kind, webhookUrl } = body;
+  // The row keeps the request as accepted, less what has columns of its own (jobs/view.ts).
+  const inputs = {
+    inputs: body.inputs,
+    ...(body.kind === "train" ? { parameters: body.parameters } : {}),
+  };
   const row = (fields: Pick<JobRow, "id" | "kind" | "inputs" | "parentJobId">): JobRow => ({
     ...fields,
     tenantId,

@@ -90,7 +90,11 @@ export async function taskPayload(
       return { tokenizer, payload, extract: [] };
     }
     case "train": {
-      const tokenizer = await readyTokenizer(db, tenantId, baseTokenizer(config, body.tokenizer));
+      const tokenizer = await readyTokenizer(
+        db,
+        tenantId,
+        baseTokenizer(config, body.baseTokenizer),
+      );
       const base = tokenizerRef(tokenizer);
       const entries = await trainingEntries(env, db, config, tenantId, body.inputs);
       const dataset = await freezeDataset(

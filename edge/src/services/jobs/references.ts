@@ -88,7 +88,7 @@ export function baseTokenizer(config: Config, named: string | undefined): string
     throw new HttpProblem(
       422,
       "tokenizer-required",
-      "Name the tokenizer whose VAE to train on: this deployment has no default tokenizer (DEFAULT_TOKENIZER).",
+      "Name the tokenizer whose VAE to train on (`baseTokenizer`): this deployment has no default tokenizer (DEFAULT_TOKENIZER).",
     );
   }
   return base;

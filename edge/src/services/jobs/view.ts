@@ -1,4 +1,5 @@
 /** A job as the API shows it (and webhooks send it), from its row. */
+import type { Job, JobCreate } from "@revq/shared";
 import { sql } from "drizzle-orm";
 import { resultOf } from "../../db/job-results.ts";
 import { jobs, tasks } from "../../db/schema.ts";
@@ -8,6 +9,8 @@ import type { JobRow } from "./read.ts";
 
 /** The stored result, and for a reconstruct job where to download each image. */
 function resultView(row: JobRow) {
+  // A train job's one output is the tokenizer it made: shown as its `tokenizer`, not twice.
+  if (row.kind === "train") return null;
   const reconstructed = resultOf(row, "reconstruct");
   if (!reconstructed) return row.result;
   return {
@@ -34,16 +37,43 @@ export const JOB_VIEW_COLUMNS = {
 
 export type JobViewRow = { job: JobRow; attempts: number; extractJobs: string[] };
 
+/** What a job's row keeps of the request that made it (services/jobs/create.ts). */
+type StoredRequest = Pick<JobCreate, "inputs"> & { parameters?: Job["parameters"] };
+
+/**
+ * The job's `inputs`, one level, and a train job's `parameters`: from the request its row keeps,
+ * or for an extract job, which no request made, from its shards.
+ */
+function requestView(row: JobRow): Pick<Job, "inputs" | "parameters"> {
+  if (row.kind === "extract") return { inputs: row.inputs as Job["inputs"] };
+  const { inputs, parameters } = row.inputs as StoredRequest;
+  return row.kind === "train" ? { inputs, parameters } : { inputs };
+}
+
+/**
+ * The tokenizers: the row's is the one the job works with, which for a train job is its base;
+ * a train job's own `tokenizer` is the one it made, once it has.
+ */
+function tokenizersView(row: JobRow): Pick<Job, "tokenizer" | "baseTokenizer"> {
+  const named =
+    row.tokenizerId === null || row.tokenizerHash === null
+      ? null
+      : { id: row.tokenizerId, manifestHash: row.tokenizerHash };
+  if (row.kind !== "train") return { tokenizer: named };
+  const made = resultOf(row, "train")?.tokenizer;
+  return {
+    tokenizer: made ? { id: made.id, manifestHash: made.manifestHash } : null,
+    ...(named ? { baseTokenizer: named } : {}),
+  };
+}
+
 export function jobView({ job: row, attempts, extractJobs }: JobViewRow) {
   return {
     id: row.id,
     kind: row.kind,
     status: row.status,
-    tokenizer:
-      row.tokenizerId === null || row.tokenizerHash === null
-        ? null
-        : { id: row.tokenizerId, manifestHash: row.tokenizerHash },
-    inputs: row.inputs,
+    ...tokenizersView(row),
+    ...requestView(row),
     webhookUrl: row.webhookUrl,
     progress: row.progress,
     attempts,

@@ -39,7 +39,8 @@ export async function completeTask(
   const result = await checkTaskResult(env, db, task.tenantId, payload, request.result);
   const now = Date.now();
   const lease = { taskId, leaseId: request.leaseId };
-  const ending = { status: "succeeded", result, progress: null } as const;
+  // The progress stays: a finished job shows how far it got.
+  const ending = { status: "succeeded", result } as const;
   const outbox = await endingOutbox(env, task.jobId, ending, now);
   const changed = await runTransition(db, {
     task: db.update(tasks).set({ status: "succeeded", updatedAt: now }).where(heldUnder(lease)),

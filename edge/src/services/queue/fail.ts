@@ -38,7 +38,8 @@ export async function failTask(
   const lease = { taskId, leaseId: request.leaseId };
   const left = taskLeftIn(db, lease, status);
   const { error } = request;
-  const ending = { status: "failed", error, progress: null } as const;
+  // The progress stays: a failed job shows how far it got (a retry starts it afresh).
+  const ending = { status: "failed", error } as const;
   const outbox = retry ? EMPTY_OUTBOX : await endingOutbox(env, task.jobId, ending, now);
   const changed = await runTransition(db, {
     task: db

@@ -64,7 +64,7 @@ async function main(config: WorkerConfig, log: Logger): Promise<void> {
             { leaseId: task.leaseId, objects },
             { signal, deadline: Date.now() + 300_000 },
           ),
-        { log },
+        { log, granted: task.objects },
       ),
     run: taskRunner({
       tokenizers: new TokenizerStore(cache, log, { modelsDir: config.modelsDir }),

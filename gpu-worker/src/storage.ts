@@ -4,7 +4,8 @@
  * bucket credential, so it can reach only what its tasks name. A put is atomic in S3: a reader
  * sees the old object, the new one, or none, never part of one.
  *
- * URLs are asked for in batches, one per try of a transfer. A bucket that is unreachable or
+ * URLs are asked for in batches, one per try of a transfer; the first read of a task's first
+ * inputs uses the URL that came with its lease. A bucket that is unreachable or
  * answers 5xx is retried with backoff until the caller's deadline; a missing object, a refused
  * request or an object the task may not touch is not worth retrying.
  */
@@ -60,7 +61,12 @@ export type GrantedBucketOptions = {
   backoff?: BackoffPolicy;
   /** How long one call keeps retrying an unreachable bucket when the caller sets no deadline. */
   retryMs?: number;
+  /** URLs granted with the task's lease (LeasedTask.objects): each serves one try, then is gone. */
+  granted?: GrantedObject[];
 };
+
+/** A granted URL closer than this to its expiry is not used: it could expire on the way. */
+const EXPIRY_MARGIN_MS = 30_000;
 
 type Pending = {
   request: ObjectRequest;
@@ -104,7 +110,18 @@ function grantBatcher(grant: GrantObjects) {
 }
 
 export function grantedBucket(grant: GrantObjects, options: GrantedBucketOptions): Bucket {
-  const urlFor = grantBatcher(grant);
+  const batched = grantBatcher(grant);
+  const leased = new Map((options.granted ?? []).map((g) => [`${g.method} ${g.key}`, g]));
+
+  function urlFor(request: ObjectRequest): Promise<GrantedObject> {
+    const id = `${request.method} ${request.key}`;
+    const granted = leased.get(id);
+    leased.delete(id);
+    if (granted && Date.parse(granted.expiresAt) > Date.now() + EXPIRY_MARGIN_MS) {
+      return Promise.resolve(granted);
+    }
+    return batched(request);
+  }
 
   async function send(request: ObjectRequest, init: RequestInit, o: BucketCallOptions) {
     let granted: GrantedObject;

@@ -94,6 +94,26 @@ describe("a worker's bucket: presigned URLs for its task's objects only", () => 
     expect(calls).toBe(1);
   });
 
+  it("reads a task's images first through the URLs its lease carried, then asks anew", async () => {
+    if (task.payload.kind !== "encode") throw new Error("not an encode task");
+    const key = task.payload.images[0].bucketKey;
+    expect(task.objects.map((o) => [o.method, o.key])).toEqual([["GET", key]]);
+    let asked = 0;
+    const bucket = grantedBucket(
+      (objects) => {
+        asked += objects.length;
+        return client.objects(task.taskId, { leaseId: task.leaseId, objects });
+      },
+      { log, backoff, granted: task.objects },
+    );
+    const image = await syntheticImage(1, "png");
+    expect(await bucket.get(key)).toEqual(image);
+    expect(asked).toBe(0);
+    // Each granted URL serves one try: a second read of the same key asks for a URL.
+    expect(await bucket.get(key)).toEqual(image);
+    expect(asked).toBe(1);
+  });
+
   it("refuses another tenant's image, another key and a public tokenizer's files", async () => {
     const bucket = bucketOf(task);
     const denied = { name: "BucketError", code: "denied" };

@@ -55,6 +55,18 @@ async function trainTask(world: World) {
 const sha = "ab".repeat(32);
 
 describe("POST /v1/worker/tasks/{id}/objects", () => {
+  it("grants a leased task's first inputs with its lease: GET URLs of an encode task's images", async () => {
+    const world = await newWorld();
+    await createEncodeJob(world, 3);
+    const [task] = await lease(world.workerKey, { kinds: ["encode"] });
+    if (task.payload.kind !== "encode") throw new Error("kind");
+    const keys = task.payload.images.map((i) => i.bucketKey);
+    expect(task.objects.map((o) => [o.method, o.key])).toEqual(keys.map((k) => ["GET", k]));
+    const url = new URL(task.objects[0].url);
+    expect(`${url.origin}${url.pathname}`).toBe(`https://s3.test/revq/${keys[0]}`);
+    expect(Date.parse(task.objects[0].expiresAt)).toBeGreaterThan(Date.now() + 590_000);
+  });
+
   it("signs a URL for each object the task names, a put for its checksum only", async () => {
     const world = await newWorld();
     const { task, payload } = await encodeTask(world);

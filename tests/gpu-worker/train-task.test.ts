@@ -153,6 +153,7 @@ describe("the train task", () => {
         maxAttempts: 5,
         leaseId: "lse_2",
         leaseExpiresAt: new Date().toISOString(),
+        objects: [],
         payload: {
           kind: "encode",
           tokenizer: ref,

@@ -101,6 +101,7 @@ async function encodeTask(
     maxAttempts: 5,
     leaseId: "lse_1",
     leaseExpiresAt: new Date().toISOString(),
+    objects: [],
     payload: {
       kind: "encode",
       tokenizer: ref,
@@ -120,6 +121,7 @@ function reconstructTask(ref: TokenizerRef, tokensKey: string, records: number):
     maxAttempts: 5,
     leaseId: "lse_2",
     leaseExpiresAt: new Date().toISOString(),
+    objects: [],
     payload: {
       kind: "reconstruct",
       tokenizer: ref,

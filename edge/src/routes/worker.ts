@@ -151,7 +151,16 @@ export const workerRoutes = newRouter();
 workerRoutes.use("*", requireKey("worker"));
 
 workerRoutes.openapi(lease, async (c) =>
-  c.json(await leaseTasks(c.env, workerOf(c), c.req.valid("json"), configOf(c.env)), 200),
+  c.json(
+    await leaseTasks(
+      c.env,
+      workerOf(c),
+      c.req.valid("json"),
+      configOf(c.env),
+      new URL(c.req.url).origin,
+    ),
+    200,
+  ),
 );
 
 workerRoutes.openapi(beat, async (c) =>

@@ -128,6 +128,16 @@ export const LeaseRequest = z.object({
 });
 export type LeaseRequest = z.infer<typeof LeaseRequest>;
 
+/** A presigned request: send it as given (method, URL and every header), before `expiresAt`. */
+export const GrantedObject = z.object({
+  method: z.enum(["GET", "PUT"]),
+  key: BucketKey,
+  url: z.url(),
+  headers: z.record(z.string(), z.string()),
+  expiresAt: Timestamp,
+});
+export type GrantedObject = z.infer<typeof GrantedObject>;
+
 export const LeasedTask = z.object({
   taskId: z.string(),
   jobId: z.string(),
@@ -138,6 +148,12 @@ export const LeasedTask = z.object({
   leaseId: z.string(),
   leaseExpiresAt: Timestamp,
   payload: TaskPayload,
+  /**
+   * GET URLs for the inputs the task reads first (its images, its token stream, its dataset's
+   * listing; at most MAX_OBJECTS_PER_GRANT), granted with the lease to save a call: use each once,
+   * then ask `POST /tasks/{id}/objects` as for any other object.
+   */
+  objects: z.array(GrantedObject).max(MAX_OBJECTS_PER_GRANT).default([]),
 });
 export type LeasedTask = z.infer<typeof LeasedTask>;
 
@@ -252,16 +268,6 @@ export const ObjectsRequest = z.object({
   objects: z.array(ObjectRequest).min(1).max(MAX_OBJECTS_PER_GRANT),
 });
 export type ObjectsRequest = z.infer<typeof ObjectsRequest>;
-
-/** A presigned request: send it as given (method, URL and every header), before `expiresAt`. */
-export const GrantedObject = z.object({
-  method: z.enum(["GET", "PUT"]),
-  key: BucketKey,
-  url: z.url(),
-  headers: z.record(z.string(), z.string()),
-  expiresAt: Timestamp,
-});
-export type GrantedObject = z.infer<typeof GrantedObject>;
 
 /** The granted objects, in the order asked for. */
 export const ObjectsResponse = z.object({ objects: z.array(GrantedObject) });

@@ -144,6 +144,7 @@ export function encodeTask(overrides: Partial<LeasedTask> = {}): LeasedTask {
     maxAttempts: 5,
     leaseId: `lse_${counter}`,
     leaseExpiresAt: new Date().toISOString(),
+    objects: [],
     payload,
     ...overrides,
   };

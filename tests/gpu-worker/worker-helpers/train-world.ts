@@ -156,6 +156,7 @@ export function leased(payload: TaskPayload, jobId = id("job")): LeasedTask {
     maxAttempts: 5,
     leaseId: "lse_1",
     leaseExpiresAt: new Date().toISOString(),
+    objects: [],
     payload,
   };
 }

@@ -5,7 +5,13 @@
  * checkpoints) or where only the dataset listing names them (a dataset's images, which are the
  * tenant's own uploads and files).
  */
-import { bucketKeys, type DatasetRef, type TaskPayload, type TokenizerRef } from "@revq/shared";
+import {
+  bucketKeys,
+  type DatasetRef,
+  MAX_OBJECTS_PER_GRANT,
+  type TaskPayload,
+  type TokenizerRef,
+} from "@revq/shared";
 
 export type Method = "GET" | "PUT";
 
@@ -74,6 +80,22 @@ export function taskAccess(
         ],
         writesTokenizerFiles: true,
       };
+  }
+}
+
+/**
+ * What a task reads first, by exact key (a subset of taskAccess): granted with its lease
+ * (queue/lease.ts), so that the worker's first transfer needs no call for its URL.
+ */
+export function taskInputs(payload: TaskPayload): string[] {
+  switch (payload.kind) {
+    case "encode":
+      return payload.images.slice(0, MAX_OBJECTS_PER_GRANT).map((image) => image.bucketKey);
+    case "reconstruct":
+      return [payload.input.tokens];
+    case "extract":
+    case "train":
+      return [payload.dataset.listing];
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import {
   bucketKeys,
+  type GrantedObject,
   isPlainKey,
   type ObjectRequest,
   type ObjectsRequest,
@@ -20,8 +21,8 @@ import type { Env } from "../../env.ts";
 import { HttpProblem } from "../../problem.ts";
 import { checkHolder, loadTask, type WorkerPrincipal } from "../queue/tasks.ts";
 import { manifestFiles, manifestOf } from "../tokenizers.ts";
-import { allows, taskAccess } from "./access.ts";
-import { presign, signerOf } from "./presign.ts";
+import { allows, taskAccess, taskInputs } from "./access.ts";
+import { presign, signerOf, signsUrls } from "./presign.ts";
 
 function notGranted(object: ObjectRequest, why: string): HttpProblem {
   return new HttpProblem(
@@ -92,4 +93,25 @@ export async function grantObjects(
       })),
     ),
   };
+}
+
+/**
+ * GET URLs for what a task just leased reads first (access.ts, taskInputs), sent with its lease;
+ * none where this edge signs no URLs (the worker's own call then says why).
+ */
+export async function grantInputs(
+  env: Env,
+  payload: TaskPayload,
+  config: Config,
+  origin: string,
+  now: number,
+): Promise<GrantedObject[]> {
+  if (!signsUrls(env)) return [];
+  const signer = signerOf(env, origin);
+  return Promise.all(
+    taskInputs(payload).map(async (key) => ({
+      key,
+      ...(await presign(signer, { method: "GET" }, key, config.objectUrlSeconds, now)),
+    })),
+  );
 }

@@ -16,14 +16,14 @@ export type Signer = { client: AwsClient; bucketUrl: string };
  * (`origin`): wrangler dev serves the local bucket's S3 API there.
  */
 export function signerOf(env: Env, origin: string): Signer {
-  const { S3_ENDPOINT, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } = env;
-  if (!S3_ENDPOINT || !S3_ACCESS_KEY_ID || !S3_SECRET_ACCESS_KEY) {
+  if (!signsUrls(env)) {
     throw new HttpProblem(
       503,
       "bucket-urls-not-configured",
       "This edge cannot grant bucket URLs to workers: S3_ENDPOINT, S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set (docs/deploy.md).",
     );
   }
+  const { S3_ENDPOINT, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } = env;
   let endpoint: URL;
   try {
     endpoint = new URL(S3_ENDPOINT, origin);
@@ -38,6 +38,14 @@ export function signerOf(env: Env, origin: string): Signer {
   });
   const base = endpoint.href.replace(/\/+$/, "");
   return { client, bucketUrl: `${base}/${encodeURIComponent(env.S3_BUCKET || "revq")}/` };
+}
+
+type SigningEnv = Env &
+  Required<Pick<Env, "S3_ENDPOINT" | "S3_ACCESS_KEY_ID" | "S3_SECRET_ACCESS_KEY">>;
+
+/** Whether this edge has what signing bucket URLs takes. */
+export function signsUrls(env: Env): env is SigningEnv {
+  return Boolean(env.S3_ENDPOINT && env.S3_ACCESS_KEY_ID && env.S3_SECRET_ACCESS_KEY);
 }
 
 /** A base64 SHA-256, as S3's x-amz-checksum-sha256 carries it, from lowercase hex. */

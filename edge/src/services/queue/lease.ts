@@ -19,6 +19,7 @@ import type { Env } from "../../env.ts";
 import { isoTime } from "../../schemas/common.ts";
 import { eventIfChanged } from "../jobs/events.ts";
 import { openJobUpdate } from "../jobs/status.ts";
+import { grantInputs } from "../objects/grants.ts";
 import { requeueExpired } from "./expiry.ts";
 import { failTask } from "./fail.ts";
 import { pollDelayMs } from "./lease-poll.ts";
@@ -95,11 +96,18 @@ async function takeTasks(
 }
 
 /**
- * The taken tasks with their payloads. A payload this edge cannot read (queued by an older
- * release whose protocol differed) fails its job for good instead of failing every lease call
- * that would take it.
+ * The taken tasks with their payloads and the URLs of their first inputs. A payload this edge
+ * cannot read (queued by an older release whose protocol differed) fails its job for good instead
+ * of failing every lease call that would take it.
  */
-async function leasable(env: Env, worker: WorkerPrincipal, taken: TaskRow[]) {
+async function leasable(
+  env: Env,
+  worker: WorkerPrincipal,
+  taken: TaskRow[],
+  config: Config,
+  origin: string,
+  now: number,
+) {
   const readable: LeasedTask[] = [];
   for (const task of taken) {
     const leaseId = task.leaseId as string;
@@ -114,6 +122,7 @@ async function leasable(env: Env, worker: WorkerPrincipal, taken: TaskRow[]) {
         leaseId,
         leaseExpiresAt: isoTime(task.leaseExpiresAt as number),
         payload: parsed.data,
+        objects: await grantInputs(env, parsed.data, config, origin, now),
       });
       continue;
     }
@@ -135,17 +144,15 @@ export async function leaseTasks(
   worker: WorkerPrincipal,
   request: LeaseRequest,
   config: Config,
+  origin: string,
 ): Promise<LeaseResponse> {
   const start = Date.now();
   const deadline = start + Math.min(request.waitSeconds, config.maxLeaseWaitSeconds) * 1000;
   for (let checks = 1; ; checks++) {
     const now = Date.now();
     await requeueExpired(env, now, worker.tenantId);
-    const tasks = await leasable(
-      env,
-      worker,
-      await takeTasks(env, worker, request, config, now, start),
-    );
+    const taken = await takeTasks(env, worker, request, config, now, start);
+    const tasks = await leasable(env, worker, taken, config, origin, now);
     if (tasks.length > 0 || now >= deadline) return { leaseSeconds: config.leaseSeconds, tasks };
     await sleep(Math.min(pollDelayMs(checks), deadline - now));
   }

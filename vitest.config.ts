@@ -36,6 +36,17 @@ export default defineConfig({
         },
       },
       {
+        // The console in a real browser (Debian's chromium, driven by playwright-core) against
+        // the whole local stack, as e2e: one file at a time, each with its own edge.
+        test: {
+          name: "browser",
+          include: ["tests/browser/**/*.test.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
         // The edge runs inside workerd with real local D1, R2 and Queues (miniflare), configured
         // from wrangler.toml; tests/edge/setup.ts applies the migrations.
         plugins: [

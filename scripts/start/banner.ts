@@ -52,6 +52,7 @@ export function banner(r: Running): string {
       ? `  tokenizer    ${r.tokenizer.name} (${r.tokenizer.id}, ${r.tokenizer.manifestHash.slice(0, 12)}…)`
       : `  tokenizer    none: no default tokenizer is shipped yet (${show(r.tokenizerDir)} does not exist).\n` +
         '               Register one with the admin API (docs/api.md, "Tokenizers") or train one (revq train).',
+    `  console      ${r.url}/ (sign in with the API key)`,
     `  API docs     ${r.url}/v1/reference`,
     `  for scripts  ${show(r.localEnv)} (REVQ_URL, REVQ_API_KEY; the revq CLI reads it)`,
     `  logs         ${show(r.logDir)}/`,

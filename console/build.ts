@@ -1,0 +1,45 @@
+/**
+ * Bundles the console into console/dist/, the folder the edge Worker serves as static assets
+ * (wrangler.toml [assets]; wrangler dev and deploy run this first through [build]). Everything
+ * the page loads is in that folder: the console works with no outside network.
+ *
+ * Several edges may start at once (the tests, npm start) and each runs this build: a file is
+ * written only when its bytes changed, through a temporary file renamed into place, so a running
+ * edge never serves half a file and is not told to reload for nothing.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const DIST = join(HERE, "dist");
+const SRC = join(HERE, "src");
+
+/** Files served as they are: the page, and the headers the asset server adds to every file. */
+const STATIC = ["index.html", "_headers"];
+
+function writeIfChanged(path: string, bytes: Uint8Array): void {
+  if (existsSync(path) && Buffer.from(readFileSync(path)).equals(bytes)) return;
+  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  writeFileSync(temporary, bytes);
+  renameSync(temporary, path);
+}
+
+const result = await build({
+  entryPoints: { app: join(SRC, "main.tsx") },
+  outdir: DIST,
+  bundle: true,
+  format: "esm",
+  target: "es2022",
+  jsx: "automatic",
+  jsxImportSource: "preact",
+  minify: true,
+  sourcemap: "linked",
+  legalComments: "linked",
+  write: false,
+  logLevel: "warning",
+});
+mkdirSync(DIST, { recursive: true });
+for (const file of result.outputFiles) writeIfChanged(file.path, file.contents);
+for (const name of STATIC) writeIfChanged(join(DIST, name), readFileSync(join(SRC, name)));

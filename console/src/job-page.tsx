@@ -1,0 +1,183 @@
+/**
+ * One job: its fields, its events as a timeline and, for a train job, charts of its epochs. The
+ * job and the events that followed the last one seen are fetched together every second or so,
+ * until the job has finished (the events of its last change come with it).
+ */
+import { isFinished, type Job, type JobEvent } from "@revq/shared";
+import { useRef } from "preact/hooks";
+import type { Api } from "./api.ts";
+import { CancelButton } from "./cancel-button.tsx";
+import { ErrorNote } from "./error-note.tsx";
+import { EventTimeline } from "./event-timeline.tsx";
+import { progressText, when } from "./format.ts";
+import { href } from "./hash-route.ts";
+import { StatusBadge } from "./status-badge.tsx";
+import { TrainCharts } from "./train-charts.tsx";
+import { usePoll } from "./use-poll.ts";
+
+type EventPage = { events: JobEvent[]; next: number | null };
+
+const REFRESH_MS = 1500;
+
+/** Fields the page shows in its own way; every other one is listed as it comes. */
+const SHOWN = new Set([
+  "id",
+  "kind",
+  "status",
+  "progress",
+  "error",
+  "attempts",
+  "createdAt",
+  "updatedAt",
+  "finishedAt",
+  "parent",
+  "extractJobs",
+]);
+
+function JobLink({ id }: { id: string }) {
+  return (
+    <a href={href(["jobs", id])}>
+      <code>{id}</code>
+    </a>
+  );
+}
+
+function OtherFields({ job }: { job: Job }) {
+  const others = Object.entries(job).filter(([name, value]) => !SHOWN.has(name) && value !== null);
+  return (
+    <>
+      {others.map(([name, value]) => (
+        <div key={name}>
+          <dt>{name}</dt>
+          <dd>
+            {typeof value === "string" ? (
+              <code>{value}</code>
+            ) : (
+              <pre>{JSON.stringify(value, null, 2)}</pre>
+            )}
+          </dd>
+        </div>
+      ))}
+    </>
+  );
+}
+
+function Fields({ job }: { job: Job }) {
+  return (
+    <dl class="fields">
+      <div>
+        <dt>kind</dt>
+        <dd>{job.kind}</dd>
+      </div>
+      <div>
+        <dt>status</dt>
+        <dd>
+          <StatusBadge status={job.status} />
+          {!isFinished(job.status) && job.progress && (
+            <span class="progress"> {progressText(job.progress)}</span>
+          )}
+        </dd>
+      </div>
+      {job.error && (
+        <div>
+          <dt>error</dt>
+          <dd class="note-error">
+            <code>{job.error.code}</code> {job.error.message}
+          </dd>
+        </div>
+      )}
+      <div>
+        <dt>attempts</dt>
+        <dd>{job.attempts}</dd>
+      </div>
+      <div>
+        <dt>created</dt>
+        <dd>{when(job.createdAt)}</dd>
+      </div>
+      <div>
+        <dt>updated</dt>
+        <dd>{when(job.updatedAt)}</dd>
+      </div>
+      <div>
+        <dt>finished</dt>
+        <dd>{when(job.finishedAt)}</dd>
+      </div>
+      {job.parent && (
+        <div>
+          <dt>for the train job</dt>
+          <dd>
+            <JobLink id={job.parent} />
+          </dd>
+        </div>
+      )}
+      {job.extractJobs && job.extractJobs.length > 0 && (
+        <div>
+          <dt>extract jobs</dt>
+          <dd>
+            {job.extractJobs.map((id) => (
+              <span key={id}>
+                <JobLink id={id} />{" "}
+              </span>
+            ))}
+          </dd>
+        </div>
+      )}
+      <OtherFields job={job} />
+    </dl>
+  );
+}
+
+export function JobPage({ id }: { id: string }) {
+  // Events seen so far, for this job only: each poll asks for those after the last one.
+  const seen = useRef<{ id: string; events: JobEvent[] }>({ id, events: [] });
+  if (seen.current.id !== id) seen.current = { id, events: [] };
+
+  const polled = usePoll(
+    async (api: Api) => {
+      const path = `/v1/jobs/${encodeURIComponent(id)}`;
+      const job = await api.get<Job>(path);
+      const mine = seen.current;
+      for (;;) {
+        const after = mine.events[mine.events.length - 1]?.id ?? 0;
+        const page = await api.get<EventPage>(`${path}/events?after=${after}&limit=500`);
+        mine.events = [...mine.events, ...page.events];
+        if (page.next === null) break;
+      }
+      return { job, events: mine.events };
+    },
+    [id],
+    REFRESH_MS,
+    ({ job }) => !isFinished(job.status),
+  );
+
+  const job = polled.data?.job;
+  return (
+    <section>
+      <p class="back">
+        <a href={href(["jobs"])}>← Jobs</a>
+      </p>
+      <h1>
+        Job <code>{id}</code>
+      </h1>
+      <ErrorNote error={polled.error} />
+      {!job ? (
+        polled.error === undefined && <p class="loading">Loading the job…</p>
+      ) : (
+        <>
+          <div class="actions">
+            <CancelButton job={job} onDone={polled.reload} />
+          </div>
+          <Fields job={job} />
+          {job.kind === "train" && (
+            <>
+              <h2>Training</h2>
+              <TrainCharts events={polled.data?.events ?? []} running={!isFinished(job.status)} />
+            </>
+          )}
+          <h2>Events</h2>
+          <EventTimeline events={polled.data?.events ?? []} />
+        </>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,192 @@
+/**
+ * The console in a real browser against the whole local stack: wrangler dev serving the console
+ * and the API (the build runs first, wrangler.toml [build]), the tiny tokenizer, a revq-worker on
+ * wasm. Sign in (a refused key first), the jobs list following a job live and cancelling it, a
+ * job followed to its end, a training's curves growing epoch by epoch, an edge that goes away.
+ *
+ * The training's epochs are reported by this test through the worker API, as a worker would:
+ * the charts are what is tested, and a real training would take most of a minute on its own. It
+ * runs before the real worker starts: a stopped worker's last long-poll may still take a task.
+ */
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { selectBackend } from "../../gpu-worker/src/backend.ts";
+import { LocalEdge } from "../e2e/support/edge.ts";
+import { buildTinyTokenizer, syntheticImage } from "../e2e/support/tiny-tokenizer.ts";
+import { WorkerProcess } from "../e2e/support/worker-process.ts";
+import {
+  createJob,
+  registerTokenizer,
+  type Tenant,
+  upload,
+  waitForJob,
+} from "../e2e/support/world.ts";
+import { launchChromium } from "./support/chromium.ts";
+
+let edge: LocalEdge;
+let browser: Browser;
+let page: Page;
+let tenant: Tenant;
+let tokenizer: string;
+let images: string[];
+
+beforeAll(async () => {
+  await selectBackend("wasm");
+  const built = await buildTinyTokenizer();
+  // As under npm start, the tokenizer is the default one: a train job need not name it.
+  edge = new LocalEdge({ DEFAULT_TOKENIZER: built.hash });
+  [browser] = await Promise.all([launchChromium(), edge.start()]);
+  tokenizer = await registerTokenizer(edge, built);
+  tenant = await edge.tenant("console");
+  images = await upload(
+    edge,
+    tenant,
+    await Promise.all(
+      [1, 2, 3, 4].map(async (seed) => ({
+        bytes: await syntheticImage(seed),
+        format: "png" as const,
+      })),
+    ),
+  );
+  page = await browser.newPage();
+  page.setDefaultTimeout(20_000);
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await edge?.dispose();
+});
+
+const encodeJob = () =>
+  createJob(edge, tenant, { kind: "encode", tokenizer, inputs: { images: images.slice(0, 1) } });
+
+/** The worker API, as a worker calls it with the tenant's worker key. */
+const asWorker = <T>(path: string, body: unknown) =>
+  edge.api<T>("POST", `/v1/worker${path}`, tenant.workerKey, body);
+
+describe("the console", () => {
+  it("says a refused key plainly, then signs in with an API key to an empty jobs page", async () => {
+    await page.goto(`${edge.url}/`);
+    await page.fill("#api-key", "rvq_api_not-a-key");
+    await page.click("button[type=submit]");
+    await page.getByRole("alert").filter({ hasText: "The edge refused this key" }).waitFor();
+    // A worker key is a real key, but not one a person signs in with.
+    await page.fill("#api-key", tenant.workerKey);
+    await page.click("button[type=submit]");
+    await page.getByRole("alert").filter({ hasText: "a worker key cannot sign in" }).waitFor();
+
+    await page.fill("#api-key", tenant.apiKey);
+    await page.click("button[type=submit]");
+    await page.getByRole("heading", { name: "Jobs" }).waitFor();
+    await page.getByText("No jobs yet.").waitFor();
+    expect(await page.locator(".tenant").textContent()).toBe("console");
+    // Kept in this tab's session storage, never in a cookie.
+    expect(await page.evaluate(() => sessionStorage.getItem("revq.apiKey"))).toBe(tenant.apiKey);
+    expect(await page.context().cookies()).toEqual([]);
+  });
+
+  it("lists a job as it is made, cancels it, and filters by status and kind", async () => {
+    const job = await encodeJob();
+    const row = page.locator(`tr[data-job="${job.id}"]`);
+    await row.filter({ hasText: "queued" }).waitFor();
+    await row.getByRole("button", { name: "Cancel" }).click();
+    await row.filter({ hasText: "cancelled" }).waitFor();
+    expect(await row.getByRole("button").count()).toBe(0);
+
+    await page.selectOption("select[name=status]", "cancelled");
+    await page.waitForURL(/#\/jobs\?status=cancelled$/);
+    await row.waitFor();
+    await page.selectOption("select[name=kind]", "train");
+    await page.getByText("No cancelled train jobs.").waitFor();
+    await page.selectOption("select[name=status]", "");
+    await page.selectOption("select[name=kind]", "");
+    await row.waitFor();
+  });
+
+  it("draws a training's curves and grows them as its epochs are reported", async () => {
+    const job = await createJob(edge, tenant, {
+      kind: "train",
+      inputs: { images },
+      parameters: { epochs: 3, batchSize: 1 },
+    });
+    await page.goto(`${edge.url}/#/jobs/${job.id}`);
+    await page.getByText("No epoch has finished yet").waitFor();
+
+    const { tasks } = await asWorker<{ tasks: { taskId: string; leaseId: string }[] }>("/lease", {
+      kinds: ["train"],
+      worker: "console-test",
+      waitSeconds: 5,
+    });
+    expect(tasks).toHaveLength(1);
+    const [{ taskId, leaseId }] = tasks;
+    const epoch = (n: number) =>
+      asWorker(`/tasks/${taskId}/heartbeat`, {
+        leaseId,
+        progress: { done: n, total: 3, stage: `epoch ${n}/3` },
+        metrics: {
+          epoch: n,
+          lossQuantizer: 1 / n,
+          lossRectifier: 0.5 / n,
+          valLatentMse: 0.2 / n,
+          valRectifiedMse: 0.1 / n,
+          valPsnr: 20 + n,
+          valSsim: 0.5 + n / 10,
+          vaePsnr: 30,
+          vaeSsim: 0.9,
+          usageMean: 0.5 + n / 10,
+          usageMin: 0.2 + n / 10,
+        },
+      });
+
+    await epoch(1);
+    const charts = page.locator(".chart");
+    await page.locator('.chart[data-chart="Training losses"][data-points="1"]').waitFor();
+    expect(await charts.evaluateAll((all) => all.map((c) => c.getAttribute("data-chart")))).toEqual(
+      ["Training losses", "Held-out latent MSE", "Held-out PSNR", "Held-out SSIM", "Code usage"],
+    );
+    // Each chart is a uPlot canvas with its series named in the legend.
+    expect(await charts.locator("canvas").count()).toBe(5);
+    await page.locator(".chart", { hasText: "after the rectifier" }).waitFor();
+
+    await epoch(2);
+    await page.locator('.chart[data-chart="Code usage"][data-points="2"]').waitFor();
+    expect(await page.locator('.chart[data-points="2"]').count()).toBe(5);
+
+    await page.locator(".actions").getByRole("button", { name: "Cancel" }).click();
+    await page.locator(".fields .status", { hasText: "cancelled" }).waitFor();
+    expect(await waitForJob(edge, tenant, job.id)).toMatchObject({ status: "cancelled" });
+  });
+
+  it("opens a job and follows it to its end, run by a revq-worker", async () => {
+    const worker = new WorkerProcess(edge, { name: "console-worker", workerKey: tenant.workerKey });
+    try {
+      const job = await encodeJob();
+      await page.locator(".back a").click();
+      await page.locator(`tr[data-job="${job.id}"] a`).click();
+      await page.waitForURL(new RegExp(`#/jobs/${job.id}$`));
+      await page.getByRole("heading", { name: `Job ${job.id}` }).waitFor();
+      const status = page.locator(".fields .status");
+      await status.filter({ hasText: "succeeded" }).waitFor({ timeout: 45_000 });
+      const timeline = page.locator(".timeline");
+      await timeline.locator(".event-status", { hasText: "running" }).waitFor();
+      await timeline.locator(".event-status", { hasText: "succeeded" }).waitFor();
+      expect(await timeline.locator(".event-status").first().textContent()).toContain("queued");
+      await page.locator(".fields dt", { hasText: "result" }).waitFor();
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("says so when the edge goes away, and carries on when it is back", async () => {
+    await page.goto(`${edge.url}/#/jobs`);
+    await page.locator("table.jobs").waitFor();
+    // The network fails as it does for an edge that stopped: fetch rejects.
+    await page.route("**/v1/**", (route) => route.abort("connectionrefused"));
+    const away = page.getByRole("alert").filter({ hasText: "did not answer" });
+    await away.waitFor();
+    // What was on the page stays.
+    expect(await page.locator("table.jobs tbody tr").count()).toBeGreaterThan(0);
+    await page.unroute("**/v1/**");
+    await away.waitFor({ state: "detached" });
+  });
+});

@@ -2,10 +2,10 @@
  * Live data: loads now, then again `intervalMs` after each answer for as long as `keepGoing`
  * says so (a finished job stops its page's polling). One request at a time. An error keeps the
  * last good data on screen beside the message, so an edge that goes away for a moment blanks
- * nothing; a refused key ends the session instead.
+ * nothing; a refused key ends the session instead, and a 404 ends the polling.
  */
 import { useEffect, useRef, useState } from "preact/hooks";
-import { type Api, KeyRefused } from "./api.ts";
+import { type Api, ApiError, KeyRefused } from "./api.ts";
 import { useSession } from "./session-context.ts";
 
 export type Polled<T> = { data: T | undefined; error: unknown; reload(): void };
@@ -46,6 +46,8 @@ export function usePoll<T>(
           return;
         }
         setError(caught);
+        // Nothing there (a mistyped job id): asking again will not make it appear.
+        again = !(caught instanceof ApiError && caught.status === 404);
       } finally {
         running = false;
       }

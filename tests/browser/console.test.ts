@@ -2,7 +2,8 @@
  * The console in a real browser against the whole local stack: wrangler dev serving the console
  * and the API (the build runs first, wrangler.toml [build]), the tiny tokenizer, a revq-worker on
  * wasm. Sign in (a refused key first), the jobs list following a job live and cancelling it, a
- * job followed to its end, a training's curves growing epoch by epoch, an edge that goes away.
+ * job followed to its end, a training's curves growing epoch by epoch, an edge that goes away, a
+ * key revoked while in use.
  *
  * The training's epochs are reported by this test through the worker API, as a worker would:
  * the charts are what is tested, and a real training would take most of a minute on its own. It
@@ -65,7 +66,7 @@ const asWorker = <T>(path: string, body: unknown) =>
   edge.api<T>("POST", `/v1/worker${path}`, tenant.workerKey, body);
 
 describe("the console", () => {
-  it("says a refused key plainly, then signs in with an API key to an empty jobs page", async () => {
+  it("says a refused key plainly, signs in with an API key to an empty jobs page, says a job is not there", async () => {
     await page.goto(`${edge.url}/`);
     await page.fill("#api-key", "rvq_api_not-a-key");
     await page.click("button[type=submit]");
@@ -83,6 +84,11 @@ describe("the console", () => {
     // Kept in this tab's session storage, never in a cookie.
     expect(await page.evaluate(() => sessionStorage.getItem("revq.apiKey"))).toBe(tenant.apiKey);
     expect(await page.context().cookies()).toEqual([]);
+
+    // A job that is not there is said so, not a blank page.
+    await page.goto(`${edge.url}/#/jobs/job_nope`);
+    await page.getByRole("alert").filter({ hasText: "No job job_nope." }).waitFor();
+    await page.goto(`${edge.url}/#/jobs`);
   });
 
   it("lists a job as it is made, cancels it, and filters by status and kind", async () => {
@@ -166,7 +172,7 @@ describe("the console", () => {
       await page.waitForURL(new RegExp(`#/jobs/${job.id}$`));
       await page.getByRole("heading", { name: `Job ${job.id}` }).waitFor();
       const status = page.locator(".fields .status");
-      await status.filter({ hasText: "succeeded" }).waitFor({ timeout: 45_000 });
+      await status.filter({ hasText: "succeeded" }).waitFor({ timeout: 60_000 });
       const timeline = page.locator(".timeline");
       await timeline.locator(".event-status", { hasText: "running" }).waitFor();
       await timeline.locator(".event-status", { hasText: "succeeded" }).waitFor();
@@ -188,5 +194,22 @@ describe("the console", () => {
     expect(await page.locator("table.jobs tbody tr").count()).toBeGreaterThan(0);
     await page.unroute("**/v1/**");
     await away.waitFor({ state: "detached" });
+  });
+
+  it("goes back to the sign-in form, saying why, when the key is revoked", async () => {
+    const keys = `/v1/admin/tenants/${tenant.tenantId}/keys`;
+    const second = await edge.api<{ id: string; key: string }>("POST", keys, edge.adminKey, {
+      kind: "api",
+      name: "console-second",
+    });
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.fill("#api-key", second.key);
+    await page.click("button[type=submit]");
+    await page.locator("table.jobs").waitFor();
+
+    await edge.api("DELETE", `${keys}/${second.id}`, edge.adminKey);
+    await page.getByRole("alert").filter({ hasText: "The edge refused the key" }).waitFor();
+    await page.locator("#api-key").waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem("revq.apiKey"))).toBeNull();
   });
 });

@@ -181,6 +181,11 @@ describe("npm start", () => {
     expect(first.output).toContain(`revq is running at http://127.0.0.1:${port}`);
     expect(first.output).toContain("Created the local tenant and its keys.");
     expect(first.output).toContain(`tokenizer    ${shipped.name} (tok_`);
+    // The console, built by wrangler dev before it started (wrangler.toml [build]), at /.
+    expect(first.output).toContain(`console      http://127.0.0.1:${port}/ `);
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+    expect(await page.text()).toContain("<title>revq console</title>");
     const local = readFileSync(join(stateDir, "local.env"), "utf8");
     expect(local).toMatch(new RegExp(`^REVQ_URL=http://127.0.0.1:${port}$`, "m"));
     const apiKey = (local.match(/^REVQ_API_KEY=(rvq_api_\S+)$/m) as RegExpMatchArray)[1];

@@ -2,12 +2,12 @@
  * The console in a real browser against the whole local stack: wrangler dev serving the console
  * and the API (the build runs first, wrangler.toml [build]), the tiny tokenizer, a revq-worker on
  * wasm. Sign in (a refused key first), the jobs list following a job live and cancelling it, a
- * job followed to its end, a training's curves growing epoch by epoch, an edge that goes away, a
- * key revoked while in use.
+ * job followed to its end, a training's curves growing epoch by epoch and a real training's
+ * curves, an edge that goes away, a key revoked while in use.
  *
- * The training's epochs are reported by this test through the worker API, as a worker would:
- * the charts are what is tested, and a real training would take most of a minute on its own. It
- * runs before the real worker starts: a stopped worker's last long-poll may still take a task.
+ * The growing curves' epochs are reported by this test through the worker API, as a worker
+ * would, so that the charts are seen to grow: a real training of the size a test affords ends
+ * before the page has loaded. That test runs before the worker starts, which would take its task.
  */
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -30,6 +30,8 @@ let page: Page;
 let tenant: Tenant;
 let tokenizer: string;
 let images: string[];
+/** The revq-worker, from the test that starts it on. */
+let worker: WorkerProcess | undefined;
 
 beforeAll(async () => {
   await selectBackend("wasm");
@@ -54,6 +56,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await worker?.stop();
   await browser?.close();
   await edge?.dispose();
 });
@@ -164,23 +167,51 @@ describe("the console", () => {
   });
 
   it("opens a job and follows it to its end, run by a revq-worker", async () => {
-    const worker = new WorkerProcess(edge, { name: "console-worker", workerKey: tenant.workerKey });
-    try {
-      const job = await encodeJob();
-      await page.locator(".back a").click();
-      await page.locator(`tr[data-job="${job.id}"] a`).click();
-      await page.waitForURL(new RegExp(`#/jobs/${job.id}$`));
-      await page.getByRole("heading", { name: `Job ${job.id}` }).waitFor();
-      const status = page.locator(".fields .status");
-      await status.filter({ hasText: "succeeded" }).waitFor({ timeout: 60_000 });
-      const timeline = page.locator(".timeline");
-      await timeline.locator(".event-status", { hasText: "running" }).waitFor();
-      await timeline.locator(".event-status", { hasText: "succeeded" }).waitFor();
-      expect(await timeline.locator(".event-status").first().textContent()).toContain("queued");
-      await page.locator(".fields dt", { hasText: "result" }).waitFor();
-    } finally {
-      await worker.stop();
-    }
+    worker = new WorkerProcess(edge, { name: "console-worker", workerKey: tenant.workerKey });
+    const job = await encodeJob();
+    await page.locator(".back a").click();
+    await page.locator(`tr[data-job="${job.id}"] a`).click();
+    await page.waitForURL(new RegExp(`#/jobs/${job.id}$`));
+    await page.getByRole("heading", { name: `Job ${job.id}` }).waitFor();
+    const status = page.locator(".fields .status");
+    await status.filter({ hasText: "succeeded" }).waitFor({ timeout: 60_000 });
+    const timeline = page.locator(".timeline");
+    await timeline.locator(".event-status", { hasText: "running" }).waitFor();
+    await timeline.locator(".event-status", { hasText: "succeeded" }).waitFor();
+    expect(await timeline.locator(".event-status").first().textContent()).toContain("queued");
+    await page.locator(".fields dt", { hasText: "result" }).waitFor();
+  });
+
+  it("charts a short real training, from the worker's own reports", async () => {
+    const more = await upload(
+      edge,
+      tenant,
+      await Promise.all(
+        [5, 6, 7, 8, 9, 10, 11, 12].map(async (seed) => ({
+          bytes: await syntheticImage(seed),
+          format: "png" as const,
+        })),
+      ),
+    );
+    // 12 images: 1 held out, 11 to train on in 2 batches of 4, with a tiny rectifier (seconds).
+    const job = await createJob(edge, tenant, {
+      kind: "train",
+      inputs: { images: [...images, ...more] },
+      parameters: {
+        name: "console-trained",
+        tokens: 128,
+        codes: 16,
+        batchSize: 4,
+        epochs: 2,
+        seed: 1,
+        rectifier: { channels: 16, blocks: 1, headDim: 8, multiscales: [5] },
+      },
+    });
+    await page.goto(`${edge.url}/#/jobs/${job.id}`);
+    await page.locator(".fields .status", { hasText: "succeeded" }).waitFor({ timeout: 60_000 });
+    await page.locator('.chart[data-chart="Training losses"][data-points="2"]').waitFor();
+    // Every figure the console charts is one the worker reports.
+    expect(await page.locator('.chart[data-points="2"]').count()).toBe(5);
   });
 
   it("says so when the edge goes away, and carries on when it is back", async () => {

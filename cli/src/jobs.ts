@@ -2,7 +2,7 @@
 import { EventPage, isFinished, Job, type JobEvent, sleep } from "@revq/shared";
 import type { Api } from "./api.ts";
 import { CliError, EXIT } from "./errors.ts";
-import type { Progress } from "./progress.ts";
+import { type Progress, progressStage } from "./progress.ts";
 
 const POLL_MS = 500;
 
@@ -16,7 +16,7 @@ export async function waitForJob(api: Api, id: string, progress: Progress): Prom
     const job = await getJob(api, id);
     if (isFinished(job.status)) return job;
     if (job.progress) {
-      progress.update(job.progress.done, job.progress.total, job.progress.stage);
+      progress.update(job.progress.done, job.progress.total, progressStage(job.progress));
     } else {
       progress.status(job.status === "queued" ? "queued (waiting for a worker)…" : "running…");
     }

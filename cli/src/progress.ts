@@ -2,6 +2,7 @@
  * A one-line progress bar, redrawn in place on a terminal and at most ten times a second. Without
  * a terminal it draws nothing: logs and pipes get the final summary only.
  */
+import type { Progress as JobProgress } from "@revq/shared";
 
 const WIDTH = 28;
 
@@ -55,4 +56,18 @@ export function renderBar(label: string, done: number, total?: number, stage?: s
   const filled = Math.round(fraction * WIDTH);
   const bar = `${"█".repeat(filled)}${"░".repeat(WIDTH - filled)}`;
   return `${label} ${bar} ${done}/${total} ${Math.floor(fraction * 100)}%${suffix}`;
+}
+
+/** The progress's stage with the time left, for the bar. */
+export function progressStage(p: JobProgress): string {
+  const left = p.etaSeconds === undefined ? "" : `${duration(p.etaSeconds)} left`;
+  return [p.stage, left].filter(Boolean).join(" · ");
+}
+
+export function duration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }

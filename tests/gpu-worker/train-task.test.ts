@@ -10,6 +10,7 @@ import {
   type LeasedTask,
   latentShardName,
   manifestHash,
+  type Progress,
   parseManifest,
   readTokenStream,
 } from "@revq/shared";
@@ -73,7 +74,7 @@ describe("the train task", () => {
   it("trains on a dataset and leaves a tokenizer the worker can encode with", async () => {
     const bucket = new MemoryBucket();
     const p = pipelines(bucket);
-    const { ctx, stages, metrics } = context();
+    const { ctx, progress, stages, metrics } = context();
     const task = await trainTask(bucket, PARAMETERS);
     const { dataset } = task.payload;
     const outcome = await runTask(p)(task, ctx);
@@ -113,11 +114,15 @@ describe("the train task", () => {
     expect(metrics.slice(1).every((m) => m.lossQuantizer > 0 && m.valRectifiedMse > 0)).toBe(true);
     expect(stages).toContain("extracting latents");
     expect(stages).toContain("latents: 0 shards reused, 3 extracted");
-    expect(stages).toContain("epoch 1/3");
-    expect(
-      stages.some((s) => /^epoch 3\/3 · after epoch 2: loss [\d.]+\+[\d.]+, val /.test(s)),
-    ).toBe(true);
-    expect(stages.at(-2)).toMatch(/^after epoch 3: loss /);
+    // Each epoch's 2 steps, then its validation, and how long the rest should take.
+    const epoch3 = progress.filter((p) => p.stage?.startsWith("epoch 3/3"));
+    expect(epoch3.map((p) => [p.done, p.total, p.stage])).toEqual([
+      [1, 2, "epoch 3/3"],
+      [2, 2, "epoch 3/3 · validating"],
+    ]);
+    expect(epoch3.every((p) => (p.etaSeconds ?? -1) >= 0)).toBe(true);
+    expect(progress.find((p) => p.stage === "epoch 1/3")?.etaSeconds).toBeGreaterThan(0);
+    expect(stages.at(-1)).toBe("exporting the tokenizer");
     const prefix = bucketKeys.jobCheckpoints(TENANT, JOB);
     expect(bucket.objects.has(`${prefix}state/checkpoint.json`)).toBe(true);
     // The latents are the dataset's, under its shared prefix, not the job's; written from the
@@ -190,10 +195,10 @@ describe("the train task", () => {
     const task = await trainTask(bucket, PARAMETERS);
     const controller = new AbortController();
     const first = context(controller);
-    const stopAfterEpoch1 = first.ctx.progress;
-    first.ctx.progress = (p) => {
-      stopAfterEpoch1(p);
-      if (p.stage?.startsWith("after epoch 1:")) controller.abort(new Error("lease lost"));
+    const stopAfterEpoch1 = first.ctx.metrics;
+    first.ctx.metrics = (m) => {
+      stopAfterEpoch1(m);
+      if (m.epoch === 1) controller.abort(new Error("lease lost"));
     };
     await expect(runTask(pipelines(bucket))(task, first.ctx)).rejects.toThrow();
     const index = JSON.parse(
@@ -213,9 +218,7 @@ describe("the train task", () => {
       second.logs.some((l) => l.includes("resuming training") && l.includes('"afterEpoch":1')),
     ).toBe(true);
     expect(second.metrics[0]).toMatchObject({ latentShardsReused: 3, latentShardsExtracted: 0 });
-    expect(second.stages.filter((s) => s.startsWith("epoch "))[0]).toMatch(
-      /^epoch 2\/3 · after epoch 1: /,
-    );
+    expect(second.stages.filter((s) => s.startsWith("epoch "))[0]).toBe("epoch 2/3");
     const hash = await manifestHash(
       parseManifest((outcome.result as { manifest: unknown }).manifest),
     );
@@ -228,6 +231,44 @@ describe("the train task", () => {
       b.objects.get(bucketKeys.tokenizerFile(h, "rectifier.safetensors"));
     expect(rect(bucket, hash)).toEqual(rect(straight, straightHash));
   }, 90_000);
+
+  it("lets the worker's timers run within an epoch, so that each epoch's figures leave as it ends", async () => {
+    // 42 images: 38 to train in batches of 4, 9 steps an epoch, long enough for turns of the
+    // event loop between them.
+    const many = await Promise.all(Array.from({ length: 42 }, (_, i) => syntheticImage(950 + i)));
+    const bucket = new MemoryBucket();
+    const dataset = await putDataset(bucket, many, base, SHARD_SIZE, "many");
+    const payload = {
+      kind: "train" as const,
+      base: putTokenizer(bucket, base),
+      dataset,
+      parameters: { ...TINY_TRAINING, batchSize: 4, epochs: 2 },
+      output: { checkpoints: bucketKeys.jobCheckpoints(TENANT, JOB) },
+    };
+    const { ctx } = context();
+    // The worker's heartbeat timer, in small: the turns of the event loop at each step.
+    let turns = 0;
+    const timer = setInterval(() => turns++, 1);
+    const turnsAtSteps: number[] = [];
+    let latest: Progress | undefined;
+    ctx.progress = (p) => {
+      latest = p;
+      if (p.stage === "epoch 1/2") turnsAtSteps.push(turns);
+    };
+    // As the worker's heartbeat sends a metric set: on a later turn of the event loop.
+    const sent: (Progress | undefined)[] = [];
+    ctx.metrics = (m) => {
+      if ("epoch" in m) setTimeout(() => sent.push(latest), 0);
+    };
+    await runTask(pipelines(bucket))({ ...leased(payload, JOB), payload }, ctx);
+    clearInterval(timer);
+    expect(turnsAtSteps).toHaveLength(8);
+    expect(turnsAtSteps.at(-1)).toBeGreaterThan(turnsAtSteps[0]);
+    // Epoch 1's figures left before epoch 2 had ended, not with its own.
+    const left = sent[0];
+    expect(left?.stage === "epoch 1/2 · validating" || left?.stage === "epoch 2/2").toBe(true);
+    expect(left?.stage === "epoch 2/2" && left.done === 9).toBe(false);
+  }, 60_000);
 
   it("fails with a reason that says what to change", async () => {
     const bucket = new MemoryBucket();

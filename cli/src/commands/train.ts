@@ -1,8 +1,8 @@
 /**
  * revq train DIR: a new tokenizer from your images. Remotely (the default): the images go into a
  * new dataset at the edge (as revq datasets add sends them), a train job on it runs on the GPU
- * workers, its extract jobs and then its progress and per-epoch metrics are shown live, the new
- * tokenizer at the end. --offline: the same training code on this machine, by the worker
+ * workers, its extract jobs and then its progress (the epoch's steps, the time left) and a table
+ * row per epoch are shown live, the new tokenizer at the end. --offline: the same training code on this machine, by the worker
  * package's revq-train.
  */
 import { spawn } from "node:child_process";
@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync, realpathSync } from "node:fs";
 import { basename, delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Dataset, Job, type JobEvent, TrainParameters } from "@revq/shared";
+import { Dataset, Job, type JobEvent, Progress, TrainParameters } from "@revq/shared";
 import type { Api } from "../api.ts";
 import { type Parsed, positiveInt, stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
@@ -21,8 +21,10 @@ import { type BatchLimits, collectImages, type LocalImage } from "../images.ts";
 import { onInterrupt } from "../interrupt.ts";
 import { followEvents, requireSucceeded } from "../jobs.ts";
 import type { Output } from "../output.ts";
+import { progressStage } from "../progress.ts";
 import { namedTokenizer } from "../tokenizer-choice.ts";
 import { checkEnoughImages, trainingDataset } from "../train-dataset.ts";
+import { EpochTable, epochMetricsOf } from "../train-report.ts";
 import { datasetContents } from "./datasets.ts";
 import { eventLine } from "./jobs.ts";
 
@@ -33,8 +35,9 @@ const help = `usage: revq train DIR... [options]
 Trains a ReVQ tokenizer on your images (folders are searched for .png, .jpg, .jpeg, .webp).
 By default on the edge's GPU workers: the images go into a dataset named after the folder (as
 revq datasets add sends them; one an earlier run of the same images left is resumed, and only
-the images it lacks are sent), a train job runs on it, the extraction of its latents and then its progress and
-per-epoch metrics are shown as they come, and the new tokenizer is yours to use. --dataset
+the images it lacks are sent), a train job runs on it, the extraction of its latents and then
+its progress (the epoch's steps, the time left) and a table row per epoch are shown as they
+come, and the new tokenizer is yours to use. --dataset
 trains on a dataset already at the edge instead (revq datasets). Ctrl-C stops watching, not
 the job (revq jobs cancel stops it). With --offline the same training code runs on this
 machine (revq-train) and writes a tokenizer folder.
@@ -163,6 +166,7 @@ async function trainRemote(parsed: Parsed, out: Output, connect: () => Api): Pro
   );
   const extract = new ExtractJobs(api, out, created.extractJobs ?? []);
   const progress = out.progress("train   ");
+  const table = new EpochTable();
   const events: JobEvent[] = [];
   const job = await followEvents(
     api,
@@ -171,19 +175,17 @@ async function trainRemote(parsed: Parsed, out: Output, connect: () => Api): Pro
       events.push(event);
       if (event.type === "progress") {
         // While extract jobs run, the progress line is theirs.
-        if (extract.active) return;
-        const d = event.data;
-        progress.update(
-          Number(d.done),
-          d.total === undefined ? undefined : Number(d.total),
-          String(d.stage ?? ""),
-        );
+        const p = Progress.safeParse(event.data);
+        if (!extract.active && p.success) {
+          progress.update(p.data.done, p.data.total, progressStage(p.data));
+        }
         return;
       }
-      // Epoch summaries, worker messages and status changes stay on screen above the bar.
+      // Epoch rows, worker messages and status changes stay on screen above the bar.
       progress.end();
       extract.clear();
-      out.line(eventLine(event));
+      const epoch = epochMetricsOf(event);
+      for (const line of epoch ? table.lines(epoch) : [eventLine(event)]) out.line(line);
     },
     { onPoll: () => extract.poll() },
   );

@@ -8,8 +8,9 @@
  *    first) meet in the middle.
  * 2. Training (train/run.ts) with a checkpoint under `state/` after every epoch; a re-leased task
  *    resumes from the last one on whatever worker takes it, the loss curve going on where it
- *    stopped. Progress counts steps over the whole run; its stage names the epoch and sums up
- *    the last finished one.
+ *    stopped. Progress counts the steps of the epoch under way, its stage names the epoch, and
+ *    it says how long the run should still take; each epoch's figures go out as a metric set as
+ *    soon as it ends.
  * 3. Export: the tokenizer's files to tokenizers/{hash}/files/, then complete with the manifest
  *    (the edge stores it, checks the files and marks the tokenizer ready). Exporting again after
  *    a lost lease writes the same bytes under the same hash.
@@ -33,7 +34,7 @@ import { exportTokenizer } from "../train/export.ts";
 import { extractLatents, type ImageSource } from "../train/extract.ts";
 import { epochMetrics, runMetrics } from "../train/metrics.ts";
 import { DEFAULT_PROBE_IMAGES, prepareTrainData } from "../train/prepare.ts";
-import { disposeRun, type EpochRecord, startRun, type TrainRun, train } from "../train/run.ts";
+import { disposeRun, startRun, type TrainRun, train } from "../train/run.ts";
 import type { TaskContext, TaskOutcome } from "../worker.ts";
 import type { Pipelines } from "./context.ts";
 import { readObject, writeObject } from "./io.ts";
@@ -150,24 +151,20 @@ async function trainRun(
   const run: TrainRun = saved ?? (await startRun(runConfig, data));
   if (saved)
     context.log.info("resuming training", { afterEpoch: saved.epoch, epochs: runConfig.epochs });
-  const steps = Math.floor(data.train.length / runConfig.batchSize);
-  const total = steps * runConfig.epochs;
-  // Every step's progress carries the last finished epoch's summary: whichever progress a
-  // heartbeat happens to send, the job's events follow the curve.
-  let last = run.history.length > 0 ? epochSummary(run.history[run.history.length - 1]) : "";
+  const eta = runPace(run.epoch, runConfig.epochs);
   try {
     await train(run, data, {
       signal,
       onStep: (p) =>
         context.progress({
-          done: p.epoch * steps + p.step,
-          total,
-          stage: `epoch ${p.epoch + 1}/${runConfig.epochs}${last ? ` · ${last}` : ""}`,
+          done: p.step,
+          total: p.steps,
+          // After its last step the epoch is validated before it ends.
+          stage: `epoch ${p.epoch + 1}/${runConfig.epochs}${p.step === p.steps ? " · validating" : ""}`,
+          etaSeconds: eta(p.epoch + p.step / p.steps),
         }),
       onEpoch: async (record, r) => {
         await saveCheckpoint(states, r, identity);
-        last = epochSummary(record);
-        context.progress({ done: r.epoch * steps, total, stage: last });
         context.metrics(epochMetrics(record));
         context.log.info("epoch done", epochMetrics(record));
       },
@@ -228,14 +225,18 @@ async function datasetLatents(
   return latents;
 }
 
-/** The epoch in a few words for the job's progress (its stage holds at most 100 characters). */
-function epochSummary(r: EpochRecord): string {
-  const v = r.validation;
-  const val = v ? `, val ${v.latentMse.toPrecision(4)}→${v.rectifiedMse.toPrecision(4)}` : "";
-  return `after epoch ${r.epoch + 1}: loss ${r.lossQuantizer.toPrecision(4)}+${r.lossRectifier.toPrecision(4)}${val}`.slice(
-    0,
-    80,
-  );
+/**
+ * The seconds a run from epoch `from` to `epochs` should still take when `at` epochs are done
+ * (fractions within one), at its pace since it started here: once an epoch has ended, that
+ * pace includes its validation and checkpoint.
+ */
+function runPace(from: number, epochs: number) {
+  const started = performance.now();
+  return (at: number): number | undefined => {
+    if (at <= from) return undefined;
+    const perEpoch = (performance.now() - started) / 1000 / (at - from);
+    return perEpoch * (epochs - at);
+  };
 }
 
 function withoutWeights(vae: Tokenizer["manifest"]["vae"]) {

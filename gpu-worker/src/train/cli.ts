@@ -14,7 +14,13 @@
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { defaultHeldOut, type LatentShape, parseSafetensors, sha256Hex } from "@revq/shared";
+import {
+  defaultHeldOut,
+  type LatentShape,
+  parseSafetensors,
+  rectifierWarning,
+  sha256Hex,
+} from "@revq/shared";
 import { type BackendChoice, isBackendChoice, selectBackend } from "../backend.ts";
 import type { ImageSize } from "../models/vae.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
@@ -26,6 +32,7 @@ import { type LatentSet, latentSet } from "./dataset.ts";
 import { exportTokenizer } from "./export.ts";
 import { extractLatents, readShard } from "./extract.ts";
 import { folderStore } from "./folder-store.ts";
+import { epochMetrics } from "./metrics.ts";
 import { DEFAULT_PROBE_IMAGES, prepareTrainData } from "./prepare.ts";
 import { disposeRun, startRun, train } from "./run.ts";
 
@@ -243,6 +250,8 @@ async function main(flags: Flags, signal: AbortSignal): Promise<void> {
     onEpoch: async (record, r) => {
       if (terminal) process.stderr.write("\r\x1b[K");
       process.stdout.write(`${epochRow(record, config.epochs)}\n`);
+      const warning = rectifierWarning(epochMetrics(record));
+      if (warning) process.stdout.write(`${warning}\n`);
       await saveCheckpoint(checkpoints, r, datasetId);
     },
   });

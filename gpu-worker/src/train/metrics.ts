@@ -4,11 +4,13 @@
  * (the PSNR of a perfect reconstruction) are left out: JSON cannot carry them.
  */
 
+import type { EpochMetrics } from "@revq/shared";
 import type { EpochRecord } from "./run.ts";
 
-export function epochMetrics(record: EpochRecord): Record<string, number> {
+/** The epoch's metric set, named as @revq/shared's EpochMetrics, which clients read it with. */
+export function epochMetrics(record: EpochRecord): EpochMetrics {
   const v = record.validation;
-  const all: Record<string, number | undefined> = {
+  const all: Record<keyof EpochMetrics, number | undefined> = {
     epoch: record.epoch + 1,
     steps: record.steps,
     lossQuantizer: record.lossQuantizer,
@@ -31,7 +33,7 @@ export function epochMetrics(record: EpochRecord): Record<string, number> {
   };
   return Object.fromEntries(
     Object.entries(all).filter((e): e is [string, number] => Number.isFinite(e[1])),
-  );
+  ) as EpochMetrics;
 }
 
 /**

@@ -24,6 +24,7 @@ import {
   normalizeLatents,
   shuffledOrder,
 } from "./dataset.ts";
+import { letEventLoopTurn } from "./event-loop.ts";
 import { createQuantizer, disposeQuantizer, readCodebook, writeCodebook } from "./quantizer.ts";
 import { learningRateAt } from "./schedule.ts";
 import {
@@ -152,6 +153,7 @@ export async function runEpoch(
     const { metrics } = await trainStep(state, batch);
     if (previous) tally(await previous, step);
     previous = metrics;
+    await letEventLoopTurn();
   }
   if (previous) tally(await previous, steps);
 

@@ -11,6 +11,7 @@ import { rectify } from "../models/rectifier.ts";
 import type { Vae } from "../models/vae.ts";
 import { type Assign, assigner } from "./assign.ts";
 import { gatherLatents, type LatentSet, type Normalizer, normalizeLatents } from "./dataset.ts";
+import { letEventLoopTurn } from "./event-loop.ts";
 import { psnr, ssim } from "./image-metrics.ts";
 import { gatherCodes } from "./quantizer.ts";
 import { type TrainState, toNhwc } from "./step.ts";
@@ -76,6 +77,7 @@ export async function validate(
     const r = await reconstruct(state, assign, batch);
     quantSum += r.quantSquares;
     rectSum += r.rectSquares;
+    await letEventLoopTurn();
   }
   const values = heldOut.count * heldOut.dims;
   const result: Validation = { latentMse: quantSum / values, rectifiedMse: rectSum / values };

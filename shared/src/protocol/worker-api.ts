@@ -168,6 +168,8 @@ export const Progress = z.object({
   done: z.number().min(0),
   total: z.number().positive().optional(),
   stage: z.string().min(1).max(100).optional(),
+  /** Seconds the task should still take at its pace so far (a train task's, once it trains). */
+  etaSeconds: z.number().min(0).optional(),
 });
 export type Progress = z.infer<typeof Progress>;
 

@@ -74,7 +74,12 @@ function Fields({ job }: { job: Job }) {
         <dd>
           <StatusBadge status={job.status} />
           {!isFinished(job.status) && job.progress && (
-            <span class="progress"> {progressText(job.progress)}</span>
+            <span class="progress">
+              {job.progress.total !== undefined && (
+                <progress value={job.progress.done} max={job.progress.total} />
+              )}{" "}
+              {progressText(job.progress)}
+            </span>
           )}
         </dd>
       </div>

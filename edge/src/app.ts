@@ -15,6 +15,7 @@ import { imageRoutes } from "./routes/images.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 import { mountOpenApi } from "./routes/openapi.ts";
 import { tenantRoutes } from "./routes/tenant.ts";
+import { tokenUploadRoutes } from "./routes/token-uploads.ts";
 import { tokenizerRoutes } from "./routes/tokenizers.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
@@ -46,6 +47,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/v1/jobs", jobRoutes);
   app.route("/v1/worker", workerRoutes);
   app.route("/v1/decode", decodeRoutes);
+  app.route("/v1/tokens", tokenUploadRoutes);
   app.route("/v1/webhooks", webhookRoutes);
   mountOpenApi(app);
   return app;

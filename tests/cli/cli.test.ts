@@ -17,6 +17,7 @@ import {
   readNpy,
   readTensor,
   readTokenJson,
+  writeNpy,
 } from "@revq/shared";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -167,6 +168,30 @@ describe("revq against a running edge", () => {
       await run(["reconstruct", json<{ job: string }>(fromJob).job]),
       2,
       /job_\w+ is a reconstruct job, not an encode job/,
+    );
+  });
+
+  it("reconstructs a token file: a token stream, and a .npy of ids with its tokenizer named", async () => {
+    const fromStream = await run(["reconstruct", "t.rvqt", "-o", "r3", "--json"]);
+    expect(fromStream.code, fromStream.stderr).toBe(0);
+    expect(json<{ files: string[] }>(fromStream).files).toEqual([
+      "r3/0000.png",
+      "r3/0001.png",
+      "r3/0002.png",
+    ]);
+    const fromNpy = await run(["reconstruct", "t.npy", "--tokenizer", tokenizer.id, "-o", "r4"]);
+    expect(fromNpy.code, fromNpy.stderr).toBe(0);
+    expect(fromNpy.stdout).toMatch(/^3 PNGs in r4\/ /);
+    expect(fromNpy.stderr).toMatch(/3 records of t\.npy uploaded as tks_\w+/);
+    // The same ids give the same pixels, whichever form carried them.
+    for (const name of ["0000.png", "0002.png"]) {
+      expect(readFileSync(join(dir, "r4", name))).toEqual(readFileSync(join(dir, "r3", name)));
+    }
+    writeFileSync(join(dir, "floats.npy"), writeNpy(new Float32Array(4), [1, 4]));
+    expectFailure(
+      await run(["reconstruct", "floats.npy", "--tokenizer", tokenizer.id]),
+      2,
+      /floats\.npy is not a token file: token ids are integers/,
     );
   });
 

@@ -4,6 +4,7 @@
  * then byte mutations of the body, JSON value mutations, mutated parts inside a valid multipart
  * form, and now and then a wrong content type.
  */
+import { writeNpy } from "../../../shared/src/format/npy.ts";
 import { writeTokenJson } from "../../../shared/src/format/token-json.ts";
 import {
   TOKEN_STREAM_MEDIA_TYPE,
@@ -136,7 +137,10 @@ export function routeCases(world: FuzzWorld, seeds: HttpSeeds): RouteCase[] {
   };
   const streams = [1, 2, 4].map((n) => writeTokenStream(params, idsFor(params, n)));
   const tokenJsons = [1, 2].map((n) => writeTokenJson(params, idsFor(params, n)));
+  const npys = [1, 3].map((n) => writeNpy(Int32Array.from(idsFor(params, n)), [n, 512]));
   const queries = ["", "?output=ids", "?output=ids&format=npy", "?format=safetensors"];
+  const uploadPath = (rng: Rng) =>
+    rng.nextFloat() < 0.9 ? `/v1/tokens?tokenizer=${world.manifestHash}` : "/v1/tokens";
   const decodePath = (rng: Rng) =>
     `/v1/decode${rng.nextFloat() < 0.05 ? "?output=x&format=" : pick(rng, queries)}`;
   const task = (rng: Rng, tenant: FuzzTenant) =>
@@ -178,6 +182,36 @@ export function routeCases(world: FuzzWorld, seeds: HttpSeeds): RouteCase[] {
         path: decodePath(rng),
         contentType: contentType(rng, "application/json"),
         body: jsonBody(rng, [...tokenJsons, { job: tenant.jobId }]),
+      }),
+    },
+    {
+      key: "api",
+      name: "POST /v1/tokens (token stream)",
+      make: (rng) => ({
+        method: "POST",
+        path: uploadPath(rng),
+        contentType: contentType(rng, TOKEN_STREAM_MEDIA_TYPE),
+        body: rng.nextFloat() < VALID_SHARE ? pick(rng, streams) : mutateTokenStream(rng, streams),
+      }),
+    },
+    {
+      key: "api",
+      name: "POST /v1/tokens (JSON)",
+      make: (rng) => ({
+        method: "POST",
+        path: uploadPath(rng),
+        contentType: contentType(rng, "application/json"),
+        body: jsonBody(rng, tokenJsons),
+      }),
+    },
+    {
+      key: "api",
+      name: "POST /v1/tokens (.npy)",
+      make: (rng) => ({
+        method: "POST",
+        path: uploadPath(rng),
+        contentType: contentType(rng, "application/x-npy"),
+        body: bytesBody(rng, npys),
       }),
     },
     {

@@ -3,13 +3,12 @@
  * or to ids in another form. The file is checked with the shared format code before it is sent,
  * so a damaged or foreign file is refused here with the reason.
  */
-import { readTokenJson, readTokenStream, TOKEN_STREAM_MEDIA_TYPE } from "@revq/shared";
 import type { CallOptions } from "../api.ts";
 import { choice, stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { usageError } from "../errors.ts";
-import { readLocalFile } from "../files.ts";
 import { formatBytes, writeOutput } from "../output.ts";
+import { readTokenFile } from "../token-files.ts";
 
 const FORMATS = {
   latents: ["npy", "safetensors"],
@@ -63,26 +62,13 @@ export const decode: Command = {
 };
 
 async function tokenFileBody(path: string): Promise<CallOptions> {
-  const bytes = await readLocalFile(path);
-  const start = new TextDecoder().decode(bytes.subarray(0, 16)).trimStart();
+  const file = await readTokenFile(path);
   // Ids alone, as --format npy writes them: nothing in the file says whose codes they are.
-  if (bytes[0] === 0x93 && start.slice(1).startsWith("NUMPY")) {
+  if (file.form === "npy") {
     throw usageError(
       `${path} is a .npy of token ids, which does not name its tokenizer: the edge cannot decode it`,
       "decode the encode job's tokens instead: revq decode --job JOB_ID (revq jobs --kind encode lists them)",
     );
   }
-  try {
-    if (start.startsWith("{")) {
-      readTokenJson(JSON.parse(new TextDecoder().decode(bytes)));
-      return { body: bytes, contentType: "application/json" };
-    }
-    readTokenStream(bytes);
-    return { body: bytes, contentType: TOKEN_STREAM_MEDIA_TYPE };
-  } catch (error) {
-    throw usageError(
-      `${path} is not a token file: ${(error as Error).message}`,
-      "give a token stream (.rvqt) or the JSON form, as revq tokenize writes them",
-    );
-  }
+  return { body: file.body, contentType: file.contentType };
 }

@@ -1,14 +1,15 @@
 /**
- * revq reconstruct JOB_ID | FILES: tokens back to pixels (codebook lookup, rectifier, VAE
- * decoder on a GPU worker), as PNGs. From an encode job's tokens, or straight from images (an
- * encode job first), which shows what the tokenizer keeps of them.
+ * revq reconstruct JOB_ID | TOKENS | FILES: tokens back to pixels (codebook lookup, rectifier,
+ * VAE decoder on a GPU worker), as PNGs. From an encode job's tokens, from a token file (what a
+ * generative model wrote: uploaded first), or straight from images (an encode job first), which
+ * shows what the tokenizer keeps of them.
  */
 
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import { Job } from "@revq/shared";
+import { Job, UploadedTokens } from "@revq/shared";
 import * as z from "zod";
 import type { Api } from "../api.ts";
 import { stringOption } from "../args.ts";
@@ -18,7 +19,8 @@ import { CliError, EXIT, usageError } from "../errors.ts";
 import { collectImages } from "../images.ts";
 import { getJob, requireSucceeded, waitForJob } from "../jobs.ts";
 import { type Output, writeOutput } from "../output.ts";
-import { chooseTokenizer } from "../tokenizer-choice.ts";
+import { readTokenFile } from "../token-files.ts";
+import { chooseTokenizer, namedTokenizer } from "../tokenizer-choice.ts";
 
 /**
  * A succeeded reconstruct job's result, as its job view shows it: one PNG per record, each with
@@ -29,14 +31,17 @@ const ReconstructResult = z.looseObject({
 });
 
 const help = `usage: revq reconstruct JOB_ID [options]
+       revq reconstruct TOKENS.rvqt|TOKENS.json|TOKENS.npy [options]
        revq reconstruct FILES|DIR... [options]
 
 Reconstructs images from tokens on a GPU worker and downloads them as PNGs: from a finished
-encode job's tokens, or from images (tokenized first, with --tokenizer), to see what the
-tokenizer keeps of them.
+encode job's tokens, from a token file (a token stream, the JSON form, or a .npy of integer ids
+of shape (N, T), e.g. what your model generated), or from images (tokenized first, with
+--tokenizer), to see what the tokenizer keeps of them.
 
   -o, --out <dir>     folder for the PNGs [reconstructed]
-  --tokenizer <id>    for images: the tokenizer (default REVQ_TOKENIZER, else the only one)
+  --tokenizer <id>    for images and .npy: the tokenizer (default REVQ_TOKENIZER, else the only
+                      one); for a token stream or JSON, checked against the one it names
 ${COMMON_HELP}`;
 
 export const reconstruct: Command = {
@@ -55,19 +60,24 @@ export const reconstruct: Command = {
       throw usageError("give an encode job id, or images", "see revq reconstruct --help");
     }
     const fromJob = args.length === 1 && args[0].startsWith("job_") && !existsSync(args[0]);
+    const fromFile = args.length === 1 && TOKEN_FILE.test(args[0]);
     const api = s.api();
-    let source: Job;
+    const tokenizerOption = stringOption(s.parsed, "tokenizer");
+    let source: TokenSource;
     let paths: string[] | undefined;
     if (fromJob) {
-      source = await getJob(api, args[0]);
-      if (source.kind !== "encode") {
-        throw usageError(`${source.id} is a ${source.kind} job, not an encode job`);
+      const job = await getJob(api, args[0]);
+      if (job.kind !== "encode") {
+        throw usageError(`${job.id} is a ${job.kind} job, not an encode job`);
       }
-      requireSucceeded(source);
+      requireSucceeded(job);
+      source = fromEncodeJob(job);
+    } else if (fromFile) {
+      source = await uploadTokenFile(api, s.out, args[0], tokenizerOption);
     } else {
       const images = await collectImages(args, s.out);
-      const tokenizer = await chooseTokenizer(api, stringOption(s.parsed, "tokenizer"));
-      source = (await encodeImages(api, s.out, images, tokenizer)).job;
+      const tokenizer = await chooseTokenizer(api, tokenizerOption);
+      source = fromEncodeJob((await encodeImages(api, s.out, images, tokenizer)).job);
       paths = images.map((i) => i.path);
     }
     const job = await reconstructJob(api, s.out, source);
@@ -104,10 +114,40 @@ export const reconstruct: Command = {
   },
 };
 
-async function reconstructJob(api: Api, out: Output, source: Job): Promise<Job> {
-  if (!source.tokenizer) throw usageError(`${source.id} names no tokenizer`);
+/** A token file's extensions: what revq tokenize writes, and a .npy of ids. */
+const TOKEN_FILE = /\.(rvqt|json|npy)$/i;
+
+/** What a reconstruct job takes: the tokens' tokenizer and where the tokens are. */
+type TokenSource = { id: string; tokenizer: string; inputs: { job: string } | { tokens: string } };
+
+function fromEncodeJob(job: Job): TokenSource {
+  if (!job.tokenizer) throw usageError(`${job.id} names no tokenizer`);
+  return { id: job.id, tokenizer: job.tokenizer.id, inputs: { job: job.id } };
+}
+
+/** Uploads the file's tokens (checked here first, then by the edge against their tokenizer). */
+async function uploadTokenFile(
+  api: Api,
+  out: Output,
+  path: string,
+  named: string | undefined,
+): Promise<TokenSource> {
+  const file = await readTokenFile(path);
+  // A .npy names no tokenizer; a stream or JSON names its own, which --tokenizer must be.
+  const tokenizer =
+    file.form === "npy" ? await chooseTokenizer(api, named) : await namedTokenizer(api, named);
+  const uploaded = await api.json("POST", "/v1/tokens", UploadedTokens, {
+    body: file.body,
+    contentType: file.contentType,
+    query: { tokenizer: tokenizer?.id },
+  });
+  out.note(`${uploaded.recordCount} records of ${path} uploaded as ${uploaded.id}`);
+  return { id: uploaded.id, tokenizer: uploaded.tokenizer.id, inputs: { tokens: uploaded.id } };
+}
+
+async function reconstructJob(api: Api, out: Output, source: TokenSource): Promise<Job> {
   const created = await api.json("POST", "/v1/jobs", Job, {
-    body: { kind: "reconstruct", tokenizer: source.tokenizer.id, inputs: { job: source.id } },
+    body: { kind: "reconstruct", tokenizer: source.tokenizer, inputs: source.inputs },
     idempotencyKey: randomUUID(),
   });
   out.note(`reconstruct job ${created.id} queued`);

@@ -82,26 +82,35 @@ export async function streamSource(stream: ReadableStream<Uint8Array>): Promise<
   };
 }
 
-async function tokenizerFor(
+/** The ready tokenizer `idOrHash` names for this tenant (422 when it names none). */
+export async function usableTokenizer(
   db: Db,
   tenantId: string,
-  header: TokenStreamHeader,
-  named: string | undefined,
-) {
-  const hash = header.tokenizerHash;
-  let row: TokenizerRow;
+  idOrHash: string,
+): Promise<TokenizerRow> {
   try {
-    row = await findTokenizer(db, tenantId, named ?? hash);
+    return requireReady(await findTokenizer(db, tenantId, idOrHash));
   } catch (error) {
     if (error instanceof HttpProblem && error.status === 404) {
       throw new HttpProblem(
         422,
         "tokenizer-not-found",
-        `No tokenizer ${named ?? hash} is available to this tenant.`,
+        `No tokenizer ${idOrHash} is available to this tenant.`,
       );
     }
     throw error;
   }
+}
+
+/** The tokenizer the tokens name, which must be the one the request names if it names one. */
+export async function tokenizerFor(
+  db: Db,
+  tenantId: string,
+  header: TokenStreamHeader,
+  named: string | undefined,
+): Promise<TokenizerRow> {
+  const hash = header.tokenizerHash;
+  const row = await usableTokenizer(db, tenantId, named ?? hash);
   if (row.manifestHash !== hash) {
     throw new FormatError(
       "token-stream",
@@ -109,10 +118,11 @@ async function tokenizerFor(
       `the tokens were made by tokenizer ${hash}, not by ${row.id} (${row.manifestHash})`,
     );
   }
-  return requireReady(row);
+  return row;
 }
 
-function checkShape(header: TokenStreamHeader, manifest: TokenizerManifest): void {
+/** Tokens fit their tokenizer: its T, K and G. */
+export function checkShape(header: TokenStreamHeader, manifest: TokenizerManifest): void {
   const { tokensPerRecord, codesPerGroup, groups } = header;
   const q = manifest.quantizer;
   if (tokensPerRecord !== q.tokens || codesPerGroup !== q.codesPerGroup || groups !== q.groups) {

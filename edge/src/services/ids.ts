@@ -17,7 +17,8 @@ export type IdPrefix =
   | "whk"
   | "dlv"
   | "lse"
-  | "dst";
+  | "dst"
+  | "tks";
 
 export function newId(prefix: IdPrefix, now = Date.now()): string {
   let time = "";

@@ -31,6 +31,12 @@ const SourceJobInput = z.strictObject({
     .min(1)
     .meta({ description: "A succeeded encode job whose tokens to reconstruct." }),
 });
+const UploadedTokensInput = z.strictObject({
+  tokens: z
+    .string()
+    .min(1)
+    .meta({ description: "Tokens uploaded with POST /v1/tokens (`tks_...`) to reconstruct." }),
+});
 const DatasetInput = z.strictObject({
   dataset: z.string().min(1).meta({
     description: "A dataset of this tenant (`dst_...`), frozen as it is when the job is created.",
@@ -51,7 +57,7 @@ export const JobCreate = z
     z.strictObject({
       kind: z.literal("reconstruct"),
       tokenizer: TokenizerId,
-      inputs: SourceJobInput,
+      inputs: z.union([SourceJobInput, UploadedTokensInput]),
       webhookUrl: WebhookUrl,
     }),
     z.strictObject({
@@ -90,10 +96,12 @@ export const Job = z
       description:
         "A train job's: the tokenizer whose VAE it trains on (the request's `baseTokenizer`, else the deployment's default).",
     }),
-    inputs: z.union([ImagesInput, SourceJobInput, DatasetInput, ShardsInput]).meta({
-      description:
-        "What the job works on, as the request named it: encode `images`; reconstruct `job`; train `images` or `dataset`; extract `shards`.",
-    }),
+    inputs: z
+      .union([ImagesInput, SourceJobInput, UploadedTokensInput, DatasetInput, ShardsInput])
+      .meta({
+        description:
+          "What the job works on, as the request named it: encode `images`; reconstruct `job` or `tokens`; train `images` or `dataset`; extract `shards`.",
+      }),
     parameters: TrainParameters.optional().meta({
       description: "A train job's parameters, as accepted.",
     }),

@@ -7,6 +7,7 @@
  *   tenants/{tenantId}/jobs/{jobId}/tokens.rvqt              token stream of an encode job
  *   tenants/{tenantId}/jobs/{jobId}/images/{index}.png       images of a reconstruct job
  *   tenants/{tenantId}/jobs/{jobId}/checkpoints/{name}       a train job's resumable state
+ *   tenants/{tenantId}/tokens/{tokensId}.rvqt                uploaded tokens (a model's output)
  *   tenants/{tenantId}/files/{path}                          the tenant's own files (dataset prefixes)
  *   tenants/{tenantId}/datasets/{listingHash}.json           a frozen dataset listing (dataset.ts)
  *   tenants/{tenantId}/latents/{listingHash}/{vaeHash}/s{shardSize}/shard-{i}.safetensors
@@ -49,6 +50,8 @@ export const bucketKeys = {
       throw new Error(`bucket key: bad index ${index}`);
     return `${job(tenantId, jobId)}/images/${index}.png`;
   },
+  uploadedTokens: (tenantId: string, tokensId: string) =>
+    `${tenant(tenantId)}/tokens/${checked(tokensId, ID, "tokens id")}.rvqt`,
   /** The prefix under which a train job keeps its checkpoints (the worker names the files). */
   jobCheckpoints: (tenantId: string, jobId: string) => `${job(tenantId, jobId)}/checkpoints/`,
   /** `path` names a file or, ending in /, a folder of the tenant's own files. */

@@ -34,7 +34,7 @@ export const PROBLEM_CODES = {
   "upload-too-large": "an upload above its route's limit",
   "content-too-large": "a body above its route's limit",
   "no-images": "a request that holds no image, or a job of a kind that makes none",
-  "no-tokens": "a job of a kind that makes no tokens",
+  "no-tokens": "a job of a kind that makes no tokens, or an upload of no records",
   // Keys
   "missing-key": "no `Authorization: Bearer` header",
   "invalid-key": "an unknown or revoked key",
@@ -49,6 +49,7 @@ export const PROBLEM_CODES = {
   "job-not-found": "no such job",
   "task-not-found": "no such task",
   "tokenizer-not-found": "no such tokenizer",
+  "tokens-not-found": "no such uploaded tokens",
   "webhook-not-found": "no such webhook endpoint",
   "delivery-not-found": "no such webhook delivery",
   "object-missing": "an object the request needs is not in the bucket",

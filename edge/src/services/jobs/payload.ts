@@ -11,6 +11,7 @@ import type { Env } from "../../env.ts";
 import { HttpProblem } from "../../problem.ts";
 
 import { extractGroups, freezeDataset, missingShards } from "../dataset-listing.ts";
+import { findUploadedTokens } from "../token-uploads.ts";
 import { manifestOf, type TokenizerRow } from "../tokenizers.ts";
 import { findJob } from "./read.ts";
 import {
@@ -48,41 +49,23 @@ export async function taskPayload(
     }
     case "reconstruct": {
       const tokenizer = await readyTokenizer(db, tenantId, body.tokenizer);
-      const source = await findJob(db, tenantId, body.inputs.job).catch((error) => {
-        if (error instanceof HttpProblem) {
-          throw new HttpProblem(
-            422,
-            "job-not-found",
-            `No job ${body.inputs.job} to take tokens from.`,
-          );
-        }
-        throw error;
-      });
-      const encoded = resultOf(source, "encode");
-      if (source.status !== "succeeded" || encoded === null) {
-        throw new HttpProblem(
-          422,
-          "tokens-not-available",
-          `Job ${source.id} is a ${source.status} ${source.kind} job; reconstruct needs a succeeded encode job.`,
-        );
-      }
-      const { tokens } = encoded;
-      if (tokens.tokenizerHash !== tokenizer.manifestHash) {
+      const source =
+        "job" in body.inputs
+          ? await encodedTokens(db, tenantId, body.inputs.job)
+          : await uploadedTokens(env.BUCKET, tenantId, body.inputs.tokens);
+      if (source.tokenizerHash !== tokenizer.manifestHash) {
         throw new HttpProblem(
           422,
           "token-stream.bad-tokenizer-hash",
-          `Job ${source.id}'s tokens were made by tokenizer ${tokens.tokenizerHash}, not ${tokenizer.manifestHash}.`,
+          `${source.what}'s tokens were made by tokenizer ${source.tokenizerHash}, not ${tokenizer.manifestHash}.`,
         );
       }
       const payload: TaskPayload = {
         kind: "reconstruct",
         tokenizer: tokenizerRef(tokenizer),
-        input: {
-          tokens: bucketKeys.jobTokens(tenantId, source.id),
-          recordCount: tokens.recordCount,
-        },
+        input: { tokens: source.key, recordCount: source.recordCount },
         output: {
-          images: Array.from({ length: tokens.recordCount }, (_, i) =>
+          images: Array.from({ length: source.recordCount }, (_, i) =>
             bucketKeys.jobImage(tenantId, jobId, i),
           ),
         },
@@ -122,4 +105,64 @@ export async function taskPayload(
       return { tokenizer, payload, extract };
     }
   }
+}
+
+/** Tokens a reconstruct job reads: where they are, how many records, which tokenizer made them. */
+type TokensToReconstruct = {
+  what: string;
+  key: string;
+  recordCount: number;
+  tokenizerHash: string;
+};
+
+/** A succeeded encode job's tokens (422 when the job has none). */
+async function encodedTokens(
+  db: Db,
+  tenantId: string,
+  jobId: string,
+): Promise<TokensToReconstruct> {
+  const source = await findJob(db, tenantId, jobId).catch((error) => {
+    if (error instanceof HttpProblem) {
+      throw new HttpProblem(422, "job-not-found", `No job ${jobId} to take tokens from.`);
+    }
+    throw error;
+  });
+  const encoded = resultOf(source, "encode");
+  if (source.status !== "succeeded" || encoded === null) {
+    throw new HttpProblem(
+      422,
+      "tokens-not-available",
+      `Job ${source.id} is a ${source.status} ${source.kind} job; reconstruct needs a succeeded encode job.`,
+    );
+  }
+  return {
+    what: `Job ${source.id}`,
+    key: bucketKeys.jobTokens(tenantId, source.id),
+    recordCount: encoded.tokens.recordCount,
+    tokenizerHash: encoded.tokens.tokenizerHash,
+  };
+}
+
+/** Tokens the tenant uploaded (POST /v1/tokens; 422 when there are none of that id). */
+async function uploadedTokens(
+  bucket: R2Bucket,
+  tenantId: string,
+  tokensId: string,
+): Promise<TokensToReconstruct> {
+  const uploaded = await findUploadedTokens(bucket, tenantId, tokensId).catch((error) => {
+    if (error instanceof HttpProblem) {
+      throw new HttpProblem(
+        422,
+        "tokens-not-found",
+        `No uploaded tokens ${tokensId} to reconstruct.`,
+      );
+    }
+    throw error;
+  });
+  return {
+    what: `Upload ${uploaded.id}`,
+    key: bucketKeys.uploadedTokens(tenantId, uploaded.id),
+    recordCount: uploaded.recordCount,
+    tokenizerHash: uploaded.tokenizer.manifestHash,
+  };
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { app } from "../../edge/src/app.ts";
 import { call } from "./helpers.ts";
 
 type Operation = {
@@ -100,6 +101,27 @@ describe("GET /v1/openapi.json", () => {
       "application/x-tar",
       "multipart/form-data",
     ]);
+  });
+});
+
+/** Every route's own definition, with its zod schemas, as registered (hand-routed ones too). */
+const routes = app.openAPIRegistry.definitions.flatMap((d) =>
+  d.type === "route" ? [d.route] : [],
+);
+const routeName = (route: { method: string; path: string }) => `${route.method} ${route.path}`;
+
+describe("the operations", () => {
+  it("each have a unique lowerCamelCase operationId", async () => {
+    const doc = (await (await call("/v1/openapi.json")).json()) as Document;
+    const documented = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.keys(item).map((method) => routeName({ method, path })),
+    );
+    expect(routes.map(routeName).sort()).toEqual(documented.sort());
+    for (const route of routes) {
+      expect(route.operationId, routeName(route)).toMatch(/^[a-z]+([A-Z][a-z]+)*$/);
+    }
+    const ids = routes.map((route) => route.operationId);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });
 

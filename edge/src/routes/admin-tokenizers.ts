@@ -34,6 +34,7 @@ const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema
 const register = createRoute({
   method: "post",
   path: "/",
+  operationId: "registerTokenizer",
   tags: ["Admin"],
   summary: "Register a public tokenizer from its manifest",
   description:
@@ -59,6 +60,7 @@ const register = createRoute({
 const putFileDoc = createRoute({
   method: "put",
   path: "/{id}/files/{path}",
+  operationId: "storeTokenizerFile",
   tags: ["Admin"],
   summary: "Store one file of a registered tokenizer",
   description:

@@ -54,6 +54,7 @@ const security = bearerSecurity("adminKey");
 const createTenant = createRoute({
   method: "post",
   path: "/tenants",
+  operationId: "createTenant",
   tags: ["Admin"],
   summary: "Create a tenant",
   security,
@@ -64,6 +65,7 @@ const createTenant = createRoute({
 const createKey = createRoute({
   method: "post",
   path: "/tenants/{tenantId}/keys",
+  operationId: "createKey",
   tags: ["Admin"],
   summary: "Create an api or worker key for a tenant (the key is shown once)",
   security,
@@ -77,6 +79,7 @@ const createKey = createRoute({
 const listKeys = createRoute({
   method: "get",
   path: "/tenants/{tenantId}/keys",
+  operationId: "listKeys",
   tags: ["Admin"],
   summary: "List a tenant's keys (without the secrets)",
   security,
@@ -90,6 +93,7 @@ const listKeys = createRoute({
 const revokeKey = createRoute({
   method: "delete",
   path: "/tenants/{tenantId}/keys/{keyId}",
+  operationId: "revokeKey",
   tags: ["Admin"],
   summary: "Revoke a key; it stops working at once",
   security,

@@ -35,6 +35,7 @@ const TAR_TYPES = new Set(["application/x-tar", "application/tar"]);
 const create = createRoute({
   method: "post",
   path: "/",
+  operationId: "createDataset",
   tags: ["Datasets"],
   summary: "Create a dataset: empty, to upload images to, or the tenant's files under a prefix",
   security,
@@ -48,6 +49,7 @@ const create = createRoute({
 const list = createRoute({
   method: "get",
   path: "/",
+  operationId: "listDatasets",
   tags: ["Datasets"],
   summary: "The tenant's datasets, newest first, a page at a time",
   security,
@@ -63,6 +65,7 @@ const list = createRoute({
 const get = createRoute({
   method: "get",
   path: "/{id}",
+  operationId: "getDataset",
   tags: ["Datasets"],
   summary: "One dataset",
   security,
@@ -76,6 +79,7 @@ const get = createRoute({
 const remove = createRoute({
   method: "delete",
   path: "/{id}",
+  operationId: "deleteDataset",
   tags: ["Datasets"],
   summary: "Delete a dataset (its images stay, and so do jobs already created from it)",
   security,
@@ -93,6 +97,7 @@ const addLimit = limitBody((c) => {
 const add = createRoute({
   method: "post",
   path: "/{id}/images",
+  operationId: "addDatasetImages",
   tags: ["Datasets"],
   summary: "Add many images to an upload dataset: a tar archive, a multipart form, or image ids",
   description:

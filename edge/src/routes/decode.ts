@@ -48,6 +48,7 @@ const JobRef = z.strictObject({
 const route = createRoute({
   method: "post",
   path: "/",
+  operationId: "decodeTokens",
   tags: ["Decode"],
   summary: "Decode token ids: to quantized latents (codebook lookup) or to ids as JSON or .npy",
   description:

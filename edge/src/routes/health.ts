@@ -6,6 +6,7 @@ const Health = z.object({ status: z.literal("ok"), database: z.literal("ok") }).
 const route = createRoute({
   method: "get",
   path: "/healthz",
+  operationId: "getHealth",
   tags: ["Service"],
   summary: "Liveness, including a round trip to D1",
   responses: {

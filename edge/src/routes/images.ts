@@ -45,6 +45,7 @@ const uploadLimit = limitBody((c) => {
 const upload = createRoute({
   method: "post",
   path: "/",
+  operationId: "uploadImages",
   tags: ["Images"],
   summary: "Upload one image (raw body) or several (multipart/form-data, parts named `images`)",
   description:
@@ -77,6 +78,7 @@ const upload = createRoute({
 const getImage = createRoute({
   method: "get",
   path: "/{id}",
+  operationId: "getImage",
   tags: ["Images"],
   summary: "An image's metadata",
   security,
@@ -90,6 +92,7 @@ const getImage = createRoute({
 const getContent = createRoute({
   method: "get",
   path: "/{id}/content",
+  operationId: "downloadImage",
   tags: ["Images"],
   summary: "An image's bytes, as uploaded",
   security,

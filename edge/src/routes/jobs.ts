@@ -34,6 +34,7 @@ const IdParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "p
 const create = createRoute({
   method: "post",
   path: "/",
+  operationId: "createJob",
   tags: ["Jobs"],
   summary: "Create an encode, reconstruct or train job",
   description:
@@ -53,6 +54,7 @@ const create = createRoute({
 const get = createRoute({
   method: "get",
   path: "/{id}",
+  operationId: "getJob",
   tags: ["Jobs"],
   summary: "One job",
   security,
@@ -63,6 +65,7 @@ const get = createRoute({
 const list = createRoute({
   method: "get",
   path: "/",
+  operationId: "listJobs",
   tags: ["Jobs"],
   summary: "The tenant's jobs, newest first, a page at a time",
   security,
@@ -75,6 +78,7 @@ const list = createRoute({
 const cancel = createRoute({
   method: "post",
   path: "/{id}/cancel",
+  operationId: "cancelJob",
   tags: ["Jobs"],
   summary: "Cancel a queued or running job (a repeat is harmless)",
   security,
@@ -88,6 +92,7 @@ const cancel = createRoute({
 const events = createRoute({
   method: "get",
   path: "/{id}/events",
+  operationId: "listJobEvents",
   tags: ["Jobs"],
   summary: "What happened to the job, in order: status changes, progress, metrics, worker messages",
   security,
@@ -110,6 +115,7 @@ const events = createRoute({
 const jobDeliveries = createRoute({
   method: "get",
   path: "/{id}/deliveries",
+  operationId: "listJobDeliveries",
   tags: ["Jobs"],
   summary:
     "The webhook deliveries about this job (its own URL's and the endpoints'), newest first, a page at a time, with attempts",
@@ -124,6 +130,7 @@ const jobDeliveries = createRoute({
 const image = createRoute({
   method: "get",
   path: "/{id}/images/{index}",
+  operationId: "downloadJobImage",
   tags: ["Jobs"],
   summary: "A succeeded reconstruct job's image of record `index` (a PNG)",
   description:

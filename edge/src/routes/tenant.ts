@@ -11,6 +11,7 @@ import { bearerSecurity, isoTime, problems } from "../schemas/common.ts";
 const route = createRoute({
   method: "get",
   path: "/",
+  operationId: "getTenant",
   tags: ["Tenant"],
   summary: "The tenant the key belongs to",
   security: bearerSecurity("apiKey"),

@@ -35,6 +35,7 @@ const binary = { schema: { type: "string" as const, format: "binary" } };
 const upload = createRoute({
   method: "post",
   path: "/",
+  operationId: "uploadTokens",
   tags: ["Tokens"],
   summary: "Upload tokens (a model's output, say) to reconstruct as images",
   description: `The body is a token stream (\`${TOKEN_STREAM_MEDIA_TYPE}\`), the JSON token document (\`application/json\`), or an integer \`.npy\` of shape (N, T) (\`${NPY_MEDIA_TYPE}\`, with \`?tokenizer=\`). The tokens are checked against their tokenizer as POST /v1/decode checks them (T, K and G, every id below K, at most ${MAX_UPLOADED_TOKEN_RECORDS} records) and kept as a token stream; a reconstruct job takes them as \`inputs: {"tokens": "tks_..."}\`.`,
@@ -62,6 +63,7 @@ const upload = createRoute({
 const get = createRoute({
   method: "get",
   path: "/{id}",
+  operationId: "getUploadedTokens",
   tags: ["Tokens"],
   summary: "Uploaded tokens: their tokenizer and size",
   security,

@@ -30,6 +30,7 @@ const IMMUTABLE = "private, max-age=31536000, immutable";
 const list = createRoute({
   method: "get",
   path: "/",
+  operationId: "listTokenizers",
   tags: ["Tokenizers"],
   summary: "Tokenizers this tenant can use (public ones and its own), newest first",
   security,
@@ -48,6 +49,7 @@ const list = createRoute({
 const get = createRoute({
   method: "get",
   path: "/{id}",
+  operationId: "getTokenizer",
   tags: ["Tokenizers"],
   summary: "One tokenizer, with its manifest",
   security,
@@ -61,6 +63,7 @@ const get = createRoute({
 const manifestDoc = createRoute({
   method: "get",
   path: "/{id}/manifest.json",
+  operationId: "getTokenizerManifest",
   tags: ["Tokenizers"],
   summary: "The manifest exactly as hashed (canonical JSON): its SHA-256 is the manifest hash",
   security,
@@ -77,6 +80,7 @@ const manifestDoc = createRoute({
 const fileDoc = createRoute({
   method: "get",
   path: "/{id}/files/{path}",
+  operationId: "downloadTokenizerFile",
   tags: ["Tokenizers"],
   summary: "Download one of the tokenizer's files (Range, ETag = its SHA-256)",
   security,

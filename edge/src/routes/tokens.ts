@@ -16,6 +16,7 @@ import { TOKEN_FORMATS, type TokenFormat, tokenResponse } from "../services/jobs
 const route = createRoute({
   method: "get",
   path: "/{id}/tokens",
+  operationId: "downloadJobTokens",
   tags: ["Jobs"],
   summary: "A finished encode job's tokens: the token stream, or JSON, or .npy",
   description:

@@ -35,6 +35,7 @@ const IdParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "p
 const create = createRoute({
   method: "post",
   path: "/",
+  operationId: "createWebhook",
   tags: ["Webhooks"],
   summary: "Register a webhook endpoint (its signing secret is shown once)",
   description: `A tenant has at most ${MAX_WEBHOOK_ENDPOINTS} endpoints; one more is a 422 \`too-many-webhooks\`.`,
@@ -49,6 +50,7 @@ const create = createRoute({
 const list = createRoute({
   method: "get",
   path: "/",
+  operationId: "listWebhooks",
   tags: ["Webhooks"],
   summary: "The tenant's webhook endpoints",
   security,
@@ -61,6 +63,7 @@ const list = createRoute({
 const remove = createRoute({
   method: "delete",
   path: "/{id}",
+  operationId: "deleteWebhook",
   tags: ["Webhooks"],
   summary: "Delete an endpoint; its pending deliveries fail",
   security,
@@ -71,6 +74,7 @@ const remove = createRoute({
 const deliveries = createRoute({
   method: "get",
   path: "/{id}/deliveries",
+  operationId: "listWebhookDeliveries",
   tags: ["Webhooks"],
   summary: "An endpoint's deliveries, newest first, a page at a time, with every attempt",
   security,
@@ -84,6 +88,7 @@ const deliveries = createRoute({
 const redeliverRoute = createRoute({
   method: "post",
   path: "/deliveries/{id}/redeliver",
+  operationId: "redeliverWebhookDelivery",
   tags: ["Webhooks"],
   summary:
     "Send a delivery again (same message and webhook-id, a new delivery with its own attempts)",

@@ -39,6 +39,7 @@ const TaskParams = z.object({ id: z.string().openapi({ param: { name: "id", in: 
 const lease = createRoute({
   method: "post",
   path: "/lease",
+  operationId: "leaseTasks",
   tags: ["Worker"],
   summary: "Lease up to `max` ready tasks of the given kinds, waiting up to `waitSeconds` for one",
   security,
@@ -55,6 +56,7 @@ const lease = createRoute({
 const beat = createRoute({
   method: "post",
   path: "/tasks/{id}/heartbeat",
+  operationId: "heartbeatTask",
   tags: ["Worker"],
   summary: "Renew the lease, report progress and metrics; says whether the job was cancelled",
   security,
@@ -74,6 +76,7 @@ const beat = createRoute({
 const complete = createRoute({
   method: "post",
   path: "/tasks/{id}/complete",
+  operationId: "completeTask",
   tags: ["Worker"],
   summary: "Finish the task; its outputs are checked first. A repeat by the same lease is harmless",
   security,
@@ -90,6 +93,7 @@ const complete = createRoute({
 const fail = createRoute({
   method: "post",
   path: "/tasks/{id}/fail",
+  operationId: "failTask",
   tags: ["Worker"],
   summary:
     "Give the task up: retried later with backoff if retryable and attempts remain, else failed",
@@ -110,6 +114,7 @@ const fail = createRoute({
 const release = createRoute({
   method: "post",
   path: "/tasks/{id}/release",
+  operationId: "releaseTask",
   tags: ["Worker"],
   summary:
     "Hand the task back unfinished (shutting down): queued again at once, the attempt not counted",
@@ -127,6 +132,7 @@ const release = createRoute({
 const objects = createRoute({
   method: "post",
   path: "/tasks/{id}/objects",
+  operationId: "grantTaskObjects",
   tags: ["Worker"],
   summary:
     "Presigned bucket URLs for objects the task's payload names (a worker holds no bucket credential)",

@@ -7,14 +7,23 @@
  * It sits below every layer that throws it (the tokenizer cache, pipeline/, tasks/) so that none
  * of them imports a layer above it.
  */
+import type { TokenizerEvaluation } from "@revq/shared";
+
+export type TaskErrorOptions = ErrorOptions & {
+  /** A trained tokenizer's figures, when they are why the task failed: they go to the job. */
+  evaluation?: TokenizerEvaluation;
+};
+
 export class TaskError extends Error {
   override name = "TaskError";
   readonly code: string;
   readonly retryable: boolean;
+  readonly evaluation?: TokenizerEvaluation;
 
-  constructor(code: string, message: string, retryable: boolean, options?: ErrorOptions) {
+  constructor(code: string, message: string, retryable: boolean, options?: TaskErrorOptions) {
     super(message, options);
     this.code = code;
     this.retryable = retryable;
+    if (options?.evaluation) this.evaluation = options.evaluation;
   }
 }

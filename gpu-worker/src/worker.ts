@@ -301,7 +301,11 @@ export class Worker {
         {
           leaseId: held.task.leaseId,
           retryable: error.retryable,
-          error: { code: error.code, message: error.message.slice(0, 2000) },
+          error: {
+            code: error.code,
+            message: error.message.slice(0, 2000),
+            ...(error.evaluation ? { evaluation: error.evaluation } : {}),
+          },
         },
         // While shutting down only briefly: the lease expiring does the same, later.
         {

@@ -1,7 +1,8 @@
 /**
  * The train task on a bucket in memory, with the tiny test tokenizer's VAE: a dataset in, a
  * tokenizer's files in the bucket and its manifest out; a task stopped after an epoch resumes
- * from its checkpoint in a new worker and ends where a straight run ends.
+ * from its checkpoint in a new worker and ends where a straight run ends; the manifest carries
+ * the held-out evaluation, and a run that misses the job's thresholds fails with its figures.
  */
 import {
   bucketKeys,
@@ -10,6 +11,7 @@ import {
   type LeasedTask,
   latentShardName,
   manifestHash,
+  missedRequirements,
   type Progress,
   parseManifest,
   readTokenStream,
@@ -88,6 +90,19 @@ describe("the train task", () => {
       batchSize: 8,
       seed: 2,
       dataset: { name: `listing ${dataset.listingHash}`, images: 22 },
+    });
+    // Its evaluation on the 2 held-out latents and their images: the last epoch's validation.
+    const last = metrics.at(-1);
+    expect(manifest.evaluation).toEqual({
+      heldOut: { latents: 2, images: 2 },
+      latentMse: { quantized: last?.valLatentMse, rectified: last?.valRectifiedMse },
+      images: {
+        tokens: { psnr: last?.valPsnr, ssim: last?.valSsim },
+        vae: { psnr: last?.vaePsnr, ssim: last?.vaeSsim },
+        tokensVsVae: { psnr: expect.any(Number), ssim: expect.any(Number) },
+      },
+      usage: { min: last?.usageMin, mean: last?.usageMean },
+      bitsPerImage: 128 * 4,
     });
     for (const ref of [
       manifest.files.stats,
@@ -268,6 +283,29 @@ describe("the train task", () => {
     const left = sent[0];
     expect(left?.stage === "epoch 1/2 · validating" || left?.stage === "epoch 2/2").toBe(true);
     expect(left?.stage === "epoch 2/2" && left.done === 9).toBe(false);
+  }, 60_000);
+
+  it("fails for good, with the figures, when the tokenizer misses the job's thresholds", async () => {
+    const bucket = new MemoryBucket();
+    // Every code of every group used: not after one tiny epoch. (Any PSNR gap is let through.)
+    const require = { maxPsnrGapDb: 100, minUsage: 1, rectifierMustHelp: true };
+    const task = await trainTask(bucket, { ...PARAMETERS, epochs: 1, require });
+    const error = await runTask(pipelines(bucket))(task, context().ctx).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(TaskError);
+    const { code, retryable, message, evaluation } = error as TaskError;
+    expect([code, retryable]).toEqual(["evaluation-below-threshold", false]);
+    expect(evaluation?.heldOut).toEqual({ latents: 2, images: 2 });
+    expect(message).toMatch(/: least group's usage 0\.\d{3}, below the 1 required[;.]/);
+    expect(message).not.toMatch(/PSNR/);
+    // Each missed figure is named, from the evaluation that came with the failure.
+    const missed = missedRequirements(evaluation, require);
+    for (const figure of missed) expect(message).toContain(figure);
+    // Nothing of it was written: no tokenizer to register.
+    const codebooks = [...bucket.objects.keys()].filter((k) => k.endsWith("codebook.safetensors"));
+    expect(codebooks).toEqual([codebookKey(base.hash)]);
   }, 60_000);
 
   it("fails with a reason that says what to change", async () => {

@@ -219,6 +219,27 @@ describe("Worker", () => {
     ]);
   });
 
+  it("sends the figures of a tokenizer that missed its thresholds with the failure", async () => {
+    const task = encodeTask();
+    edge.add(task);
+    const evaluation = {
+      heldOut: { latents: 2, images: 0 },
+      latentMse: { quantized: 0.1, rectified: 0.2 },
+      usage: { min: 0.5, mean: 0.6 },
+      bitsPerImage: 512,
+    };
+    const w = worker(async () => {
+      throw new TaskError("evaluation-below-threshold", "missed", false, { evaluation });
+    });
+    const done = w.run();
+    await until(() => edge.callsTo("/fail").length === 1);
+    w.stop();
+    await done;
+    expect(edge.callsTo("/fail")[0].body).toMatchObject({
+      error: { code: "evaluation-below-threshold", message: "missed", evaluation },
+    });
+  });
+
   it("on stop, leases no more, lets a short task finish and releases a long one", async () => {
     const short = encodeTask();
     const long = encodeTask();

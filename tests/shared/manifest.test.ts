@@ -512,6 +512,33 @@ describe("manifestHash", () => {
     });
     expect(await manifestHash(withoutDescription as TokenizerManifest)).not.toBe(base);
   });
+
+  it("keeps its identity without an evaluation, and takes one as part of it", async () => {
+    // The pin above is of a manifest without `evaluation`: adding the optional field changed it not.
+    const evaluation = {
+      heldOut: { latents: 256, images: 8 },
+      latentMse: { quantized: 0.35, rectified: 0.29 },
+      images: {
+        tokens: { psnr: 24.1, ssim: 0.71 },
+        vae: { psnr: 25.3, ssim: 0.77 },
+        tokensVsVae: { ssim: 1 },
+      },
+      usage: { min: 0.62, mean: 0.84 },
+      bitsPerImage: 512 * 14,
+    };
+    const evaluated = parseManifest({ ...paperManifest(), evaluation });
+    expect(evaluated.evaluation).toEqual(evaluation);
+    expect(await manifestHash(evaluated)).not.toBe(PAPER_MANIFEST_HASH);
+    expect(() =>
+      parseManifest({ ...paperManifest(), evaluation: { ...evaluation, fid: 3 } }),
+    ).toThrow(/evaluation: Unrecognized key/);
+    expect(() =>
+      parseManifest({
+        ...paperManifest(),
+        evaluation: { ...evaluation, usage: { min: 2, mean: 1 } },
+      }),
+    ).toThrow(/evaluation\.usage\.min/);
+  });
 });
 
 const PAPER_MANIFEST_HASH = "296ba68b44a033454eaabe909678be19d2b39dfbacd6ce3c9efd648351250025";

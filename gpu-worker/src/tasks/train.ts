@@ -13,13 +13,17 @@
  *    soon as it ends.
  * 3. Export: the tokenizer's files to tokenizers/{hash}/files/, then complete with the manifest
  *    (the edge stores it, checks the files and marks the tokenizer ready). Exporting again after
- *    a lost lease writes the same bytes under the same hash.
+ *    a lost lease writes the same bytes under the same hash. A tokenizer whose held-out
+ *    evaluation misses the job's thresholds (`parameters.require`) is neither written nor
+ *    registered: the task fails for good with the figures, so a bad run never becomes usable.
  */
 import {
   bucketKeys,
   type DatasetListing,
   defaultHeldOut,
   type LeasedTask,
+  missedRequirements,
+  type TokenizerManifest,
   TrainParameters,
   type TrainPayload,
 } from "@revq/shared";
@@ -71,6 +75,10 @@ export async function runTrain(
         ...(await baseVaeWeights(base, context)),
         dataset: { name: `listing ${dataset.listingHash}`, images: dataset.count },
       });
+      requireEvaluation(
+        exported.manifest,
+        parameters.success ? parameters.data.require : undefined,
+      );
       for (const [path, bytes] of exported.files) {
         await writeObject(
           bucket,
@@ -90,6 +98,18 @@ export async function runTrain(
       disposeRun(run);
     }
   });
+}
+
+/** Fails the task, for good and with the figures, if the tokenizer misses a threshold. */
+function requireEvaluation(manifest: TokenizerManifest, require: TrainParameters["require"]): void {
+  const missed = missedRequirements(manifest.evaluation, require);
+  if (missed.length === 0) return;
+  throw new TaskError(
+    "evaluation-below-threshold",
+    `The trained tokenizer misses the job's thresholds, so it was not registered: ${missed.join("; ")}.`,
+    false,
+    manifest.evaluation ? { evaluation: manifest.evaluation } : undefined,
+  );
 }
 
 function configure(payload: Payload, base: Tokenizer): TrainConfig {

@@ -8,6 +8,7 @@
  *   rectifier.safetensors   the rectifier's state dict, PyTorch names (ReVQ's DCAEDecoder)
  *   vae.safetensors         the VAE's weights, when they travel with the tokenizer
  *
+ * The manifest carries the run's held-out evaluation (metrics.ts) when something was held out.
  * The manifest's hash is the tokenizer's identity. Exporting the same run twice gives the same
  * bytes and hash (the creation time is when the last epoch ended), so a worker that exports again
  * after a lost lease makes the same tokenizer.
@@ -28,7 +29,7 @@ import workerPackage from "../../package.json" with { type: "json" };
 import type { VaeSpec } from "../models/vae.ts";
 import { toTorch } from "../models/weights.ts";
 import type { Normalizer } from "./dataset.ts";
-import { epochMetrics } from "./metrics.ts";
+import { epochMetrics, tokenizerEvaluation } from "./metrics.ts";
 import { readCodebook } from "./quantizer.ts";
 import type { TrainRun } from "./run.ts";
 
@@ -112,6 +113,7 @@ export async function exportTokenizer(
   const vaeWeights = spec.vaeWeights ? await ref("vae.safetensors", spec.vaeWeights) : undefined;
 
   const r = config.rectifier;
+  const evaluation = tokenizerEvaluation(last, config);
   const manifest = parseManifest({
     schema: MANIFEST_SCHEMA_VERSION,
     name: spec.name,
@@ -143,6 +145,7 @@ export async function exportTokenizer(
       software: { name: "revq", version: workerPackage.version },
       metrics: epochMetrics(last),
     },
+    ...(evaluation ? { evaluation } : {}),
   });
   const manifestBytes = new TextEncoder().encode(canonicalJson(manifest));
   return { manifest, hash: await manifestHash(manifest), manifestBytes, files };

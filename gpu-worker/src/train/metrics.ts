@@ -4,7 +4,7 @@
  * (the PSNR of a perfect reconstruction) are left out: JSON cannot carry them.
  */
 
-import type { EpochMetrics } from "@revq/shared";
+import { bitsPerImage, type EpochMetrics, type TokenizerEvaluation } from "@revq/shared";
 import type { EpochRecord } from "./run.ts";
 
 /** The epoch's metric set, named as @revq/shared's EpochMetrics, which clients read it with. */
@@ -47,5 +47,37 @@ export function runMetrics(history: EpochRecord[]): Record<string, number> {
     epochs: history.length,
     trainSeconds: seconds,
     ...(seconds > 0 ? { latentsPerSecond: latents / seconds } : {}),
+  };
+}
+
+/**
+ * The tokenizer's evaluation (@revq/shared TokenizerEvaluation) from the run's last epoch: its
+ * validation ran on the state that is exported, and the checkpoint keeps it, so exporting again
+ * after a lost lease gives the same figures. None when nothing was held out.
+ */
+export function tokenizerEvaluation(
+  last: EpochRecord,
+  quantizer: { tokens: number; codes: number },
+): TokenizerEvaluation | undefined {
+  const v = last.validation;
+  if (!v) return undefined;
+  const quality = (psnr: number | undefined, ssim: number | undefined) => ({
+    ...(Number.isFinite(psnr) ? { psnr } : {}),
+    ssim: ssim as number,
+  });
+  return {
+    heldOut: { latents: v.latents, images: v.images ?? 0 },
+    latentMse: { quantized: v.latentMse, rectified: v.rectifiedMse },
+    ...(v.images
+      ? {
+          images: {
+            tokens: quality(v.psnr, v.ssim),
+            vae: quality(v.vaePsnr, v.vaeSsim),
+            tokensVsVae: quality(v.psnrToVae, v.ssimToVae),
+          },
+        }
+      : {}),
+    usage: { min: last.usageMin, mean: last.usageMean },
+    bitsPerImage: bitsPerImage(quantizer.tokens, quantizer.codes),
   };
 }

@@ -2,7 +2,8 @@
  * Validation after each epoch on held-out latents (the reference's val loop, plus more):
  * latent MSE before the rectifier (quantization alone) and after it, in normalised units; and,
  * when a VAE is at hand, PSNR/SSIM of images decoded from their tokens on a few held-out images,
- * beside the VAE's own reconstruction of the same images (the ceiling a tokenizer can reach).
+ * beside the VAE's own reconstruction of the same images (the ceiling a tokenizer can reach),
+ * and against that reconstruction. The last epoch's is the tokenizer's evaluation (metrics.ts).
  */
 
 import { denormalize } from "@revq/shared";
@@ -24,6 +25,8 @@ export type ImageProbe = {
   pixels: Float32Array;
   /** (count, C·H·W), raw. */
   latents: Float32Array;
+  /** The VAE's own reconstruction of `pixels`, in their layout. */
+  decoded: Float32Array;
   vaePsnr: number;
   vaeSsim: number;
 };
@@ -41,12 +44,15 @@ export async function imageProbe(
     count,
     pixels,
     latents,
+    decoded,
     vaePsnr: mean(psnr(decoded, pixels, count, size)),
     vaeSsim: mean(ssim(decoded, pixels, count, size)),
   };
 }
 
 export type Validation = {
+  /** Held-out latents measured. */
+  latents: number;
   /** mse(x, q): quantization alone. */
   latentMse: number;
   /** mse(x, rectifier(q)). */
@@ -56,6 +62,10 @@ export type Validation = {
   ssim?: number;
   vaePsnr?: number;
   vaeSsim?: number;
+  /** Held-out images decoded, and those decoded from tokens against the VAE's own. */
+  images?: number;
+  psnrToVae?: number;
+  ssimToVae?: number;
 };
 
 export async function validate(
@@ -80,7 +90,11 @@ export async function validate(
     await letEventLoopTurn();
   }
   const values = heldOut.count * heldOut.dims;
-  const result: Validation = { latentMse: quantSum / values, rectifiedMse: rectSum / values };
+  const result: Validation = {
+    latents: heldOut.count,
+    latentMse: quantSum / values,
+    rectifiedMse: rectSum / values,
+  };
   if (!probe) return result;
   const normalized = normalizeLatents(probe.latents, normalizer);
   const { rectified } = await reconstruct(state, assign, normalized);
@@ -95,6 +109,9 @@ export async function validate(
     ssim: mean(ssim(decoded, probe.pixels, probe.count, size)),
     vaePsnr: probe.vaePsnr,
     vaeSsim: probe.vaeSsim,
+    images: probe.count,
+    psnrToVae: mean(psnr(decoded, probe.decoded, probe.count, size)),
+    ssimToVae: mean(ssim(decoded, probe.decoded, probe.count, size)),
   };
 }
 

@@ -5,6 +5,7 @@ export * from "./json-limits.ts";
 export * from "./manifest.ts";
 export * from "./problem.ts";
 export * from "./sha256.ts";
+export * from "./tokenizer-evaluation.ts";
 export * from "./train-metrics.ts";
 export * from "./train-parameters.ts";
 export * from "./training-split.ts";

@@ -5,12 +5,16 @@
  * every token stream records, so tokens are never decoded with the wrong codebook.
  *
  * Objects are strict: an unknown key is an error, not silently dropped, because dropping it would
- * make the hash disagree with the document it came from. New fields mean a new schema version.
+ * make the hash disagree with the document it came from. New fields mean a new schema version,
+ * except optional ones, as `evaluation` was added: a manifest without one is the same document
+ * and keeps its hash (the canonical JSON has no key for an absent field); only a manifest that
+ * has one is refused by readers older than the field.
  */
 import * as z from "zod";
 import { FormatError } from "../errors.ts";
 import { canonicalJson } from "./canonical-json.ts";
 import { sha256Hex } from "./sha256.ts";
+import { TokenizerEvaluation } from "./tokenizer-evaluation.ts";
 
 export const MANIFEST_SCHEMA_VERSION = "revq.tokenizer/v1";
 
@@ -154,6 +158,8 @@ const ManifestFields = z.strictObject({
   }),
   /** Provenance; absent for a tokenizer imported from elsewhere. */
   training: Training.optional(),
+  /** The trained tokenizer's figures on its run's held-out set; absent where none was measured. */
+  evaluation: TokenizerEvaluation.optional(),
 });
 
 function checkInvariants(m: z.infer<typeof ManifestFields>, ctx: z.RefinementCtx): void {

@@ -5,6 +5,7 @@
  * config.ts), where the presets' sizes and what depends on the VAE's latents are checked.
  */
 import * as z from "zod";
+import { EvaluationRequirements } from "./tokenizer-evaluation.ts";
 
 /** The sized presets of gpu-worker/src/train/config.ts, by name. */
 export const TRAIN_PRESET_NAMES = ["512x16384", "256x65536", "256x262144", "small"] as const;
@@ -55,5 +56,7 @@ export const TrainParameters = z.strictObject({
     .max(2 ** 32 - 1)
     .optional(),
   assignment: z.enum(ASSIGNMENTS).optional(),
+  /** Thresholds the new tokenizer's held-out evaluation must meet to be registered. */
+  require: EvaluationRequirements.optional(),
 });
 export type TrainParameters = z.infer<typeof TrainParameters>;

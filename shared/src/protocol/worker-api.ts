@@ -14,6 +14,7 @@
  */
 import * as z from "zod";
 import { boundedJson, MAX_MANIFEST_BYTES, MAX_METRICS_BYTES } from "./json-limits.ts";
+import { TokenizerEvaluation } from "./tokenizer-evaluation.ts";
 import { JOB_KINDS } from "./vocabulary.ts";
 
 /** A task is of its job's kind. */
@@ -226,6 +227,8 @@ export const FailRequest = z.object({
   error: z.object({
     code: z.string().min(1).max(100),
     message: z.string().min(1).max(2000),
+    /** A train task's, failed because its tokenizer missed the job's thresholds. */
+    evaluation: TokenizerEvaluation.optional(),
   }),
 });
 export type FailRequest = z.infer<typeof FailRequest>;

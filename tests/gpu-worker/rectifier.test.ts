@@ -8,6 +8,7 @@ import {
   initRectifier,
   loadRectifier,
   RECTIFIER_PRESETS,
+  type RectifierConfig,
   rectifierConfigFromRevq,
   rectifierLoss,
   rectifierSpec,
@@ -15,7 +16,12 @@ import {
 } from "../../gpu-worker/src/models/rectifier.ts";
 import { safetensorsSource } from "../../gpu-worker/src/models/sources.ts";
 import { toTorch } from "../../gpu-worker/src/models/weights.ts";
-import { FIXTURES_DIR, loadFixture } from "../helpers/fixtures.ts";
+import {
+  FIXTURES_DIR,
+  type Fixture,
+  LOCAL_FIXTURES_DIR,
+  loadFixture,
+} from "../helpers/fixtures.ts";
 import { download, runOn, scaledError, values } from "./helpers/backends.ts";
 import { nchwToNhwc, toNchw } from "./helpers/dcae-fixture.ts";
 
@@ -30,14 +36,28 @@ const TOLERANCES = {
 };
 const OUTPUT_TOL = 1e-5;
 
-const C = loadFixture("train_C");
-const CONFIG = rectifierConfigFromRevq(C.json.rectifier as Record<string, unknown>);
-const BYTES = new Uint8Array(readFileSync(join(FIXTURES_DIR, "train_C.safetensors")));
+/** An instance of fixture C with its rectifier's configuration and bytes. */
+type Instance = { name: string; C: Fixture; config: RectifierConfig; bytes: Uint8Array };
+
+function instance(name: string, dir: string): Instance {
+  const C = loadFixture(name, name, dir);
+  const config = rectifierConfigFromRevq(C.json.rectifier as Record<string, unknown>);
+  return { name, C, config, bytes: new Uint8Array(readFileSync(join(dir, `${name}.safetensors`))) };
+}
+
+// The shared fixture C, then those of tests/fixtures (other seeds, a two-block rectifier).
+const INSTANCES = [
+  instance("train_C", FIXTURES_DIR),
+  ...["train_C_s3101", "train_C_s3201", "train_C_b2c24"].map((n) =>
+    instance(n, LOCAL_FIXTURES_DIR),
+  ),
+];
+const CONFIG = INSTANCES[0].config;
 
 /** Step 1 of fixtures C, the rectifier's half: its output, loss, gradients and gradient norm. */
-function step1(backend: BackendName) {
+function step1({ C, config, bytes }: Instance, backend: BackendName) {
   return runOn(backend, async () => {
-    const r = await loadRectifier(CONFIG, safetensorsSource(BYTES, "init.decoder."), (t) =>
+    const r = await loadRectifier(config, safetensorsSource(bytes, "init.decoder."), (t) =>
       tf.variable(t),
     );
     const [b, , d] = C.shape("x_quant_step1");
@@ -79,28 +99,31 @@ describe("rectifier configuration", () => {
   });
 });
 
-for (const backend of ["cpu", "wasm"] as const) {
-  it(`matches fixtures C step 1 (output, loss, gradients) on ${backend}`, async () => {
-    const before = tf.memory().numTensors;
-    const { rec, loss, grads } = await step1(backend);
-    expect(tf.memory().numTensors).toBe(before);
-    expect(scaledError(rec, C.f32("data_rec_step1"))).toBeLessThan(OUTPUT_TOL);
-    const [, lossDecoder] = C.f32("loss_step1");
-    expect(Math.abs(loss - lossDecoder) / lossDecoder).toBeLessThan(TOLERANCES[backend].loss);
-    const expectedNames = C.names()
-      .filter((n) => n.startsWith("grad_step1.decoder."))
-      .map((n) => n.slice("grad_step1.decoder.".length));
-    expect([...grads.keys()].toSorted()).toEqual(expectedNames.toSorted());
-    let squares = 0;
-    for (const [name, grad] of grads) {
-      expect(scaledError(grad, C.f32(`grad_step1.decoder.${name}`)), name).toBeLessThan(
-        TOLERANCES[backend].grad,
-      );
-      for (const g of grad) squares += g * g;
-    }
-    const [, normDecoder] = C.f32("grad_norm_step1");
-    expect(Math.abs(Math.sqrt(squares) - normDecoder) / normDecoder).toBeLessThan(1e-5);
-  });
+for (const inst of INSTANCES) {
+  const { C } = inst;
+  for (const backend of ["cpu", "wasm"] as const) {
+    it(`matches ${inst.name} step 1 (output, loss, gradients) on ${backend}`, async () => {
+      const before = tf.memory().numTensors;
+      const { rec, loss, grads } = await step1(inst, backend);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(scaledError(rec, C.f32("data_rec_step1"))).toBeLessThan(OUTPUT_TOL);
+      const [, lossDecoder] = C.f32("loss_step1");
+      expect(Math.abs(loss - lossDecoder) / lossDecoder).toBeLessThan(TOLERANCES[backend].loss);
+      const expectedNames = C.names()
+        .filter((n) => n.startsWith("grad_step1.decoder."))
+        .map((n) => n.slice("grad_step1.decoder.".length));
+      expect([...grads.keys()].toSorted()).toEqual(expectedNames.toSorted());
+      let squares = 0;
+      for (const [name, grad] of grads) {
+        expect(scaledError(grad, C.f32(`grad_step1.decoder.${name}`)), name).toBeLessThan(
+          TOLERANCES[backend].grad,
+        );
+        for (const g of grad) squares += g * g;
+      }
+      const [, normDecoder] = C.f32("grad_norm_step1");
+      expect(Math.abs(Math.sqrt(squares) - normDecoder) / normDecoder).toBeLessThan(1e-5);
+    });
+  }
 }
 
 /**

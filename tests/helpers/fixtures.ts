@@ -7,6 +7,9 @@ import { parseSafetensors, readTensor } from "../../shared/src/format/safetensor
 export const FIXTURES_DIR =
   process.env.REVQ_FIXTURES ?? fileURLToPath(new URL("../../../shared/fixtures/", import.meta.url));
 
+/** Instances this repository made itself (tests/fixtures/README.md), in the shared ones' format. */
+export const LOCAL_FIXTURES_DIR = fileURLToPath(new URL("../fixtures/", import.meta.url));
+
 export type Fixture = {
   json: Record<string, unknown>;
   f32(name: string): Float32Array;
@@ -15,10 +18,10 @@ export type Fixture = {
   names(): string[];
 };
 
-export function loadFixture(file: string, sidecar = file): Fixture {
-  const bytes = new Uint8Array(readFileSync(join(FIXTURES_DIR, `${file}.safetensors`)));
+export function loadFixture(file: string, sidecar = file, dir = FIXTURES_DIR): Fixture {
+  const bytes = new Uint8Array(readFileSync(join(dir, `${file}.safetensors`)));
   const parsed = parseSafetensors(bytes);
-  const json = JSON.parse(readFileSync(join(FIXTURES_DIR, `${sidecar}.json`), "utf8"));
+  const json = JSON.parse(readFileSync(join(dir, `${sidecar}.json`), "utf8"));
   const tensor = (name: string) => readTensor(parsed, name);
   return {
     json,

@@ -1,11 +1,14 @@
+import { getRefId } from "@asteasolutions/zod-to-openapi";
 import { describe, expect, it } from "vitest";
+import type { ZodType } from "zod";
 import { app } from "../../edge/src/app.ts";
 import { call } from "./helpers.ts";
 
 type Operation = {
-  responses: Record<string, unknown>;
+  responses: Record<string, { headers?: Record<string, { example?: unknown }> }>;
   security?: unknown[];
   requestBody?: unknown;
+  parameters?: { example?: unknown; schema?: { example?: unknown } }[];
 };
 type Document = {
   openapi: string;
@@ -109,6 +112,18 @@ const routes = app.openAPIRegistry.definitions.flatMap((d) =>
   d.type === "route" ? [d.route] : [],
 );
 const routeName = (route: { method: string; path: string }) => `${route.method} ${route.path}`;
+type Media = { schema?: ZodType | { $ref: string }; example?: unknown };
+const mediaOf = (content: unknown) => Object.entries((content ?? {}) as Record<string, Media>);
+
+/** The zod schema of a body or answer: its own, or the registered one its `$ref` names. */
+function zodOf(schema: Media["schema"]): ZodType {
+  if (schema && "safeParse" in schema) return schema;
+  const named = app.openAPIRegistry.definitions.find(
+    (d) => d.type === "schema" && `#/components/schemas/${getRefId(d.schema)}` === schema?.$ref,
+  );
+  if (named?.type !== "schema") throw new Error(`no zod schema for ${JSON.stringify(schema)}`);
+  return named.schema as ZodType;
+}
 
 describe("the operations", () => {
   it("each have a unique lowerCamelCase operationId", async () => {
@@ -122,6 +137,37 @@ describe("the operations", () => {
     }
     const ids = routes.map((route) => route.operationId);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  /**
+   * What "every operation has an example" means here: each JSON body and each JSON 2xx answer has
+   * one, which its own zod schema accepts (so examples cannot drift from the schemas); and an
+   * operation that sends and answers no JSON (a download of bytes, a delete) shows one on a
+   * parameter or on a header of its answer, the bytes themselves being said in its description.
+   */
+  it("each have examples, which their own schemas accept", async () => {
+    const doc = (await (await call("/v1/openapi.json")).json()) as Document;
+    for (const route of routes) {
+      const name = routeName(route);
+      const answers = Object.entries(route.responses).filter(([status]) => status.startsWith("2"));
+      const media = [
+        ...mediaOf(route.request?.body?.content),
+        ...answers.flatMap(([, answer]) => mediaOf("content" in answer ? answer.content : {})),
+      ].filter(([type]) => type === "application/json");
+      for (const [, { schema, example }] of media) {
+        expect(example, name).toBeDefined();
+        expect(zodOf(schema).safeParse(example).error?.issues, name).toBeUndefined();
+      }
+      if (media.length > 0) continue;
+      const op = doc.paths[route.path][route.method];
+      const shown = [
+        ...(op.parameters ?? []).map((p) => p.example ?? p.schema?.example),
+        ...Object.entries(op.responses)
+          .filter(([status]) => status.startsWith("2"))
+          .flatMap(([, answer]) => Object.values(answer.headers ?? {}).map((h) => h.example)),
+      ].filter((example) => example !== undefined);
+      expect(shown.length, name).toBeGreaterThan(0);
+    }
   });
 });
 

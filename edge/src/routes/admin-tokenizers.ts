@@ -10,7 +10,8 @@ import { database } from "../db/client.ts";
 import { tokenizers } from "../db/schema.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, problems } from "../schemas/common.ts";
+import { bearerSecurity, json, problems } from "../schemas/common.ts";
+import { manifest, tokenizer } from "../schemas/examples.ts";
 import {
   PUBLIC_OWNER,
   refreshStatus,
@@ -29,7 +30,8 @@ const Registered = z
   .openapi("TokenizerRegistration");
 
 const security = bearerSecurity("adminKey");
-const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+/** Registered, every file in place. */
+const ready = { tokenizer, fileProblems: [] };
 
 const register = createRoute({
   method: "post",
@@ -47,12 +49,19 @@ const register = createRoute({
         boundedJson(z.record(z.string(), z.unknown()), MAX_MANIFEST_BYTES).openapi({
           description: `The manifest, at most ${MAX_MANIFEST_BYTES} bytes as JSON.`,
         }),
+        manifest,
       ),
     },
   },
   responses: {
-    200: { description: "Already registered", content: json(Registered) },
-    201: { description: "Registered", content: json(Registered) },
+    200: { description: "Already registered", content: json(Registered, ready) },
+    201: {
+      description: "Registered",
+      content: json(Registered, {
+        tokenizer: { ...tokenizer, status: "pending", readyAt: null },
+        fileProblems: tokenizer.files.map(({ path }) => ({ path, problem: "missing" })),
+      }),
+    },
     ...problems(400, 401, 422),
   },
 });
@@ -77,7 +86,7 @@ const putFileDoc = createRoute({
     },
   },
   responses: {
-    200: { description: "Stored", content: json(Registered) },
+    200: { description: "Stored", content: json(Registered, ready) },
     ...problems(401, 404, 422),
   },
 });

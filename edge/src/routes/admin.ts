@@ -7,7 +7,8 @@ import { apiKeys, tenants } from "../db/schema.ts";
 import { requireAdmin } from "../middleware/auth.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, isoTime, problems } from "../schemas/common.ts";
+import { bearerSecurity, isoTime, json, problems } from "../schemas/common.ts";
+import { at, ids } from "../schemas/examples.ts";
 import { mintKey } from "../services/api-keys.ts";
 import { newId } from "../services/ids.ts";
 import { adminTokenizerRoutes } from "./admin-tokenizers.ts";
@@ -42,13 +43,22 @@ const KeyCreated = KeyInfo.extend({
 }).openapi("KeyCreated");
 
 const TenantParams = z.object({
-  tenantId: z.string().openapi({ param: { name: "tenantId", in: "path" } }),
+  tenantId: z.string().openapi({ param: { name: "tenantId", in: "path" }, example: ids.tenant }),
 });
 const KeyParams = TenantParams.extend({
-  keyId: z.string().openapi({ param: { name: "keyId", in: "path" } }),
+  keyId: z.string().openapi({ param: { name: "keyId", in: "path" }, example: ids.key }),
 });
 
-const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+const tenantExample = { id: ids.tenant, name: "acme", createdAt: at("09:00:00") };
+const keyExample = {
+  id: ids.key,
+  tenantId: ids.tenant,
+  kind: "api" as const,
+  name: "ci",
+  prefix: "rvq_api_H2rz",
+  createdAt: at("09:01:00"),
+  revokedAt: null,
+};
 const security = bearerSecurity("adminKey");
 
 const createTenant = createRoute({
@@ -58,8 +68,11 @@ const createTenant = createRoute({
   tags: ["Admin"],
   summary: "Create a tenant",
   security,
-  request: { body: { content: json(TenantCreate), required: true } },
-  responses: { 201: { description: "Created", content: json(Tenant) }, ...problems(400, 401) },
+  request: { body: { content: json(TenantCreate, { name: "acme" }), required: true } },
+  responses: {
+    201: { description: "Created", content: json(Tenant, tenantExample) },
+    ...problems(400, 401),
+  },
 });
 
 const createKey = createRoute({
@@ -69,9 +82,18 @@ const createKey = createRoute({
   tags: ["Admin"],
   summary: "Create an api or worker key for a tenant (the key is shown once)",
   security,
-  request: { params: TenantParams, body: { content: json(KeyCreate), required: true } },
+  request: {
+    params: TenantParams,
+    body: { content: json(KeyCreate, { kind: "api", name: "ci" }), required: true },
+  },
   responses: {
-    201: { description: "Created", content: json(KeyCreated) },
+    201: {
+      description: "Created",
+      content: json(KeyCreated, {
+        ...keyExample,
+        key: "rvq_api_H2rz9sNXZLda4da-K6fwCzxNFjtx7ugpZYgc8bGVtF4",
+      }),
+    },
     ...problems(400, 401, 404),
   },
 });
@@ -85,7 +107,10 @@ const listKeys = createRoute({
   security,
   request: { params: TenantParams },
   responses: {
-    200: { description: "The keys", content: json(z.object({ keys: z.array(KeyInfo) })) },
+    200: {
+      description: "The keys",
+      content: json(z.object({ keys: z.array(KeyInfo) }), { keys: [keyExample] }),
+    },
     ...problems(401, 404),
   },
 });

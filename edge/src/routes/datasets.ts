@@ -8,8 +8,9 @@ import { limitBody } from "../middleware/body-limit.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem, invalidRequest } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, PageQuery, problems } from "../schemas/common.ts";
+import { bearerSecurity, json, PageQuery, problems } from "../schemas/common.ts";
 import { DatasetImageIds } from "../schemas/datasets.ts";
+import { dataset, ids, images } from "../schemas/examples.ts";
 
 import {
   type Added,
@@ -28,8 +29,10 @@ import { checkedParts, MULTIPART_DOC } from "../services/multipart-images.ts";
 import { tarFiles } from "../services/tar-files.ts";
 
 const security = bearerSecurity("apiKey");
-const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
-const IdParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+const IdParams = z.object({
+  id: z.string().openapi({ param: { name: "id", in: "path" }, example: ids.dataset }),
+});
+const exampleIds = images.map((image) => image.id);
 const TAR_TYPES = new Set(["application/x-tar", "application/tar"]);
 
 const create = createRoute({
@@ -39,9 +42,12 @@ const create = createRoute({
   tags: ["Datasets"],
   summary: "Create a dataset: empty, to upload images to, or the tenant's files under a prefix",
   security,
-  request: { body: { required: true, content: json(DatasetCreate) } },
+  request: { body: { required: true, content: json(DatasetCreate, { name: dataset.name }) } },
   responses: {
-    201: { description: "Created", content: json(Dataset) },
+    201: {
+      description: "Created",
+      content: json(Dataset, { ...dataset, imageCount: 0, bytes: 0, updatedAt: dataset.createdAt }),
+    },
     ...problems(400, 401, 403, 422),
   },
 });
@@ -57,7 +63,10 @@ const list = createRoute({
     query: PageQuery,
   },
   responses: {
-    200: { description: "A page", content: json(DatasetList) },
+    200: {
+      description: "A page",
+      content: json(DatasetList, { datasets: [dataset], nextCursor: null }),
+    },
     ...problems(400, 401, 403),
   },
 });
@@ -71,7 +80,7 @@ const get = createRoute({
   security,
   request: { params: IdParams },
   responses: {
-    200: { description: "The dataset", content: json(Dataset) },
+    200: { description: "The dataset", content: json(Dataset, dataset) },
     ...problems(401, 403, 404),
   },
 });
@@ -112,12 +121,24 @@ const add = createRoute({
       content: {
         "application/x-tar": { schema: z.string().openapi({ format: "binary" }) },
         "multipart/form-data": { schema: MULTIPART_DOC },
-        "application/json": { schema: { $ref: "#/components/schemas/DatasetImageIds" } },
+        // A reference, not the zod schema, which the router would enforce on every body: the
+        // handler checks the ids itself (imageIds below).
+        "application/json": {
+          schema: { $ref: "#/components/schemas/DatasetImageIds" },
+          example: { imageIds: exampleIds } satisfies z.input<typeof DatasetImageIds>,
+        },
       },
     },
   },
   responses: {
-    201: { description: "Added", content: json(DatasetImagesAdded) },
+    201: {
+      description: "Added",
+      content: json(DatasetImagesAdded, {
+        added: exampleIds.length,
+        imageIds: exampleIds,
+        dataset,
+      }),
+    },
     ...problems(400, 401, 403, 404, 409, 413, 415, 422, 429),
   },
 });

@@ -8,7 +8,8 @@ import { limitBody } from "../middleware/body-limit.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem, invalidRequest } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, problems } from "../schemas/common.ts";
+import { answerHeaders, bearerSecurity, json, problems, TokenDocument } from "../schemas/common.ts";
+import { ids, tokenDocument } from "../schemas/examples.ts";
 import {
   DECODE_FORMATS,
   DECODE_OUTPUTS,
@@ -60,23 +61,27 @@ const route = createRoute({
       required: true,
       content: {
         [TOKEN_STREAM_MEDIA_TYPE]: { schema: { type: "string", format: "binary" } },
-        "application/json": {
-          schema: {
-            oneOf: [
-              { type: "object", properties: { job: { type: "string" } } },
-              { type: "object" },
-            ],
-          },
-        },
+        ...json(z.union([JobRef, TokenDocument]), { job: ids.job }),
       },
     },
   },
   responses: {
     200: {
-      description: "Latents (.npy or safetensors) or ids (JSON or .npy)",
+      description:
+        "Latents (.npy or safetensors, F32 of shape (N, C, H, W)) or ids (the token document, or an int32 .npy of shape (N, T))",
+      headers: answerHeaders({
+        "revq-codebook-range-reads": {
+          description: "Latents only: the codebook range reads the decode took",
+          example: "2",
+        },
+        "revq-codebook-bytes-read": {
+          description: "Latents only: the codebook bytes those reads fetched",
+          example: "16384",
+        },
+      }),
       content: {
         "application/octet-stream": { schema: { type: "string", format: "binary" } },
-        "application/json": { schema: { type: "object" } },
+        ...json(TokenDocument, tokenDocument),
       },
     },
     ...problems(400, 401, 403, 409, 413, 415, 422, 429),

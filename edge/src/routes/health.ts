@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { newRouter } from "../router.ts";
+import { json } from "../schemas/common.ts";
 
 const Health = z.object({ status: z.literal("ok"), database: z.literal("ok") }).openapi("Health");
 
@@ -12,7 +13,7 @@ const route = createRoute({
   responses: {
     200: {
       description: "The edge and its database answer",
-      content: { "application/json": { schema: Health } },
+      content: json(Health, { status: "ok", database: "ok" }),
     },
   },
 });

@@ -11,7 +11,8 @@ import { limitBody } from "../middleware/body-limit.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, isoTime, problems } from "../schemas/common.ts";
+import { answerHeaders, bearerSecurity, isoTime, json, problems } from "../schemas/common.ts";
+import { ids, image, images as uploadedImages } from "../schemas/examples.ts";
 import { withIdempotency } from "../services/idempotency.ts";
 import { IMAGE_MEDIA_TYPES } from "../services/image-header.ts";
 import { type CheckedImage, checkImage, type ImageRow, storeImages } from "../services/images.ts";
@@ -22,7 +23,9 @@ const Binary = z.string().openapi({ format: "binary" });
 
 const RAW_TYPES = new Set(Object.values(IMAGE_MEDIA_TYPES));
 
-const IdParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+const IdParams = z.object({
+  id: z.string().openapi({ param: { name: "id", in: "path" }, example: ids.image }),
+});
 
 const security = bearerSecurity("apiKey");
 
@@ -70,7 +73,7 @@ const upload = createRoute({
     },
   },
   responses: {
-    201: { description: "Stored", content: { "application/json": { schema: UploadedImages } } },
+    201: { description: "Stored", content: json(UploadedImages, { images: uploadedImages }) },
     ...problems(400, 401, 403, 409, 413, 415, 422, 429),
   },
 });
@@ -84,7 +87,7 @@ const getImage = createRoute({
   security,
   request: { params: IdParams },
   responses: {
-    200: { description: "The image", content: { "application/json": { schema: Image } } },
+    200: { description: "The image", content: json(Image, image) },
     ...problems(401, 403, 404),
   },
 });
@@ -99,7 +102,10 @@ const getContent = createRoute({
   request: { params: IdParams },
   responses: {
     200: {
-      description: "The image",
+      description: "The image's bytes, exactly as uploaded, of its own media type",
+      headers: answerHeaders({
+        etag: { description: "The image's SHA-256, quoted", example: `"${image.sha256}"` },
+      }),
       content: Object.fromEntries(
         Object.values(IMAGE_MEDIA_TYPES).map((t) => [t, { schema: Binary }]),
       ),

@@ -18,7 +18,23 @@ import { jobEvents, webhookDeliveries } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, isoTime, PageQuery, problems } from "../schemas/common.ts";
+import {
+  answerHeaders,
+  bearerSecurity,
+  isoTime,
+  json,
+  PageQuery,
+  problems,
+} from "../schemas/common.ts";
+import {
+  at,
+  delivery,
+  ids,
+  job,
+  jobCreate,
+  queuedJob,
+  webhookSecret,
+} from "../schemas/examples.ts";
 
 import { withIdempotency } from "../services/idempotency.ts";
 import { cancelJob } from "../services/jobs/cancel.ts";
@@ -28,8 +44,9 @@ import { findJob, findJobView, listJobs } from "../services/jobs/read.ts";
 import { deliveryPage } from "./webhooks.ts";
 
 const security = bearerSecurity("apiKey");
-const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
-const IdParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+const IdParams = z.object({
+  id: z.string().openapi({ param: { name: "id", in: "path" }, example: ids.job }),
+});
 
 const create = createRoute({
   method: "post",
@@ -43,10 +60,10 @@ const create = createRoute({
   middleware: [rateLimit("jobs")],
   request: {
     headers: z.object({ "idempotency-key": z.string().optional() }),
-    body: { required: true, content: json(JobCreate) },
+    body: { required: true, content: json(JobCreate, jobCreate) },
   },
   responses: {
-    202: { description: "Queued", content: json(Job) },
+    202: { description: "Queued", content: json(Job, { ...queuedJob, webhookSecret }) },
     ...problems(400, 401, 403, 409, 422, 429),
   },
 });
@@ -59,7 +76,10 @@ const get = createRoute({
   summary: "One job",
   security,
   request: { params: IdParams },
-  responses: { 200: { description: "The job", content: json(Job) }, ...problems(401, 403, 404) },
+  responses: {
+    200: { description: "The job", content: json(Job, job) },
+    ...problems(401, 403, 404),
+  },
 });
 
 const list = createRoute({
@@ -72,7 +92,10 @@ const list = createRoute({
   request: {
     query: PageQuery.extend({ status: JobStatus.optional(), kind: JobKind.optional() }),
   },
-  responses: { 200: { description: "A page", content: json(JobList) }, ...problems(400, 401, 403) },
+  responses: {
+    200: { description: "A page", content: json(JobList, { jobs: [job], nextCursor: null }) },
+    ...problems(400, 401, 403),
+  },
 });
 
 const cancel = createRoute({
@@ -84,7 +107,15 @@ const cancel = createRoute({
   security,
   request: { params: IdParams },
   responses: {
-    200: { description: "Cancelled", content: json(Job) },
+    200: {
+      description: "Cancelled",
+      content: json(Job, {
+        ...queuedJob,
+        status: "cancelled",
+        updatedAt: at("10:00:01"),
+        finishedAt: at("10:00:01"),
+      }),
+    },
     ...problems(401, 403, 404, 409),
   },
 });
@@ -106,7 +137,20 @@ const events = createRoute({
   responses: {
     200: {
       description: "Events after `after`",
-      content: json(EventPage),
+      content: json(EventPage, {
+        events: [
+          { id: 1, type: "status", data: { status: "queued" }, createdAt: job.createdAt },
+          {
+            id: 2,
+            type: "status",
+            data: { status: "running", attempt: 1, worker: "gpu-worker-1" },
+            createdAt: at("10:00:01"),
+          },
+          { id: 3, type: "progress", data: job.progress, createdAt: at("10:00:03") },
+          { id: 4, type: "status", data: { status: "succeeded" }, createdAt: job.finishedAt },
+        ],
+        next: null,
+      }),
     },
     ...problems(400, 401, 403, 404),
   },
@@ -122,7 +166,10 @@ const jobDeliveries = createRoute({
   security,
   request: { params: IdParams, query: PageQuery },
   responses: {
-    200: { description: "A page", content: json(WebhookDeliveryList) },
+    200: {
+      description: "A page",
+      content: json(WebhookDeliveryList, { deliveries: [delivery], nextCursor: null }),
+    },
     ...problems(400, 401, 403, 404),
   },
 });
@@ -151,7 +198,13 @@ const image = createRoute({
   },
   responses: {
     200: {
-      description: "The PNG",
+      description: "The PNG the job made of record `index`",
+      headers: answerHeaders({
+        etag: {
+          description: "The stored PNG's ETag, quoted",
+          example: '"429bc3333d2b25905333a28f259126cc"',
+        },
+      }),
       content: { "image/png": { schema: z.string().openapi({ format: "binary" }) } },
     },
     206: { description: "The requested byte range" },

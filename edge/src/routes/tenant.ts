@@ -6,7 +6,8 @@ import { database } from "../db/client.ts";
 import { tenants } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, isoTime, problems } from "../schemas/common.ts";
+import { bearerSecurity, isoTime, json, problems } from "../schemas/common.ts";
+import { at, ids } from "../schemas/examples.ts";
 
 const route = createRoute({
   method: "get",
@@ -18,11 +19,11 @@ const route = createRoute({
   responses: {
     200: {
       description: "The tenant",
-      content: {
-        "application/json": {
-          schema: z.object({ id: z.string(), name: z.string(), createdAt: Timestamp }),
-        },
-      },
+      content: json(z.object({ id: z.string(), name: z.string(), createdAt: Timestamp }), {
+        id: ids.tenant,
+        name: "acme",
+        createdAt: at("09:00:00"),
+      }),
     },
     ...problems(401, 403),
   },

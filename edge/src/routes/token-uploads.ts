@@ -12,7 +12,8 @@ import { limitBody } from "../middleware/body-limit.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem, invalidRequest } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, problems } from "../schemas/common.ts";
+import { bearerSecurity, json, problems, TokenDocument } from "../schemas/common.ts";
+import { ids, tokenDocument, uploadedTokens } from "../schemas/examples.ts";
 import { streamSource } from "../services/decode.ts";
 import { findUploadedTokens, type TokenUpload, uploadTokens } from "../services/token-uploads.ts";
 
@@ -46,16 +47,13 @@ const upload = createRoute({
       required: true,
       content: {
         [TOKEN_STREAM_MEDIA_TYPE]: binary,
-        "application/json": { schema: { type: "object" } },
+        ...json(TokenDocument, tokenDocument),
         [NPY_MEDIA_TYPE]: binary,
       },
     },
   },
   responses: {
-    201: {
-      description: "Kept",
-      content: { "application/json": { schema: UploadedTokens } },
-    },
+    201: { description: "Kept", content: json(UploadedTokens, uploadedTokens) },
     ...problems(400, 401, 403, 409, 413, 415, 422, 429),
   },
 });
@@ -68,13 +66,12 @@ const get = createRoute({
   summary: "Uploaded tokens: their tokenizer and size",
   security,
   request: {
-    params: z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) }),
+    params: z.object({
+      id: z.string().openapi({ param: { name: "id", in: "path" }, example: ids.tokens }),
+    }),
   },
   responses: {
-    200: {
-      description: "The uploaded tokens",
-      content: { "application/json": { schema: UploadedTokens } },
-    },
+    200: { description: "The uploaded tokens", content: json(UploadedTokens, uploadedTokens) },
     ...problems(401, 403, 404),
   },
 });

@@ -7,7 +7,8 @@ import { tokenizers } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, problems } from "../schemas/common.ts";
+import { answerHeaders, bearerSecurity, json, problems } from "../schemas/common.ts";
+import { ids, manifest, tokenizer } from "../schemas/examples.ts";
 import { serveObject } from "../services/objects/serve.ts";
 import {
   findTokenizer,
@@ -20,11 +21,12 @@ import {
 
 const security = bearerSecurity("apiKey");
 const IdParams = z.object({
-  id: z
-    .string()
-    .openapi({ param: { name: "id", in: "path" }, description: "Tokenizer id or manifest hash." }),
+  id: z.string().openapi({
+    param: { name: "id", in: "path" },
+    description: "Tokenizer id or manifest hash.",
+    example: ids.tokenizer,
+  }),
 });
-const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
 const IMMUTABLE = "private, max-age=31536000, immutable";
 
 const list = createRoute({
@@ -40,7 +42,7 @@ const list = createRoute({
   responses: {
     200: {
       description: "The tokenizers",
-      content: json(TokenizerList),
+      content: json(TokenizerList, { tokenizers: [tokenizer] }),
     },
     ...problems(400, 401, 403),
   },
@@ -55,7 +57,10 @@ const get = createRoute({
   security,
   request: { params: IdParams },
   responses: {
-    200: { description: "The tokenizer", content: json(TokenizerWithManifest) },
+    200: {
+      description: "The tokenizer",
+      content: json(TokenizerWithManifest, { ...tokenizer, manifest }),
+    },
     ...problems(401, 403, 404),
   },
 });
@@ -71,7 +76,7 @@ const manifestDoc = createRoute({
   responses: {
     200: {
       description: "The canonical manifest",
-      content: json(z.record(z.string(), z.unknown())),
+      content: json(z.record(z.string(), z.unknown()), manifest),
     },
     ...problems(401, 403, 404),
   },
@@ -92,7 +97,13 @@ const fileDoc = createRoute({
   },
   responses: {
     200: {
-      description: "The file",
+      description: "The file's bytes, as the manifest pins them (size and SHA-256)",
+      headers: answerHeaders({
+        etag: {
+          description: "The file's SHA-256, quoted",
+          example: `"${tokenizer.files[0].sha256}"`,
+        },
+      }),
       content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
     },
     206: { description: "The requested range" },

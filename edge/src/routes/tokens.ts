@@ -10,7 +10,8 @@ import { apiKeys, jobs } from "../db/schema.ts";
 import { bearerKeyHash, checkKey } from "../middleware/auth.ts";
 import { HttpProblem, invalidRequest } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, problems } from "../schemas/common.ts";
+import { answerHeaders, bearerSecurity, json, problems, TokenDocument } from "../schemas/common.ts";
+import { ids, manifestHash, tokenDocument, tokenStream } from "../schemas/examples.ts";
 import { TOKEN_FORMATS, type TokenFormat, tokenResponse } from "../services/jobs/token-download.ts";
 
 const route = createRoute({
@@ -23,7 +24,9 @@ const route = createRoute({
     "The binary form is the token stream of docs/token-stream.md (`application/vnd.revq.tokens`); a record is addressable with `Range` (record i is bytes 64 + i·stride to 64 + (i+1)·stride − 1, stride in `Revq-Record-Stride`). Strong ETag, `If-None-Match` → 304, `Cache-Control: immutable`.",
   security: bearerSecurity("apiKey"),
   request: {
-    params: z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) }),
+    params: z.object({
+      id: z.string().openapi({ param: { name: "id", in: "path" }, example: ids.job }),
+    }),
     query: z.object({ format: z.enum(TOKEN_FORMATS).default("binary") }),
     headers: z.object({
       range: z.string().optional().openapi({ example: "bytes=64-963" }),
@@ -32,10 +35,23 @@ const route = createRoute({
   },
   responses: {
     200: {
-      description: "The tokens",
+      description:
+        "The tokens: the token stream's bytes (`binary`), the token document (`json`) or an int32 .npy of shape (N, T) (`npy`)",
+      headers: answerHeaders({
+        etag: { description: "Strong; the token stream's", example: `"${tokenStream.etag}"` },
+        "revq-tokenizer": { description: "The tokenizer's manifest hash", example: manifestHash },
+        "revq-record-count": {
+          description: "Records (N), one per image",
+          example: String(tokenStream.recordCount),
+        },
+        "revq-record-stride": {
+          description: "Bytes per record in the token stream",
+          example: String(tokenStream.recordStride),
+        },
+      }),
       content: {
         "application/vnd.revq.tokens": { schema: { type: "string", format: "binary" } },
-        "application/json": { schema: { type: "object" } },
+        ...json(TokenDocument, tokenDocument),
         "application/octet-stream": { schema: { type: "string", format: "binary" } },
       },
     },

@@ -16,7 +16,8 @@ import { tenants, webhookAttempts, webhookDeliveries, webhookEndpoints } from ".
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, isoTime, PageQuery, problems } from "../schemas/common.ts";
+import { bearerSecurity, isoTime, json, PageQuery, problems } from "../schemas/common.ts";
+import { at, delivery, ids, webhook } from "../schemas/examples.ts";
 import { decodeCursor, encodeCursor } from "../services/cursor.ts";
 import { newId } from "../services/ids.ts";
 import { ID_CHUNK } from "../services/job-limits.ts";
@@ -29,8 +30,10 @@ import { newSigningSecret, sealSecret } from "../services/webhooks/secret.ts";
 import { checkWebhookTarget } from "../services/webhooks/target.ts";
 
 const security = bearerSecurity("apiKey");
-const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
-const IdParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+/** A path id, shown with an example of its kind. */
+const idParams = (example: string) =>
+  z.object({ id: z.string().openapi({ param: { name: "id", in: "path" }, example }) });
+const IdParams = idParams(ids.webhook);
 
 const create = createRoute({
   method: "post",
@@ -40,9 +43,20 @@ const create = createRoute({
   summary: "Register a webhook endpoint (its signing secret is shown once)",
   description: `A tenant has at most ${MAX_WEBHOOK_ENDPOINTS} endpoints; one more is a 422 \`too-many-webhooks\`.`,
   security,
-  request: { body: { required: true, content: json(WebhookCreate) } },
+  request: {
+    body: {
+      required: true,
+      content: json(WebhookCreate, { url: webhook.url, events: webhook.events }),
+    },
+  },
   responses: {
-    201: { description: "Registered", content: json(WebhookCreated) },
+    201: {
+      description: "Registered",
+      content: json(WebhookCreated, {
+        ...webhook,
+        secret: "whsec_7ay0DKVR07695p4HNFlGqAeKQhfh90U6Vv5aA2E7bzI=",
+      }),
+    },
     ...problems(400, 401, 403, 422),
   },
 });
@@ -55,7 +69,7 @@ const list = createRoute({
   summary: "The tenant's webhook endpoints",
   security,
   responses: {
-    200: { description: "The endpoints", content: json(WebhookList) },
+    200: { description: "The endpoints", content: json(WebhookList, { webhooks: [webhook] }) },
     ...problems(401, 403),
   },
 });
@@ -80,7 +94,10 @@ const deliveries = createRoute({
   security,
   request: { params: IdParams, query: PageQuery },
   responses: {
-    200: { description: "A page", content: json(WebhookDeliveryList) },
+    200: {
+      description: "A page",
+      content: json(WebhookDeliveryList, { deliveries: [delivery], nextCursor: null }),
+    },
     ...problems(400, 401, 403, 404),
   },
 });
@@ -93,9 +110,19 @@ const redeliverRoute = createRoute({
   summary:
     "Send a delivery again (same message and webhook-id, a new delivery with its own attempts)",
   security,
-  request: { params: IdParams },
+  request: { params: idParams(ids.delivery) },
   responses: {
-    202: { description: "Queued", content: json(WebhookDelivery) },
+    202: {
+      description: "Queued",
+      content: json(WebhookDelivery, {
+        ...delivery,
+        id: "dlv_01m8d2k4w9q7zr3xh5tbn6e8yc",
+        status: "pending",
+        nextAttemptAt: at("10:30:00"),
+        createdAt: at("10:30:00"),
+        attempts: [],
+      }),
+    },
     ...problems(401, 403, 404),
   },
 });

@@ -23,7 +23,8 @@ import type { AppEnv } from "../app-env.ts";
 import { configOf } from "../config.ts";
 import { requireKey } from "../middleware/auth.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, problems } from "../schemas/common.ts";
+import { bearerSecurity, json, problems } from "../schemas/common.ts";
+import { at, ids, leasedTask, tokensGrant } from "../schemas/examples.ts";
 import { grantObjects } from "../services/objects/grants.ts";
 import { completeTask } from "../services/queue/complete.ts";
 import { failTask } from "../services/queue/fail.ts";
@@ -33,8 +34,11 @@ import { releaseTask } from "../services/queue/release.ts";
 import type { WorkerPrincipal } from "../services/queue/tasks.ts";
 
 const security = bearerSecurity("workerKey");
-const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
-const TaskParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+const TaskParams = z.object({
+  id: z.string().openapi({ param: { name: "id", in: "path" }, example: ids.task }),
+});
+const task = { taskId: ids.task, jobId: ids.job };
+const leaseId = ids.lease;
 
 const lease = createRoute({
   method: "post",
@@ -43,11 +47,21 @@ const lease = createRoute({
   tags: ["Worker"],
   summary: "Lease up to `max` ready tasks of the given kinds, waiting up to `waitSeconds` for one",
   security,
-  request: { body: { required: true, content: json(LeaseRequest) } },
+  request: {
+    body: {
+      required: true,
+      content: json(LeaseRequest, {
+        kinds: ["encode", "reconstruct"],
+        max: 1,
+        waitSeconds: 20,
+        worker: "gpu-worker-1",
+      }),
+    },
+  },
   responses: {
     200: {
       description: "The leased tasks (possibly none)",
-      content: json(LeaseResponse),
+      content: json(LeaseResponse, { tasks: [leasedTask], leaseSeconds: 60 }),
     },
     ...problems(400, 401, 403),
   },
@@ -62,12 +76,19 @@ const beat = createRoute({
   security,
   request: {
     params: TaskParams,
-    body: { required: true, content: json(HeartbeatRequest) },
+    body: {
+      required: true,
+      content: json(HeartbeatRequest, {
+        leaseId,
+        progress: { done: 1, total: 2, stage: "encode", etaSeconds: 1.5 },
+        metrics: { imagesPerSecond: 0.8 },
+      }),
+    },
   },
   responses: {
     200: {
       description: "Renewed, or cancelled",
-      content: json(HeartbeatResponse),
+      content: json(HeartbeatResponse, { cancelled: false, leaseExpiresAt: at("10:01:03") }),
     },
     ...problems(400, 401, 403, 404, 409),
   },
@@ -82,10 +103,20 @@ const complete = createRoute({
   security,
   request: {
     params: TaskParams,
-    body: { required: true, content: json(CompleteRequest) },
+    body: {
+      required: true,
+      content: json(CompleteRequest, {
+        leaseId,
+        result: { kind: "encode" },
+        metrics: { imagesPerSecond: 0.7 },
+      }),
+    },
   },
   responses: {
-    200: { description: "Succeeded", content: json(CompleteResponse) },
+    200: {
+      description: "Succeeded",
+      content: json(CompleteResponse, { ...task, status: "succeeded" }),
+    },
     ...problems(400, 401, 403, 404, 409, 422),
   },
 });
@@ -100,12 +131,24 @@ const fail = createRoute({
   security,
   request: {
     params: TaskParams,
-    body: { required: true, content: json(FailRequest) },
+    body: {
+      required: true,
+      content: json(FailRequest, {
+        leaseId,
+        retryable: true,
+        error: { code: "out-of-memory", message: "CUDA out of memory while encoding a batch of 2" },
+      }),
+    },
   },
   responses: {
     200: {
       description: "Queued again or failed",
-      content: json(FailResponse),
+      content: json(FailResponse, {
+        ...task,
+        status: "queued",
+        attempt: 1,
+        retryAt: at("10:00:33"),
+      }),
     },
     ...problems(400, 401, 403, 404, 409),
   },
@@ -121,10 +164,13 @@ const release = createRoute({
   security,
   request: {
     params: TaskParams,
-    body: { required: true, content: json(ReleaseRequest) },
+    body: { required: true, content: json(ReleaseRequest, { leaseId }) },
   },
   responses: {
-    200: { description: "Queued again", content: json(ReleaseResponse) },
+    200: {
+      description: "Queued again",
+      content: json(ReleaseResponse, { ...task, status: "queued" }),
+    },
     ...problems(400, 401, 403, 404, 409),
   },
 });
@@ -139,10 +185,16 @@ const objects = createRoute({
   security,
   request: {
     params: TaskParams,
-    body: { required: true, content: json(ObjectsRequest) },
+    body: {
+      required: true,
+      content: json(ObjectsRequest, { leaseId, objects: [tokensGrant.request] }),
+    },
   },
   responses: {
-    200: { description: "One URL per object, in order", content: json(ObjectsResponse) },
+    200: {
+      description: "One URL per object, in order",
+      content: json(ObjectsResponse, { objects: [tokensGrant.granted] }),
+    },
     ...problems(400, 401, 403, 404, 409, 503),
   },
 });

@@ -1,6 +1,6 @@
 /** Schemas used by many routes: problems, timestamps, ids. */
 import { z } from "@hono/zod-openapi";
-import { PROBLEM_CODES, PROBLEM_MEDIA_TYPE } from "@revq/shared";
+import { PROBLEM_CODES, PROBLEM_MEDIA_TYPE, TokenJsonSchema } from "@revq/shared";
 
 export const Problem = z
   .object({
@@ -57,3 +57,31 @@ export const PageQuery = z.object({
 });
 
 export const bearerSecurity = (scheme: "apiKey" | "workerKey" | "adminKey") => [{ [scheme]: [] }];
+
+/**
+ * A JSON body or answer and its example. The example is typed as what the schema accepts, so
+ * that one which drifts from its schema fails typecheck; tests/edge/openapi.test.ts parses each.
+ */
+export function json<T extends z.ZodType>(schema: T, example: z.input<T>) {
+  return { "application/json": { schema, example } };
+}
+
+/**
+ * Headers of a binary answer, each with an example: what the document can show of bytes it
+ * cannot show.
+ */
+export function answerHeaders(headers: Record<string, { description: string; example: string }>) {
+  return Object.fromEntries(
+    Object.entries(headers).map(([name, { description, example }]) => [
+      name,
+      { description, schema: { type: "string" as const }, example },
+    ]),
+  );
+}
+
+/** The JSON token document (docs/token-stream.md), as decode, uploads and downloads carry it. */
+export const TokenDocument = TokenJsonSchema.meta({
+  id: "TokenDocument",
+  description:
+    "Token ids as JSON: the token stream's header fields and one array of `tokensPerRecord` ids per record, each below `codesPerGroup`.",
+});

@@ -1,9 +1,10 @@
 /**
- * Which tokenizer a command uses: --tokenizer, else REVQ_TOKENIZER, else the only ready one the
- * key can see (what `npm start` gives). With several and none named, the user must choose.
- * Training has a default of its own at the edge (DEFAULT_TOKENIZER): it asks only for the named.
+ * Which tokenizer a command uses: --tokenizer, else REVQ_TOKENIZER, else the edge's default for
+ * this tenant (its own choice, else DEFAULT_TOKENIZER), else the only ready one the key can see.
+ * With several, no default and none named, the user must choose. Training asks only for the
+ * named: the edge applies the default itself.
  */
-import { type Tokenizer, TokenizerList, TokenizerWithManifest } from "@revq/shared";
+import { Tenant, type Tokenizer, TokenizerList, TokenizerWithManifest } from "@revq/shared";
 import type { Api } from "./api.ts";
 import { CliError, EXIT } from "./errors.ts";
 
@@ -20,6 +21,10 @@ export async function namedTokenizer(
 export async function chooseTokenizer(api: Api, named: string | undefined): Promise<Tokenizer> {
   const chosen = await namedTokenizer(api, named);
   if (chosen) return chosen;
+  const { defaultTokenizer } = await api.json("GET", "/v1/tenant", Tenant);
+  if (defaultTokenizer) {
+    return api.json("GET", `/v1/tokenizers/${defaultTokenizer.id}`, TokenizerWithManifest);
+  }
   const { tokenizers } = await api.json("GET", "/v1/tokenizers", TokenizerList, {
     query: { status: "ready" },
   });
@@ -31,6 +36,6 @@ export async function chooseTokenizer(api: Api, named: string | undefined): Prom
   }
   const list = tokenizers.map((t) => `  ${t.id}  ${t.name}`).join("\n");
   throw new CliError(`${tokenizers.length} tokenizers are ready; say which:\n${list}`, EXIT.usage, {
-    hint: "pass --tokenizer <id> or set REVQ_TOKENIZER",
+    hint: "pass --tokenizer <id>, set REVQ_TOKENIZER, or choose a default: revq tokenizers default <id>",
   });
 }

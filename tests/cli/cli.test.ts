@@ -17,6 +17,7 @@ import {
   readNpy,
   readTensor,
   readTokenJson,
+  readTokenStream,
   writeNpy,
 } from "@revq/shared";
 import sharp from "sharp";
@@ -235,6 +236,18 @@ describe("revq against a running edge", () => {
     const shown = await run(["tokenizers", "show", tokenizer.hash, "--manifest", "m.json"]);
     expect(shown.code, shown.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(dir, "m.json"), "utf8")).name).toBe("tiny-test-identity");
+    const byName = await run(["tokenizers", "show", "tiny-test-identity", "--json"]);
+    expect(json<{ id: string }>(byName).id).toBe(tokenizer.id);
+  });
+
+  it("shows, sets and clears the tenant's default tokenizer", async () => {
+    const deployment = `${tokenizer.id}  tiny-test-identity  (the deployment's default)\n`;
+    expect((await run(["tokenizers", "default"])).stdout).toBe(deployment);
+    expect((await run(["tokenizers", "default", "tiny-test-identity"])).stdout).toBe(
+      `${tokenizer.id}  tiny-test-identity  (this tenant's default)\n`,
+    );
+    expect((await run(["tokenizers", "default", "--clear"])).stdout).toBe(deployment);
+    expectFailure(await run(["tokenizers", "default", "tok_nope"]), 4, /tok_nope/);
   });
 
   it("registers a webhook, follows and redelivers its deliveries, removes it", async () => {
@@ -415,12 +428,11 @@ describe("revq against a running edge", () => {
       owner: "tenant",
       quantizer: { codesPerGroup: 16 },
     });
-    // Two tokenizers now: a command that needs one must be told which.
-    expectFailure(
-      await run(["tokenize", "photos"]),
-      2,
-      /2 tokenizers are ready; say which:\n.*cli-trained\n.*tiny-test-identity\n {2}→ pass --tokenizer/,
-    );
+    // Two tokenizers now: a command that names none still works as before, with the default.
+    const tokenized = await run(["tokenize", "photos/p0.png", "-o", "after-train.rvqt"]);
+    expect(tokenized.code, tokenized.stderr).toBe(0);
+    const after = readTokenStream(readFileSync(join(dir, "after-train.rvqt")));
+    expect(after.header.tokenizerHash).toBe(tokenizer.hash);
   });
 
   it("trains on a dataset already at the edge, uploading nothing", async () => {

@@ -1,7 +1,7 @@
 /** revq tokenizers: the tokenizers this key can use, and one in detail. */
 
 import { writeFile } from "node:fs/promises";
-import { type Tokenizer, TokenizerList, TokenizerWithManifest } from "@revq/shared";
+import { Tenant, type Tokenizer, TokenizerList, TokenizerWithManifest } from "@revq/shared";
 import { stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { usageError } from "../errors.ts";
@@ -9,9 +9,12 @@ import { formatBytes } from "../output.ts";
 
 const help = `usage: revq tokenizers [list] [--all]
        revq tokenizers show ID [--manifest FILE]
+       revq tokenizers default [ID | --clear]
 
   list       the ready tokenizers (public ones and this tenant's own); --all: pending ones too
-  show       one tokenizer, by id or manifest hash; --manifest writes its manifest to FILE
+  show       one tokenizer, by id, manifest hash or name; --manifest writes its manifest to FILE
+  default    the tokenizer jobs use when they name none; ID makes it this tenant's default,
+             --clear goes back to the deployment's
 ${COMMON_HELP}`;
 
 export const tokenizers: Command = {
@@ -19,7 +22,11 @@ export const tokenizers: Command = {
   summary: "list the tokenizers, show one",
   help,
   async run(argv) {
-    const s = setup(this, argv, { all: { type: "boolean" }, manifest: { type: "string" } });
+    const s = setup(this, argv, {
+      all: { type: "boolean" },
+      manifest: { type: "string" },
+      clear: { type: "boolean" },
+    });
     if (!s) return;
     const [action = "list", id, ...rest] = s.parsed.positionals;
     if (rest.length > 0) throw usageError(`unexpected ${rest.join(" ")}`);
@@ -34,7 +41,7 @@ export const tokenizers: Command = {
       return;
     }
     if (action === "show") {
-      if (!id) throw usageError("revq tokenizers show needs a tokenizer id or manifest hash");
+      if (!id) throw usageError("revq tokenizers show needs a tokenizer id, manifest hash or name");
       const t = await api.json(
         "GET",
         `/v1/tokenizers/${encodeURIComponent(id)}`,
@@ -47,6 +54,25 @@ export const tokenizers: Command = {
       s.out.line(`  manifest hash  ${t.manifestHash}`);
       for (const f of t.files) s.out.line(`  file           ${f.path} (${formatBytes(f.bytes)})`);
       if (manifestFile) s.out.line(`  manifest       written to ${manifestFile}`);
+      return;
+    }
+    if (action === "default") {
+      const clear = s.parsed.values.clear === true;
+      if (clear && id) throw usageError("give a tokenizer or --clear, not both");
+      const tenant = clear
+        ? await api.json("DELETE", "/v1/tenant/default-tokenizer", Tenant)
+        : id
+          ? await api.json("PUT", "/v1/tenant/default-tokenizer", Tenant, {
+              body: { tokenizer: id },
+            })
+          : await api.json("GET", "/v1/tenant", Tenant);
+      s.out.result({ defaultTokenizer: tenant.defaultTokenizer });
+      const chosen = tenant.defaultTokenizer;
+      s.out.line(
+        chosen
+          ? `${chosen.id}  ${chosen.name}  (${chosen.from === "tenant" ? "this tenant's default" : "the deployment's default"})`
+          : "no default tokenizer: jobs must name one",
+      );
       return;
     }
     throw usageError(`unknown action ${JSON.stringify(action)}`, "see revq tokenizers --help");

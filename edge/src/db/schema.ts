@@ -21,6 +21,8 @@ const createdAt = () => integer("created_at").notNull().default(sql`(unixepoch('
 export const tenants = sqliteTable("tenants", {
   id: text("id").primaryKey(),
   name: text("name").notNull(),
+  /** The tokenizer a job of this tenant's that names none uses; null: the deployment's default. */
+  defaultTokenizerId: text("default_tokenizer_id"),
   createdAt: createdAt(),
 });
 

@@ -1,13 +1,29 @@
-/** What a client key can learn about its own tenant. */
-import { createRoute, z } from "@hono/zod-openapi";
-import { Timestamp } from "@revq/shared";
-import { eq } from "drizzle-orm";
+/** What a client key can learn about its own tenant, and the tenant's default tokenizer. */
+import { createRoute } from "@hono/zod-openapi";
+import { DefaultTokenizerSet, Tenant } from "@revq/shared";
+import { configOf } from "../config.ts";
 import { database } from "../db/client.ts";
-import { tenants } from "../db/schema.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { newRouter } from "../router.ts";
-import { bearerSecurity, isoTime, json, problems } from "../schemas/common.ts";
-import { at, ids } from "../schemas/examples.ts";
+import { bearerSecurity, json, problems } from "../schemas/common.ts";
+import { at, ids, tokenizer } from "../schemas/examples.ts";
+import { setDefaultTokenizer, tenantView } from "../services/tenant.ts";
+
+const security = bearerSecurity("apiKey");
+const tenantAnswer = (description: string, from: "tenant" | "deployment") => ({
+  description,
+  content: json(Tenant, {
+    id: ids.tenant,
+    name: "acme",
+    defaultTokenizer: {
+      id: tokenizer.id,
+      name: tokenizer.name,
+      manifestHash: tokenizer.manifestHash,
+      from,
+    },
+    createdAt: at("09:00:00"),
+  }),
+});
 
 const route = createRoute({
   method: "get",
@@ -15,24 +31,58 @@ const route = createRoute({
   operationId: "getTenant",
   tags: ["Tenant"],
   summary: "The tenant the key belongs to",
-  security: bearerSecurity("apiKey"),
-  responses: {
-    200: {
-      description: "The tenant",
-      content: json(z.object({ id: z.string(), name: z.string(), createdAt: Timestamp }), {
-        id: ids.tenant,
-        name: "acme",
-        createdAt: at("09:00:00"),
-      }),
+  security,
+  responses: { 200: tenantAnswer("The tenant", "deployment"), ...problems(401, 403) },
+});
+
+const setDefault = createRoute({
+  method: "put",
+  path: "/default-tokenizer",
+  operationId: "setDefaultTokenizer",
+  tags: ["Tenant"],
+  summary: "Choose the tokenizer the tenant's jobs use when they name none",
+  description:
+    "Encode and reconstruct jobs without `tokenizer`, and train jobs without `baseTokenizer`, use it instead of the deployment's DEFAULT_TOKENIZER. It must be ready and visible to the tenant (422 tokenizer-not-found, 409 tokenizer-not-ready).",
+  security,
+  request: {
+    body: {
+      required: true,
+      content: json(DefaultTokenizerSet, { tokenizer: tokenizer.name }),
     },
+  },
+  responses: {
+    200: tenantAnswer("The tenant, with its default", "tenant"),
+    ...problems(400, 401, 403, 409, 422),
+  },
+});
+
+const clearDefault = createRoute({
+  method: "delete",
+  path: "/default-tokenizer",
+  operationId: "clearDefaultTokenizer",
+  tags: ["Tenant"],
+  summary: "Go back to the deployment's default tokenizer",
+  security,
+  responses: {
+    200: tenantAnswer("The tenant, with the deployment's default", "deployment"),
     ...problems(401, 403),
   },
 });
 
 export const tenantRoutes = newRouter();
 tenantRoutes.use("*", requireKey("api"));
-tenantRoutes.openapi(route, async (c) => {
-  const id = tenantOf(c.get("principal"));
-  const [row] = await database(c.env).select().from(tenants).where(eq(tenants.id, id)).limit(1);
-  return c.json({ id: row.id, name: row.name, createdAt: isoTime(row.createdAt) }, 200);
+tenantRoutes.openapi(route, async (c) =>
+  c.json(await tenantView(database(c.env), configOf(c.env), tenantOf(c.get("principal"))), 200),
+);
+tenantRoutes.openapi(setDefault, async (c) => {
+  const db = database(c.env);
+  const tenantId = tenantOf(c.get("principal"));
+  await setDefaultTokenizer(db, tenantId, c.req.valid("json").tokenizer);
+  return c.json(await tenantView(db, configOf(c.env), tenantId), 200);
+});
+tenantRoutes.openapi(clearDefault, async (c) => {
+  const db = database(c.env);
+  const tenantId = tenantOf(c.get("principal"));
+  await setDefaultTokenizer(db, tenantId, null);
+  return c.json(await tenantView(db, configOf(c.env), tenantId), 200);
 });

@@ -21,7 +21,7 @@ import type { Db } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import { HttpProblem } from "../problem.ts";
 import { codebookSource, type GatherStats, gatherCodes } from "./codebook-reader.ts";
-import { findTokenizer, manifestOf, requireReady, type TokenizerRow } from "./tokenizers.ts";
+import { manifestOf, readyTokenizer, type TokenizerRow } from "./tokenizers.ts";
 
 export const DECODE_OUTPUTS = ["latents", "ids"] as const;
 export const DECODE_FORMATS = ["npy", "safetensors", "json"] as const;
@@ -82,26 +82,6 @@ export async function streamSource(stream: ReadableStream<Uint8Array>): Promise<
   };
 }
 
-/** The ready tokenizer `idOrHash` names for this tenant (422 when it names none). */
-export async function usableTokenizer(
-  db: Db,
-  tenantId: string,
-  idOrHash: string,
-): Promise<TokenizerRow> {
-  try {
-    return requireReady(await findTokenizer(db, tenantId, idOrHash));
-  } catch (error) {
-    if (error instanceof HttpProblem && error.status === 404) {
-      throw new HttpProblem(
-        422,
-        "tokenizer-not-found",
-        `No tokenizer ${idOrHash} is available to this tenant.`,
-      );
-    }
-    throw error;
-  }
-}
-
 /** The tokenizer the tokens name, which must be the one the request names if it names one. */
 export async function tokenizerFor(
   db: Db,
@@ -110,7 +90,7 @@ export async function tokenizerFor(
   named: string | undefined,
 ): Promise<TokenizerRow> {
   const hash = header.tokenizerHash;
-  const row = await usableTokenizer(db, tenantId, named ?? hash);
+  const row = await readyTokenizer(db, tenantId, named ?? hash);
   if (row.manifestHash !== hash) {
     throw new FormatError(
       "token-stream",

@@ -16,9 +16,9 @@ import {
 } from "@revq/shared";
 import type { Db } from "../db/client.ts";
 import { HttpProblem } from "../problem.ts";
-import { checkShape, type TokenSource, tokenizerFor, usableTokenizer } from "./decode.ts";
+import { checkShape, type TokenSource, tokenizerFor } from "./decode.ts";
 import { newId } from "./ids.ts";
-import { manifestOf, type TokenizerRow } from "./tokenizers.ts";
+import { manifestOf, readyTokenizer, type TokenizerRow } from "./tokenizers.ts";
 
 /** A body as it arrived, by form: the stream as read, the JSON parsed, the .npy whole. */
 export type TokenUpload =
@@ -59,7 +59,7 @@ async function readUpload(
         "A .npy of token ids names no tokenizer: give it as ?tokenizer=.",
       );
     }
-    const tokenizer = await usableTokenizer(db, tenantId, named);
+    const tokenizer = await readyTokenizer(db, tenantId, named);
     const q = manifestOf(tokenizer).quantizer;
     const tokens = readTokenNpy(upload.bytes, {
       tokenizerHash: tokenizer.manifestHash,

@@ -11,9 +11,10 @@ import {
   parseManifest,
   type TokenizerManifest,
 } from "@revq/shared";
-import { and, eq, inArray, or } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, or, sql } from "drizzle-orm";
+import type { Config } from "../config.ts";
 import type { Db } from "../db/client.ts";
-import { tokenizers } from "../db/schema.ts";
+import { tenants, tokenizers } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { HttpProblem } from "../problem.ts";
 import { isoTime } from "../schemas/common.ts";
@@ -182,25 +183,72 @@ export function visibleTo(tenantId: string) {
   return inArray(tokenizers.owner, [PUBLIC_OWNER, tenantId]);
 }
 
-/** A tokenizer by id or manifest hash, if the tenant may see it; otherwise a 404. */
+/**
+ * A tokenizer by id, manifest hash or name, if the tenant may see it; otherwise a 404. A name
+ * is the tenant's own tokenizer of that name before a public one, the newest if it trained
+ * several under one name.
+ */
 export async function findTokenizer(
   db: Db,
   tenantId: string,
-  idOrHash: string,
+  reference: string,
 ): Promise<TokenizerRow> {
-  const rows = await db
+  const [exact] = await db
     .select()
     .from(tokenizers)
     .where(
       and(
         visibleTo(tenantId),
-        or(eq(tokenizers.id, idOrHash), eq(tokenizers.manifestHash, idOrHash)),
+        or(eq(tokenizers.id, reference), eq(tokenizers.manifestHash, reference)),
       ),
     )
     .orderBy(tokenizers.createdAt)
     .limit(1);
-  if (!rows[0]) throw new HttpProblem(404, "tokenizer-not-found", `No tokenizer ${idOrHash}.`);
-  return rows[0];
+  if (exact) return exact;
+  const [named] = await db
+    .select()
+    .from(tokenizers)
+    .where(and(visibleTo(tenantId), eq(tokenizers.name, reference)))
+    .orderBy(asc(sql`${tokenizers.owner} = ${PUBLIC_OWNER}`), desc(tokenizers.createdAt))
+    .limit(1);
+  if (!named) throw new HttpProblem(404, "tokenizer-not-found", `No tokenizer ${reference}.`);
+  return named;
+}
+
+/** The ready tokenizer `reference` names for this tenant, for a job or a decode (422 if none). */
+export async function readyTokenizer(
+  db: Db,
+  tenantId: string,
+  reference: string,
+): Promise<TokenizerRow> {
+  try {
+    return requireReady(await findTokenizer(db, tenantId, reference));
+  } catch (error) {
+    if (error instanceof HttpProblem && error.status === 404) {
+      throw new HttpProblem(
+        422,
+        "tokenizer-not-found",
+        `No tokenizer ${reference} is available to this tenant.`,
+      );
+    }
+    throw error;
+  }
+}
+
+/** The tokenizer a tenant's request that names none uses: its own default, else the deployment's. */
+export async function defaultTokenizer(
+  db: Db,
+  config: Config,
+  tenantId: string,
+): Promise<{ reference: string; from: "tenant" | "deployment" } | undefined> {
+  const [tenant] = await db
+    .select({ id: tenants.defaultTokenizerId })
+    .from(tenants)
+    .where(eq(tenants.id, tenantId));
+  if (tenant?.id) return { reference: tenant.id, from: "tenant" };
+  return config.defaultTokenizer === undefined
+    ? undefined
+    : { reference: config.defaultTokenizer, from: "deployment" };
 }
 
 /** A tokenizer as the client API shows it (@revq/shared's Tokenizer). */

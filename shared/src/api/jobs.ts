@@ -10,7 +10,15 @@ import { NextCursor, Timestamp } from "./common.ts";
 export const MAX_JOB_IMAGES = 2000;
 
 const TokenizerRef = z.object({ id: z.string(), manifestHash: z.string() });
-const TokenizerId = z.string().min(1).meta({ description: "A tokenizer id or manifest hash." });
+const TokenizerId = z
+  .string()
+  .min(1)
+  .meta({ description: "A tokenizer: its id, manifest hash or name." });
+/** Encode and reconstruct jobs that name none use the tenant's default, else the deployment's. */
+const JobTokenizer = TokenizerId.optional().meta({
+  description:
+    "A tokenizer: its id, manifest hash or name; if absent, the tenant's default tokenizer, else the deployment's (DEFAULT_TOKENIZER).",
+});
 const WebhookUrl = z
   .url({ protocol: /^https?$/ })
   .max(2048)
@@ -50,13 +58,13 @@ export const JobCreate = z
   .discriminatedUnion("kind", [
     z.strictObject({
       kind: z.literal("encode"),
-      tokenizer: TokenizerId,
+      tokenizer: JobTokenizer,
       inputs: ImagesInput,
       webhookUrl: WebhookUrl,
     }),
     z.strictObject({
       kind: z.literal("reconstruct"),
-      tokenizer: TokenizerId,
+      tokenizer: JobTokenizer,
       inputs: z.union([SourceJobInput, UploadedTokensInput]),
       webhookUrl: WebhookUrl,
     }),
@@ -65,7 +73,7 @@ export const JobCreate = z
       // Not `tokenizer`: a train job's `tokenizer` is the one it makes.
       baseTokenizer: TokenizerId.optional().meta({
         description:
-          "The tokenizer whose VAE to train on; the deployment's default tokenizer (DEFAULT_TOKENIZER) if absent.",
+          "The tokenizer whose VAE to train on; if absent, the tenant's default tokenizer, else the deployment's (DEFAULT_TOKENIZER).",
       }),
       inputs: z.union([ImagesInput, DatasetInput]),
       // The worker's own schema: a parameter it would refuse is refused here, naming it.

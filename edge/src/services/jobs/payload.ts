@@ -14,13 +14,7 @@ import { extractGroups, freezeDataset, missingShards } from "../dataset-listing.
 import { findUploadedTokens } from "../token-uploads.ts";
 import { manifestOf, type TokenizerRow } from "../tokenizers.ts";
 import { findJob } from "./read.ts";
-import {
-  baseTokenizer,
-  imageInputs,
-  readyTokenizer,
-  tokenizerRef,
-  trainingEntries,
-} from "./references.ts";
+import { imageInputs, jobTokenizer, tokenizerRef, trainingEntries } from "./references.ts";
 
 export type ExtractPayload = Extract<TaskPayload, { kind: "extract" }>;
 
@@ -38,7 +32,7 @@ export async function taskPayload(
 ): Promise<{ tokenizer: TokenizerRow; payload: TaskPayload; extract: ExtractPayload[] }> {
   switch (body.kind) {
     case "encode": {
-      const tokenizer = await readyTokenizer(db, tenantId, body.tokenizer);
+      const tokenizer = await jobTokenizer(db, config, tenantId, body.tokenizer, "tokenizer");
       const payload: TaskPayload = {
         kind: "encode",
         tokenizer: tokenizerRef(tokenizer),
@@ -48,7 +42,7 @@ export async function taskPayload(
       return { tokenizer, payload, extract: [] };
     }
     case "reconstruct": {
-      const tokenizer = await readyTokenizer(db, tenantId, body.tokenizer);
+      const tokenizer = await jobTokenizer(db, config, tenantId, body.tokenizer, "tokenizer");
       const source =
         "job" in body.inputs
           ? await encodedTokens(db, tenantId, body.inputs.job)
@@ -73,10 +67,12 @@ export async function taskPayload(
       return { tokenizer, payload, extract: [] };
     }
     case "train": {
-      const tokenizer = await readyTokenizer(
+      const tokenizer = await jobTokenizer(
         db,
+        config,
         tenantId,
-        baseTokenizer(config, body.baseTokenizer),
+        body.baseTokenizer,
+        "baseTokenizer",
       );
       const base = tokenizerRef(tokenizer);
       const entries = await trainingEntries(env, db, config, tenantId, body.inputs);

@@ -17,7 +17,7 @@ import { HttpProblem } from "../../problem.ts";
 import { datasetEntries } from "../dataset-listing.ts";
 import { findDataset } from "../datasets.ts";
 import { tenantImages } from "../images.ts";
-import { findTokenizer, requireReady, type TokenizerRow } from "../tokenizers.ts";
+import { defaultTokenizer, readyTokenizer, type TokenizerRow } from "../tokenizers.ts";
 
 export function tokenizerRef(row: TokenizerRow): TokenizerRef {
   return {
@@ -26,27 +26,6 @@ export function tokenizerRef(row: TokenizerRow): TokenizerRef {
     manifestKey: bucketKeys.tokenizerManifest(row.manifestHash),
     filesPrefix: bucketKeys.tokenizerFile(row.manifestHash, ""),
   };
-}
-
-export async function readyTokenizer(
-  db: Db,
-  tenantId: string,
-  idOrHash: string,
-): Promise<TokenizerRow> {
-  let row: TokenizerRow;
-  try {
-    row = await findTokenizer(db, tenantId, idOrHash);
-  } catch (error) {
-    if (error instanceof HttpProblem && error.status === 404) {
-      throw new HttpProblem(
-        422,
-        "tokenizer-not-found",
-        `No tokenizer ${idOrHash} is available to this tenant.`,
-      );
-    }
-    throw error;
-  }
-  return requireReady(row);
 }
 
 /** The tenant's images with these ids as encode inputs, in the order given. */
@@ -81,15 +60,24 @@ export async function trainingEntries(
   return datasetEntries(env.BUCKET, db, config, dataset);
 }
 
-/** The tokenizer a train job's VAE comes from: the one named, or the deployment's default. */
-export function baseTokenizer(config: Config, named: string | undefined): string {
-  const base = named ?? config.defaultTokenizer;
-  if (base === undefined) {
+/**
+ * The ready tokenizer a job uses: the one it names (a train job's base), else the tenant's
+ * default, else the deployment's; with none of them, 422 tokenizer-required.
+ */
+export async function jobTokenizer(
+  db: Db,
+  config: Config,
+  tenantId: string,
+  named: string | undefined,
+  field: "tokenizer" | "baseTokenizer",
+): Promise<TokenizerRow> {
+  const reference = named ?? (await defaultTokenizer(db, config, tenantId))?.reference;
+  if (reference === undefined) {
     throw new HttpProblem(
       422,
       "tokenizer-required",
-      "Name the tokenizer whose VAE to train on (`baseTokenizer`): this deployment has no default tokenizer (DEFAULT_TOKENIZER).",
+      `Name the tokenizer (\`${field}\`): neither this tenant (PUT /v1/tenant/default-tokenizer) nor this deployment (DEFAULT_TOKENIZER) has a default.`,
     );
   }
-  return base;
+  return readyTokenizer(db, tenantId, reference);
 }

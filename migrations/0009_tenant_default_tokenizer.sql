@@ -1,0 +1,1 @@
+ALTER TABLE `tenants` ADD `default_tokenizer_id` text;

@@ -20,6 +20,7 @@ import {
   FIXTURES_DIR,
   type Fixture,
   LOCAL_FIXTURES_DIR,
+  LOCAL_TRAIN_C,
   loadFixture,
 } from "../helpers/fixtures.ts";
 import { download, runOn, scaledError, values } from "./helpers/backends.ts";
@@ -48,9 +49,7 @@ function instance(name: string, dir: string): Instance {
 // The shared fixture C, then those of tests/fixtures (other seeds, a two-block rectifier).
 const INSTANCES = [
   instance("train_C", FIXTURES_DIR),
-  ...["train_C_s3101", "train_C_s3201", "train_C_b2c24"].map((n) =>
-    instance(n, LOCAL_FIXTURES_DIR),
-  ),
+  ...LOCAL_TRAIN_C.map((n) => instance(n, LOCAL_FIXTURES_DIR)),
 ];
 const CONFIG = INSTANCES[0].config;
 

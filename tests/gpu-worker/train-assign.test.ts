@@ -4,7 +4,12 @@ import { describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import { assignCodes } from "../../gpu-worker/src/train/assign.ts";
 import { createQuantizer, disposeQuantizer } from "../../gpu-worker/src/train/quantizer.ts";
-import { loadFixture } from "../helpers/fixtures.ts";
+import {
+  FIXTURES_DIR,
+  LOCAL_FIXTURES_DIR,
+  LOCAL_TRAIN_C,
+  loadFixture,
+} from "../helpers/fixtures.ts";
 import { runOn } from "./helpers/backends.ts";
 
 // webgpu runs where Dawn finds an adapter (Mesa's llvmpipe in CI).
@@ -43,14 +48,21 @@ function quantizerCases(): Case[] {
   });
 }
 
-/** fixtures C: step s searches the codebook as it was after step s − 1. */
+/** fixtures C and its instances in tests/fixtures: step s searches the codebook as it was after
+ * step s − 1. */
 function trainingCases(): Case[] {
-  const C = loadFixture("train_C");
+  return [["train_C", FIXTURES_DIR], ...LOCAL_TRAIN_C.map((n) => [n, LOCAL_FIXTURES_DIR])].flatMap(
+    ([name, dir]) => instanceCases(name, dir),
+  );
+}
+
+function instanceCases(name: string, dir: string): Case[] {
+  const C = loadFixture(name, name, dir);
   const q = C.json.quantizer as Record<string, number>;
   const [channels, height, width] = C.json.input_data_size as number[];
   const layout = quantLayout({ channels, height, width }, q.tokens_per_data, q.num_group);
   return (C.json.steps as { step: number }[]).map(({ step }) => ({
-    name: `train_C step ${step}`,
+    name: `${name} step ${step}`,
     layout,
     codes: q.num_code,
     codebook: C.f32(

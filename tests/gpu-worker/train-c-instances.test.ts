@@ -15,7 +15,7 @@ import {
   readCounts,
   type TrainState,
 } from "../../gpu-worker/src/train/step.ts";
-import { LOCAL_FIXTURES_DIR } from "../helpers/fixtures.ts";
+import { LOCAL_FIXTURES_DIR, LOCAL_TRAIN_C } from "../helpers/fixtures.ts";
 import { runOn, scaledError } from "./helpers/backends.ts";
 import {
   disposeState,
@@ -25,8 +25,6 @@ import {
   type TrainInstance,
   trainInstance,
 } from "./helpers/train-c.ts";
-
-const INSTANCES = ["train_C_s3101", "train_C_s3201", "train_C_b2c24"];
 
 // The suggested bounds (fixtures README §6), wasm's doubled as in train-step.test.ts: it sums in
 // float32 one element after another.
@@ -171,7 +169,7 @@ async function trajectory(inst: TrainInstance, backend: keyof typeof TOLERANCES)
   return worst;
 }
 
-for (const name of INSTANCES) {
+for (const name of LOCAL_TRAIN_C) {
   const inst = trainInstance(name, LOCAL_FIXTURES_DIR);
   describe(`ReVQ training step against ${name}`, () => {
     for (const backend of ["cpu", "wasm"] as const) {

@@ -10,6 +10,9 @@ export const FIXTURES_DIR =
 /** Instances this repository made itself (tests/fixtures/README.md), in the shared ones' format. */
 export const LOCAL_FIXTURES_DIR = fileURLToPath(new URL("../fixtures/", import.meta.url));
 
+/** The instances of fixture C there: other seeds, and a two-block rectifier. */
+export const LOCAL_TRAIN_C = ["train_C_s3101", "train_C_s3201", "train_C_b2c24"];
+
 export type Fixture = {
   json: Record<string, unknown>;
   f32(name: string): Float32Array;

@@ -178,6 +178,10 @@ describe("GET /v1/reference", () => {
     expect(res.headers.get("content-type")).toMatch(/^text\/html/);
     const html = await res.text();
     expect(html).toContain("/v1/openapi.json");
+    // The search box and the pointer to the concepts the page cannot serve (tests/browser's
+    // reference.test.ts drives the search, the #operationId anchors and the schema links).
+    expect(html).toMatch(/<input id="search" type="search"/);
+    expect(html).toContain("<code>docs/api.md</code> of the revq repository");
     expect(html).not.toMatch(/(src|href)\s*=\s*["']?(https?:)?\/\//i);
     expect(html).not.toMatch(/@import|url\(/i);
   });

@@ -29,7 +29,11 @@ const route = createRoute({
     }),
     query: z.object({ format: z.enum(TOKEN_FORMATS).default("binary") }),
     headers: z.object({
-      range: z.string().optional().openapi({ example: "bytes=64-963" }),
+      // Record 0: the bytes after the 64-byte header, one stride of them.
+      range: z
+        .string()
+        .optional()
+        .openapi({ example: `bytes=64-${64 + tokenStream.recordStride - 1}` }),
       "if-none-match": z.string().optional(),
     }),
   },

@@ -420,6 +420,11 @@ describe("revq against a running edge", () => {
     expect(trained.stdout).toMatch(/status {4}succeeded\n/);
     const made = trained.stdout.match(/^new tokenizer (tok_\w+) /m) as RegExpMatchArray;
     expect(made).not.toBeNull();
+    // Its evaluation on the 2 held-out images, as the job ended and as the tokenizer shows it.
+    const evaluation =
+      / {2}evaluation {5}on 2 held-out latents, 2 images decoded\n {4}PSNR {9}[\d.]+ dB from tokens, .*\n {4}SSIM .*\n {4}latent MSE .*\n {4}usage .*\n {4}bits\/image {3}512\n/;
+    expect(trained.stdout).toMatch(evaluation);
+    expect((await run(["tokenizers", "show", made[1]])).stdout).toMatch(evaluation);
     const shown = json<{ name: string; owner: string; quantizer: { codesPerGroup: number } }>(
       await run(["tokenizers", "show", made[1], "--json"]),
     );
@@ -427,6 +432,7 @@ describe("revq against a running edge", () => {
       name: "cli-trained",
       owner: "tenant",
       quantizer: { codesPerGroup: 16 },
+      evaluation: { heldOut: { latents: 2, images: 2 }, bitsPerImage: 512 },
     });
     // Two tokenizers now: a command that names none still works as before, with the default.
     const tokenized = await run(["tokenize", "photos/p0.png", "-o", "after-train.rvqt"]);

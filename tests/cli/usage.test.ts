@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { type Tokenizer, writeNpy } from "@revq/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tokenizerLine } from "../../cli/src/commands/tokenizers.ts";
+import { evaluationLines } from "../../cli/src/evaluation.ts";
 import { type CliRun, revq } from "./support/run-cli.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "revq-cli-usage-"));
@@ -118,5 +119,29 @@ describe("revq's lines", () => {
     );
     const two = { ...tokenizer, quantizer: { ...tokenizer.quantizer, groups: 2 } };
     expect(tokenizerLine(two)).toContain("(2 groups)");
+  });
+
+  it("shows a tokenizer's evaluation as a short block", () => {
+    const evaluation = {
+      heldOut: { latents: 256, images: 8 },
+      latentMse: { quantized: 0.35, rectified: 1.17 },
+      images: {
+        tokens: { psnr: 23.4567, ssim: 0.7123 },
+        vae: { psnr: 24.0567, ssim: 0.8 },
+        tokensVsVae: { ssim: 1 },
+      },
+      usage: { min: 0.25, mean: 0.5 },
+      bitsPerImage: 6144,
+    };
+    expect(evaluationLines(evaluation)).toEqual([
+      "  evaluation     on 256 held-out latents, 8 images decoded",
+      "    PSNR         23.46 dB from tokens, 24.06 dB VAE alone (0.60 dB below it); ∞ dB against the VAE's",
+      "    SSIM         0.712 from tokens, 0.800 VAE alone; 1.000 against the VAE's",
+      "    latent MSE   0.3500 quantized → 1.1700 rectified (the rectifier does not help)",
+      "    usage        min 0.250, mean 0.500 of each group's codes",
+      "    bits/image   6144",
+    ]);
+    const { images: _images, ...latentsOnly } = evaluation;
+    expect(evaluationLines({ ...latentsOnly, heldOut: { latents: 3, images: 0 } })).toHaveLength(4);
   });
 });

@@ -201,7 +201,16 @@ describe("training on the local stack", () => {
       `/v1/tokenizers/${trained.id}`,
       tenant.apiKey,
     );
-    expect(listed).toMatchObject({ status: "ready", manifestHash: trained.manifestHash });
+    // Its held-out evaluation (2 of 24 images held out), on the job and on the tokenizer.
+    expect(done.evaluation).toMatchObject({
+      heldOut: { latents: 2, images: 2 },
+      bitsPerImage: 512,
+    });
+    expect(listed).toMatchObject({
+      status: "ready",
+      manifestHash: trained.manifestHash,
+      evaluation: done.evaluation,
+    });
 
     // Each epoch's figures once, in order; progress counts an epoch's steps.
     const epochs = events.filter((e) => e.type === "metrics" && "epoch" in e.data);
@@ -221,7 +230,12 @@ describe("training on the local stack", () => {
       data: { job: { id: string; status: string } };
     };
     expect(event.type).toBe("training.succeeded");
-    expect(event.data.job).toMatchObject({ id: job.id, status: "succeeded", tokenizer: trained });
+    expect(event.data.job).toMatchObject({
+      id: job.id,
+      status: "succeeded",
+      tokenizer: trained,
+      evaluation: done.evaluation,
+    });
 
     const encode = await createJob(edge, tenant, {
       kind: "encode",
@@ -239,16 +253,23 @@ describe("training on the local stack", () => {
     });
     expect(stream.tokens.length).toBe(256);
 
-    // The same dataset again: its latents exist, so no extract job and nothing extracted.
+    // The same dataset again: its latents exist, so no extract job and nothing extracted. Asked
+    // for every code of each of 128 groups used by 22 latents, the tokenizer is not registered.
     const again = (await createJob(edge, tenant, {
       kind: "train",
       inputs: { dataset: dataset.id },
-      parameters: { ...PARAMETERS, epochs: 1 },
+      parameters: { ...PARAMETERS, epochs: 1, require: { minUsage: 1 } },
     })) as TrainJob;
     expect(again.extractJobs).toEqual([]);
-    expect(await waitForJob(edge, tenant, again.id, undefined, 60_000)).toMatchObject({
-      status: "succeeded",
+    const missed = await waitForJob(edge, tenant, again.id, undefined, 60_000);
+    expect(missed).toMatchObject({
+      status: "failed",
+      attempts: 1,
+      tokenizer: null,
+      error: { code: "evaluation-below-threshold" },
+      evaluation: { heldOut: { latents: 2, images: 2 } },
     });
+    expect(missed.error?.message).toMatch(/least group's usage 0\.\d+, below the 1 required/);
     const reused = linesOf(pair, names, "latents ready").find((l) => l.jobId === again.id);
     expect(reused).toMatchObject({ latentShardsReused: 6, latentShardsExtracted: 0 });
     expect(linesOf(pair, names, "latents extracted")).toHaveLength(extracted.length);

@@ -1,5 +1,11 @@
 import { env } from "cloudflare:workers";
-import { bucketKeys, MAX_JOB_PARAMETERS_BYTES, MAX_JSON_BODY_BYTES } from "@revq/shared";
+import {
+  bucketKeys,
+  MAX_JOB_PARAMETERS_BYTES,
+  MAX_JSON_BODY_BYTES,
+  manifestHash,
+  parseManifest,
+} from "@revq/shared";
 import { describe, expect, it } from "vitest";
 import { IMAGES } from "./fixtures/images.ts";
 import {
@@ -11,7 +17,7 @@ import {
   workerCall,
   writeTokensFor,
 } from "./fixtures/jobs.ts";
-import { tinyTokenizer } from "./fixtures/tokenizer.ts";
+import { EVALUATION, tinyTokenizer } from "./fixtures/tokenizer.ts";
 import { call, expectProblem, json, newTenant } from "./helpers.ts";
 
 describe("POST /v1/jobs", () => {
@@ -106,6 +112,10 @@ describe("POST /v1/jobs", () => {
       [{ epochs: 1e9 }, "json.parameters.epochs"],
       [{ learningRates: { quantizer: "NaN" } }, "json.parameters.learningRates.quantizer"],
       [{ preset: "huge" }, "json.parameters.preset"],
+      [{ require: { minUsage: 2 } }, "json.parameters.require.minUsage"],
+      [{ require: { maxPsnrGapDb: -1 } }, "json.parameters.require.maxPsnrGapDb"],
+      [{ require: { rectifierMustHelp: "yes" } }, "json.parameters.require.rectifierMustHelp"],
+      [{ require: { maxPsnrGap: 1 } }, "json.parameters.require"],
     ];
     for (const [parameters, path] of cases) {
       const res = await call("/v1/jobs", {
@@ -432,7 +442,10 @@ describe("reconstruct and train jobs", () => {
       leaseId: task.leaseId,
       progress,
     });
-    const trained = await tinyTokenizer("trained-for-tenant");
+    const tiny = await tinyTokenizer("trained-for-tenant");
+    // As the worker exports it: with its held-out evaluation.
+    const manifest = parseManifest({ ...tiny.manifest, evaluation: EVALUATION });
+    const trained = { ...tiny, manifest, hash: await manifestHash(manifest) };
     const finish = () =>
       workerCall(world.workerKey, `/tasks/${task.taskId}/complete`, {
         leaseId: task.leaseId,
@@ -446,10 +459,24 @@ describe("reconstruct and train jobs", () => {
     const done = await getJob(world, job.id);
     const tokenizer = done.tokenizer as { id: string; manifestHash: string };
     expect(tokenizer.manifestHash).toBe(trained.hash);
-    // Said once, as its tokenizer; the base and the last progress stay.
+    // Said once, as its tokenizer beside its evaluation; the base and the last progress stay.
     expect(done).toMatchObject({ baseTokenizer: base, result: null, progress });
+    expect(done.evaluation).toEqual(EVALUATION);
     const mine = await call(`/v1/tokenizers/${tokenizer.id}`, { key: world.apiKey });
-    expect(await mine.json()).toMatchObject({ owner: "tenant", status: "ready" });
+    expect(await mine.json()).toMatchObject({
+      owner: "tenant",
+      status: "ready",
+      evaluation: EVALUATION,
+      manifest: { evaluation: EVALUATION },
+    });
+    const listed = (await (await call("/v1/tokenizers", { key: world.apiKey })).json()) as {
+      tokenizers: { id: string; evaluation?: unknown }[];
+    };
+    const byId = new Map(listed.tokenizers.map((t) => [t.id, t.evaluation]));
+    expect(byId.get(tokenizer.id)).toEqual(EVALUATION);
+    // The base was registered without one, and shows none.
+    expect(byId.has(world.tokenizerId)).toBe(true);
+    expect(byId.get(world.tokenizerId)).toBeUndefined();
     const stranger = await newTenant();
     await expectProblem(
       await call(`/v1/tokenizers/${tokenizer.id}`, { key: stranger.apiKey }),

@@ -47,6 +47,7 @@ import {
   workerCall,
   writeTokensFor,
 } from "./fixtures/jobs.ts";
+import { EVALUATION } from "./fixtures/tokenizer.ts";
 import { call, expectProblem, json } from "./helpers.ts";
 
 type Received = { path: string; headers: Record<string, string>; body: string };
@@ -384,18 +385,34 @@ describe("deliveries", () => {
     await workerCall(world.workerKey, `/tasks/${task.taskId}/fail`, {
       leaseId: task.leaseId,
       retryable: false,
-      error: { code: "diverged", message: "loss is NaN" },
+      error: {
+        code: "evaluation-below-threshold",
+        message: "The trained tokenizer misses the job's thresholds: ...",
+        evaluation: EVALUATION,
+      },
     });
     const [request] = await waitFor(async () => {
       const got = await received("training");
       return got.length > 0 ? got : undefined;
     });
-    // The job as the API shows it: how far it got, its base, no tokenizer made.
-    expect(JSON.parse(request.body)).toMatchObject({
+    // The job as the API shows it: how far it got, its base, no tokenizer made, and the figures
+    // that kept it from being registered.
+    const sent = JSON.parse(request.body);
+    expect(sent.data.job.error).toEqual({
+      code: "evaluation-below-threshold",
+      message: "The trained tokenizer misses the job's thresholds: ...",
+    });
+    expect(sent.data.job.evaluation).toEqual(EVALUATION);
+    expect(await getJob(world, sent.data.job.id)).toMatchObject({
+      status: "failed",
+      tokenizer: null,
+      evaluation: EVALUATION,
+    });
+    expect(sent).toMatchObject({
       type: "training.failed",
       data: {
         job: {
-          error: { code: "diverged" },
+          error: { code: "evaluation-below-threshold" },
           progress,
           baseTokenizer: { manifestHash: world.tiny.hash },
           tokenizer: null,

@@ -5,6 +5,7 @@ import { Tenant, type Tokenizer, TokenizerList, TokenizerWithManifest } from "@r
 import { stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { usageError } from "../errors.ts";
+import { evaluationLines } from "../evaluation.ts";
 import { formatBytes } from "../output.ts";
 
 const help = `usage: revq tokenizers [list] [--all]
@@ -53,6 +54,7 @@ export const tokenizers: Command = {
       s.out.line(tokenizerLine(t));
       s.out.line(`  manifest hash  ${t.manifestHash}`);
       for (const f of t.files) s.out.line(`  file           ${f.path} (${formatBytes(f.bytes)})`);
+      for (const line of t.evaluation ? evaluationLines(t.evaluation) : []) s.out.line(line);
       if (manifestFile) s.out.line(`  manifest       written to ${manifestFile}`);
       return;
     }

@@ -16,6 +16,7 @@ import { type Parsed, positiveInt, stringOption } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { ADD_OPTIONS, addHelp, addLimits, resumeCommand } from "../dataset-upload.ts";
 import { CliError, EXIT, usageError } from "../errors.ts";
+import { evaluationLines } from "../evaluation.ts";
 import { ExtractJobs } from "../extract-jobs.ts";
 import { type BatchLimits, collectImages, type LocalImage } from "../images.ts";
 import { onInterrupt } from "../interrupt.ts";
@@ -195,6 +196,8 @@ async function trainRemote(parsed: Parsed, out: Output, connect: () => Api): Pro
   progress.end();
   onInterrupt(undefined);
   out.result({ dataset, job, events });
+  // Also when it failed for missing its thresholds: the figures say by how much.
+  for (const line of job.evaluation ? evaluationLines(job.evaluation) : []) out.line(line);
   requireSucceeded(job);
   const { tokenizer } = job;
   if (tokenizer) {

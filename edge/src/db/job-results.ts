@@ -3,7 +3,7 @@
  * the worker's outputs (services/queue/task-results.ts), and read by job views, token and image
  * downloads and reconstruct jobs through `resultOf`.
  */
-import type { JobKind } from "@revq/shared";
+import type { JobKind, TokenizerEvaluation } from "@revq/shared";
 
 export type EncodeResult = {
   tokens: {
@@ -29,7 +29,11 @@ export type ExtractResult = {
   shards: { index: number; bytes: number; etag: string }[];
 };
 
-export type TrainResult = { tokenizer: { id: string; manifestHash: string } };
+export type TrainResult = {
+  tokenizer: { id: string; manifestHash: string };
+  /** The manifest's, copied so that the job's view shows it without reading the tokenizer. */
+  evaluation?: TokenizerEvaluation;
+};
 
 export type JobResults = {
   encode: EncodeResult;

@@ -262,6 +262,7 @@ export function tokenizerView(row: TokenizerRow) {
     status: row.status,
     quantizer: manifest.quantizer,
     files: manifestFiles(manifest).map(({ path, bytes, sha256 }) => ({ path, bytes, sha256 })),
+    ...(manifest.evaluation ? { evaluation: manifest.evaluation } : {}),
     createdAt: isoTime(row.createdAt),
     readyAt: row.readyAt === null ? null : isoTime(row.readyAt),
   };

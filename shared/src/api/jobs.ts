@@ -1,6 +1,7 @@
 /** The client API's job shapes (api/common.ts says how they are used). */
 import * as z from "zod";
 import { boundedJson, MAX_JOB_PARAMETERS_BYTES } from "../protocol/json-limits.ts";
+import { TokenizerEvaluation } from "../protocol/tokenizer-evaluation.ts";
 import { TrainParameters } from "../protocol/train-parameters.ts";
 import { JobKind, JobStatus } from "../protocol/vocabulary.ts";
 import { Progress } from "../protocol/worker-api.ts";
@@ -103,6 +104,10 @@ export const Job = z
     baseTokenizer: TokenizerRef.optional().meta({
       description:
         "A train job's: the tokenizer whose VAE it trains on (the request's `baseTokenizer`, else the deployment's default).",
+    }),
+    evaluation: TokenizerEvaluation.optional().meta({
+      description:
+        "A train job's: its tokenizer's figures on the held-out set (docs/training.md, Evaluation), once it succeeded, or when it failed because they missed the job's `parameters.require` (error `evaluation-below-threshold`; no tokenizer was registered).",
     }),
     inputs: z
       .union([ImagesInput, SourceJobInput, UploadedTokensInput, DatasetInput, ShardsInput])

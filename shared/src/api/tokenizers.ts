@@ -1,5 +1,6 @@
 /** The client API's tokenizer shapes (api/common.ts says how they are used). */
 import * as z from "zod";
+import { TokenizerEvaluation } from "../protocol/tokenizer-evaluation.ts";
 import { Timestamp } from "./common.ts";
 
 export const TokenizerFile = z.object({ path: z.string(), bytes: z.int(), sha256: z.string() });
@@ -22,6 +23,10 @@ export const Tokenizer = z
       codesPerGroup: z.int(),
     }),
     files: z.array(TokenizerFile),
+    evaluation: TokenizerEvaluation.optional().meta({
+      description:
+        "A trained tokenizer's figures on its run's held-out set (docs/training.md, Evaluation); absent for one registered without them.",
+    }),
     createdAt: Timestamp,
     readyAt: Timestamp.nullable(),
   })

@@ -14,6 +14,8 @@ export type Job = {
   tokenizer: { id: string; manifestHash: string } | null;
   result: Record<string, unknown> | null;
   error: { code: string; message: string } | null;
+  /** A train job's: its tokenizer's held-out evaluation, once known. */
+  evaluation?: Record<string, unknown>;
 };
 export type JobEvent = {
   id: number;

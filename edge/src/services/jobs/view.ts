@@ -52,19 +52,28 @@ function requestView(row: JobRow): Pick<Job, "inputs" | "parameters"> {
 
 /**
  * The tokenizers: the row's is the one the job works with, which for a train job is its base;
- * a train job's own `tokenizer` is the one it made, once it has.
+ * a train job's own `tokenizer` is the one it made, once it has, and its `evaluation` that
+ * tokenizer's, or the figures of one that missed the job's thresholds (kept with the error).
  */
-function tokenizersView(row: JobRow): Pick<Job, "tokenizer" | "baseTokenizer"> {
+function tokenizersView(row: JobRow): Pick<Job, "tokenizer" | "baseTokenizer" | "evaluation"> {
   const named =
     row.tokenizerId === null || row.tokenizerHash === null
       ? null
       : { id: row.tokenizerId, manifestHash: row.tokenizerHash };
   if (row.kind !== "train") return { tokenizer: named };
-  const made = resultOf(row, "train")?.tokenizer;
+  const result = resultOf(row, "train");
+  const made = result?.tokenizer;
+  const evaluation = result?.evaluation ?? row.error?.evaluation;
   return {
     tokenizer: made ? { id: made.id, manifestHash: made.manifestHash } : null,
     ...(named ? { baseTokenizer: named } : {}),
+    ...(evaluation ? { evaluation } : {}),
   };
+}
+
+/** The error as the API shows it: a train job's figures are its `evaluation`, not repeated here. */
+function errorView(row: JobRow): Job["error"] {
+  return row.error && { code: row.error.code, message: row.error.message };
 }
 
 export function jobView({ job: row, attempts, extractJobs }: JobViewRow) {
@@ -78,7 +87,7 @@ export function jobView({ job: row, attempts, extractJobs }: JobViewRow) {
     progress: row.progress,
     attempts,
     result: resultView(row),
-    error: row.error,
+    error: errorView(row),
     createdAt: isoTime(row.createdAt),
     updatedAt: isoTime(row.updatedAt),
     finishedAt: row.finishedAt === null ? null : isoTime(row.finishedAt),

@@ -21,7 +21,7 @@ import type {
 } from "../../db/job-results.ts";
 import type { Env } from "../../env.ts";
 import { HttpProblem } from "../../problem.ts";
-import { registerTokenizer } from "../tokenizers.ts";
+import { manifestOf, registerTokenizer } from "../tokenizers.ts";
 
 function invalid(detail: string): HttpProblem {
   return new HttpProblem(422, "invalid-result", detail);
@@ -129,7 +129,11 @@ async function checkTrain(
     const list = registered.problems.map((p) => `${p.path} (${p.problem})`).join(", ");
     throw invalid(`The trained tokenizer's files are not all in the bucket: ${list}.`);
   }
-  return { tokenizer: { id: registered.row.id, manifestHash: registered.row.manifestHash } };
+  const { evaluation } = manifestOf(registered.row);
+  return {
+    tokenizer: { id: registered.row.id, manifestHash: registered.row.manifestHash },
+    ...(evaluation ? { evaluation } : {}),
+  };
 }
 
 export async function checkTaskResult(

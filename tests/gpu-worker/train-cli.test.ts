@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -144,6 +144,19 @@ describe("revq-train", () => {
     const second = JSON.parse(readFileSync(join(dir, "out2", "manifest.json"), "utf8"));
     expect(second.training.dataset.images).toBe(28);
     expect(second.training.metrics.valPsnr).toBeUndefined();
+    expect(second.evaluation).toMatchObject({ heldOut: { latents: 3, images: 0 } });
+
+    // Thresholds it cannot meet (every code of every group used): nothing is written.
+    const strict = JSON.stringify({ ...JSON.parse(RECTIFIER), require: { minUsage: 1 } });
+    const missed = await revqTrain(
+      ...["--latents", cache, "--vae", join(dir, "base"), "--out", join(dir, "out3")],
+      ...["--backend", "wasm", "--held-out", "3", ...TRAINING, "--params", strict],
+    );
+    expect(missed.code, missed.stderr).toBe(1);
+    expect(missed.stderr).toMatch(
+      /^revq-train: the tokenizer misses the thresholds of --params, so it was not written: least group's usage 0\.\d{3}, below the 1 required\n$/m,
+    );
+    expect(existsSync(join(dir, "out3", "manifest.json"))).toBe(false);
   }, 90_000);
 
   it("says what is wrong with bad usage", async () => {

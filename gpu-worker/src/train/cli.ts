@@ -7,8 +7,9 @@
  *   revq-train ... --resume        continues from <work>/checkpoints after an interruption
  *
  * Latents are extracted once per (images, VAE) into <work>/latents/ in shards and reused by later
- * runs; a checkpoint is written to <work>/checkpoints/ after every epoch. Exit codes: 0 done,
- * 1 failed, 2 bad usage, 130 interrupted (resume with --resume).
+ * runs; a checkpoint is written to <work>/checkpoints/ after every epoch. A tokenizer that misses
+ * the thresholds of --params' `require` is not written (exit 1). Exit codes: 0 done, 1 failed,
+ * 2 bad usage, 130 interrupted (resume with --resume).
  */
 
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
@@ -17,9 +18,11 @@ import { parseArgs } from "node:util";
 import {
   defaultHeldOut,
   type LatentShape,
+  missedRequirements,
   parseSafetensors,
   rectifierWarning,
   sha256Hex,
+  TrainParameters,
 } from "@revq/shared";
 import { type BackendChoice, isBackendChoice, selectBackend } from "../backend.ts";
 import type { ImageSize } from "../models/vae.ts";
@@ -267,6 +270,14 @@ async function main(flags: Flags, signal: AbortSignal): Promise<void> {
       images: latents.count,
     },
   });
+  // A resumed run takes no parameter flags, so no thresholds: they are the job's, not the run's.
+  const { require } = TrainParameters.parse(parameters(flags));
+  const missed = missedRequirements(tokenizer.manifest.evaluation, require);
+  if (missed.length > 0) {
+    throw new Error(
+      `the tokenizer misses the thresholds of --params, so it was not written: ${missed.join("; ")}`,
+    );
+  }
   for (const [path, bytes] of tokenizer.files) {
     await mkdir(dirname(join(out, path)), { recursive: true });
     await writeFile(join(out, path), bytes);

@@ -425,6 +425,8 @@ describe("revq against a running edge", () => {
       / {2}evaluation {5}on 2 held-out latents, 2 images decoded\n {4}PSNR {9}[\d.]+ dB from tokens, .*\n {4}SSIM .*\n {4}latent MSE .*\n {4}usage .*\n {4}bits\/image {3}512\n/;
     expect(trained.stdout).toMatch(evaluation);
     expect((await run(["tokenizers", "show", made[1]])).stdout).toMatch(evaluation);
+    const jobId = (trained.stderr.match(/train job (job_\w+)/) as RegExpMatchArray)[1];
+    expect((await run(["jobs", "show", jobId])).stdout).toMatch(evaluation);
     const shown = json<{ name: string; owner: string; quantizer: { codesPerGroup: number } }>(
       await run(["tokenizers", "show", made[1], "--json"]),
     );

@@ -3,6 +3,7 @@ import { JOB_KINDS, JOB_STATUSES, Job, type JobEvent, JobList } from "@revq/shar
 import { choice, positiveInt } from "../args.ts";
 import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { usageError } from "../errors.ts";
+import { evaluationLines } from "../evaluation.ts";
 import { followEvents, getJob, requireSucceeded, waitForJob } from "../jobs.ts";
 import { collectPages } from "../pages.ts";
 
@@ -13,7 +14,7 @@ const help = `usage: revq jobs [list] [--status S] [--kind K] [--limit N]
        revq jobs cancel ID
 
   list       the newest jobs first (--limit, default 20)
-  show       one job: status, progress, result or error
+  show       one job: status, progress, result or error, a train job's evaluation
   events     what happened to it; --follow keeps reading until it ends
   wait       waits until it ends (exit 1 unless it succeeded)
   cancel     cancels a queued or running job
@@ -124,6 +125,7 @@ function jobDetails(job: Job): string {
   }
   if (job.result) lines.push(`  result     ${JSON.stringify(job.result)}`);
   if (job.error) lines.push(`  error      ${job.error.code}: ${job.error.message}`);
+  if (job.evaluation) lines.push(...evaluationLines(job.evaluation));
   return lines.join("\n");
 }
 

@@ -67,6 +67,44 @@ class SpecVectorTest(unittest.TestCase):
         self.assertIn("4000000000 records", str(caught.exception))
 
 
+class JsonAndNpyTest(unittest.TestCase):
+    DOCUMENT = {
+        "format": "revq-tokens",
+        "version": 1,
+        "tokenizer": "ab" * 32,
+        "tokensPerRecord": 2,
+        "codesPerGroup": 3,
+        "groups": 2,
+        "records": [[0, 2], [1, 1]],
+    }
+
+    def test_json(self):
+        header, ids = read_token_json(json.dumps(self.DOCUMENT))
+        self.assertEqual((header.bits_per_token, header.record_count), (2, 2))
+        self.assertEqual(ids.tolist(), [[0, 2], [1, 1]])
+        for change, code in [
+            ({"records": [[0, 3]]}, "token-out-of-range"),
+            ({"records": [[0]]}, "bad-token-count"),
+            ({"groups": 3}, "bad-groups"),
+            ({"version": True}, "invalid"),
+        ]:
+            with self.assertRaises(TokenFormatError) as caught:
+                read_token_json({**self.DOCUMENT, **change})
+            self.assertEqual(caught.exception.code, code)
+
+    def test_npy_of_any_int_dtype_is_memory_mapped(self):
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder, "ids.npy")
+            np.save(path, np.array([[0, 2], [1, 1]], dtype=np.int64))
+            ids = read_token_npy(path, 2, 3)
+            self.assertIsInstance(ids, np.memmap)
+            self.assertEqual(ids.tolist(), [[0, 2], [1, 1]])
+            for t, k, code in [(3, 3, "bad-token-shape"), (2, 2, "token-out-of-range")]:
+                with self.assertRaises(TokenFormatError) as caught:
+                    read_token_npy(path, t, k)
+                self.assertEqual(caught.exception.code, code)
+
+
 class GoldenTest(unittest.TestCase):
     """Every case the TypeScript side wrote: the same ids, or the same error code."""
 

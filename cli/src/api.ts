@@ -163,7 +163,8 @@ async function refusal(method: string, path: string, response: Response): Promis
       hint: "check REVQ_API_KEY: the edge does not know this key, or it was revoked",
     });
   }
-  if (response.status === 403) {
+  // Other 403s refuse the request, not the key (a public tokenizer is not the tenant's to delete).
+  if (response.status === 403 && (code === undefined || code === "wrong-key-kind")) {
     return new CliError(message, EXIT.auth, {
       code,
       hint: "use an API key (rvq_api_...), not a worker or admin key",

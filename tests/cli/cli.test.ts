@@ -5,6 +5,7 @@
  * kind of failure.
  */
 
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
@@ -441,6 +442,38 @@ describe("revq against a running edge", () => {
     expect(tokenized.code, tokenized.stderr).toBe(0);
     const after = readTokenStream(readFileSync(join(dir, "after-train.rvqt")));
     expect(after.header.tokenizerHash).toBe(tokenizer.hash);
+  });
+
+  it("renames, downloads and deletes the tokenizer the training made", async () => {
+    const listed = json<{ tokenizers: { id: string; name: string; owner: string }[] }>(
+      await run(["tokenizers", "--json"]),
+    );
+    const own = listed.tokenizers.find((t) => t.owner === "tenant") as { id: string };
+    const renamed = await run(["tokenizers", "rename", own.id, "cli-renamed"]);
+    expect(renamed.stdout).toMatch(new RegExp(`^${own.id}  cli-renamed  `));
+    const got = await run(["tokenizers", "download", "cli-renamed", "-o", "downloaded"]);
+    expect(got.code, got.stderr).toBe(0);
+    const manifest = readFileSync(join(dir, "downloaded", "manifest.json"));
+    const shown = json<{ manifestHash: string; files: { path: string; sha256: string }[] }>(
+      await run(["tokenizers", "show", own.id, "--json"]),
+    );
+    expect(createHash("sha256").update(manifest).digest("hex")).toBe(shown.manifestHash);
+    for (const f of shown.files) {
+      const bytes = readFileSync(join(dir, "downloaded", f.path));
+      expect(createHash("sha256").update(bytes).digest("hex"), f.path).toBe(f.sha256);
+    }
+    expect((await run(["tokenizers", "delete", "cli-renamed"])).code).toBe(0);
+    expectFailure(await run(["tokenizers", "show", own.id]), 4, /No tokenizer/);
+    expectFailure(
+      await run(["tokenizers", "delete", tokenizer.id]),
+      4,
+      /only a tenant's own tokenizers/,
+    );
+    expectFailure(
+      await run(["tokenizers", "rename", own.id]),
+      2,
+      /usage: revq tokenizers rename ID NAME/,
+    );
   });
 
   it("trains on a dataset already at the edge, uploading nothing", async () => {

@@ -97,7 +97,7 @@ describe("revq's usage errors", () => {
     const r = await run(["tokenize", "photos"]);
     // Then the edge refuses the key: nothing was uploaded before the count was told.
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/^photos: 3 images in 2 folders\nrevq: GET \/v1\/tokenizers: 401 /);
+    expect(r.stderr).toMatch(/^photos: 3 images in 2 folders\nrevq: GET \/v1\/tenant: 401 /);
   });
 });
 

@@ -1,30 +1,13 @@
-import { env } from "cloudflare:workers";
-import { bucketKeys, sha256Hex, type Tenant } from "@revq/shared";
+import type { Tenant } from "@revq/shared";
 import { describe, expect, it } from "vitest";
-import { database } from "../../edge/src/db/client.ts";
-import { registerTokenizer as registerFor } from "../../edge/src/services/tokenizers.ts";
 import { type Job, newWorld, uploadImages, type World } from "./fixtures/jobs.ts";
-import { randomTokenizer, registerTokenizer, type TinyTokenizer } from "./fixtures/tokenizer.ts";
+import {
+  randomTokenizer,
+  registerOwnTokenizer,
+  registerTokenizer,
+  SMALL_SHAPE as SHAPE,
+} from "./fixtures/tokenizer.ts";
 import { call, expectProblem, json } from "./helpers.ts";
-
-const SHAPE = {
-  tokens: 4,
-  groups: 4,
-  codes: 4,
-  dim: 2,
-  latent: { channels: 2, height: 2, width: 2 },
-};
-
-/** A ready tokenizer of the tenant's own (as a train job registers one). */
-async function ownTokenizer(tenantId: string, tokenizer: TinyTokenizer) {
-  for (const [path, bytes] of tokenizer.files) {
-    await env.BUCKET.put(bucketKeys.tokenizerFile(tokenizer.hash, path), bytes, {
-      sha256: await sha256Hex(bytes),
-    });
-  }
-  const { row } = await registerFor(env, database(env), tenantId, tokenizer.manifest);
-  return row;
-}
 
 const tenantOf = async (world: World) =>
   (await (await call("/v1/tenant", { key: world.apiKey })).json()) as Tenant;
@@ -52,7 +35,10 @@ describe("a tenant's default tokenizer", () => {
     });
     expect((await encodeJob(world)).tokenizer?.manifestHash).toBe(world.tiny.hash);
 
-    const own = await ownTokenizer(world.id, await randomTokenizer("default-own", SHAPE, 3));
+    const own = await registerOwnTokenizer(
+      world.id,
+      await randomTokenizer("default-own", SHAPE, 3),
+    );
     const set = await setDefault(world, { tokenizer: "default-own" });
     expect(set.status).toBe(200);
     expect(((await set.json()) as Tenant).defaultTokenizer).toEqual({
@@ -82,7 +68,7 @@ describe("a tenant's default tokenizer", () => {
   it("must be a ready tokenizer the tenant may use, and is one tenant's only", async () => {
     const world = await newWorld();
     const other = await newWorld();
-    await ownTokenizer(other.id, await randomTokenizer("default-others", SHAPE, 4));
+    await registerOwnTokenizer(other.id, await randomTokenizer("default-others", SHAPE, 4));
     await expectProblem(
       await setDefault(world, { tokenizer: "default-others" }),
       422,
@@ -102,7 +88,10 @@ describe("a tokenizer's name", () => {
     await registerTokenizer(publicOne);
     const shown = await call("/v1/tokenizers/named-twice", { key: world.apiKey });
     expect(((await shown.json()) as { manifestHash: string }).manifestHash).toBe(publicOne.hash);
-    const own = await ownTokenizer(world.id, await randomTokenizer("named-twice", SHAPE, 6));
+    const own = await registerOwnTokenizer(
+      world.id,
+      await randomTokenizer("named-twice", SHAPE, 6),
+    );
     expect((await encodeJob(world, "named-twice")).tokenizer?.id).toBe(own.id);
     const stranger = await newWorld();
     expect((await encodeJob(stranger, "named-twice")).tokenizer?.manifestHash).toBe(publicOne.hash);

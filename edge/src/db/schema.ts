@@ -150,6 +150,11 @@ export const tokenizers = sqliteTable(
     status: text("status", { enum: ["pending", "ready"] }).notNull(),
     createdAt: createdAt(),
     readyAt: integer("ready_at"),
+    /**
+     * When its tenant deleted it: it serves no new job and is listed nowhere, but tokens made
+     * with it still decode by their hash (its files stay: they are content-addressed).
+     */
+    deletedAt: integer("deleted_at"),
   },
   (t) => [uniqueIndex("tokenizers_owner_hash").on(t.owner, t.manifestHash)],
 );

@@ -1,6 +1,12 @@
 /** Tokenizers a tenant can use: listing, manifests and file downloads. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { bucketKeys, TokenizerList, TokenizerWithManifest } from "@revq/shared";
+import {
+  bucketKeys,
+  Tokenizer,
+  TokenizerList,
+  TokenizerUpdate,
+  TokenizerWithManifest,
+} from "@revq/shared";
 import { and, desc, eq } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { tokenizers } from "../db/schema.ts";
@@ -11,9 +17,11 @@ import { answerHeaders, bearerSecurity, json, problems } from "../schemas/common
 import { ids, manifest, tokenizer } from "../schemas/examples.ts";
 import { serveObject } from "../services/objects/serve.ts";
 import {
+  deleteTokenizer,
   findTokenizer,
   manifestFiles,
   manifestOf,
+  renameTokenizer,
   requireReady,
   tokenizerView,
   visibleTo,
@@ -23,7 +31,7 @@ const security = bearerSecurity("apiKey");
 const IdParams = z.object({
   id: z.string().openapi({
     param: { name: "id", in: "path" },
-    description: "Tokenizer id or manifest hash.",
+    description: "Tokenizer id, manifest hash or name.",
     example: ids.tokenizer,
   }),
 });
@@ -63,6 +71,39 @@ const get = createRoute({
     },
     ...problems(401, 403, 404),
   },
+});
+
+const update = createRoute({
+  method: "patch",
+  path: "/{id}",
+  operationId: "updateTokenizer",
+  tags: ["Tokenizers"],
+  summary: "Rename one of the tenant's own tokenizers",
+  security,
+  request: {
+    params: IdParams,
+    body: { required: true, content: json(TokenizerUpdate, { name: "photos-512" }) },
+  },
+  responses: {
+    200: {
+      description: "The tokenizer, renamed",
+      content: json(Tokenizer, { ...tokenizer, name: "photos-512", owner: "tenant" }),
+    },
+    ...problems(400, 401, 403, 404, 409),
+  },
+});
+
+const remove = createRoute({
+  method: "delete",
+  path: "/{id}",
+  operationId: "deleteTokenizer",
+  tags: ["Tokenizers"],
+  summary: "Delete one of the tenant's own tokenizers",
+  description:
+    "It serves no new job and is listed nowhere; if it was the tenant's default, the deployment's default applies again. Jobs already queued with it finish, their tokens stay downloadable, and POST /v1/decode still decodes tokens made with it (found by the hash they carry); a reconstruct job of them is a new job and is refused.",
+  security,
+  request: { params: IdParams },
+  responses: { 204: { description: "Deleted" }, ...problems(401, 403, 404) },
 });
 
 const manifestDoc = createRoute({
@@ -137,6 +178,21 @@ tokenizerRoutes.openapi(get, async (c) => {
     c.req.valid("param").id,
   );
   return c.json({ ...tokenizerView(row), manifest: JSON.parse(row.manifest) }, 200);
+});
+
+tokenizerRoutes.openapi(update, async (c) => {
+  const row = await renameTokenizer(
+    database(c.env),
+    tenantOf(c.get("principal")),
+    c.req.valid("param").id,
+    c.req.valid("json").name,
+  );
+  return c.json(tokenizerView(row), 200);
+});
+
+tokenizerRoutes.openapi(remove, async (c) => {
+  await deleteTokenizer(database(c.env), tenantOf(c.get("principal")), c.req.valid("param").id);
+  return c.body(null, 204);
 });
 
 // Documented above and routed by hand: the manifest is sent byte for byte as hashed (not

@@ -90,7 +90,8 @@ export async function tokenizerFor(
   named: string | undefined,
 ): Promise<TokenizerRow> {
   const hash = header.tokenizerHash;
-  const row = await readyTokenizer(db, tenantId, named ?? hash);
+  // Tokens made before their tokenizer was deleted still decode.
+  const row = await readyTokenizer(db, tenantId, named ?? hash, { deleted: true });
   if (row.manifestHash !== hash) {
     throw new FormatError(
       "token-stream",

@@ -11,7 +11,7 @@ import {
   parseManifest,
   type TokenizerManifest,
 } from "@revq/shared";
-import { and, asc, desc, eq, inArray, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNull, ne, or, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config.ts";
 import type { Db } from "../db/client.ts";
 import { tenants, tokenizers } from "../db/schema.ts";
@@ -92,7 +92,14 @@ export async function registerTokenizer(env: Env, db: Db, owner: string, json: u
     .from(tokenizers)
     .where(and(eq(tokenizers.owner, owner), eq(tokenizers.manifestHash, hash)))
     .limit(1);
-  if (existing) return { ...(await refreshStatus(env, db, existing)), created: false };
+  if (existing) {
+    if (existing.deletedAt !== null) {
+      // Registered again after its tenant deleted it (the same training, say): it is back.
+      await db.update(tokenizers).set({ deletedAt: null }).where(eq(tokenizers.id, existing.id));
+    }
+    const restored = { ...existing, deletedAt: null };
+    return { ...(await refreshStatus(env, db, restored)), created: false };
+  }
 
   const canonical = canonicalJson(manifest);
   await env.BUCKET.put(bucketKeys.tokenizerManifest(hash), canonical, {
@@ -109,6 +116,7 @@ export async function registerTokenizer(env: Env, db: Db, owner: string, json: u
     status: problems.length === 0 ? "ready" : "pending",
     createdAt: now,
     readyAt: problems.length === 0 ? now : null,
+    deletedAt: null,
   };
   await db.insert(tokenizers).values(row);
   return { row, created: true, problems };
@@ -178,10 +186,14 @@ export async function storeTokenizerFile(
   return ref;
 }
 
-/** The tokenizers a tenant may use: the public ones and its own. */
-export function visibleTo(tenantId: string) {
-  return inArray(tokenizers.owner, [PUBLIC_OWNER, tenantId]);
+/** The tokenizers a tenant may use: the public ones and its own, less those it deleted. */
+export function visibleTo(tenantId: string, options: Lookup = {}): SQL | undefined {
+  const owned = inArray(tokenizers.owner, [PUBLIC_OWNER, tenantId]);
+  return options.deleted ? owned : and(owned, isNull(tokenizers.deletedAt));
 }
+
+/** `deleted`: find deleted tokenizers too (to decode tokens made before the deletion). */
+export type Lookup = { deleted?: boolean };
 
 /**
  * A tokenizer by id, manifest hash or name, if the tenant may see it; otherwise a 404. A name
@@ -192,13 +204,14 @@ export async function findTokenizer(
   db: Db,
   tenantId: string,
   reference: string,
+  options: Lookup = {},
 ): Promise<TokenizerRow> {
   const [exact] = await db
     .select()
     .from(tokenizers)
     .where(
       and(
-        visibleTo(tenantId),
+        visibleTo(tenantId, options),
         or(eq(tokenizers.id, reference), eq(tokenizers.manifestHash, reference)),
       ),
     )
@@ -208,7 +221,7 @@ export async function findTokenizer(
   const [named] = await db
     .select()
     .from(tokenizers)
-    .where(and(visibleTo(tenantId), eq(tokenizers.name, reference)))
+    .where(and(visibleTo(tenantId, options), eq(tokenizers.name, reference)))
     .orderBy(asc(sql`${tokenizers.owner} = ${PUBLIC_OWNER}`), desc(tokenizers.createdAt))
     .limit(1);
   if (!named) throw new HttpProblem(404, "tokenizer-not-found", `No tokenizer ${reference}.`);
@@ -220,9 +233,10 @@ export async function readyTokenizer(
   db: Db,
   tenantId: string,
   reference: string,
+  options: Lookup = {},
 ): Promise<TokenizerRow> {
   try {
-    return requireReady(await findTokenizer(db, tenantId, reference));
+    return requireReady(await findTokenizer(db, tenantId, reference, options));
   } catch (error) {
     if (error instanceof HttpProblem && error.status === 404) {
       throw new HttpProblem(
@@ -266,4 +280,64 @@ export function tokenizerView(row: TokenizerRow) {
     createdAt: isoTime(row.createdAt),
     readyAt: row.readyAt === null ? null : isoTime(row.readyAt),
   };
+}
+
+/** One of the tenant's own tokenizers (404 if it is not; 403 for a public one). */
+async function ownTokenizer(db: Db, tenantId: string, reference: string): Promise<TokenizerRow> {
+  const row = await findTokenizer(db, tenantId, reference);
+  if (row.owner !== tenantId) {
+    throw new HttpProblem(
+      403,
+      "tokenizer-not-owned",
+      `Tokenizer ${row.id} is public: only a tenant's own tokenizers can be renamed or deleted.`,
+    );
+  }
+  return row;
+}
+
+/** Renames one of the tenant's tokenizers; names are unique among its own (409 otherwise). */
+export async function renameTokenizer(
+  db: Db,
+  tenantId: string,
+  reference: string,
+  name: string,
+): Promise<TokenizerRow> {
+  const row = await ownTokenizer(db, tenantId, reference);
+  const [taken] = await db
+    .select({ id: tokenizers.id })
+    .from(tokenizers)
+    .where(
+      and(
+        eq(tokenizers.owner, tenantId),
+        eq(tokenizers.name, name),
+        isNull(tokenizers.deletedAt),
+        ne(tokenizers.id, row.id),
+      ),
+    )
+    .limit(1);
+  if (taken) {
+    throw new HttpProblem(
+      409,
+      "tokenizer-name-taken",
+      `The tenant's tokenizer ${taken.id} is already named ${JSON.stringify(name)}.`,
+    );
+  }
+  await db.update(tokenizers).set({ name }).where(eq(tokenizers.id, row.id));
+  return { ...row, name };
+}
+
+/**
+ * Deletes one of the tenant's tokenizers: no new job may use it, and it is no longer the
+ * tenant's default. Jobs already queued finish with it, and tokens made with it still decode
+ * (POST /v1/decode finds it by the hash they carry); its files stay in the bucket.
+ */
+export async function deleteTokenizer(db: Db, tenantId: string, reference: string): Promise<void> {
+  const row = await ownTokenizer(db, tenantId, reference);
+  await db.batch([
+    db.update(tokenizers).set({ deletedAt: Date.now() }).where(eq(tokenizers.id, row.id)),
+    db
+      .update(tenants)
+      .set({ defaultTokenizerId: null })
+      .where(and(eq(tenants.id, tenantId), eq(tenants.defaultTokenizerId, row.id))),
+  ]);
 }

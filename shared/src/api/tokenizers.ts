@@ -46,3 +46,15 @@ export const TokenizerWithManifest = z
     }),
   )
   .meta({ id: "TokenizerWithManifest" });
+
+/** What a tenant may change of its own tokenizer. */
+export const TokenizerUpdate = z
+  .strictObject({
+    name: z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(/^[^\s/][^/]*$/, "a name has no / and does not start with a space")
+      .meta({ description: "A new name, unique among the tenant's tokenizers." }),
+  })
+  .meta({ id: "TokenizerUpdate" });

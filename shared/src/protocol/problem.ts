@@ -63,6 +63,8 @@ export const PROBLEM_CODES = {
   "image-already-in-dataset": "an image the dataset already holds",
   "tokenizer-required": "a job that names no tokenizer where the edge has no default",
   "tokenizer-not-ready": "a tokenizer whose files are not all uploaded yet",
+  "tokenizer-not-owned": "a public tokenizer: a tenant renames and deletes only its own",
+  "tokenizer-name-taken": "a name another of the tenant's tokenizers has",
   "tokenizer-codebook-invalid": "a tokenizer's codebook that does not fit its manifest",
   "file-not-in-manifest": "a tokenizer file its manifest does not name",
   "file-size-mismatch": "a tokenizer file of another size than its manifest says",

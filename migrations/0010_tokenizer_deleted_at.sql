@@ -1,0 +1,1 @@
+ALTER TABLE `tokenizers` ADD `deleted_at` integer;

@@ -58,8 +58,21 @@ function worktree(rev: string): string {
   return dir;
 }
 
+/** `rev` as a full commit hash, so that the results name it unambiguously; refused before any counting. */
+function commitOf(rev: string): string {
+  try {
+    return execFileSync("git", ["rev-parse", "--verify", "--quiet", `${rev}^{commit}`], {
+      cwd: ROOT,
+      encoding: "utf8",
+    }).trim();
+  } catch {
+    console.error(`--against: ${JSON.stringify(rev)} is not a commit of this repository`);
+    process.exit(2);
+  }
+}
+
 const at = process.argv.indexOf("--against");
-const against = at >= 0 ? process.argv[at + 1] : undefined;
+const against = at >= 0 ? commitOf(process.argv[at + 1] ?? "") : undefined;
 const figures: Record<string, unknown> = { head: countAt(ROOT) };
 if (against) {
   const dir = worktree(against);

@@ -9,6 +9,7 @@ import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../app-env.ts";
 import { HttpProblem } from "../problem.ts";
+import { mediaTypeOf } from "../request-body.ts";
 
 /** A body's limit in bytes, and the code and detail of the problem that refuses more. */
 export type BodyCap = { maxSize: number; code: ProblemCode; detail: string };
@@ -27,7 +28,7 @@ export function limitBody(cap: (c: Context<AppEnv>) => BodyCap | undefined) {
   });
 }
 
-const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/;
 
 /**
  * Every JSON body, on every route (MAX_JSON_BODY_BYTES): what it holds ends up in D1 rows and
@@ -36,8 +37,7 @@ const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
  * their own routes.
  */
 export const jsonBodyLimit = limitBody((c) => {
-  const mediaType = (c.req.header("content-type") ?? "").split(";")[0].trim();
-  if (!JSON_MEDIA_TYPE.test(mediaType)) return undefined;
+  if (!JSON_MEDIA_TYPE.test(mediaTypeOf(c.req.raw))) return undefined;
   return {
     maxSize: MAX_JSON_BODY_BYTES,
     code: "content-too-large",

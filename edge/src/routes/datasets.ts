@@ -7,6 +7,7 @@ import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { limitBody } from "../middleware/body-limit.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem, invalidRequest } from "../problem.ts";
+import { jsonBody, readByMediaType } from "../request-body.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, json, PageQuery, problems } from "../schemas/common.ts";
 import { DatasetImageIds } from "../schemas/datasets.ts";
@@ -33,8 +34,6 @@ const IdParams = z.object({
   id: z.string().openapi({ param: { name: "id", in: "path" }, example: ids.dataset }),
 });
 const exampleIds = images.map((image) => image.id);
-const TAR_TYPES = new Set(["application/x-tar", "application/tar"]);
-
 const create = createRoute({
   method: "post",
   path: "/",
@@ -196,36 +195,41 @@ async function* tarImages(archive: Uint8Array, config: Config): AsyncGenerator<C
   }
 }
 
+/** An add request, read: what makes two requests alike, and the work to do once for them. */
+type Addition = { fingerprint: string; run: () => Promise<Added> };
+
 datasetRoutes.openapi(add, async (c) => {
   const tenantId = tenantOf(c.get("principal"));
   const config = configOf(c.env);
   const db = database(c.env);
   const dataset = await findDataset(db, tenantId, c.req.valid("param").id);
   checkUploadDataset(dataset);
-  const contentType = c.req.header("content-type") ?? "";
-  const mediaType = contentType.split(";")[0].trim().toLowerCase();
   // What makes two requests the same: the dataset (the route's key names no id) and the images.
-  let fingerprint: string;
-  let run: () => Promise<Added>;
-  if (TAR_TYPES.has(mediaType)) {
-    const archive = new Uint8Array(await c.req.arrayBuffer());
-    fingerprint = `tar:${await sha256Hex(archive)}`;
-    run = () => addUploads(c.env, db, config, dataset, tarImages(archive, config));
-  } else if (mediaType === "multipart/form-data") {
-    const checked = await checkedParts(c.req.raw, config, config.maxDatasetAddImages);
-    fingerprint = `images:${checked.map((image) => `${image.format}:${image.sha256}`).join(",")}`;
-    run = () => addUploads(c.env, db, config, dataset, checked);
-  } else if (mediaType === "application/json") {
-    const ids = await imageIds(c.req.raw, config);
-    fingerprint = `ids:${ids.join(",")}`;
-    run = () => addExisting(db, config, dataset, ids);
-  } else {
-    throw new HttpProblem(
-      415,
-      "unsupported-media-type",
-      `Send images as application/x-tar, multipart/form-data or application/json ({"imageIds": [...]}), not ${JSON.stringify(contentType)}.`,
-    );
-  }
+  const fromTar = async (body: Request): Promise<Addition> => {
+    const archive = new Uint8Array(await body.arrayBuffer());
+    return {
+      fingerprint: `tar:${await sha256Hex(archive)}`,
+      run: () => addUploads(c.env, db, config, dataset, tarImages(archive, config)),
+    };
+  };
+  const { fingerprint, run } = await readByMediaType<Addition>(c.req.raw, "images", {
+    "application/x-tar": fromTar,
+    "application/tar": fromTar,
+    "multipart/form-data": async (body) => {
+      const checked = await checkedParts(body, config, config.maxDatasetAddImages);
+      return {
+        fingerprint: `images:${checked.map((image) => `${image.format}:${image.sha256}`).join(",")}`,
+        run: () => addUploads(c.env, db, config, dataset, checked),
+      };
+    },
+    "application/json": async (body) => {
+      const ids = await imageIds(body, config);
+      return {
+        fingerprint: `ids:${ids.join(",")}`,
+        run: () => addExisting(db, config, dataset, ids),
+      };
+    },
+  });
   const body = await withIdempotency(
     c,
     tenantId,
@@ -240,13 +244,7 @@ datasetRoutes.openapi(add, async (c) => {
 
 /** The ids of a JSON body, or a 400 naming what is wrong with it. */
 async function imageIds(request: Request, config: Config): Promise<string[]> {
-  let body: unknown;
-  try {
-    body = await request.json();
-  } catch {
-    throw new HttpProblem(400, "bad-request", "Malformed JSON in request body");
-  }
-  const result = DatasetImageIds.safeParse(body);
+  const result = DatasetImageIds.safeParse(await jsonBody(request));
   if (!result.success) throw invalidRequest("json", result.error.issues);
   const ids = result.data.imageIds;
   if (ids.length > config.maxDatasetAddImages) {

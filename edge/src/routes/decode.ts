@@ -7,6 +7,7 @@ import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { limitBody } from "../middleware/body-limit.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem, invalidRequest } from "../problem.ts";
+import { jsonBody, readByMediaType } from "../request-body.ts";
 import { newRouter } from "../router.ts";
 import { answerHeaders, bearerSecurity, json, problems, TokenDocument } from "../schemas/common.ts";
 import { ids, tokenDocument } from "../schemas/examples.ts";
@@ -121,25 +122,16 @@ decodeRoutes.post(
     const query = parsed.data;
     const tenantId = tenantOf(c.get("principal"));
     const db = database(c.env);
-    const mediaType = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
-    let tokens: TokenSource;
-    if (mediaType === TOKEN_STREAM_MEDIA_TYPE) {
-      tokens = await streamSource(c.req.raw.body ?? new Blob().stream());
-    } else if (mediaType === "application/json") {
-      const body = await c.req.json().catch(() => {
-        throw new HttpProblem(400, "bad-request", "The body is not valid JSON.");
-      });
-      const ref = JobRef.safeParse(body);
-      tokens = ref.success
-        ? await tokensFromJob(c.env, db, tenantId, ref.data.job)
-        : decodedSource(readTokenJson(body));
-    } else {
-      throw new HttpProblem(
-        415,
-        "unsupported-media-type",
-        `Send tokens as ${TOKEN_STREAM_MEDIA_TYPE} or application/json, not ${JSON.stringify(mediaType)}.`,
-      );
-    }
+    const tokens = await readByMediaType<TokenSource>(c.req.raw, "tokens", {
+      [TOKEN_STREAM_MEDIA_TYPE]: (body) => streamSource(body.body ?? new Blob().stream()),
+      "application/json": async (body) => {
+        const document = await jsonBody(body);
+        const ref = JobRef.safeParse(document);
+        return ref.success
+          ? tokensFromJob(c.env, db, tenantId, ref.data.job)
+          : decodedSource(readTokenJson(document));
+      },
+    });
     const format = query.format ?? (query.output === "latents" ? "npy" : "json");
     const decoded = await decodeTokens(c.env, db, configOf(c.env), tenantId, tokens, {
       ...query,

@@ -10,6 +10,7 @@ import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { limitBody } from "../middleware/body-limit.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem } from "../problem.ts";
+import { readByMediaType } from "../request-body.ts";
 import { newRouter } from "../router.ts";
 import { answerHeaders, bearerSecurity, isoTime, json, problems } from "../schemas/common.ts";
 import { ids, image, images as uploadedImages } from "../schemas/examples.ts";
@@ -20,8 +21,6 @@ import { checkedParts, MULTIPART_DOC } from "../services/multipart-images.ts";
 import { serveObject } from "../services/objects/serve.ts";
 
 const Binary = z.string().openapi({ format: "binary" });
-
-const RAW_TYPES = new Set(Object.values(IMAGE_MEDIA_TYPES));
 
 const IdParams = z.object({
   id: z.string().openapi({ param: { name: "id", in: "path" }, example: ids.image }),
@@ -140,21 +139,19 @@ async function findImage(c: { env: AppEnv["Bindings"] }, tenantId: string, id: s
 }
 
 /** Every image of the request, each checked; the first bad one fails the whole upload. */
-async function checkedUploads(request: Request, config: Config): Promise<CheckedImage[]> {
-  const contentType = request.headers.get("content-type") ?? "";
-  const mediaType = contentType.split(";")[0].trim().toLowerCase();
-  if (RAW_TYPES.has(mediaType)) {
-    const bytes = new Uint8Array(await request.arrayBuffer());
-    return [await checkImage(bytes, contentType, config, "The body")];
-  }
-  if (mediaType !== "multipart/form-data") {
-    throw new HttpProblem(
-      415,
-      "unsupported-media-type",
-      `Send images as image/png, image/jpeg, image/webp or multipart/form-data, not ${JSON.stringify(contentType)}.`,
-    );
-  }
-  return checkedParts(request, config, config.maxImagesPerRequest);
+function checkedUploads(request: Request, config: Config): Promise<CheckedImage[]> {
+  const raw = async (body: Request) => [
+    await checkImage(
+      new Uint8Array(await body.arrayBuffer()),
+      body.headers.get("content-type") ?? "",
+      config,
+      "The body",
+    ),
+  ];
+  return readByMediaType(request, "images", {
+    ...Object.fromEntries(Object.values(IMAGE_MEDIA_TYPES).map((type) => [type, raw])),
+    "multipart/form-data": (body) => checkedParts(body, config, config.maxImagesPerRequest),
+  });
 }
 
 export const imageRoutes = newRouter();

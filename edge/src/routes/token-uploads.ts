@@ -10,7 +10,8 @@ import { database } from "../db/client.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
 import { limitBody } from "../middleware/body-limit.ts";
 import { rateLimit } from "../middleware/rate-limit.ts";
-import { HttpProblem, invalidRequest } from "../problem.ts";
+import { invalidRequest } from "../problem.ts";
+import { jsonBody, readByMediaType } from "../request-body.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, json, problems, TokenDocument } from "../schemas/common.ts";
 import { ids, tokenDocument, uploadedTokens } from "../schemas/examples.ts";
@@ -77,27 +78,18 @@ const get = createRoute({
 });
 
 /** The body in the form its media type says, read no further than its form needs. */
-async function uploadOf(request: Request): Promise<TokenUpload> {
-  const mediaType = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
-  switch (mediaType) {
-    case TOKEN_STREAM_MEDIA_TYPE:
-      return { form: "stream", source: await streamSource(request.body ?? new Blob().stream()) };
-    case "application/json":
-      return {
-        form: "json",
-        document: await request.json().catch(() => {
-          throw new HttpProblem(400, "bad-request", "The body is not valid JSON.");
-        }),
-      };
-    case NPY_MEDIA_TYPE:
-      return { form: "npy", bytes: new Uint8Array(await request.arrayBuffer()) };
-    default:
-      throw new HttpProblem(
-        415,
-        "unsupported-media-type",
-        `Send tokens as ${TOKEN_STREAM_MEDIA_TYPE}, application/json or ${NPY_MEDIA_TYPE}, not ${JSON.stringify(mediaType)}.`,
-      );
-  }
+function uploadOf(request: Request): Promise<TokenUpload> {
+  return readByMediaType<TokenUpload>(request, "tokens", {
+    [TOKEN_STREAM_MEDIA_TYPE]: async (body) => ({
+      form: "stream",
+      source: await streamSource(body.body ?? new Blob().stream()),
+    }),
+    "application/json": async (body) => ({ form: "json", document: await jsonBody(body) }),
+    [NPY_MEDIA_TYPE]: async (body) => ({
+      form: "npy",
+      bytes: new Uint8Array(await body.arrayBuffer()),
+    }),
+  });
 }
 
 export const tokenUploadRoutes = newRouter();

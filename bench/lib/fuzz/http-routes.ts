@@ -128,6 +128,27 @@ function shortPoll(body: Uint8Array): Uint8Array {
   return UTF8.encode(JSON.stringify({ ...(value as object), waitSeconds: 1 }));
 }
 
+type Part<T> = (rng: Rng, tenant: FuzzTenant) => T;
+
+/** A POST with an API key: its path, the media type its body is meant to have, and its body. */
+function apiPost(
+  name: string,
+  path: Part<string>,
+  mediaType: string,
+  body: Part<Uint8Array>,
+): RouteCase {
+  return {
+    key: "api",
+    name,
+    make: (rng, tenant) => ({
+      method: "POST",
+      path: path(rng, tenant),
+      contentType: contentType(rng, mediaType),
+      body: body(rng, tenant),
+    }),
+  };
+}
+
 export function routeCases(world: FuzzWorld, seeds: HttpSeeds): RouteCase[] {
   const params: TokenStreamParams = {
     tokenizerHash: world.manifestHash,
@@ -163,57 +184,22 @@ export function routeCases(world: FuzzWorld, seeds: HttpSeeds): RouteCase[] {
       };
     },
   });
+  const streamBody = (rng: Rng) =>
+    rng.nextFloat() < VALID_SHARE ? pick(rng, streams) : mutateTokenStream(rng, streams);
+  const datasetImages = (_rng: Rng, tenant: FuzzTenant) =>
+    `/v1/datasets/${tenant.datasetId}/images`;
   return [
-    {
-      key: "api",
-      name: "POST /v1/decode (token stream)",
-      make: (rng) => ({
-        method: "POST",
-        path: decodePath(rng),
-        contentType: contentType(rng, TOKEN_STREAM_MEDIA_TYPE),
-        body: rng.nextFloat() < VALID_SHARE ? pick(rng, streams) : mutateTokenStream(rng, streams),
-      }),
-    },
-    {
-      key: "api",
-      name: "POST /v1/decode (JSON)",
-      make: (rng, tenant) => ({
-        method: "POST",
-        path: decodePath(rng),
-        contentType: contentType(rng, "application/json"),
-        body: jsonBody(rng, [...tokenJsons, { job: tenant.jobId }]),
-      }),
-    },
-    {
-      key: "api",
-      name: "POST /v1/tokens (token stream)",
-      make: (rng) => ({
-        method: "POST",
-        path: uploadPath(rng),
-        contentType: contentType(rng, TOKEN_STREAM_MEDIA_TYPE),
-        body: rng.nextFloat() < VALID_SHARE ? pick(rng, streams) : mutateTokenStream(rng, streams),
-      }),
-    },
-    {
-      key: "api",
-      name: "POST /v1/tokens (JSON)",
-      make: (rng) => ({
-        method: "POST",
-        path: uploadPath(rng),
-        contentType: contentType(rng, "application/json"),
-        body: jsonBody(rng, tokenJsons),
-      }),
-    },
-    {
-      key: "api",
-      name: "POST /v1/tokens (.npy)",
-      make: (rng) => ({
-        method: "POST",
-        path: uploadPath(rng),
-        contentType: contentType(rng, "application/x-npy"),
-        body: bytesBody(rng, npys),
-      }),
-    },
+    apiPost("POST /v1/decode (token stream)", decodePath, TOKEN_STREAM_MEDIA_TYPE, streamBody),
+    apiPost("POST /v1/decode (JSON)", decodePath, "application/json", (rng, tenant) =>
+      jsonBody(rng, [...tokenJsons, { job: tenant.jobId }]),
+    ),
+    apiPost("POST /v1/tokens (token stream)", uploadPath, TOKEN_STREAM_MEDIA_TYPE, streamBody),
+    apiPost("POST /v1/tokens (JSON)", uploadPath, "application/json", (rng) =>
+      jsonBody(rng, tokenJsons),
+    ),
+    apiPost("POST /v1/tokens (.npy)", uploadPath, "application/x-npy", (rng) =>
+      bytesBody(rng, npys),
+    ),
     {
       key: "api",
       name: "POST /v1/images (raw)",
@@ -227,66 +213,41 @@ export function routeCases(world: FuzzWorld, seeds: HttpSeeds): RouteCase[] {
         };
       },
     },
-    {
-      key: "api",
-      name: "POST /v1/images (multipart)",
-      make: (rng) => ({
-        method: "POST",
-        path: "/v1/images",
-        contentType: contentType(rng, MULTIPART),
-        body: multipartBody(rng, seeds.images),
-      }),
-    },
-    {
-      key: "api",
-      name: "POST /v1/jobs",
-      make: (rng, tenant) => ({
-        method: "POST",
-        path: "/v1/jobs",
-        contentType: contentType(rng, "application/json"),
-        body: jsonBody(rng, [
+    apiPost(
+      "POST /v1/images (multipart)",
+      () => "/v1/images",
+      MULTIPART,
+      (rng) => multipartBody(rng, seeds.images),
+    ),
+    apiPost(
+      "POST /v1/jobs",
+      () => "/v1/jobs",
+      "application/json",
+      (rng, tenant) =>
+        jsonBody(rng, [
           { kind: "encode", tokenizer: world.tokenizerId, inputs: { images: [tenant.imageId] } },
           { kind: "reconstruct", tokenizer: world.tokenizerId, inputs: { job: tenant.jobId } },
           {
             kind: "train",
-            tokenizer: world.tokenizerId,
+            baseTokenizer: world.tokenizerId,
             inputs: { dataset: tenant.datasetId },
             parameters: { epochs: 1, batchSize: 8 },
             webhookUrl: "https://example.com/hook",
           },
         ]),
-      }),
-    },
-    {
-      key: "api",
-      name: "POST /v1/datasets/{id}/images (tar)",
-      make: (rng, tenant) => ({
-        method: "POST",
-        path: `/v1/datasets/${tenant.datasetId}/images`,
-        contentType: contentType(rng, "application/x-tar"),
-        body: bytesBody(rng, seeds.tars),
-      }),
-    },
-    {
-      key: "api",
-      name: "POST /v1/datasets/{id}/images (multipart)",
-      make: (rng, tenant) => ({
-        method: "POST",
-        path: `/v1/datasets/${tenant.datasetId}/images`,
-        contentType: contentType(rng, MULTIPART),
-        body: multipartBody(rng, seeds.images),
-      }),
-    },
-    {
-      key: "api",
-      name: "POST /v1/datasets/{id}/images (JSON ids)",
-      make: (rng, tenant) => ({
-        method: "POST",
-        path: `/v1/datasets/${tenant.datasetId}/images`,
-        contentType: contentType(rng, "application/json"),
-        body: jsonBody(rng, [{ imageIds: [tenant.imageId] }]),
-      }),
-    },
+    ),
+    apiPost("POST /v1/datasets/{id}/images (tar)", datasetImages, "application/x-tar", (rng) =>
+      bytesBody(rng, seeds.tars),
+    ),
+    apiPost("POST /v1/datasets/{id}/images (multipart)", datasetImages, MULTIPART, (rng) =>
+      multipartBody(rng, seeds.images),
+    ),
+    apiPost(
+      "POST /v1/datasets/{id}/images (JSON ids)",
+      datasetImages,
+      "application/json",
+      (rng, tenant) => jsonBody(rng, [{ imageIds: [tenant.imageId] }]),
+    ),
     {
       name: "POST /v1/worker/lease",
       key: "worker",

@@ -1,6 +1,7 @@
 /**
  * The D1 schema. migrations/ is generated from this file by drizzle-kit (`npm run db:generate`);
- * never edit the SQL by hand. Times are integer milliseconds since the epoch (UTC).
+ * never edit the generated SQL by hand (a data migration is its own file, from
+ * `drizzle-kit generate --custom`). Times are integer milliseconds since the epoch (UTC).
  */
 
 import type { FailRequest, JobEvent, Progress, TaskPayload, WebhookEvent } from "@revq/shared";
@@ -156,7 +157,14 @@ export const tokenizers = sqliteTable(
      */
     deletedAt: integer("deleted_at"),
   },
-  (t) => [uniqueIndex("tokenizers_owner_hash").on(t.owner, t.manifestHash)],
+  (t) => [
+    uniqueIndex("tokenizers_owner_hash").on(t.owner, t.manifestHash),
+    // A tenant's names are unique among its live tokenizers, so a name says which one it means.
+    // Public ones may share a name (a re-released default): the name means the newest.
+    uniqueIndex("tokenizers_owner_name")
+      .on(t.owner, t.name)
+      .where(sql`${t.deletedAt} is null and ${t.owner} <> 'public'`),
+  ],
 );
 
 /** Why a job failed: the worker's error, or the edge's (an expired lease, an unreadable payload). */

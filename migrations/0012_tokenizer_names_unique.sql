@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX `tokenizers_owner_name` ON `tokenizers` (`owner`,`name`) WHERE "tokenizers"."deleted_at" is null and "tokenizers"."owner" <> 'public';

@@ -1,13 +1,14 @@
 /**
  * The device halves of encode and reconstruct, on a batch of items (as the Batcher runs them):
- * items in, items out, one model call per batch.
+ * items in, items out, one model call per batch. No Node APIs: the console decodes with these
+ * too (the package export `@revq/gpu-worker/device-ops`).
  */
 import { denormalize } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { readAndDispose } from "../models/channels-last-vae.ts";
 import { rectify } from "../models/rectifier.ts";
 import type { Vae } from "../models/vae.ts";
-import type { Tokenizer } from "./tokenizer.ts";
+import type { DecodingModels } from "./tokenizer-models.ts";
 
 /** Images (H·W·3 each, in [-1, 1]) → latents (C·H·W each, token order). */
 export async function encodeLatents(vae: Vae, images: Float32Array[]): Promise<Float32Array[]> {
@@ -20,7 +21,7 @@ export async function encodeLatents(vae: Vae, images: Float32Array[]): Promise<F
  * with the tokenizer's statistics, VAE decoder.
  */
 export async function decodeImages(
-  tokenizer: Tokenizer,
+  tokenizer: DecodingModels,
   quantized: Float32Array[],
 ): Promise<Float32Array[]> {
   const count = quantized.length;
@@ -29,7 +30,7 @@ export async function decodeImages(
 
 /** The same on one array: `count` quantized latents (count·C·H·W) → images (count·H·W·3). */
 export async function decodeQuantized(
-  tokenizer: Tokenizer,
+  tokenizer: DecodingModels,
   quantized: Float32Array,
   count: number,
 ): Promise<Float32Array> {
@@ -41,7 +42,7 @@ export async function decodeQuantized(
 
 /** The rectifier computes channels-last: C-H-W in, C-H-W out. */
 async function rectifyLatents(
-  tokenizer: Tokenizer,
+  tokenizer: DecodingModels,
   latents: Float32Array,
   count: number,
 ): Promise<Float32Array> {

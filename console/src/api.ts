@@ -36,36 +36,49 @@ async function problemOf(response: Response): Promise<Problem> {
 export type Api = {
   get<T>(path: string): Promise<T>;
   post<T>(path: string, body?: unknown): Promise<T>;
+  /** A body sent as it is (a form, a file), with its own content type. */
+  upload<T>(path: string, body: FormData | Blob): Promise<T>;
+  /** An answer's bytes: an image, a tokenizer file, a token stream. */
+  bytes(path: string): Promise<Uint8Array>;
+  /** DELETE, whose answer has no body. */
+  remove(path: string): Promise<void>;
 };
 
 export function apiClient(key: string): Api {
-  async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async function call(method: string, path: string, body?: BodyInit, type?: string) {
     const headers: Record<string, string> = { authorization: `Bearer ${key}` };
-    if (body !== undefined) headers["content-type"] = "application/json";
+    if (type) headers["content-type"] = type;
     let response: Response;
     try {
       response = await fetch(path, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body,
         credentials: "omit",
         cache: "no-store",
       });
     } catch {
       throw new EdgeUnreachable(`The edge at ${location.origin} did not answer.`);
     }
-    if (response.ok) return (await response.json()) as T;
+    if (response.ok) return response;
     const problem = await problemOf(response);
     const detail = problem.detail ?? problem.title ?? response.statusText;
     if (response.status === 401 || response.status === 403) throw new KeyRefused(detail);
     throw new ApiError(response.status, problem.code ?? String(response.status), detail);
   }
+  const json = async <T>(answer: Promise<Response>) => (await (await answer).json()) as T;
   return {
-    get: (path) => call("GET", path),
-    post: (path, body) => call("POST", path, body),
+    get: (path) => json(call("GET", path)),
+    post: (path, body) =>
+      body === undefined
+        ? json(call("POST", path))
+        : json(call("POST", path, JSON.stringify(body), "application/json")),
+    upload: (path, body) =>
+      json(call("POST", path, body, body instanceof Blob ? body.type : undefined)),
+    bytes: async (path) => new Uint8Array(await (await call("GET", path)).arrayBuffer()),
+    remove: async (path) => void (await call("DELETE", path)),
   };
 }
-
 /** One line for a person: what went wrong and, where it helps, what to do. */
 export function describeError(error: unknown): string {
   if (error instanceof KeyRefused) return `The edge refused this key: ${error.message}`;

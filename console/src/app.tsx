@@ -5,6 +5,7 @@
  */
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { apiClient, KeyRefused } from "./api.ts";
+import { DatasetPage, DatasetsPage } from "./datasets-page.tsx";
 import { ErrorNote } from "./error-note.tsx";
 import { href, useRoute } from "./hash-route.ts";
 import { JobPage } from "./job-page.tsx";
@@ -12,6 +13,8 @@ import { JobsPage } from "./jobs-page.tsx";
 import { forgetKey, storedKey, storeKey } from "./session.ts";
 import { type Session, SessionContext, type Tenant } from "./session-context.ts";
 import { SignIn } from "./sign-in.tsx";
+import { TokenizerPage, TokenizersPage } from "./tokenizers-page.tsx";
+import { WebhookPage, WebhooksPage } from "./webhooks-page.tsx";
 
 type State =
   | { kind: "signed-out"; notice: string | null }
@@ -25,11 +28,22 @@ function initial(): State {
 
 const RECHECK_MS = 3000;
 
+/** The header's links: each section's list page. */
+const SECTIONS = [
+  ["jobs", "Jobs"],
+  ["datasets", "Datasets"],
+  ["tokenizers", "Tokenizers"],
+  ["webhooks", "Webhooks"],
+] as const;
+
 function Pages() {
   const route = useRoute();
   const [first, second] = route.path;
   if (first === "jobs" && second) return <JobPage id={second} />;
   if (first === undefined || first === "jobs") return <JobsPage route={route} />;
+  if (first === "datasets") return second ? <DatasetPage id={second} /> : <DatasetsPage />;
+  if (first === "tokenizers") return second ? <TokenizerPage id={second} /> : <TokenizersPage />;
+  if (first === "webhooks") return second ? <WebhookPage id={second} /> : <WebhooksPage />;
   return (
     <p class="empty">
       Nothing lives at <code>{location.hash}</code>. <a href={href(["jobs"])}>See the jobs</a>.
@@ -113,7 +127,11 @@ export function App() {
           revq console
         </a>
         <nav>
-          <a href={href(["jobs"])}>Jobs</a>
+          {SECTIONS.map(([path, label]) => (
+            <a key={path} href={href([path])}>
+              {label}
+            </a>
+          ))}
         </nav>
         <span class="tenant" title={session.tenant.id}>
           {session.tenant.name}

@@ -8,9 +8,11 @@ import { useRef } from "preact/hooks";
 import type { Api } from "./api.ts";
 import { CancelButton } from "./cancel-button.tsx";
 import { ErrorNote } from "./error-note.tsx";
+import { Evaluation } from "./evaluation.tsx";
 import { EventTimeline } from "./event-timeline.tsx";
 import { progressText, when } from "./format.ts";
 import { href } from "./hash-route.ts";
+import { JobImages } from "./job-images.tsx";
 import { StatusBadge } from "./status-badge.tsx";
 import { TrainCharts } from "./train-charts.tsx";
 import { usePoll } from "./use-poll.ts";
@@ -32,6 +34,7 @@ const SHOWN = new Set([
   "finishedAt",
   "parent",
   "extractJobs",
+  "evaluation",
 ]);
 
 function JobLink({ id }: { id: string }) {
@@ -177,6 +180,21 @@ export function JobPage({ id }: { id: string }) {
             <>
               <h2>Training</h2>
               <TrainCharts events={polled.data?.events ?? []} running={!isFinished(job.status)} />
+              <h2>Evaluation</h2>
+              <Evaluation
+                evaluation={job.evaluation}
+                missing={
+                  isFinished(job.status)
+                    ? "This training ended without an evaluation."
+                    : "The held-out evaluation comes when the training ends."
+                }
+              />
+            </>
+          )}
+          {(job.kind === "encode" || job.kind === "reconstruct") && (
+            <>
+              <h2>Images</h2>
+              <JobImages job={job} />
             </>
           )}
           <h2>Events</h2>

@@ -3,7 +3,7 @@
  * the worker's outputs (services/queue/task-results.ts), and read by job views, token and image
  * downloads and reconstruct jobs through `resultOf`.
  */
-import type { JobKind, TokenizerEvaluation } from "@revq/shared";
+import type { JobKind, TokenizerEvaluation, TokenShard } from "@revq/shared";
 
 export type EncodeResult = {
   tokens: {
@@ -14,9 +14,15 @@ export type EncodeResult = {
     groups: number;
     bitsPerToken: number;
     tokenizerHash: string;
-    /** The stored object's R2 ETag: the download's strong ETag, known without touching R2. */
+    /**
+     * The stored object's R2 ETag: the download's strong ETag, known without touching R2. A
+     * dataset encode job's, whose stream is made from its shards, is the SHA-256 of theirs.
+     */
     etag: string;
   };
+  /** A dataset encode job's: what it froze, and its token shards in record order. */
+  dataset?: { id: string; listingHash: string; shardSize: number };
+  shards?: TokenShard[];
 };
 
 export type ReconstructResult = {

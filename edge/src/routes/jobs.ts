@@ -8,7 +8,9 @@ import {
   JobKind,
   JobList,
   JobStatus,
+  RecordIndex,
   sha256Hex,
+  TokenShardManifest,
   WebhookDeliveryList,
 } from "@revq/shared";
 import { and, asc, eq, gt } from "drizzle-orm";
@@ -32,13 +34,16 @@ import {
   ids,
   job,
   jobCreate,
+  manifestHash,
   queuedJob,
+  tokenStream,
   webhookSecret,
 } from "../schemas/examples.ts";
 
 import { withIdempotency } from "../services/idempotency.ts";
 import { cancelJob } from "../services/jobs/cancel.ts";
 import { createJob } from "../services/jobs/create.ts";
+import { recordIndex, shardManifest } from "../services/jobs/dataset-outputs.ts";
 import { jobImageResponse } from "../services/jobs/images.ts";
 import { findJob, findJobView, listJobs } from "../services/jobs/read.ts";
 import { deliveryPage } from "./webhooks.ts";
@@ -174,6 +179,73 @@ const jobDeliveries = createRoute({
   },
 });
 
+/** A dataset encode job of two images in one shard: the story's two images, from a dataset. */
+const shardsExample: TokenShardManifest = {
+  format: "revq.token-shards/v1",
+  job: ids.job,
+  tokenizerHash: manifestHash,
+  dataset: ids.dataset,
+  listingHash: "3f1d5c0be2a0a5e3a1b0d4f0e6a0c9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2",
+  recordCount: 2,
+  shardSize: 256,
+  tokensPerRecord: 512,
+  codesPerGroup: 4096,
+  groups: 1,
+  bitsPerToken: 12,
+  shards: [
+    {
+      index: 0,
+      firstRecord: 0,
+      records: 2,
+      bytes: tokenStream.bytes,
+      etag: tokenStream.etag,
+    },
+  ],
+};
+
+const shards = createRoute({
+  method: "get",
+  path: "/{id}/shards",
+  operationId: "getJobShards",
+  tags: ["Jobs"],
+  summary: "A succeeded dataset encode job's shard manifest",
+  description:
+    "Its token shards in record order, each with its first record, records, bytes and ETag; download one at /v1/jobs/{id}/shards/{index}/tokens, all of them as one stream at /v1/jobs/{id}/tokens. 404 `no-shards` for a job that encoded images it named, 409 `tokens-not-ready` before it succeeded.",
+  security,
+  request: { params: IdParams },
+  responses: {
+    200: { description: "The manifest", content: json(TokenShardManifest, shardsExample) },
+    ...problems(401, 403, 404, 409),
+  },
+});
+
+const records = createRoute({
+  method: "get",
+  path: "/{id}/records",
+  operationId: "getJobRecords",
+  tags: ["Jobs"],
+  summary: "A succeeded dataset encode job's record index: which image each record is",
+  description:
+    "From the listing the job froze, so it stays right whatever happened to the dataset since: each record's shard and its image, an upload's `imageId` or a prefix dataset's `file` (its path under the tenant's files).",
+  security,
+  request: { params: IdParams },
+  responses: {
+    200: {
+      description: "The index, in record order",
+      content: json(RecordIndex, {
+        format: "revq.record-index/v1",
+        job: ids.job,
+        dataset: ids.dataset,
+        records: [
+          { record: 0, shard: 0, imageId: ids.image },
+          { record: 1, shard: 0, imageId: "img_01m8d0fxvcpfrrd0dgccvp9d00" },
+        ],
+      }),
+    },
+    ...problems(401, 403, 404, 409),
+  },
+});
+
 const image = createRoute({
   method: "get",
   path: "/{id}/images/{index}",
@@ -288,6 +360,16 @@ jobRoutes.openapi(jobDeliveries, async (c) => {
   const job = await findJob(db, tenantOf(c.get("principal")), c.req.valid("param").id);
   const where = eq(webhookDeliveries.jobId, job.id);
   return c.json(await deliveryPage(db, where, c.req.valid("query")), 200);
+});
+
+jobRoutes.openapi(shards, async (c) => {
+  const job = await findJob(database(c.env), tenantOf(c.get("principal")), c.req.valid("param").id);
+  return c.json(shardManifest(job), 200);
+});
+
+jobRoutes.openapi(records, async (c) => {
+  const job = await findJob(database(c.env), tenantOf(c.get("principal")), c.req.valid("param").id);
+  return c.json(await recordIndex(c.env.BUCKET, job), 200);
 });
 
 jobRoutes.openapi(image, async (c) => {

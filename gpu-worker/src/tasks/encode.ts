@@ -1,5 +1,7 @@
 /**
- * encode: images in the bucket → one token stream (docs/token-stream.md), record i for image i.
+ * encode: images in the bucket → one token stream (docs/token-stream.md), record i for image i:
+ * the payload's images, or one shard of a frozen dataset listing (a dataset encode job's shard
+ * job), whose images are checked against the ETags the listing froze (dataset-shard.ts).
  *
  * Per image: fetch, decode and fit to the tokenizer's resolution (images/codec.ts), VAE encode on
  * the device (batched with other tasks' images), normalise with the tokenizer's statistics,
@@ -21,9 +23,20 @@ import { overlapped } from "../pipeline/overlap.ts";
 import type { Tokenizer } from "../pipeline/tokenizer.ts";
 import type { TaskContext, TaskOutcome } from "../worker.ts";
 import type { Pipelines } from "./context.ts";
+import { type EncodeSource, shardSources } from "./dataset-shard.ts";
 import { readImage, writeObject } from "./io.ts";
 
 type Payload = z.infer<typeof EncodePayload>;
+
+/** The images to encode, in record order. */
+async function sourcesOf(payload: Payload, context: TaskContext): Promise<EncodeSource[]> {
+  if (payload.shard) return shardSources(context.bucket, payload.shard, context.signal);
+  return payload.images.map((image, index) => ({
+    key: image.bucketKey,
+    what: `image ${index} (${image.imageId})`,
+    expected: image.format.toUpperCase(),
+  }));
+}
 
 export async function runEncode(
   task: LeasedTask,
@@ -33,9 +46,10 @@ export async function runEncode(
   const payload = task.payload as Payload;
   const { signal, bucket } = context;
   const started = performance.now();
-  context.progress({ done: 0, total: payload.images.length, stage: "loading tokenizer" });
+  const sources = await sourcesOf(payload, context);
+  context.progress({ done: 0, total: sources.length, stage: "loading tokenizer" });
   return pipelines.tokenizers.with(payload.tokenizer, { signal, bucket }, async (tokenizer) => {
-    const { ids, mse } = await encodeAll(payload, tokenizer, context, pipelines);
+    const { ids, mse } = await encodeAll(payload, sources, tokenizer, context, pipelines);
     const { tokens, groups } = tokenizer.layout;
     const stream = writeTokenStream(
       {
@@ -47,11 +61,7 @@ export async function runEncode(
       ids,
     );
     signal.throwIfAborted();
-    context.progress({
-      done: payload.images.length,
-      total: payload.images.length,
-      stage: "writing",
-    });
+    context.progress({ done: sources.length, total: sources.length, stage: "writing" });
     await writeObject(
       bucket,
       payload.output.tokens,
@@ -67,12 +77,13 @@ export async function runEncode(
 
 async function encodeAll(
   payload: Payload,
+  sources: EncodeSource[],
   tokenizer: Tokenizer,
   context: TaskContext,
   pipelines: Pipelines,
 ): Promise<{ ids: Uint32Array; mse: Float64Array }> {
   const { signal } = context;
-  const count = payload.images.length;
+  const count = sources.length;
   const { tokens, codeDim } = tokenizer.layout;
   const ids = new Uint32Array(count * tokens);
   const mse = new Float64Array(count);
@@ -83,9 +94,9 @@ async function encodeAll(
     signal,
     load: (n) =>
       Promise.all(
-        payload.images
+        sources
           .slice(n * chunk, (n + 1) * chunk)
-          .map((_, i) => loadImage(payload, n * chunk + i, tokenizer, context)),
+          .map((source) => loadImage(source, tokenizer, context)),
       ),
     compute: (images) =>
       pipelines.batcher.submit(
@@ -110,20 +121,20 @@ async function encodeAll(
   return { ids, mse };
 }
 
-function loadImage(
-  payload: Payload,
-  index: number,
+async function loadImage(
+  source: EncodeSource,
   tokenizer: Tokenizer,
   context: TaskContext,
 ): Promise<Float32Array> {
-  const image = payload.images[index];
+  const { key, what, expected, check } = source;
   return readImage(
     context.bucket,
-    image.bucketKey,
+    key,
     tokenizer.vae.inputResolution,
-    `image ${index} (${image.imageId})`,
-    image.format.toUpperCase(),
+    what,
+    expected,
     context.signal,
+    check,
   );
 }
 

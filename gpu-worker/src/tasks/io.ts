@@ -21,7 +21,7 @@ export async function readObject(
 /**
  * The image at `key`, decoded and fitted to `size` (images/codec.ts). sharp finds the format from
  * the bytes; `expected` only words the error ("PNG", "an image"). An image that does not decode
- * never will: that failure is not retryable.
+ * never will: that failure is not retryable. `check` may refuse the bytes before they are decoded.
  */
 export async function readImage(
   bucket: Bucket,
@@ -30,8 +30,10 @@ export async function readImage(
   what: string,
   expected: string,
   signal: AbortSignal,
+  check?: (bytes: Uint8Array) => void,
 ): Promise<Float32Array> {
   const bytes = await readObject(bucket, key, what, signal);
+  check?.(bytes);
   try {
     return await decodeImage(bytes, size);
   } catch (error) {

@@ -23,7 +23,7 @@ import { readImage, readObject, writeObject } from "./io.ts";
  */
 export async function readListing(
   bucket: Bucket,
-  dataset: DatasetRef,
+  dataset: Pick<DatasetRef, "listing" | "listingHash" | "count">,
   signal: AbortSignal,
 ): Promise<DatasetListing> {
   const bytes = await readObject(bucket, dataset.listing, "the dataset listing", signal);

@@ -1,5 +1,11 @@
 /** The client API's job shapes (api/common.ts says how they are used). */
 import * as z from "zod";
+import {
+  MAX_DATASET_IMAGES,
+  MAX_TOKEN_SHARD_SIZE,
+  MIN_TOKEN_SHARD_SIZE,
+  TOKEN_SHARD_SIZE,
+} from "../protocol/dataset.ts";
 import { boundedJson, MAX_JOB_PARAMETERS_BYTES } from "../protocol/json-limits.ts";
 import { TokenizerEvaluation } from "../protocol/tokenizer-evaluation.ts";
 import { TrainParameters } from "../protocol/train-parameters.ts";
@@ -51,8 +57,28 @@ const DatasetInput = z.strictObject({
     description: "A dataset of this tenant (`dst_...`), frozen as it is when the job is created.",
   }),
 });
+/** An encode job's dataset, cut into token shards that workers encode in parallel. */
+const EncodeDatasetInput = z.strictObject({
+  dataset: z
+    .string()
+    .min(1)
+    .meta({
+      description: `A dataset of this tenant (\`dst_...\`, at most ${MAX_DATASET_IMAGES} images), frozen as it is when the job is created.`,
+    }),
+  shardSize: z
+    .int()
+    .min(MIN_TOKEN_SHARD_SIZE)
+    .max(MAX_TOKEN_SHARD_SIZE)
+    .default(TOKEN_SHARD_SIZE)
+    .meta({
+      description: `Images per token shard (${MIN_TOKEN_SHARD_SIZE} to ${MAX_TOKEN_SHARD_SIZE}): one shard job each. The same dataset listing, tokenizer and shard size reuse the shards already made.`,
+    }),
+});
 const ShardsInput = z.strictObject({
-  shards: z.array(z.int().min(0)).meta({ description: "The dataset's latent shards it extracts." }),
+  shards: z.array(z.int().min(0)).meta({
+    description:
+      "The parent's dataset shards it works on: an extract job's latent shards, a shard job's one token shard.",
+  }),
 });
 
 export const JobCreate = z
@@ -60,7 +86,7 @@ export const JobCreate = z
     z.strictObject({
       kind: z.literal("encode"),
       tokenizer: JobTokenizer,
-      inputs: ImagesInput,
+      inputs: z.union([ImagesInput, EncodeDatasetInput]),
       webhookUrl: WebhookUrl,
     }),
     z.strictObject({
@@ -110,10 +136,17 @@ export const Job = z
         "A train job's: its tokenizer's figures on the held-out set (docs/training.md, Evaluation), once it succeeded, or when it failed because they missed the job's `parameters.require` (error `evaluation-below-threshold`; no tokenizer was registered).",
     }),
     inputs: z
-      .union([ImagesInput, SourceJobInput, UploadedTokensInput, DatasetInput, ShardsInput])
+      .union([
+        ImagesInput,
+        SourceJobInput,
+        UploadedTokensInput,
+        DatasetInput,
+        EncodeDatasetInput,
+        ShardsInput,
+      ])
       .meta({
         description:
-          "What the job works on, as the request named it: encode `images`; reconstruct `job` or `tokens`; train `images` or `dataset`; extract `shards`.",
+          "What the job works on, as the request named it: encode `images`, or `dataset` and `shardSize`; reconstruct `job` or `tokens`; train `images` or `dataset`; extract and shard jobs `shards`.",
       }),
     parameters: TrainParameters.optional().meta({
       description: "A train job's parameters, as accepted.",
@@ -130,16 +163,23 @@ export const Job = z
     attempts: z.int(),
     result: z.record(z.string(), z.unknown()).nullable().meta({
       description:
-        "Once succeeded. encode: `tokens` (download at /v1/jobs/{id}/tokens); reconstruct: `images`, one per record, each with `index`, `bytes`, `etag` and its download `url`; extract: `shards`, the latent shards it wrote. A train job's result is its `tokenizer`, so this stays null.",
+        "Once succeeded. encode: `tokens` (download at /v1/jobs/{id}/tokens), and for a dataset `shards` and `dataset` (GET /v1/jobs/{id}/shards); reconstruct: `images`, one per record, each with `index`, `bytes`, `etag` and its download `url`; extract: `shards`, the latent shards it wrote. A train job's result is its `tokenizer`, so this stays null.",
     }),
     error: z.object({ code: z.string(), message: z.string() }).nullable(),
     createdAt: Timestamp,
     updatedAt: Timestamp,
     finishedAt: Timestamp.nullable(),
-    parent: z.string().optional().meta({ description: "An extract job's train job." }),
+    parent: z
+      .string()
+      .optional()
+      .meta({ description: "An extract job's train job; a shard job's dataset encode job." }),
     extractJobs: z.array(z.string()).optional().meta({
       description:
         "A train job's extract jobs, which other workers run while it waits; none when the dataset's latents already existed.",
+    }),
+    shardJobs: z.array(z.string()).optional().meta({
+      description:
+        "A dataset encode job's shard jobs, one per token shard not made before (encode jobs whose `parent` it is), in shard order.",
     }),
   })
   .meta({ id: "Job" });
@@ -164,3 +204,57 @@ export type JobEvent = z.infer<typeof JobEvent>;
 
 /** A page of a job's events, oldest first; `next` is the last id, to pass as `after`. */
 export const EventPage = z.object({ events: z.array(JobEvent), next: z.int().nullable() });
+
+/** One token shard of a dataset encode job: records firstRecord .. firstRecord + records − 1. */
+export const TokenShard = z
+  .object({
+    index: z.int().min(0),
+    firstRecord: z.int().min(0),
+    records: z.int().min(1),
+    bytes: z.int().min(1).meta({ description: "The shard's token stream, in bytes." }),
+    etag: z.string().meta({ description: "Its strong ETag (that of its download)." }),
+  })
+  .meta({ id: "TokenShard" });
+export type TokenShard = z.infer<typeof TokenShard>;
+
+/**
+ * A dataset encode job's shards (GET /v1/jobs/{id}/shards): each a token stream of its own
+ * (docs/token-stream.md), whose record r is the job's record firstRecord + r.
+ */
+export const TokenShardManifest = z
+  .object({
+    format: z.literal("revq.token-shards/v1"),
+    job: z.string(),
+    tokenizerHash: z.string(),
+    dataset: z.string().meta({ description: "The dataset the job froze." }),
+    listingHash: z.string().meta({ description: "The SHA-256 of its frozen listing." }),
+    recordCount: z.int().min(1),
+    shardSize: z.int().min(1),
+    tokensPerRecord: z.int().min(1),
+    codesPerGroup: z.int().min(2),
+    groups: z.int().min(1),
+    bitsPerToken: z.int().min(1),
+    shards: z.array(TokenShard),
+  })
+  .meta({ id: "TokenShardManifest" });
+export type TokenShardManifest = z.infer<typeof TokenShardManifest>;
+
+/** Which image each record of a dataset encode job is (GET /v1/jobs/{id}/records). */
+export const RecordIndex = z
+  .object({
+    format: z.literal("revq.record-index/v1"),
+    job: z.string(),
+    dataset: z.string(),
+    records: z.array(
+      z.object({
+        record: z.int().min(0),
+        shard: z.int().min(0),
+        /** An upload dataset's image. */
+        imageId: z.string().optional(),
+        /** A prefix dataset's file, its path under the tenant's files. */
+        file: z.string().optional(),
+      }),
+    ),
+  })
+  .meta({ id: "RecordIndex" });
+export type RecordIndex = z.infer<typeof RecordIndex>;

@@ -12,6 +12,8 @@
  *   tenants/{tenantId}/datasets/{listingHash}.json           a frozen dataset listing (dataset.ts)
  *   tenants/{tenantId}/latents/{listingHash}/{vaeHash}/s{shardSize}/shard-{i}.safetensors
  *                                                            its latents under one VAE, by shard
+ *   tenants/{tenantId}/token-shards/{listingHash}/{manifestHash}/s{shardSize}/shard-{i}.rvqt
+ *                                                            its tokens under one tokenizer, by shard
  *   tokenizers/{manifestHash}/manifest.json                  a tokenizer's manifest
  *   tokenizers/{manifestHash}/files/{path}                   its files, by manifest path
  */
@@ -29,11 +31,14 @@ const tenant = (tenantId: string) => `tenants/${checked(tenantId, ID, "tenant id
 const job = (tenantId: string, jobId: string) =>
   `${tenant(tenantId)}/jobs/${checked(jobId, ID, "job id")}`;
 const tokenizer = (hash: string) => `tokenizers/${checked(hash, HASH, "manifest hash")}`;
-const latents = (tenantId: string, listingHash: string, vaeHash: string, shardSize: number) => {
-  if (!Number.isSafeInteger(shardSize) || shardSize < 1)
-    throw new Error(`bucket key: bad shard size ${shardSize}`);
-  return `${tenant(tenantId)}/latents/${checked(listingHash, HASH, "listing hash")}/${checked(vaeHash, HASH, "VAE hash")}/s${shardSize}/`;
-};
+/** The prefix of a listing's shards of one kind under one model (`what`: a VAE or tokenizer hash). */
+const shards =
+  (kind: "latents" | "token-shards", what: string) =>
+  (tenantId: string, listingHash: string, hash: string, shardSize: number) => {
+    if (!Number.isSafeInteger(shardSize) || shardSize < 1)
+      throw new Error(`bucket key: bad shard size ${shardSize}`);
+    return `${tenant(tenantId)}/${kind}/${checked(listingHash, HASH, "listing hash")}/${checked(hash, HASH, what)}/s${shardSize}/`;
+  };
 
 /** A relative path of plain segments: no empty, "." or ".." segment, no leading "/". */
 const FILE_PATH =
@@ -64,7 +69,12 @@ export const bucketKeys = {
   datasetListing: (tenantId: string, listingHash: string) =>
     `${tenant(tenantId)}/datasets/${checked(listingHash, HASH, "listing hash")}.json`,
   /** The prefix of a listing's latent shards under one VAE, cut into shards of `shardSize`. */
-  latents,
+  latents: shards("latents", "VAE hash"),
+  /**
+   * The prefix of a listing's token shards under one tokenizer (its manifest hash), cut into
+   * shards of `shardSize`: the same listing, tokenizer and size find the same shards again.
+   */
+  tokenShards: shards("token-shards", "manifest hash"),
   tokenizerManifest: (hash: string) => `${tokenizer(hash)}/manifest.json`,
   /** `path` is a manifest FileRef path, already checked safe by the manifest schema. */
   tokenizerFile: (hash: string, path: string) => `${tokenizer(hash)}/files/${path}`,
@@ -84,9 +94,18 @@ export function tokenizerFileHash(key: string): string | undefined {
   return match?.[1];
 }
 
-/** A latent shard's name under its prefix: shard-000000.safetensors, shard-000001... */
-export function latentShardName(index: number): string {
+function shardName(index: number, extension: string): string {
   if (!Number.isSafeInteger(index) || index < 0 || index > 999_999)
     throw new Error(`bucket key: bad shard index ${index}`);
-  return `shard-${String(index).padStart(6, "0")}.safetensors`;
+  return `shard-${String(index).padStart(6, "0")}.${extension}`;
+}
+
+/** A latent shard's name under its prefix: shard-000000.safetensors, shard-000001... */
+export function latentShardName(index: number): string {
+  return shardName(index, "safetensors");
+}
+
+/** A token shard's name under its prefix: shard-000000.rvqt, shard-000001... */
+export function tokenShardName(index: number): string {
+  return shardName(index, "rvqt");
 }

@@ -18,6 +18,17 @@ export const MAX_DATASET_IMAGES = 50_000;
 /** Images per latent shard: the unit that extraction resumes, shares between workers and reuses. */
 export const LATENT_SHARD_SIZE = 256;
 
+/**
+ * Images per token shard of a dataset encode job, by default: the unit one worker leases, retries
+ * and the bucket reuses. A job may choose within the bounds: below, the tasks' overhead dominates;
+ * above, one lease holds a worker long and one shard is a big download.
+ */
+export const TOKEN_SHARD_SIZE = 256;
+export const MIN_TOKEN_SHARD_SIZE = 1;
+export const MAX_TOKEN_SHARD_SIZE = 4096;
+/** Most shards one dataset encode job may be cut into: its shard jobs are created in one D1 batch. */
+export const MAX_TOKEN_SHARDS = 500;
+
 export const DatasetEntry = z.strictObject({
   /** The image's bucket key. */
   key: z.string().min(1).max(1024),
@@ -72,9 +83,14 @@ export async function parseDatasetListing(
   return parsed.data;
 }
 
-/** The shards a listing of `count` images is cut into. */
+/** The shards a listing of `count` images is cut into (latent or token shards). */
 export function latentShardCount(count: number, shardSize = LATENT_SHARD_SIZE): number {
   return Math.ceil(count / shardSize);
+}
+
+/** Images in shard `index` of a listing of `count`: all but the last shard are full. */
+export function shardLength(count: number, shardSize: number, index: number): number {
+  return Math.max(0, Math.min(shardSize, count - index * shardSize));
 }
 
 /** A VAE's identity for latent reuse: the SHA-256 of its manifest entry (kind, config, weights). */

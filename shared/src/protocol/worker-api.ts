@@ -52,13 +52,34 @@ export const ImageInput = z.object({
 });
 export type ImageInput = z.infer<typeof ImageInput>;
 
-/** Images → one token stream (docs/token-stream.md), record i for image i. */
-export const EncodePayload = z.object({
-  kind: z.literal("encode"),
-  tokenizer: TokenizerRef,
-  images: z.array(ImageInput).min(1),
-  output: z.object({ tokens: BucketKey }),
+/**
+ * One shard of a frozen dataset listing (dataset.ts): its images index·shardSize onwards, at most
+ * shardSize of them. The worker reads the listing, checked against listingHash and count.
+ */
+export const DatasetShard = z.object({
+  listing: BucketKey,
+  listingHash: Sha256,
+  count: z.int().min(1),
+  shardSize: z.int().min(1),
+  index: z.int().min(0),
 });
+export type DatasetShard = z.infer<typeof DatasetShard>;
+
+/**
+ * Images → one token stream (docs/token-stream.md), record i for image i: the images named, or
+ * (with `images` empty) those of one dataset shard, for a dataset encode job's shard job.
+ */
+export const EncodePayload = z
+  .object({
+    kind: z.literal("encode"),
+    tokenizer: TokenizerRef,
+    images: z.array(ImageInput),
+    shard: DatasetShard.optional(),
+    output: z.object({ tokens: BucketKey }),
+  })
+  .refine((payload) => payload.images.length > 0 !== (payload.shard !== undefined), {
+    message: "an encode task names either images or one dataset shard",
+  });
 
 /** A token stream → one PNG per record, output.images[i] for record i. */
 export const ReconstructPayload = z.object({

@@ -1,7 +1,8 @@
 /**
  * The task payload of a new job: every key and parameter its worker needs, from the references
  * the request names. A train job freezes its dataset's listing here, and gets extract jobs for
- * the latent shards not extracted yet.
+ * the latent shards not extracted yet; a dataset encode job freezes its dataset too, and gets a
+ * shard job for each token shard not made yet, but no task of its own (dataset-encode.ts).
  */
 import { bucketKeys, type JobCreate, type TaskPayload } from "@revq/shared";
 import type { Config } from "../../config.ts";
@@ -13,14 +14,26 @@ import { HttpProblem } from "../../problem.ts";
 import { extractGroups, freezeDataset, missingShards } from "../dataset-listing.ts";
 import { findUploadedTokens } from "../token-uploads.ts";
 import { manifestOf, type TokenizerRow } from "../tokenizers.ts";
+import { type FrozenDataset, planDatasetEncode, shardPayload } from "./dataset-encode.ts";
 import { findJob } from "./read.ts";
 import { imageInputs, jobTokenizer, tokenizerRef, trainingEntries } from "./references.ts";
 
 export type ExtractPayload = Extract<TaskPayload, { kind: "extract" }>;
 
+/** A job made with the new one (an extract or shard job): its task and the shards it works on. */
+export type ChildJob = { payload: TaskPayload; shards: number[] };
+
+/** What a new job needs written: its task's payload (none for a dataset encode job), its children. */
+export type JobPlan = {
+  tokenizer: TokenizerRow;
+  payload: TaskPayload | null;
+  children: ChildJob[];
+  frozen?: FrozenDataset;
+};
+
 /**
- * The payload of the new job's task (every key and parameter the worker needs) and, for a train
- * job, those of the extract jobs that go with it.
+ * The payload of the new job's task (every key and parameter the worker needs) and those of the
+ * child jobs that go with it: a train job's extract jobs, a dataset encode job's shard jobs.
  */
 export async function taskPayload(
   env: Env,
@@ -29,17 +42,25 @@ export async function taskPayload(
   tenantId: string,
   jobId: string,
   body: JobCreate,
-): Promise<{ tokenizer: TokenizerRow; payload: TaskPayload; extract: ExtractPayload[] }> {
+): Promise<JobPlan> {
   switch (body.kind) {
     case "encode": {
       const tokenizer = await jobTokenizer(db, config, tenantId, body.tokenizer, "tokenizer");
+      if ("dataset" in body.inputs) {
+        const plan = await planDatasetEncode(env, db, config, tenantId, tokenizer, body.inputs);
+        const children = plan.missing.map((index) => ({
+          payload: shardPayload(plan.frozen, index, tokenizer),
+          shards: [index],
+        }));
+        return { tokenizer, payload: null, children, frozen: plan.frozen };
+      }
       const payload: TaskPayload = {
         kind: "encode",
         tokenizer: tokenizerRef(tokenizer),
         images: await imageInputs(db, tenantId, body.inputs.images),
         output: { tokens: bucketKeys.jobTokens(tenantId, jobId) },
       };
-      return { tokenizer, payload, extract: [] };
+      return { tokenizer, payload, children: [] };
     }
     case "reconstruct": {
       const tokenizer = await jobTokenizer(db, config, tenantId, body.tokenizer, "tokenizer");
@@ -64,7 +85,7 @@ export async function taskPayload(
           ),
         },
       };
-      return { tokenizer, payload, extract: [] };
+      return { tokenizer, payload, children: [] };
     }
     case "train": {
       const tokenizer = await jobTokenizer(
@@ -95,10 +116,11 @@ export async function taskPayload(
         await missingShards(env.BUCKET, dataset),
         config.extractTaskShards,
       );
-      const extract = groups.map(
-        (shards): ExtractPayload => ({ kind: "extract", vae: base, dataset, shards }),
-      );
-      return { tokenizer, payload, extract };
+      const children = groups.map((shards) => ({
+        payload: { kind: "extract", vae: base, dataset, shards } satisfies ExtractPayload,
+        shards,
+      }));
+      return { tokenizer, payload, children };
     }
   }
 }

@@ -24,7 +24,7 @@ export async function findJobView(db: Db, tenantId: string, id: string) {
   const [row] = await db
     .select(JOB_VIEW_COLUMNS)
     .from(jobs)
-    .innerJoin(tasks, eq(tasks.jobId, jobs.id))
+    .leftJoin(tasks, eq(tasks.jobId, jobs.id))
     .where(and(eq(jobs.id, id), eq(jobs.tenantId, tenantId)))
     .limit(1);
   if (!row) throw new HttpProblem(404, "job-not-found", `No job ${id}.`);
@@ -47,7 +47,7 @@ export async function listJobs(db: Db, tenantId: string, filter: JobFilter) {
   const rows = await db
     .select(JOB_VIEW_COLUMNS)
     .from(jobs)
-    .innerJoin(tasks, eq(tasks.jobId, jobs.id))
+    .leftJoin(tasks, eq(tasks.jobId, jobs.id))
     .where(and(...conditions))
     .orderBy(desc(jobs.id))
     .limit(filter.limit + 1);

@@ -51,9 +51,21 @@ export async function trainingEntries(
     const rows = await tenantImages(db, tenantId, inputs.images);
     return rows.map((row) => ({ key: row.bucketKey, etag: row.sha256 }));
   }
-  const dataset = await findDataset(db, tenantId, inputs.dataset).catch((error) => {
+  return namedDatasetEntries(env, db, config, tenantId, inputs.dataset, "train on");
+}
+
+/** The images of the tenant's dataset a job names, as they are now (422 when it has none such). */
+export async function namedDatasetEntries(
+  env: Env,
+  db: Db,
+  config: Config,
+  tenantId: string,
+  datasetId: string,
+  purpose: "train on" | "encode",
+): Promise<DatasetEntry[]> {
+  const dataset = await findDataset(db, tenantId, datasetId).catch((error) => {
     if (error instanceof HttpProblem && error.status === 404) {
-      throw new HttpProblem(422, "dataset-not-found", `No dataset ${inputs.dataset} to train on.`);
+      throw new HttpProblem(422, "dataset-not-found", `No dataset ${datasetId} to ${purpose}.`);
     }
     throw error;
   });

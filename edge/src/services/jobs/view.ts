@@ -8,7 +8,7 @@ import { jobImagePath } from "./images.ts";
 import type { JobRow } from "./read.ts";
 
 /** The stored result, and for a reconstruct job where to download each image. */
-function resultView(row: JobRow) {
+function resultView(row: JobRow): Job["result"] {
   // A train job's one output is the tokenizer it made: shown as its `tokenizer`, not twice.
   if (row.kind === "train") return null;
   const reconstructed = resultOf(row, "reconstruct");
@@ -23,29 +23,35 @@ function resultView(row: JobRow) {
 }
 
 /**
- * What every query of jobs for the API selects (from jobs joined with their tasks): the row,
- * its task's attempts and, as a JSON array, the ids of its extract jobs, oldest first.
+ * What every query of jobs for the API selects (from jobs left-joined with their tasks): the row,
+ * its task's attempts (a dataset encode job, which has no task, its shard jobs' together) and,
+ * as a JSON array, the ids of its child jobs, oldest first.
  */
 export const JOB_VIEW_COLUMNS = {
   job: jobs,
-  attempts: tasks.attempt,
-  extractJobs:
+  attempts:
+    sql<number>`coalesce(${tasks.attempt}, (SELECT sum(t.attempt) FROM tasks AS t JOIN jobs AS c ON t.job_id = c.id WHERE c.parent_job_id = ${jobs.id}), 0)`.mapWith(
+      Number,
+    ),
+  childJobs:
     sql`(SELECT json_group_array(id) FROM (SELECT c.id FROM jobs AS c WHERE c.parent_job_id = ${jobs.id} ORDER BY c.id))`.mapWith(
       (ids: string): string[] => JSON.parse(ids),
     ),
 };
 
-export type JobViewRow = { job: JobRow; attempts: number; extractJobs: string[] };
+export type JobViewRow = { job: JobRow; attempts: number; childJobs: string[] };
+
+const isDatasetEncode = (row: JobRow) => row.kind === "encode" && "frozen" in row.inputs;
 
 /** What a job's row keeps of the request that made it (services/jobs/create.ts). */
 type StoredRequest = Pick<JobCreate, "inputs"> & { parameters?: Job["parameters"] };
 
 /**
  * The job's `inputs`, one level, and a train job's `parameters`: from the request its row keeps,
- * or for an extract job, which no request made, from its shards.
+ * or for a child job (extract, shard), which no request made, from its shards.
  */
 function requestView(row: JobRow): Pick<Job, "inputs" | "parameters"> {
-  if (row.kind === "extract") return { inputs: row.inputs as Job["inputs"] };
+  if (row.parentJobId !== null) return { inputs: row.inputs as Job["inputs"] };
   const { inputs, parameters } = row.inputs as StoredRequest;
   return row.kind === "train" ? { inputs, parameters } : { inputs };
 }
@@ -76,7 +82,7 @@ function errorView(row: JobRow): Job["error"] {
   return row.error && { code: row.error.code, message: row.error.message };
 }
 
-export function jobView({ job: row, attempts, extractJobs }: JobViewRow) {
+export function jobView({ job: row, attempts, childJobs }: JobViewRow) {
   return {
     id: row.id,
     kind: row.kind,
@@ -92,6 +98,7 @@ export function jobView({ job: row, attempts, extractJobs }: JobViewRow) {
     updatedAt: isoTime(row.updatedAt),
     finishedAt: row.finishedAt === null ? null : isoTime(row.finishedAt),
     ...(row.parentJobId === null ? {} : { parent: row.parentJobId }),
-    ...(row.kind === "train" ? { extractJobs } : {}),
+    ...(row.kind === "train" ? { extractJobs: childJobs } : {}),
+    ...(isDatasetEncode(row) ? { shardJobs: childJobs } : {}),
   };
 }

@@ -28,14 +28,17 @@ const tokenizer = (ref: TokenizerRef): Access[] => [
   readUnder(ref.filesPrefix),
 ];
 
-function dataset(tenantId: string, ref: DatasetRef): Access[] {
+/** A dataset listing and the images it may list: uploads or files of a prefix dataset, all the tenant's own. */
+function listing(tenantId: string, key: string): Access[] {
   return [
-    read(ref.listing),
-    // A listing's images are uploads or files of a prefix dataset, all the tenant's own.
+    read(key),
     readUnder(bucketKeys.images(tenantId)),
     readUnder(bucketKeys.allTenantFiles(tenantId)),
-    readWriteUnder(ref.latents),
   ];
+}
+
+function dataset(tenantId: string, ref: DatasetRef): Access[] {
+  return [...listing(tenantId, ref.listing), readWriteUnder(ref.latents)];
 }
 
 /**
@@ -53,6 +56,7 @@ export function taskAccess(
         access: [
           ...tokenizer(payload.tokenizer),
           ...payload.images.map((image) => read(image.bucketKey)),
+          ...(payload.shard ? listing(tenantId, payload.shard.listing) : []),
           write(payload.output.tokens),
         ],
         writesTokenizerFiles: false,
@@ -90,6 +94,7 @@ export function taskAccess(
 export function taskInputs(payload: TaskPayload): string[] {
   switch (payload.kind) {
     case "encode":
+      if (payload.shard) return [payload.shard.listing];
       return payload.images.slice(0, MAX_OBJECTS_PER_GRANT).map((image) => image.bucketKey);
     case "reconstruct":
       return [payload.input.tokens];

@@ -8,6 +8,7 @@ import { runTransition } from "../../db/batch.ts";
 import { database } from "../../db/client.ts";
 import { tasks } from "../../db/schema.ts";
 import type { Env } from "../../env.ts";
+import { isShardTask, settleParentOf } from "../jobs/dataset-encode.ts";
 import { eventIfChanged } from "../jobs/events.ts";
 import { openJobUpdate } from "../jobs/status.ts";
 import { endingOutbox, sendDeliveries } from "../webhooks/outbox.ts";
@@ -62,6 +63,9 @@ export async function completeTask(
     checkHolder(current, request.leaseId);
     throw leaseLost(current);
   }
-  if (changed.job > 0) await sendDeliveries(env, outbox.deliveryIds);
+  if (changed.job > 0) {
+    await sendDeliveries(env, outbox.deliveryIds);
+    if (isShardTask(task)) await settleParentOf(env, task.jobId);
+  }
   return done;
 }

@@ -7,6 +7,7 @@ import { previousChanged, runTransitions } from "../../db/batch.ts";
 import { database } from "../../db/client.ts";
 import { type JobError, tasks } from "../../db/schema.ts";
 import type { Env } from "../../env.ts";
+import { isShardTask, settleParentOf } from "../jobs/dataset-encode.ts";
 import { eventIfChanged } from "../jobs/events.ts";
 import { openJobUpdate } from "../jobs/status.ts";
 import { EMPTY_OUTBOX, endingOutbox, sendDeliveries } from "../webhooks/outbox.ts";
@@ -45,7 +46,13 @@ export async function requeueExpired(env: Env, now: number, tenantId?: string): 
   for (const [i, changed] of changes.entries()) {
     if (changed.task === 0) continue; // renewed meanwhile
     ended++;
-    if (changed.job > 0) await sendDeliveries(env, endings[i].deliveryIds);
+    if (changed.job === 0) continue;
+    await sendDeliveries(env, endings[i].deliveryIds);
+    // A shard job out of attempts fails its dataset encode job.
+    const task = expired[i];
+    if (isShardTask(task) && task.attempt >= task.maxAttempts) {
+      await settleParentOf(env, task.jobId);
+    }
   }
   return ended;
 }

@@ -9,6 +9,7 @@ import { tasks } from "../../db/schema.ts";
 import type { Env } from "../../env.ts";
 import { isoTime } from "../../schemas/common.ts";
 import { retryDelayMs } from "../job-limits.ts";
+import { isShardTask, settleParentOf } from "../jobs/dataset-encode.ts";
 import { eventIfChanged } from "../jobs/events.ts";
 import { openJobUpdate } from "../jobs/status.ts";
 import { EMPTY_OUTBOX, endingOutbox, sendDeliveries } from "../webhooks/outbox.ts";
@@ -68,6 +69,8 @@ export async function failTask(
   });
   if (changed.task === 0) throw leaseLost(await loadTask(db, worker.tenantId, taskId));
   if (changed.job > 0) await sendDeliveries(env, outbox.deliveryIds);
+  // A shard job that failed for good fails its dataset encode job.
+  if (changed.job > 0 && !retry && isShardTask(task)) await settleParentOf(env, task.jobId);
   return {
     taskId,
     jobId: task.jobId,

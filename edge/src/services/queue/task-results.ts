@@ -6,6 +6,7 @@ import {
   FormatError,
   latentShardName,
   readTokenStreamHeader,
+  shardLength,
   type TaskPayload,
   type TaskResult,
   TOKEN_STREAM_HEADER_BYTES,
@@ -49,10 +50,12 @@ async function checkEncode(
       `The token stream names tokenizer ${header.tokenizerHash}; the task's is ${payload.tokenizer.manifestHash}.`,
     );
   }
-  if (header.recordCount !== payload.images.length) {
-    throw invalid(
-      `The token stream has ${header.recordCount} records for ${payload.images.length} images.`,
-    );
+  const { shard } = payload;
+  const images = shard
+    ? shardLength(shard.count, shard.shardSize, shard.index)
+    : payload.images.length;
+  if (header.recordCount !== images) {
+    throw invalid(`The token stream has ${header.recordCount} records for ${images} images.`);
   }
   const expected = tokenStreamByteLength(header);
   if (object.size !== expected) {

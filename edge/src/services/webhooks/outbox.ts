@@ -45,12 +45,12 @@ export async function endingOutbox(
   const [row] = await db
     .select(JOB_VIEW_COLUMNS)
     .from(jobs)
-    .innerJoin(tasks, eq(tasks.jobId, jobs.id))
+    .leftJoin(tasks, eq(tasks.jobId, jobs.id))
     .where(eq(jobs.id, jobId))
     .limit(1);
-  // An extract job only helps its train job, whose own ending is what a tenant hears about: its
-  // failure fails nothing (the training worker extracts those shards itself).
-  if (!row || row.job.kind === "extract") return EMPTY_OUTBOX;
+  // A child job (an extract or shard job) only helps its parent, whose own ending is what a
+  // tenant hears about.
+  if (!row || row.job.parentJobId !== null) return EMPTY_OUTBOX;
   const job: JobRow = { ...row.job, ...ending, finishedAt: now, updatedAt: now };
   const type = endingEvent(job.kind, ending.status);
   const payload = JSON.stringify({

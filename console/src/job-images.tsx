@@ -13,6 +13,7 @@
  * PSNR is close to, not exactly, the worker's own view of the loss.
  */
 import type { Job } from "@revq/shared";
+import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import type { Api } from "./api.ts";
 import type { Decoded } from "./decode.ts";
@@ -86,7 +87,7 @@ async function decodeHere(api: Api, stream: Uint8Array): Promise<Decoded> {
   return decodeTokens(api, stream, SHOWN);
 }
 
-function Figure({ label, children }: { label: string; children: preact.ComponentChildren }) {
+function Figure({ label, children }: { label: string; children: ComponentChildren }) {
   return (
     <figure>
       {children}

@@ -100,7 +100,7 @@ export function JobsPage({ route }: { route: Route }) {
       ) : jobs.length === 0 && stack.length === 0 ? (
         <EmptyJobs kind={kind} status={status} />
       ) : (
-        <table class="jobs">
+        <table class="jobs list">
           <thead>
             <tr>
               <th>Job</th>

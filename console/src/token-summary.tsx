@@ -21,8 +21,9 @@ export function TokenSummary({ job, stream }: { job: Job; stream: Uint8Array }) 
   return (
     <div class="tokens">
       <p>
-        {header.recordCount} records × {header.tokensPerRecord} tokens, {header.codesPerGroup} codes
-        per group ({header.groups} groups), {stream.length} bytes.{" "}
+        {header.recordCount} {header.recordCount === 1 ? "record" : "records"} of{" "}
+        {header.tokensPerRecord} tokens, each one of {header.codesPerGroup} codes
+        {header.groups > 1 && ` (${header.groups} groups)`}; {stream.length} bytes.{" "}
         <DownloadButton
           path={`/v1/jobs/${encodeURIComponent(source)}/tokens`}
           name={`${source}.rvqt`}

@@ -7,53 +7,26 @@
 import type { JobEvent } from "@revq/shared";
 import { type Line, LineChart } from "./line-chart.tsx";
 
-type Chart = {
-  title: string;
-  yLabel: string;
-  lines: { metric: string; label: string; scale?: number }[];
-};
-
-const CHARTS: Chart[] = [
-  {
-    title: "Training losses",
-    yLabel: "loss",
-    lines: [
-      { metric: "lossQuantizer", label: "quantizer" },
-      { metric: "lossRectifier", label: "rectifier" },
-    ],
-  },
-  {
-    title: "Held-out latent MSE",
-    yLabel: "MSE",
-    lines: [
-      { metric: "valLatentMse", label: "before the rectifier" },
-      { metric: "valRectifiedMse", label: "after the rectifier" },
-    ],
-  },
-  {
-    title: "Held-out PSNR",
-    yLabel: "dB",
-    lines: [
-      { metric: "valPsnr", label: "from tokens" },
-      { metric: "vaePsnr", label: "the VAE alone" },
-    ],
-  },
-  {
-    title: "Held-out SSIM",
-    yLabel: "SSIM",
-    lines: [
-      { metric: "valSsim", label: "from tokens" },
-      { metric: "vaeSsim", label: "the VAE alone" },
-    ],
-  },
-  {
-    title: "Code usage",
-    yLabel: "% of codes",
-    lines: [
-      { metric: "usageMean", label: "mean over groups", scale: 100 },
-      { metric: "usageMin", label: "least-used group", scale: 100 },
-    ],
-  },
+/**
+ * Every chart, a row each: title, y-axis label, the factor its values are shown at (usage as a
+ * percentage), and its series, metric → legend label.
+ */
+const CHARTS: [title: string, yLabel: string, scale: number, series: Record<string, string>][] = [
+  ["Training losses", "loss", 1, { lossQuantizer: "quantizer", lossRectifier: "rectifier" }],
+  [
+    "Held-out latent MSE",
+    "MSE",
+    1,
+    { valLatentMse: "before the rectifier", valRectifiedMse: "after the rectifier" },
+  ],
+  ["Held-out PSNR", "dB", 1, { valPsnr: "from tokens", vaePsnr: "the VAE alone" }],
+  ["Held-out SSIM", "SSIM", 1, { valSsim: "from tokens", vaeSsim: "the VAE alone" }],
+  [
+    "Code usage",
+    "% of codes",
+    100,
+    { usageMean: "mean over groups", usageMin: "least-used group" },
+  ],
 ];
 
 type Epoch = Record<string, unknown> & { epoch: number };
@@ -69,7 +42,7 @@ function epochsOf(events: JobEvent[]): Epoch[] {
   return [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
 }
 
-function figureOf(epoch: Epoch, metric: string, scale = 1): number | null {
+function figureOf(epoch: Epoch, metric: string, scale: number): number | null {
   const value = epoch[metric];
   return typeof value === "number" ? value * scale : null;
 }
@@ -88,22 +61,14 @@ export function TrainCharts({ events, running }: { events: JobEvent[]; running: 
   const xs = epochs.map((e) => e.epoch);
   return (
     <div class="charts">
-      {CHARTS.map((chart) => {
-        const lines: Line[] = chart.lines.map((line) => ({
-          label: line.label,
-          values: epochs.map((e) => figureOf(e, line.metric, line.scale)),
+      {CHARTS.map(([title, yLabel, scale, series]) => {
+        const lines: Line[] = Object.entries(series).map(([metric, label]) => ({
+          label,
+          values: epochs.map((e) => figureOf(e, metric, scale)),
         }));
         // A figure this training does not measure (no held-out images, say) gets no chart.
         if (!lines.some((line) => line.values.some((v) => v !== null))) return null;
-        return (
-          <LineChart
-            key={chart.title}
-            title={chart.title}
-            yLabel={chart.yLabel}
-            xs={xs}
-            lines={lines}
-          />
-        );
+        return <LineChart key={title} title={title} yLabel={yLabel} xs={xs} lines={lines} />;
       })}
     </div>
   );

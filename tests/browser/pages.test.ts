@@ -108,7 +108,9 @@ describe("the console's pages", () => {
 
   it("shows the tokens and decodes them in the browser; a worker's PNG of them matches its pixels", async () => {
     // The encode job's page: its tokens read by the browser, and their image decoded there.
-    await page.locator(".tokens", { hasText: "1 records × 128 tokens" }).waitFor();
+    await page
+      .locator(".tokens", { hasText: "1 record of 128 tokens, each one of 64 codes" })
+      .waitFor();
     expect((await page.locator(".token-ids").textContent())?.split(" ")).toHaveLength(24);
     await page.locator('.decode-status[data-decoded="1"]').waitFor({ timeout: 60_000 });
     expect(await page.locator(".decode-status").textContent()).toContain("WebAssembly");

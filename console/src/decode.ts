@@ -23,7 +23,7 @@ export type Decoded = {
   seconds: number;
 };
 
-/** Decodes the first `limit` records of a token stream made with tokenizer `manifestHash`. */
+/** Decodes the first `limit` records of a token stream, with the tokenizer its header names. */
 export async function decodeTokens(api: Api, stream: Uint8Array, limit: number): Promise<Decoded> {
   const started = performance.now();
   const { header, tokens } = readTokenStream(stream);
@@ -31,10 +31,11 @@ export async function decodeTokens(api: Api, stream: Uint8Array, limit: number):
   const { quantizer, vae } = tokenizer.manifest;
   if (
     header.tokensPerRecord !== quantizer.tokens ||
+    header.groups !== quantizer.groups ||
     header.codesPerGroup !== quantizer.codesPerGroup
   ) {
     throw new Error(
-      `The tokens have T=${header.tokensPerRecord}, K=${header.codesPerGroup}; their tokenizer has T=${quantizer.tokens}, K=${quantizer.codesPerGroup}.`,
+      `The tokens have T=${header.tokensPerRecord}, G=${header.groups}, K=${header.codesPerGroup}; their tokenizer has T=${quantizer.tokens}, G=${quantizer.groups}, K=${quantizer.codesPerGroup}.`,
     );
   }
   const count = Math.min(limit, header.recordCount);

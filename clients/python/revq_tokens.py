@@ -5,23 +5,29 @@ Every check of the reference reader (shared/src/format/token-stream.ts) is made 
 order, and a failure raises TokenFormatError whose ``code`` is the one the TypeScript reader
 gives for the same input, so errors can be compared or shown alike.
 
-Dataset shard manifests and indexes are not read here yet: the service does not produce them yet.
+A dataset encode job's output folder (``revq tokenize --dataset ID -o DIR``: its shards'
+token streams, ``manifest.json`` and ``records.json``) opens with ``open_dataset``, which
+memory-maps every shard and reads records across them in dataset order.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 __all__ = [
+    "TokenDataset",
     "TokenFormatError",
     "TokenHeader",
     "TokenStream",
+    "open_dataset",
     "open_tokens",
     "read_token_json",
     "read_token_npy",
@@ -527,3 +533,156 @@ def _check_npy_dtype(dtype: np.dtype) -> None:
     if dtype.byteorder == ">":
         raise TokenFormatError("big-endian", f"dtype '{dtype.str}' is big-endian", "npy")
     raise TokenFormatError("unsupported-dtype", f"dtype '{dtype.str}' is not supported", "npy")
+
+
+# ---------------------------------------------------------------------------------------------
+# A dataset's output folder: token shards, their manifest and the record index
+
+SHARD_MANIFEST_FORMAT = "revq.token-shards/v1"
+RECORD_INDEX_FORMAT = "revq.record-index/v1"
+MANIFEST_FILE = "manifest.json"
+RECORDS_FILE = "records.json"
+
+
+def shard_file_name(index: int) -> str:
+    """A shard's file name in the folder, as bucket-keys.ts names it: shard-000000.rvqt, ..."""
+    return f"shard-{index:06d}.rvqt"
+
+
+def _dataset_error(code: str, message: str) -> TokenFormatError:
+    return TokenFormatError(code, message, "token-dataset")
+
+
+class TokenDataset:
+    """A dataset's records across its shards, in dataset order. Each shard is a memory-mapped
+    token stream, checked against the manifest when the folder is opened; records are decoded
+    (and their CRCs checked) as they are read."""
+
+    def __init__(self, manifest: dict, records: list[dict], shards: list[TokenStream]):
+        self.manifest = manifest
+        self.index = records  # record i: {"record", "shard", "imageId" or "file"}
+        self.shards = shards
+        self._firsts = [s["firstRecord"] for s in manifest["shards"]]
+
+    tokenizer_hash = property(lambda self: self.manifest["tokenizerHash"])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.manifest["recordCount"], self.manifest["tokensPerRecord"])
+
+    def __len__(self) -> int:
+        return self.manifest["recordCount"]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """Record ``index`` of the dataset (negative counts from the end) as T uint32 ids."""
+        n = len(self)
+        if not isinstance(index, (int, np.integer)) or not -n <= index < n:
+            raise IndexError(f"record index {index} is outside [0, {n}) of this dataset")
+        index = int(index) % n
+        shard = bisect.bisect_right(self._firsts, index) - 1
+        return self.shards[shard][index - self._firsts[shard]]
+
+    def image(self, index: int) -> dict:
+        """Which image record ``index`` is: its ``imageId`` (uploads) or ``file`` (prefix datasets)."""
+        return self.index[index]
+
+    def records(self) -> Iterator[np.ndarray]:
+        """Every record in dataset order, shard after shard, decoded a chunk at a time."""
+        for shard in self.shards:
+            yield from shard.records()
+
+    def to_array(self, dtype=np.uint32) -> np.ndarray:
+        """All ids as an (N, T) array."""
+        out = np.empty(self.shape, dtype=dtype)
+        for first, shard in zip(self._firsts, self.shards):
+            out[first : first + len(shard)] = shard.to_array(dtype)
+        return out
+
+
+def open_dataset(folder: str | os.PathLike) -> TokenDataset:
+    """Opens a dataset encode job's output folder: checks the manifest, the record index and
+    each shard's header and size against the manifest, and maps every shard."""
+    folder = Path(folder)
+    manifest = _read_json_file(folder / MANIFEST_FILE, "bad-manifest")
+    _check_manifest(manifest)
+    index = _read_json_file(folder / RECORDS_FILE, "bad-index")
+    records = _check_index(index, manifest)
+    shards = [_open_shard(folder, manifest, entry) for entry in manifest["shards"]]
+    return TokenDataset(manifest, records, shards)
+
+
+def _read_json_file(path: Path, code: str):
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise _dataset_error(code, f"{path.name} is missing from {path.parent}") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise _dataset_error(code, f"{path.name} is not JSON: {error}") from None
+
+
+def _is_count(value, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _check_manifest(m) -> None:
+    def bad(message: str):
+        raise _dataset_error("bad-manifest", f"{MANIFEST_FILE}: {message}")
+
+    if not isinstance(m, dict) or m.get("format") != SHARD_MANIFEST_FORMAT:
+        bad(f"not a shard manifest (format {SHARD_MANIFEST_FORMAT!r})")
+    for field in ("recordCount", "tokensPerRecord", "codesPerGroup", "groups", "shardSize"):
+        if not _is_count(m.get(field), 1):
+            bad(f"{field} is not a positive integer")
+    shards = m.get("shards")
+    if not isinstance(shards, list) or not shards:
+        bad("shards is not a non-empty list")
+    expected_first = 0
+    for i, shard in enumerate(shards):
+        if not isinstance(shard, dict) or shard.get("index") != i:
+            bad(f"shard {i} is not listed in order")
+        if shard.get("firstRecord") != expected_first or not _is_count(shard.get("records"), 1):
+            bad(f"shard {i} does not follow shard {i - 1}'s records")
+        if not _is_count(shard.get("bytes"), HEADER_BYTES):
+            bad(f"shard {i}'s bytes is not a size")
+        expected_first += shard["records"]
+    if expected_first != m["recordCount"]:
+        bad(f"the shards hold {expected_first} records, not recordCount {m['recordCount']}")
+
+
+def _check_index(index, manifest) -> list[dict]:
+    def bad(message: str):
+        raise _dataset_error("bad-index", f"{RECORDS_FILE}: {message}")
+
+    if not isinstance(index, dict) or index.get("format") != RECORD_INDEX_FORMAT:
+        bad(f"not a record index (format {RECORD_INDEX_FORMAT!r})")
+    if index.get("job") != manifest.get("job"):
+        bad(f"it is job {index.get('job')!r}'s, the manifest job {manifest.get('job')!r}'s")
+    records = index.get("records")
+    if not isinstance(records, list) or len(records) != manifest["recordCount"]:
+        bad(f"it does not list the manifest's {manifest['recordCount']} records")
+    for i, entry in enumerate(records):
+        if not isinstance(entry, dict) or entry.get("record") != i:
+            bad(f"entry {i} is not record {i}")
+    return records
+
+
+def _open_shard(folder: Path, manifest: dict, entry: dict) -> TokenStream:
+    path = folder / shard_file_name(entry["index"])
+    if not path.is_file():
+        raise _dataset_error("shard-missing", f"{path.name} is missing from {folder}")
+    stream = open_tokens(path)
+    h = stream.header
+    found = (h.tokenizer_hash, h.tokens_per_record, h.codes_per_group, h.groups, h.record_count)
+    wanted = (
+        manifest.get("tokenizerHash"),
+        manifest["tokensPerRecord"],
+        manifest["codesPerGroup"],
+        manifest["groups"],
+        entry["records"],
+    )
+    if found != wanted or path.stat().st_size != entry["bytes"]:
+        raise _dataset_error(
+            "shard-mismatch",
+            f"{path.name} is {found} in {path.stat().st_size} bytes; the manifest says {wanted} in {entry['bytes']}",
+        )
+    return stream

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from revq_tokens import TokenFormatError, open_tokens, read_token_json, read_token_npy
+from revq_tokens import (
+    TokenFormatError,
+    open_dataset,
+    open_tokens,
+    read_token_json,
+    read_token_npy,
+)
 
 # The test vector of docs/token-stream.md: T = 3, K = 5, G = 3, ids 1, 2, 4.
 SPEC_VECTOR = bytes.fromhex(
@@ -136,6 +142,49 @@ class GoldenTest(unittest.TestCase):
             return {"code": None, **READERS[case["kind"]](path, case)}
         except TokenFormatError as error:
             return {"code": error.code}
+
+
+class DatasetGoldenTest(unittest.TestCase):
+    """Every dataset folder the TypeScript side wrote as revq tokenize --dataset writes one: its
+    records across shards (the ids the shards were written with, the images of the index), or
+    the error code each damage must give."""
+
+    @classmethod
+    def setUpClass(cls):
+        folder = os.environ.get("REVQ_GOLDEN_DIR")
+        if not folder:
+            raise unittest.SkipTest("run through tests/shared/python-reader.test.ts")
+        cls.folder = Path(folder)
+        cls.cases = json.loads((cls.folder / "dataset-cases.json").read_text())
+
+    def test_every_folder(self):
+        results = {}
+        for case in self.cases:
+            with self.subTest(case=case["folder"]):
+                try:
+                    dataset = open_dataset(self.folder / case["folder"])
+                    ids = dataset.to_array()
+                    outcome = {"code": None}
+                except TokenFormatError as error:
+                    outcome = {"code": error.code}
+                results[case["folder"]] = outcome
+                self.assertEqual(outcome["code"], case["code"])
+                if case["code"] is None:
+                    self.check_records(dataset, ids, case)
+        (self.folder / "dataset-results.json").write_text(json.dumps(results))
+
+    def check_records(self, dataset, ids, case):
+        expected = np.load(self.folder / case["idsFile"])
+        self.assertTrue(np.array_equal(ids, expected), "the ids differ")
+        self.assertEqual(dataset.shape, expected.shape)
+        # Across shard boundaries, from the end, and in one pass: the same records.
+        for i in range(-len(dataset), len(dataset)):
+            self.assertTrue(np.array_equal(dataset[i], expected[i]))
+        self.assertTrue(np.array_equal(np.stack(list(dataset.records())), expected))
+        self.assertTrue(all(isinstance(s._data, np.memmap) for s in dataset.shards))
+        self.assertEqual([dataset.image(i) for i in range(len(dataset))], case["images"])
+        with self.assertRaises(IndexError):
+            dataset[len(dataset)]
 
 
 def read_stream(path, case):

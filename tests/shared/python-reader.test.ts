@@ -7,11 +7,13 @@
  * python3 with numpy is required (CI installs Debian's python3-numpy): without it this test fails.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mutateJson, mutateTokenStream } from "../../bench/lib/fuzz/mutate.ts";
+import { DATASET_FILES } from "../../cli/src/dataset-encode.ts";
+import type { RecordIndex, TokenShardManifest } from "../../shared/src/api/jobs.ts";
 import { FormatError } from "../../shared/src/errors.ts";
 import { crc32 } from "../../shared/src/format/crc32.ts";
 import { writeNpy } from "../../shared/src/format/npy.ts";
@@ -24,6 +26,7 @@ import {
   type TokenStreamParams,
   writeTokenStream,
 } from "../../shared/src/format/token-stream.ts";
+import { tokenShardName } from "../../shared/src/protocol/bucket-keys.ts";
 import { Rng } from "../../shared/src/quant/rng.ts";
 
 const PYTHON_DIR = resolve(import.meta.dirname, "../../clients/python");
@@ -309,6 +312,124 @@ const CHECKS: Record<Kind, string[]> = {
   ],
 };
 
+type DatasetCase = {
+  folder: string;
+  /** The code open_dataset (or reading its records) must give, or null for a good folder. */
+  code: string | null;
+  idsFile: string | null;
+  images: RecordIndex["records"];
+};
+
+/**
+ * Dataset output folders as revq tokenize --dataset writes them (cli/src/dataset-encode.ts): a
+ * good one of three shards (4, 4 and 2 records, an upload's and a prefix's images), and damaged
+ * copies, each with the code the Python reader must give.
+ */
+function writeDatasetCases(dir: string): DatasetCase[] {
+  const p = params(6, 300, 2);
+  const sizes = [4, 4, 2];
+  const ids = idsFor(p, 10, 77);
+  const shards = sizes.map((n, i) => {
+    const first = sizes.slice(0, i).reduce((a, b) => a + b, 0);
+    return writeTokenStream(p, ids.subarray(first * 6, (first + n) * 6));
+  });
+  const firsts = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
+  const manifest: TokenShardManifest = {
+    format: "revq.token-shards/v1",
+    job: "job_01m8d0fxvcpfrrd0dgccvp9czy",
+    tokenizerHash: HASH,
+    dataset: "dst_01m8d0fxvcpfrrd0dgccvp9czy",
+    listingHash: "ab".repeat(32),
+    recordCount: 10,
+    shardSize: 4,
+    tokensPerRecord: 6,
+    codesPerGroup: 300,
+    groups: 2,
+    bitsPerToken: 9,
+    shards: shards.map((bytes, index) => ({
+      index,
+      firstRecord: firsts[index],
+      records: sizes[index],
+      bytes: bytes.length,
+      etag: `etag-${index}`,
+    })),
+  };
+  const images = Array.from({ length: 10 }, (_, record) => ({
+    record,
+    shard: Math.floor(record / 4),
+    ...(record < 5 ? { imageId: `img_${record}` } : { file: `photos/${record}.png` }),
+  }));
+  const index: RecordIndex = {
+    format: "revq.record-index/v1",
+    job: manifest.job,
+    dataset: manifest.dataset,
+    records: images,
+  };
+  writeFileSync(join(dir, "dataset-ids.npy"), writeNpy(ids, [10, 6]));
+  const cases: DatasetCase[] = [];
+  const add = (
+    name: string,
+    code: string | null,
+    edit: (files: Map<string, Uint8Array | unknown>) => void = () => {},
+  ) => {
+    const files = new Map<string, Uint8Array | unknown>([
+      [DATASET_FILES.manifest, structuredClone(manifest)],
+      [DATASET_FILES.records, structuredClone(index)],
+      ...shards.map((bytes, i): [string, Uint8Array] => [tokenShardName(i), bytes.slice()]),
+    ]);
+    edit(files);
+    const folder = `dataset-${name}`;
+    mkdirSync(join(dir, folder));
+    for (const [file, content] of files) {
+      const bytes =
+        content instanceof Uint8Array ? content : new TextEncoder().encode(JSON.stringify(content));
+      writeFileSync(join(dir, folder, file), bytes);
+    }
+    cases.push({ folder, code, idsFile: code === null ? "dataset-ids.npy" : null, images });
+  };
+  type Files = Map<string, Uint8Array | unknown>;
+  const manifestOf = (files: Files) => files.get(DATASET_FILES.manifest) as TokenShardManifest;
+  add("good", null);
+  add("no-manifest", "bad-manifest", (f) => f.delete(DATASET_FILES.manifest));
+  add("manifest-not-json", "bad-manifest", (f) =>
+    f.set(DATASET_FILES.manifest, new Uint8Array([123, 0])),
+  );
+  add("manifest-format", "bad-manifest", (f) => {
+    manifestOf(f).format = "revq.token-shards/v0" as "revq.token-shards/v1";
+  });
+  add("shards-overlap", "bad-manifest", (f) => {
+    manifestOf(f).shards[1].firstRecord = 3;
+  });
+  add("records-short", "bad-manifest", (f) => {
+    manifestOf(f).recordCount = 11;
+  });
+  add("no-index", "bad-index", (f) => f.delete(DATASET_FILES.records));
+  add("index-short", "bad-index", (f) => {
+    (f.get(DATASET_FILES.records) as RecordIndex).records.pop();
+  });
+  add("index-other-job", "bad-index", (f) => {
+    (f.get(DATASET_FILES.records) as RecordIndex).job = "job_other";
+  });
+  add("shard-missing", "shard-missing", (f) => f.delete(tokenShardName(2)));
+  add("shard-other-tokenizer", "shard-mismatch", (f) => {
+    manifestOf(f).tokenizerHash = "cd".repeat(32);
+  });
+  add("shard-swapped", "shard-mismatch", (f) => {
+    const [a, c] = [f.get(tokenShardName(0)), f.get(tokenShardName(2))];
+    f.set(tokenShardName(0), c);
+    f.set(tokenShardName(2), a);
+  });
+  add("shard-truncated", "truncated", (f) => {
+    f.set(tokenShardName(1), shards[1].slice(0, shards[1].length - 1));
+  });
+  add("shard-record-flipped", "bad-record-crc", (f) => {
+    const bytes = f.get(tokenShardName(1)) as Uint8Array;
+    bytes[64 + 1] ^= 0x10;
+  });
+  writeFileSync(join(dir, "dataset-cases.json"), JSON.stringify(cases));
+  return cases;
+}
+
 describe("the Python reader", () => {
   let dir: string;
   beforeAll(() => {
@@ -327,8 +448,9 @@ describe("the Python reader", () => {
     ).toBe(true);
   });
 
-  it("reads every input as the TypeScript reader does: the same ids or the same error code", () => {
+  it("reads every input as the TypeScript reader does: the same ids or the same error code; and dataset folders", () => {
     const cases = writeCases(dir);
+    const datasetCases = writeDatasetCases(dir);
     const run = spawnSync("python3", ["-m", "unittest", "-v", "test_revq_tokens"], {
       cwd: PYTHON_DIR,
       env: { ...process.env, REVQ_GOLDEN_DIR: dir, PYTHONDONTWRITEBYTECODE: "1" },
@@ -338,6 +460,14 @@ describe("the Python reader", () => {
     const results: Record<string, { code: string | null }> = JSON.parse(
       readFileSync(join(dir, "results.json"), "utf8"),
     );
+    const datasetResults: Record<string, { code: string | null }> = JSON.parse(
+      readFileSync(join(dir, "dataset-results.json"), "utf8"),
+    );
+    expect(
+      datasetCases
+        .filter((c) => datasetResults[c.folder]?.code !== c.code)
+        .map((c) => `${c.folder}: wanted ${c.code}, Python ${datasetResults[c.folder]?.code}`),
+    ).toEqual([]);
     const mismatches = cases.filter((c) => results[c.file]?.code !== c.code);
     expect(
       mismatches.map((c) => `${c.file}: TS ${c.code}, Python ${results[c.file]?.code}`),

@@ -4,7 +4,7 @@
  * the Workers request-size limit). Mounted inside the admin router, which authenticates.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { boundedJson, MAX_MANIFEST_BYTES, Tokenizer } from "@revq/shared";
+import { ManifestBody, TokenizerRegistration as Registered } from "@revq/shared";
 import { and, eq } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { tokenizers } from "../db/schema.ts";
@@ -14,20 +14,10 @@ import { bearerSecurity, json, problems } from "../schemas/common.ts";
 import { manifest, tokenizer } from "../schemas/examples.ts";
 import {
   PUBLIC_OWNER,
-  refreshStatus,
   registerTokenizer,
-  storeTokenizerFile,
-  tokenizerView,
+  registrationView,
+  storeTokenizerFileFrom,
 } from "../services/tokenizers.ts";
-
-const Registered = z
-  .object({
-    tokenizer: Tokenizer,
-    fileProblems: z
-      .array(z.object({ path: z.string(), problem: z.string() }))
-      .openapi({ description: "Files not yet in the bucket as the manifest pins them." }),
-  })
-  .openapi("TokenizerRegistration");
 
 const security = bearerSecurity("adminKey");
 /** Registered, every file in place. */
@@ -45,12 +35,7 @@ const register = createRoute({
   request: {
     body: {
       required: true,
-      content: json(
-        boundedJson(z.record(z.string(), z.unknown()), MAX_MANIFEST_BYTES).openapi({
-          description: `The manifest, at most ${MAX_MANIFEST_BYTES} bytes as JSON.`,
-        }),
-        manifest,
-      ),
+      content: json(ManifestBody, manifest),
     },
   },
   responses: {
@@ -95,10 +80,7 @@ export const adminTokenizerRoutes = newRouter();
 
 adminTokenizerRoutes.openapi(register, async (c) => {
   const result = await registerTokenizer(c.env, database(c.env), PUBLIC_OWNER, c.req.valid("json"));
-  return c.json(
-    { tokenizer: tokenizerView(result.row), fileProblems: result.problems },
-    result.created ? 201 : 200,
-  );
+  return c.json(registrationView(result), result.created ? 201 : 200);
 });
 
 // Documented above; routed by hand because the file path may contain "/".
@@ -112,14 +94,8 @@ adminTokenizerRoutes.put("/:id/files/:path{.+}", async (c) => {
     .where(and(eq(tokenizers.id, id), eq(tokenizers.owner, PUBLIC_OWNER)))
     .limit(1);
   if (!row) throw new HttpProblem(404, "tokenizer-not-found", `No public tokenizer ${id}.`);
-  const length = c.req.header("content-length");
-  await storeTokenizerFile(
-    c.env.BUCKET,
-    row,
-    path,
-    c.req.raw.body,
-    length === undefined ? undefined : Number(length),
+  return c.json(
+    registrationView(await storeTokenizerFileFrom(c.env, db, row, path, c.req.raw)),
+    200,
   );
-  const refreshed = await refreshStatus(c.env, db, row);
-  return c.json({ tokenizer: tokenizerView(refreshed.row), fileProblems: refreshed.problems }, 200);
 });

@@ -2,8 +2,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import {
   bucketKeys,
+  ManifestBody,
+  manifestFiles,
   Tokenizer,
   TokenizerList,
+  TokenizerRegistration,
   TokenizerUpdate,
   TokenizerWithManifest,
 } from "@revq/shared";
@@ -16,13 +19,15 @@ import { newRouter } from "../router.ts";
 import { answerHeaders, bearerSecurity, json, problems } from "../schemas/common.ts";
 import { ids, manifest, tokenizer } from "../schemas/examples.ts";
 import { serveObject } from "../services/objects/serve.ts";
+import { ownUpload, uploadTokenizer } from "../services/tokenizer-uploads.ts";
 import {
   deleteTokenizer,
   findTokenizer,
-  manifestFiles,
   manifestOf,
+  registrationView,
   renameTokenizer,
   requireReady,
+  storeTokenizerFileFrom,
   tokenizerView,
   visibleTo,
 } from "../services/tokenizers.ts";
@@ -36,6 +41,12 @@ const IdParams = z.object({
   }),
 });
 const IMMUTABLE = "private, max-age=31536000, immutable";
+const ownTokenizerExample = { ...tokenizer, owner: "tenant" as const };
+const registered = { tokenizer: ownTokenizerExample, fileProblems: [] };
+const pendingRegistration = {
+  tokenizer: { ...ownTokenizerExample, status: "pending" as const, readyAt: null },
+  fileProblems: [{ path: "codebook.safetensors", problem: "missing" }],
+};
 
 const list = createRoute({
   method: "get",
@@ -153,6 +164,51 @@ const fileDoc = createRoute({
   },
 });
 
+const upload = createRoute({
+  method: "post",
+  path: "/",
+  operationId: "uploadTokenizer",
+  tags: ["Tokenizers"],
+  summary: "Upload a tokenizer trained offline (`revq-train`): its manifest, then its files",
+  description:
+    "Registers the manifest as the tenant's own tokenizer and answers with the files still missing: put each with PUT /v1/tokenizers/{id}/files/{path}; the tokenizer is `ready` when the last is in place. A file the bucket already holds under a tokenizer the tenant can see (the base tokenizer's VAE weights, say) is copied, not uploaded. The manifest's name must be free among the tenant's tokenizers (409). The same manifest again answers 200 with the existing tokenizer.",
+  security,
+  request: { body: { required: true, content: json(ManifestBody, manifest) } },
+  responses: {
+    200: { description: "Already registered", content: json(TokenizerRegistration, registered) },
+    201: {
+      description: "Registered; `fileProblems` lists what to upload",
+      content: json(TokenizerRegistration, pendingRegistration),
+    },
+    ...problems(400, 401, 403, 409, 422),
+  },
+});
+
+const putFileDoc = createRoute({
+  method: "put",
+  path: "/{id}/files/{path}",
+  operationId: "uploadTokenizerFile",
+  tags: ["Tokenizers"],
+  summary: "Upload one file of the tenant's own tokenizer",
+  description:
+    "The body must have exactly the size (Content-Length) and SHA-256 the manifest gives for `path`; a body that differs is not kept. When the last file is in place the tokenizer becomes `ready`.",
+  security,
+  request: {
+    params: z.object({
+      id: z.string().openapi({ description: "The tokenizer's id.", example: ids.tokenizer }),
+      path: z.string().openapi({ description: "The file's path in the manifest; may contain /." }),
+    }),
+    body: {
+      required: true,
+      content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+    },
+  },
+  responses: {
+    200: { description: "Stored", content: json(TokenizerRegistration, registered) },
+    ...problems(401, 403, 404, 411, 422),
+  },
+});
+
 export const tokenizerRoutes = newRouter();
 tokenizerRoutes.use("*", requireKey("api"));
 
@@ -227,4 +283,26 @@ tokenizerRoutes.get("/:id/files/:path{.+}", async (c) => {
     contentType: "application/octet-stream",
     cacheControl: IMMUTABLE,
   });
+});
+
+tokenizerRoutes.openapi(upload, async (c) => {
+  const result = await uploadTokenizer(
+    c.env,
+    database(c.env),
+    tenantOf(c.get("principal")),
+    c.req.valid("json"),
+  );
+  return c.json(registrationView(result), result.created ? 201 : 200);
+});
+
+// Documented above; routed by hand because the file path may contain "/".
+tokenizerRoutes.openAPIRegistry.registerPath(putFileDoc);
+tokenizerRoutes.put("/:id/files/:path{.+}", async (c) => {
+  const { id, path } = c.req.param();
+  const db = database(c.env);
+  const row = await ownUpload(db, tenantOf(c.get("principal")), id);
+  return c.json(
+    registrationView(await storeTokenizerFileFrom(c.env, db, row, path, c.req.raw)),
+    200,
+  );
 });

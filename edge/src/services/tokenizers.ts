@@ -6,7 +6,7 @@
 import {
   bucketKeys,
   canonicalJson,
-  type FileRef,
+  manifestFiles,
   manifestHash,
   parseManifest,
   type TokenizerManifest,
@@ -25,19 +25,6 @@ export const PUBLIC_OWNER = "public";
 export type TokenizerRow = typeof tokenizers.$inferSelect;
 
 export type FileProblem = { path: string; problem: string };
-
-/** Every distinct file of a manifest (two references may name the same file). */
-export function manifestFiles(manifest: TokenizerManifest): FileRef[] {
-  const refs = [
-    manifest.vae.weights,
-    manifest.files.stats,
-    manifest.files.codebook,
-    manifest.files.rectifier,
-  ];
-  const byPath = new Map<string, FileRef>();
-  for (const ref of refs) if (ref && !byPath.has(ref.path)) byPath.set(ref.path, ref);
-  return [...byPath.values()];
-}
 
 /** Refuses a tokenizer whose files are not all in the bucket yet (409 tokenizer-not-ready). */
 export function requireReady(row: TokenizerRow): TokenizerRow {
@@ -81,10 +68,23 @@ function hex(buffer: ArrayBuffer): string {
 }
 
 /**
+ * What registering does when one of the owner's other live tokenizers has the manifest's name: a
+ * tenant's own upload is refused (409), while a training's result gets its id after the name, so
+ * that hours of training are never lost to a name.
+ */
+export type NameClash = "refuse" | "rename";
+
+/**
  * Registers a manifest for `owner`, or returns the existing registration of the same manifest.
  * The tokenizer is ready at once if its files are already in the bucket.
  */
-export async function registerTokenizer(env: Env, db: Db, owner: string, json: unknown) {
+export async function registerTokenizer(
+  env: Env,
+  db: Db,
+  owner: string,
+  json: unknown,
+  onNameClash: NameClash = "rename",
+) {
   const manifest = parseManifest(json);
   const hash = await manifestHash(manifest);
   const [existing] = await db
@@ -93,25 +93,33 @@ export async function registerTokenizer(env: Env, db: Db, owner: string, json: u
     .where(and(eq(tokenizers.owner, owner), eq(tokenizers.manifestHash, hash)))
     .limit(1);
   if (existing) {
+    let restored = existing;
     if (existing.deletedAt !== null) {
-      // Registered again after its tenant deleted it (the same training, say): it is back.
-      await db.update(tokenizers).set({ deletedAt: null }).where(eq(tokenizers.id, existing.id));
+      // Registered again after its tenant deleted it (the same training, say): it is back, under
+      // its name unless another has taken that since.
+      const name = await freeName(db, owner, existing.name, existing.id, onNameClash);
+      await db
+        .update(tokenizers)
+        .set({ deletedAt: null, name })
+        .where(eq(tokenizers.id, existing.id));
+      restored = { ...existing, deletedAt: null, name };
     }
-    const restored = { ...existing, deletedAt: null };
     return { ...(await refreshStatus(env, db, restored)), created: false };
   }
 
+  const now = Date.now();
+  const id = newId("tok", now);
+  const name = await freeName(db, owner, manifest.name, id, onNameClash);
   const canonical = canonicalJson(manifest);
   await env.BUCKET.put(bucketKeys.tokenizerManifest(hash), canonical, {
     httpMetadata: { contentType: "application/json" },
   });
   const problems = await fileProblems(env.BUCKET, hash, manifest);
-  const now = Date.now();
   const row: TokenizerRow = {
-    id: newId("tok", now),
+    id,
     owner,
     manifestHash: hash,
-    name: manifest.name,
+    name,
     manifest: canonical,
     status: problems.length === 0 ? "ready" : "pending",
     createdAt: now,
@@ -120,6 +128,54 @@ export async function registerTokenizer(env: Env, db: Db, owner: string, json: u
   };
   await db.insert(tokenizers).values(row);
   return { row, created: true, problems };
+}
+
+/**
+ * The name tokenizer `id` is registered under: `name` if no other live tokenizer of the owner
+ * has it (public ones may share names), else refused or followed by the id (unique, as ids are).
+ */
+async function freeName(
+  db: Db,
+  owner: string,
+  name: string,
+  id: string,
+  onClash: NameClash,
+): Promise<string> {
+  if (owner === PUBLIC_OWNER) return name;
+  const holder = await nameHolder(db, owner, name, id);
+  if (holder === undefined) return name;
+  if (onClash === "refuse") throw nameTaken(holder, name);
+  return `${name} (${id})`;
+}
+
+/** Another live tokenizer of the owner that has this name, if one does. */
+async function nameHolder(
+  db: Db,
+  owner: string,
+  name: string,
+  exceptId: string,
+): Promise<string | undefined> {
+  const [holder] = await db
+    .select({ id: tokenizers.id })
+    .from(tokenizers)
+    .where(
+      and(
+        eq(tokenizers.owner, owner),
+        eq(tokenizers.name, name),
+        isNull(tokenizers.deletedAt),
+        ne(tokenizers.id, exceptId),
+      ),
+    )
+    .limit(1);
+  return holder?.id;
+}
+
+function nameTaken(holderId: string, name: string): HttpProblem {
+  return new HttpProblem(
+    409,
+    "tokenizer-name-taken",
+    `The tenant's tokenizer ${holderId} is already named ${JSON.stringify(name)}.`,
+  );
 }
 
 /** Marks a pending tokenizer ready if all its files are now in place. */
@@ -184,6 +240,30 @@ export async function storeTokenizerFile(
   }
   if (outcome !== true) throw outcome;
   return ref;
+}
+
+/** Stores one file of `row` from a request's body (see storeTokenizerFile); its status after. */
+export async function storeTokenizerFileFrom(
+  env: Env,
+  db: Db,
+  row: TokenizerRow,
+  path: string,
+  request: Request,
+) {
+  const length = request.headers.get("content-length");
+  await storeTokenizerFile(
+    env.BUCKET,
+    row,
+    path,
+    request.body,
+    length === null ? undefined : Number(length),
+  );
+  return refreshStatus(env, db, row);
+}
+
+/** A registration as the API answers it (@revq/shared's TokenizerRegistration). */
+export function registrationView(registration: { row: TokenizerRow; problems: FileProblem[] }) {
+  return { tokenizer: tokenizerView(registration.row), fileProblems: registration.problems };
 }
 
 /** The tokenizers a tenant may use: the public ones and its own, less those it deleted. */
@@ -303,25 +383,8 @@ export async function renameTokenizer(
   name: string,
 ): Promise<TokenizerRow> {
   const row = await ownTokenizer(db, tenantId, reference);
-  const [taken] = await db
-    .select({ id: tokenizers.id })
-    .from(tokenizers)
-    .where(
-      and(
-        eq(tokenizers.owner, tenantId),
-        eq(tokenizers.name, name),
-        isNull(tokenizers.deletedAt),
-        ne(tokenizers.id, row.id),
-      ),
-    )
-    .limit(1);
-  if (taken) {
-    throw new HttpProblem(
-      409,
-      "tokenizer-name-taken",
-      `The tenant's tokenizer ${taken.id} is already named ${JSON.stringify(name)}.`,
-    );
-  }
+  const holder = await nameHolder(db, tenantId, name, row.id);
+  if (holder !== undefined) throw nameTaken(holder, name);
   await db.update(tokenizers).set({ name }).where(eq(tokenizers.id, row.id));
   return { ...row, name };
 }

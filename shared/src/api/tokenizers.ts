@@ -1,5 +1,6 @@
 /** The client API's tokenizer shapes (api/common.ts says how they are used). */
 import * as z from "zod";
+import { boundedJson, MAX_MANIFEST_BYTES } from "../protocol/json-limits.ts";
 import { TokenizerEvaluation } from "../protocol/tokenizer-evaluation.ts";
 import { Timestamp } from "./common.ts";
 
@@ -47,14 +48,34 @@ export const TokenizerWithManifest = z
   )
   .meta({ id: "TokenizerWithManifest" });
 
+/** A name a tenant gives its tokenizer: one path segment, so that it can name it in a URL. */
+export const TokenizerName = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[^\s/][^/]*$/, "a name has no / and does not start with a space");
+
 /** What a tenant may change of its own tokenizer. */
 export const TokenizerUpdate = z
   .strictObject({
-    name: z
-      .string()
-      .min(1)
-      .max(100)
-      .regex(/^[^\s/][^/]*$/, "a name has no / and does not start with a space")
-      .meta({ description: "A new name, unique among the tenant's tokenizers." }),
+    name: TokenizerName.meta({ description: "A new name, unique among the tenant's tokenizers." }),
   })
   .meta({ id: "TokenizerUpdate" });
+
+/** A manifest sent to be registered (parseManifest checks it: the schema only bounds its size). */
+export const ManifestBody = boundedJson(z.record(z.string(), z.unknown()), MAX_MANIFEST_BYTES).meta(
+  {
+    description: `A tokenizer manifest (schema revq.tokenizer/v1), at most ${MAX_MANIFEST_BYTES} bytes as JSON.`,
+  },
+);
+
+/** A registered manifest, and which of its files are not yet in the bucket as it pins them. */
+export const TokenizerRegistration = z
+  .object({
+    tokenizer: Tokenizer,
+    fileProblems: z
+      .array(z.object({ path: z.string(), problem: z.string() }))
+      .meta({ description: "Files not yet in the bucket as the manifest pins them." }),
+  })
+  .meta({ id: "TokenizerRegistration" });
+export type TokenizerRegistration = z.infer<typeof TokenizerRegistration>;

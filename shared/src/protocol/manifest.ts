@@ -282,3 +282,16 @@ function findProtoKey(root: unknown): PropertyKey[] | undefined {
   }
   return undefined;
 }
+
+/** Every distinct file of a manifest, each once (two references may name the same file). */
+export function manifestFiles(manifest: TokenizerManifest): FileRef[] {
+  const refs = [
+    manifest.vae.weights,
+    manifest.files.stats,
+    manifest.files.codebook,
+    manifest.files.rectifier,
+  ];
+  const byPath = new Map<string, FileRef>();
+  for (const ref of refs) if (ref && !byPath.has(ref.path)) byPath.set(ref.path, ref);
+  return [...byPath.values()];
+}

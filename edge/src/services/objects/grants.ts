@@ -7,6 +7,7 @@ import {
   bucketKeys,
   type GrantedObject,
   isPlainKey,
+  manifestFiles,
   type ObjectRequest,
   type ObjectsRequest,
   type ObjectsResponse,
@@ -20,7 +21,7 @@ import { tokenizers } from "../../db/schema.ts";
 import type { Env } from "../../env.ts";
 import { HttpProblem } from "../../problem.ts";
 import { checkHolder, loadTask, type WorkerPrincipal } from "../queue/tasks.ts";
-import { manifestFiles, manifestOf } from "../tokenizers.ts";
+import { manifestOf } from "../tokenizers.ts";
 import { allows, taskAccess, taskInputs } from "./access.ts";
 import { presign, signerOf, signsUrls } from "./presign.ts";
 

@@ -46,7 +46,10 @@ export type BackendOptions = {
 /** A started backend: the device it runs on, and whether that is a hardware accelerator. */
 export type Started = { device: string; accelerated: boolean };
 
-const STARTERS: Record<BackendName, () => Promise<Started>> = {
+/** `hardwareOnly`: a software device would be passed over, so do not open one (webgpu). */
+export type StartOptions = { hardwareOnly: boolean };
+
+const STARTERS: Record<BackendName, (options: StartOptions) => Promise<Started>> = {
   tensorflow: startTensorflow,
   webgpu: startWebgpu,
   wasm: startWasm,
@@ -64,8 +67,9 @@ export async function selectBackend(
 ): Promise<BackendSelection> {
   const attempts: Attempt[] = [];
   const candidates = choice === "auto" ? BACKEND_NAMES : [choice];
+  const hardwareOnly = choice === "auto" && options.allowSoftwareWebgpu !== true;
   for (const backend of candidates) {
-    const started = await tryStart(backend);
+    const started = await tryStart(backend, { hardwareOnly });
     attempts.push(started.attempt);
     if (!started.ok) continue;
     const acceptable =
@@ -92,9 +96,10 @@ export async function selectBackend(
 
 async function tryStart(
   backend: BackendName,
+  options: StartOptions,
 ): Promise<{ ok: boolean; accelerated: boolean; attempt: Attempt }> {
   try {
-    const { device, accelerated } = await STARTERS[backend]();
+    const { device, accelerated } = await STARTERS[backend](options);
     return { ok: true, accelerated, attempt: { backend, ok: true, detail: device } };
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
@@ -102,6 +107,7 @@ async function tryStart(
   }
 }
 
+/** One short line: a worker prints it first, so the passed-over backends get a few words each. */
 function explain(
   choice: BackendChoice,
   backend: BackendName,
@@ -111,9 +117,9 @@ function explain(
   if (choice !== "auto") return `${backend} on ${chosen.detail}, as asked`;
   const passed = attempts
     .filter((a) => a !== chosen)
-    .map((a) => `${a.backend}: ${a.detail}`)
-    .join("; ");
-  return `${backend} on ${chosen.detail}: the fastest that started${passed ? ` (${passed})` : ""}`;
+    .map((a) => `${a.backend} (${a.ok ? "a software adapter" : a.detail})`);
+  const over = passed.length > 0 ? `; passed over: ${passed.join(", ")}` : "";
+  return `${backend} on ${chosen.detail}: the fastest that started here${over}`;
 }
 
 async function startCpu(): Promise<Started> {

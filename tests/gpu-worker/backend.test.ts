@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import { isBackendChoice, selectBackend } from "../../gpu-worker/src/backend.ts";
@@ -21,6 +22,17 @@ describe("selectBackend", () => {
     // Everything tried before it failed to start or was a software WebGPU adapter.
     for (const attempt of selection.attempts.slice(0, -1)) {
       expect(attempt.ok === false || attempt.detail.includes("passed over")).toBe(true);
+    }
+  });
+
+  it("auto says it in one short line, and opens no software WebGPU device to pass it over", async () => {
+    const selection = await selectBackend("auto");
+    expect(selection.reason).not.toContain("\n");
+    expect(selection.reason.length).toBeLessThan(240);
+    const webgpu = selection.attempts.find((a) => a.backend === "webgpu");
+    if (webgpu && !webgpu.ok && !existsSync("/usr/lib/x86_64-linux-gnu/libvulkan.so.1")) {
+      // No loader, no hardware adapter: Dawn is not even started (so it prints no warnings).
+      expect(webgpu.detail).toMatch(/no Vulkan loader/);
     }
   });
 

@@ -10,8 +10,10 @@ export async function startTensorflow(): Promise<Started> {
   try {
     binding = await import(PACKAGE);
   } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === "ERR_MODULE_NOT_FOUND") throw new Error(`${PACKAGE} is not installed`);
     const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    throw new Error(`${PACKAGE} is not installed or its libtensorflow is missing (${why})`);
+    throw new Error(`${PACKAGE} did not load: ${why.slice(0, 120)}`);
   }
   const version = binding.version?.["tfjs-node"] ?? "unknown version";
   return { device: `libtensorflow (CUDA build, tfjs-node ${version})`, accelerated: true };

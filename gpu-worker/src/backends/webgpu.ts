@@ -4,8 +4,10 @@
  * Mesa's llvmpipe serves in software.
  */
 
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import type { Started } from "../backend.ts";
+import type { Started, StartOptions } from "../backend.ts";
 import { foldedAddNKernel, segmentSumKernel } from "./op-kernels.ts";
 import { FUSED_WEBGPU_KERNELS } from "./webgpu/kernels.ts";
 
@@ -29,7 +31,12 @@ type OpenDevice = { adapter: Adapter; device: unknown; via: string };
  */
 let opening: Promise<OpenDevice> | undefined;
 
-export async function startWebgpu(): Promise<Started> {
+export async function startWebgpu(options: StartOptions): Promise<Started> {
+  // Without Vulkan's loader there is no hardware adapter to find; trying anyway would only make
+  // Dawn print its warnings and open a software one for nothing.
+  if (options.hardwareOnly && opening === undefined && !hasVulkanLoader()) {
+    throw new Error("no Vulkan loader, libvulkan.so.1");
+  }
   opening ??= openDevice().catch((error: unknown) => {
     opening = undefined;
     throw error;
@@ -102,6 +109,25 @@ async function findAdapter(
   const software = await gles.requestAdapter({ featureLevel: "compatibility" });
   if (software) return { gpu: gles, adapter: software, via: "(OpenGL ES)" };
   throw new Error("Dawn found no adapter on Vulkan or OpenGL ES");
+}
+
+/**
+ * Whether Vulkan's loader is where the dynamic linker looks for it. Only Linux is checked: Dawn
+ * uses Metal on macOS and D3D on Windows, where nothing here is about Vulkan.
+ */
+function hasVulkanLoader(): boolean {
+  if (process.platform !== "linux") return true;
+  const triplet = `${process.arch === "arm64" ? "aarch64" : "x86_64"}-linux-gnu`;
+  const dirs = [
+    ...(process.env.LD_LIBRARY_PATH ?? "").split(":").filter(Boolean),
+    `/usr/lib/${triplet}`,
+    `/lib/${triplet}`,
+    "/usr/lib64",
+    "/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+  ];
+  return dirs.some((dir) => existsSync(join(dir, "libvulkan.so.1")));
 }
 
 function pick(limits: Record<string, number>, names: string[]): Record<string, number> {

@@ -50,7 +50,7 @@ beforeAll(async () => {
   for (let i = 0; i < IMAGES; i++) {
     writeFileSync(join(dir, "set", `${i}.png`), await syntheticImage(700 + i));
   }
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   await Promise.all(workers.map((w) => w.stop()));

@@ -11,6 +11,7 @@ import {
   type LatentShape,
   latentSize,
   quantLayout,
+  type RectifierLossWeighting,
   TrainParameters,
   type TrainPresetName,
 } from "@revq/shared";
@@ -27,6 +28,8 @@ export type TrainConfig = {
   batchSize: number;
   learningRates: { quantizer: number; rectifier: number };
   rectifierWeightDecay: number;
+  /** Absent: `uniform`, the paper's loss (kept absent so that such runs' configurations stay as they were). */
+  rectifierLossWeighting?: Exclude<RectifierLossWeighting, "uniform">;
   /** Dead-code reset: at most ratio·K codes per group each epoch, copies plus noise·N(0,1). */
   reset: { ratio: number; noise: number };
   seed: number;
@@ -102,6 +105,9 @@ export function resolveTrainConfig(
     batchSize: p.batchSize ?? PAPER_DEFAULTS.batchSize,
     learningRates: { ...PAPER_DEFAULTS.learningRates, ...p.learningRates },
     rectifierWeightDecay: p.rectifierWeightDecay ?? PAPER_DEFAULTS.rectifierWeightDecay,
+    ...(p.rectifierLossWeighting && p.rectifierLossWeighting !== "uniform"
+      ? { rectifierLossWeighting: p.rectifierLossWeighting }
+      : {}),
     reset: { ...PAPER_DEFAULTS.reset, ...p.reset },
     seed: p.seed ?? PAPER_DEFAULTS.seed,
     assignment: p.assignment ?? (accelerated ? "device" : "exact"),

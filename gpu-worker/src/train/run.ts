@@ -25,6 +25,7 @@ import {
   shuffledOrder,
 } from "./dataset.ts";
 import { letEventLoopTurn } from "./event-loop.ts";
+import { rectifierLossWeights } from "./loss-weights.ts";
 import { createQuantizer, disposeQuantizer, readCodebook, writeCodebook } from "./quantizer.ts";
 import { learningRateAt } from "./schedule.ts";
 import {
@@ -143,6 +144,7 @@ export async function runEpoch(
     for (const key of Object.keys(sums) as (keyof typeof sums)[]) sums[key] += metrics[key];
     hooks.onStep?.({ ...metrics, epoch, step, steps });
   };
+  const weights = rectifierLossWeights(config, data.normalizer);
   // Each step's numbers are awaited after the next step is queued: the device always has work.
   let previous: Promise<StepMetrics> | undefined;
   for (let step = 0; step < steps; step++) {
@@ -150,12 +152,13 @@ export async function runEpoch(
     const drawn = order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
     const indices = Array.from(drawn, (i) => data.train[i]);
     const batch = normalizeLatents(gatherLatents(data.latents, indices), data.normalizer);
-    const { metrics } = await trainStep(state, batch);
+    const { metrics } = await trainStep(state, batch, weights);
     if (previous) tally(await previous, step);
     previous = metrics;
     await letEventLoopTurn();
   }
   if (previous) tally(await previous, steps);
+  weights?.dispose();
 
   const counts = await readCounts(state);
   const usage = usagePerGroup(epochHits(counts, epoch), usageShape(state.quantizer));

@@ -4,6 +4,9 @@
  *   x (B, T, D) normalised tokens → ids (nearest codes) → q = codebook[t mod G, ids]
  *   loss = mse(x, q) + mse(x, rectifier(stopgrad(q)))
  *
+ * or, with per-dimension weights w (loss-weights.ts, a run's `rectifierLossWeighting`), the
+ * rectifier's term mean(w ⊙ (x − rectifier(stopgrad(q)))²).
+ *
  * The quantizer learns from its own MSE through the gather, the rectifier from its own (no
  * straight-through estimator, no commitment loss); each module's gradient is clipped to norm 1,
  * then AdamW updates both parameter groups. Usage counts gain one hit per token.
@@ -16,7 +19,7 @@
 
 import type { Assignment, Codebook, LatentShape } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
-import { type Rectifier, rectifierLoss } from "../models/rectifier.ts";
+import { type Rectifier, rectifierLoss, rectify } from "../models/rectifier.ts";
 import { type AdamW, adamwStep, createAdamW } from "./adamw.ts";
 import { assigner } from "./assign.ts";
 import { gatherCodes, type TrainableQuantizer } from "./quantizer.ts";
@@ -83,10 +86,14 @@ export type Gradients = {
   rectifier: tf.Tensor[];
 };
 
-/** batch: (B, C·H·W) normalised latents, row-major: each row is the sample's T·D token values. */
+/**
+ * batch: (B, C·H·W) normalised latents, row-major: each row is the sample's T·D token values.
+ * weights: (1, H, W, C) per-dimension weights of the rectifier's squared error; null: ReVQ's mse.
+ */
 export async function lossesAndGradients(
   state: TrainState,
   batch: Float32Array,
+  weights: tf.Tensor4D | null = null,
 ): Promise<Gradients> {
   const q = state.quantizer;
   const { tokens, codeDim } = q.layout;
@@ -108,7 +115,15 @@ export async function lossesAndGradients(
     toNhwc(x, state.latentShape, count),
   ]);
   const variables = state.rectifier.bindings.map((b) => b.param as tf.Variable);
-  const rect = tf.variableGrads(() => rectifierLoss(state.rectifier, quantized, target), variables);
+  const rect = tf.variableGrads(
+    () =>
+      weights
+        ? tf.mean(
+            tf.mul(tf.squaredDifference(rectify(state.rectifier, quantized), target), weights),
+          )
+        : rectifierLoss(state.rectifier, quantized, target),
+    variables,
+  );
   tf.dispose([x, quantized, target]);
   return {
     rows,
@@ -131,8 +146,12 @@ export type StepMetrics = {
 /** A step whose work is queued on the device; its numbers arrive when the device has them. */
 export type QueuedStep = { metrics: Promise<StepMetrics> };
 
-export async function trainStep(state: TrainState, batch: Float32Array): Promise<QueuedStep> {
-  return applyGradients(state, await lossesAndGradients(state, batch));
+export async function trainStep(
+  state: TrainState,
+  batch: Float32Array,
+  weights: tf.Tensor4D | null = null,
+): Promise<QueuedStep> {
+  return applyGradients(state, await lossesAndGradients(state, batch, weights));
 }
 
 /** The second half of a step: clip per module, AdamW, count usage; disposes g's tensors. */

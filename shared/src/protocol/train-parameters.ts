@@ -15,6 +15,15 @@ export type TrainPresetName = (typeof TRAIN_PRESET_NAMES)[number];
 export const ASSIGNMENTS = ["exact", "device"] as const;
 export type Assignment = (typeof ASSIGNMENTS)[number];
 
+/**
+ * How the rectifier's squared error is weighted across latent dimensions: `uniform` is ReVQ's
+ * mse(z, rectifier(q)) on the normalised latent; `latent-variance` weights dimension i by
+ * std_i² / mean(std²), the error in the VAE's own (de-normalised) units rescaled to the same
+ * mean weight, which follows the VAE decoder's per-channel sensitivity (docs/default-tokenizer.md).
+ */
+export const RECTIFIER_LOSS_WEIGHTINGS = ["uniform", "latent-variance"] as const;
+export type RectifierLossWeighting = (typeof RECTIFIER_LOSS_WEIGHTINGS)[number];
+
 const positiveInt = z.int().min(1);
 const rate = z.number().positive().max(1);
 
@@ -44,6 +53,7 @@ export const TrainParameters = z.strictObject({
     .strictObject({ quantizer: rate.optional(), rectifier: rate.optional() })
     .optional(),
   rectifierWeightDecay: z.number().min(0).max(1).optional(),
+  rectifierLossWeighting: z.enum(RECTIFIER_LOSS_WEIGHTINGS).optional(),
   reset: z
     .strictObject({
       ratio: z.number().min(0).max(1).optional(),

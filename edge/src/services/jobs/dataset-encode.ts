@@ -243,9 +243,8 @@ export async function settleDatasetJob(env: Env, parent: JobRow) {
       code: "shard-failed",
       message: `Shard ${shardOf(ended)} (job ${ended.id}) ${why}`,
     };
-    await endParent(env, db, parent, { status: "failed", error }, now, [
-      ...children.filter((c) => OPEN_STATUSES.includes(c.status)).map((c) => c.id),
-    ]);
+    const others = children.filter((c) => OPEN_STATUSES.includes(c.status)).map((c) => c.id);
+    await endParent(env, db, parent, { status: "failed", error }, now, others);
     return;
   }
   const open = children.filter((c) => OPEN_STATUSES.includes(c.status));
@@ -259,7 +258,17 @@ export async function settleDatasetJob(env: Env, parent: JobRow) {
       total: frozen.count,
       stage: `${total - open.length} of ${total} shards`,
     };
-    await openJobUpdate(db, parent.id, { status: "running", progress, updatedAt: now });
+    // Running from its first shard's end, with that one status event; then its progress.
+    await runTransition(db, {
+      started: openJobUpdate(
+        db,
+        parent.id,
+        { status: "running", updatedAt: now },
+        eq(jobs.status, "queued"),
+      ),
+      event: eventIfChanged(db, parent, "status", { status: "running" }, now),
+      progress: openJobUpdate(db, parent.id, { progress, updatedAt: now }),
+    });
     return;
   }
   const shards = await completeShards(env.BUCKET, frozen);

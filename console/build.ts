@@ -15,6 +15,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   writeFileSync,
 } from "node:fs";
 import { createRequire } from "node:module";
@@ -25,6 +26,7 @@ import { build } from "esbuild";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const DIST = join(HERE, "dist");
 const SRC = join(HERE, "src");
+const CHUNKS = join(DIST, "chunks");
 
 /** Files served as they are: the page, and the headers the asset server adds to every file. */
 const STATIC = ["index.html", "_headers"];
@@ -48,7 +50,7 @@ const result = await build({
   bundle: true,
   format: "esm",
   splitting: true,
-  chunkNames: "chunks/[name]-[hash]",
+  chunkNames: `${basename(CHUNKS)}/[name]-[hash]`,
   target: "es2022",
   jsx: "automatic",
   jsxImportSource: "preact",
@@ -61,6 +63,13 @@ const result = await build({
 for (const file of result.outputFiles) {
   mkdirSync(dirname(file.path), { recursive: true });
   writeIfChanged(file.path, file.contents);
+}
+// Chunks are named by their content hash: those of earlier sources would pile up. (Dot files
+// are another build's temporary files, on their way to being renamed.)
+const written = new Set(result.outputFiles.map((file) => file.path));
+for (const name of readdirSync(CHUNKS)) {
+  const path = join(CHUNKS, name);
+  if (!name.startsWith(".") && !written.has(path)) rmSync(path, { force: true });
 }
 mkdirSync(WASM_TO, { recursive: true });
 for (const name of readdirSync(WASM_FROM).filter((n) => n.endsWith(".wasm"))) {

@@ -43,12 +43,30 @@ import {
 } from "../gpu-worker/src/train/run.ts";
 import { writeCrops } from "./default-tokenizer/crops.ts";
 import { evaluateTokenizerFolder } from "./default-tokenizer/evaluate.ts";
+import { DEFAULT_TOKENIZER as D, DEFAULT_WORK } from "./default-tokenizer/settings.ts";
 import { TRAIN_SCALES } from "./default-vae/photos.ts";
 
 type Options = ReturnType<typeof parseOptions>;
 
+/** What a run of the default tokenizer's kind is trained with (the sweep varies the sizes). */
+export type RunSizes = Pick<
+  Options,
+  | "tokens"
+  | "groups"
+  | "codes"
+  | "epochs"
+  | "batchSize"
+  | "seed"
+  | "assignment"
+  | "rectifierLr"
+  | "rectifierLossWeighting"
+  | "channels"
+  | "blocks"
+  | "headDim"
+>;
+
 /** The frozen VAE: its manifest entry and its weights, checked against the entry's SHA-256. */
-type FrozenVae = { spec: VaeSpec; weights: Uint8Array };
+export type FrozenVae = { spec: VaeSpec; weights: Uint8Array };
 
 async function main(): Promise<void> {
   const options = parseOptions();
@@ -72,23 +90,24 @@ async function main(): Promise<void> {
 function parseOptions() {
   const { values: args } = parseArgs({
     options: {
-      crops: { type: "string", default: "4096" },
-      codes: { type: "string", default: "4096" },
-      tokens: { type: "string", default: "512" },
-      groups: { type: "string", default: "1" },
-      epochs: { type: "string", default: "24" },
-      "batch-size": { type: "string", default: "16" },
-      channels: { type: "string", default: "16" },
-      blocks: { type: "string", default: "1" },
-      "head-dim": { type: "string", default: "16" },
+      crops: { type: "string", default: String(D.crops) },
+      codes: { type: "string", default: String(D.codes) },
+      tokens: { type: "string", default: String(D.tokens) },
+      groups: { type: "string", default: String(D.groups) },
+      epochs: { type: "string", default: String(D.epochs) },
+      "batch-size": { type: "string", default: String(D.batchSize) },
+      channels: { type: "string", default: String(D.rectifier.channels) },
+      blocks: { type: "string", default: String(D.rectifier.blocks) },
+      "head-dim": { type: "string", default: String(D.rectifier.headDim) },
       assignment: { type: "string", default: "exact" },
-      "rectifier-lr": { type: "string", default: "0.002" },
+      "rectifier-lr": { type: "string", default: String(D.rectifierLr) },
+      "rectifier-loss-weighting": { type: "string", default: D.rectifierLossWeighting },
       "usage-crops": { type: "string", default: "2048" },
-      seed: { type: "string", default: "2507" },
+      seed: { type: "string", default: String(D.seed) },
       backend: { type: "string", default: "wasm" },
       photos: { type: "string", default: ".revq/cache/photos" },
       vae: { type: "string", default: "models/default-vae" },
-      work: { type: "string", default: ".revq/cache/default-tokenizer" },
+      work: { type: "string", default: DEFAULT_WORK },
       out: { type: "string", default: "models/default-tokenizer" },
       "eval-only": { type: "boolean", default: false },
     },
@@ -114,6 +133,7 @@ function parseOptions() {
     headDim: int("head-dim"),
     assignment: args.assignment,
     rectifierLr: Number(args["rectifier-lr"]),
+    rectifierLossWeighting: args["rectifier-loss-weighting"],
     usageCrops: int("usage-crops"),
     photos: String(args.photos),
     vae: String(args.vae),
@@ -124,7 +144,7 @@ function parseOptions() {
 }
 
 /** The frozen VAE, pinned by its manifest's SHA-256. */
-async function readFrozenVae(vaeDir: string): Promise<FrozenVae> {
+export async function readFrozenVae(vaeDir: string): Promise<FrozenVae> {
   const vaeManifest = JSON.parse(readFileSync(join(vaeDir, "manifest.json"), "utf8"));
   const spec = vaeManifest.vae as VaeSpec;
   if (!spec.weights) throw new Error(`${vaeDir}'s manifest names no weights`);
@@ -204,7 +224,7 @@ async function trainDefaultTokenizer(
 }
 
 /** The crops' latents under the frozen VAE, extracted once into <work>/latents/ (kept). */
-async function cropLatents(work: string, spec: VaeSpec, vae: Vae, cropDir: string) {
+export async function cropLatents(work: string, spec: VaeSpec, vae: Vae, cropDir: string) {
   const images = await imageFolder(cropDir, spec.inputResolution);
   const vaeId = await sha256Hex(canonicalJson(spec));
   const datasetId = await sha256Hex(`${images.identity}:${vaeId}`);
@@ -224,7 +244,7 @@ async function cropLatents(work: string, spec: VaeSpec, vae: Vae, cropDir: strin
 }
 
 /** The training parameters: the small preset with the command line's sizes. */
-function trainConfig(options: Options, spec: VaeSpec): TrainConfig {
+export function trainConfig(options: RunSizes, spec: VaeSpec): TrainConfig {
   return resolveTrainConfig(
     {
       preset: "small",
@@ -236,11 +256,12 @@ function trainConfig(options: Options, spec: VaeSpec): TrainConfig {
       seed: options.seed,
       assignment: options.assignment,
       learningRates: { rectifier: options.rectifierLr },
+      rectifierLossWeighting: options.rectifierLossWeighting,
       rectifier: {
         channels: options.channels,
         blocks: options.blocks,
         headDim: options.headDim,
-        multiscales: [5],
+        multiscales: [...D.rectifier.multiscales],
       },
     },
     spec.latentShape,
@@ -301,7 +322,7 @@ function exportDefaultTokenizer(
 }
 
 /** The tokenizer's files and manifest into `out`, replacing what was there. */
-function writeTokenizerFolder(out: string, tokenizer: ExportedTokenizer): void {
+export function writeTokenizerFolder(out: string, tokenizer: ExportedTokenizer): void {
   rmSync(out, { recursive: true, force: true });
   for (const [path, bytes] of tokenizer.files) {
     mkdirSync(dirname(join(out, path)), { recursive: true });

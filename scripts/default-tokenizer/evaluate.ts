@@ -111,6 +111,7 @@ export async function evaluateTokenizerFolder(
             epochs: training.config.epochs,
             batchSize: training.config.batchSize,
             rectifier: training.config.rectifier,
+            rectifierLossWeighting: training.config.rectifierLossWeighting ?? "uniform",
             assignment: training.config.assignment,
             backend: training.backend,
             extractSeconds: training.extractSeconds,
@@ -133,10 +134,15 @@ export async function evaluateTokenizerFolder(
   );
 }
 
-type HeldOutCrops = { names: string[]; count: number; bytes: Uint8Array; images: Float32Array };
+export type HeldOutCrops = {
+  names: string[];
+  count: number;
+  bytes: Uint8Array;
+  images: Float32Array;
+};
 
 /** The VAE manifest's held-out crops, as 8-bit pixels (what PNG/JPEG store) and as images. */
-async function heldOutCrops(heldoutFiles: string[]): Promise<HeldOutCrops> {
+export async function heldOutCrops(heldoutFiles: string[]): Promise<HeldOutCrops> {
   const crops = gridCrops(await loadScaled(heldoutFiles, [64, 128, 256]));
   const bytes = new Uint8Array(crops.length * EACH);
   crops.forEach((c, i) => {
@@ -146,7 +152,7 @@ async function heldOutCrops(heldoutFiles: string[]): Promise<HeldOutCrops> {
 }
 
 /** Per crop: PSNR and SSIM of the VAE alone, of the tokenizer, and of it without rectifier. */
-async function reconstructionQuality(t: Tokenizer, images: Float32Array, n: number) {
+export async function reconstructionQuality(t: Tokenizer, images: Float32Array, n: number) {
   const vaeOut = await t.vae.decode(await t.vae.encode(images, n), n);
   const ids = await tokenize(t, images, n);
   const tokenizerOut = await detokenize(t, ids, n);
@@ -163,7 +169,7 @@ async function reconstructionQuality(t: Tokenizer, images: Float32Array, n: numb
 }
 
 /** Per group, the fraction of its codes that `count` seeded random held-out crops hit. */
-async function codeUsage(
+export async function codeUsage(
   t: Tokenizer,
   heldoutFiles: string[],
   count: number,

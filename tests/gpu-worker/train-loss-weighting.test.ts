@@ -39,9 +39,10 @@ describe("rectifierLossWeighting", () => {
   it("latent-variance: std² over its mean, channels-last; uniform: none", async () => {
     const std = Float32Array.from({ length: DIMS }, (_, i) => 0.25 + (i % 7) * 0.1);
     const normalizer = { mean: new Float32Array(DIMS), std };
-    expect(rectifierLossWeights(config({}), normalizer)).toBeNull();
+    expect(rectifierLossWeights(config({}).rectifierLossWeighting, LATENT, normalizer)).toBeNull();
     const w = rectifierLossWeights(
-      config({ rectifierLossWeighting: "latent-variance" }),
+      config({ rectifierLossWeighting: "latent-variance" }).rectifierLossWeighting,
+      LATENT,
       normalizer,
     );
     if (!w) throw new Error("expected weights");

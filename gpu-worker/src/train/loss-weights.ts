@@ -4,17 +4,18 @@
  * weighted error is the error in the VAE's own units over its mean variance, and the weights
  * average 1 (the loss keeps the scale, hence the learning rate, of the paper's mse).
  */
+import type { LatentShape, RectifierLossWeighting } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
-import type { TrainConfig } from "./config.ts";
 import type { Normalizer } from "./dataset.ts";
 
 /** (1, H, W, C), channels-last as the rectifier computes; null for the paper's uniform mse. */
 export function rectifierLossWeights(
-  config: TrainConfig,
+  weighting: RectifierLossWeighting | undefined,
+  shape: LatentShape,
   normalizer: Normalizer,
 ): tf.Tensor4D | null {
-  if (!config.rectifierLossWeighting) return null;
-  const { channels, height, width } = config.latentShape;
+  if (!weighting || weighting === "uniform") return null;
+  const { channels, height, width } = shape;
   const variance = Float32Array.from(normalizer.std, (s) => s * s); // C-H-W order
   const meanVariance = variance.reduce((a, b) => a + b, 0) / variance.length;
   const weights = variance.map((v) => v / meanVariance);

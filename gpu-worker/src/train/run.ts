@@ -144,7 +144,11 @@ export async function runEpoch(
     for (const key of Object.keys(sums) as (keyof typeof sums)[]) sums[key] += metrics[key];
     hooks.onStep?.({ ...metrics, epoch, step, steps });
   };
-  const weights = rectifierLossWeights(config, data.normalizer);
+  const weights = rectifierLossWeights(
+    config.rectifierLossWeighting,
+    config.latentShape,
+    data.normalizer,
+  );
   // Each step's numbers are awaited after the next step is queued: the device always has work.
   let previous: Promise<StepMetrics> | undefined;
   for (let step = 0; step < steps; step++) {

@@ -1,0 +1,218 @@
+/**
+ * Why a tokenizer's rectifier helps or not in pixels (docs/default-tokenizer.md, "Diagnosis"): on
+ * the default VAE's held-out grid crops, per latent channel, the latent's spread (std), the
+ * quantized and rectified latents' error in normalised and in de-normalised units, and the VAE
+ * decoder's sensitivity to noise in that channel; and the decoder's robustness to noise in every
+ * channel at once. Prints a table and writes JSON.
+ *
+ *   node scripts/default-tokenizer/diagnose.ts [--tokenizer models/default-tokenizer] [--json out.json]
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { lookupCodes, normalize, Rng } from "@revq/shared";
+import * as tf from "@tensorflow/tfjs-core";
+import { selectBackend } from "../../gpu-worker/src/backend.ts";
+import { rectify } from "../../gpu-worker/src/models/rectifier.ts";
+import type { Tokenizer } from "../../gpu-worker/src/pipeline/tokenizer.ts";
+import { withTokenizerFolder } from "../../gpu-worker/src/pipeline/tokenizer-folder.ts";
+import { psnr } from "../../gpu-worker/src/train/image-metrics.ts";
+import { CROP, gridCrops, loadScaled, photoFiles } from "../default-vae/photos.ts";
+import { fromBytes, toBytes } from "./crops.ts";
+
+const SIZE = { height: CROP, width: CROP };
+/** Normalised noise std of the per-channel sensitivity probe. */
+const PROBE_SIGMA = 0.1;
+/** Fraction of an error the linearized probe steps along. */
+const LINEAR_STEP = 0.05;
+const NOISE_LEVELS = [0.05, 0.1, 0.14, 0.2, 0.3];
+
+const { values: args } = parseArgs({
+  options: {
+    tokenizer: { type: "string", default: "models/default-tokenizer" },
+    photos: { type: "string", default: ".revq/cache/photos" },
+    json: { type: "string" },
+  },
+});
+await selectBackend("wasm");
+const report = await withTokenizerFolder(String(args.tokenizer), (t) =>
+  diagnose(t, String(args.photos)),
+);
+if (args.json) writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
+
+async function diagnose(t: Tokenizer, photos: string) {
+  const crops = gridCrops(await loadScaled(photoFiles(join(photos, "heldout")), [64, 128, 256]));
+  const n = crops.length;
+  const images = new Float32Array(n * CROP * CROP * 3);
+  crops.forEach((c, i) => {
+    images.set(fromBytes(toBytes(c.pixels)), i * CROP * CROP * 3);
+  });
+  const { channels: c, height: h, width: w } = t.manifest.vae.latentShape;
+  const plane = h * w;
+  const dims = c * plane;
+  const raw = await t.vae.encode(images, n);
+  const x = new Float32Array(raw.length);
+  const q = new Float32Array(raw.length);
+  for (let i = 0; i < n; i++) {
+    const zi = normalize(raw.subarray(i * dims, (i + 1) * dims), t.mean, t.std);
+    x.set(zi, i * dims);
+    const ids = t.index.search(zi, t.layout.tokens).ids;
+    q.set(lookupCodes(t.codebook, ids, t.layout.tokens), i * dims);
+  }
+  const r = t.rectifier ? rectifyNchw(t, q, n) : q;
+  const decode = (normalised: Float32Array) =>
+    t.vae.decode(
+      Float32Array.from(normalised, (v, k) => v * t.std[k % dims] + t.mean[k % dims]),
+      n,
+    );
+  const reference = await decode(x);
+  const pixelMse = (out: Float32Array) => {
+    let s = 0;
+    for (let k = 0; k < out.length; k++) s += (out[k] - reference[k]) ** 2;
+    return s / out.length;
+  };
+  const meanPsnr = (out: Float32Array) => mean(psnr(out, images, n, SIZE));
+
+  // Per channel: spread, errors, and the decoder's pixel MSE per unit of normalised noise variance.
+  const rng = new Rng(17);
+  const perChannel: ChannelFigures[] = [];
+  for (let ch = 0; ch < c; ch++) {
+    let std2 = 0;
+    for (let p = 0; p < plane; p++) std2 += t.std[ch * plane + p] ** 2;
+    const errors = { q: 0, r: 0, qRaw: 0, rRaw: 0 };
+    for (let i = 0; i < n; i++) {
+      for (let p = 0; p < plane; p++) {
+        const k = i * dims + ch * plane + p;
+        const s2 = t.std[ch * plane + p] ** 2;
+        const dq = (q[k] - x[k]) ** 2;
+        const dr = (r[k] - x[k]) ** 2;
+        errors.q += dq;
+        errors.r += dr;
+        errors.qRaw += dq * s2;
+        errors.rRaw += dr * s2;
+      }
+    }
+    const noisy = Float32Array.from(x);
+    for (let i = 0; i < n; i++) {
+      for (let p = 0; p < plane; p++)
+        noisy[i * dims + ch * plane + p] += PROBE_SIGMA * rng.nextNormal();
+    }
+    const sensitivity = pixelMse(await decode(noisy)) / PROBE_SIGMA ** 2;
+    const m = n * plane;
+    perChannel.push({
+      channel: ch,
+      std: Math.sqrt(std2 / plane),
+      mseQuantized: errors.q / m,
+      mseRectified: errors.r / m,
+      rawMseQuantized: errors.qRaw / m,
+      rawMseRectified: errors.rRaw / m,
+      sensitivity,
+    });
+  }
+  const robustness = [];
+  for (const sigma of NOISE_LEVELS) {
+    const noisy = Float32Array.from(x, (v) => v + sigma * rng.nextNormal());
+    robustness.push({ sigma, latentMse: sigma ** 2, psnr: meanPsnr(await decode(noisy)) });
+  }
+  // The decoder's linear response to each error (finite difference along it), against the whole.
+  const linearized = async (y: Float32Array) => {
+    const step = Float32Array.from(x, (v, k) => v + LINEAR_STEP * (y[k] - v));
+    return pixelMse(await decode(step)) / LINEAR_STEP ** 2;
+  };
+  // Each error split into its mean over each image's channel plane (a flat offset) and the rest.
+  const flatPart = (y: Float32Array) => {
+    const out = Float32Array.from(x);
+    for (let i = 0; i < n; i++) {
+      for (let ch = 0; ch < c; ch++) {
+        const at = i * dims + ch * plane;
+        let s = 0;
+        for (let p = 0; p < plane; p++) s += y[at + p] - x[at + p];
+        for (let p = 0; p < plane; p++) out[at + p] += s / plane;
+      }
+    }
+    return out;
+  };
+  const split = async (y: Float32Array) => {
+    const flat = flatPart(y);
+    const rest = Float32Array.from(y, (v, k) => v - flat[k] + x[k]);
+    let flatMse = 0;
+    for (let k = 0; k < x.length; k++) flatMse += (flat[k] - x[k]) ** 2;
+    return {
+      flatLatentMse: flatMse / x.length,
+      flatPixelMse: await linearized(flat),
+      restPixelMse: await linearized(rest),
+    };
+  };
+  // Rectified values in one channel, quantized ones elsewhere: does each channel's change help?
+  const swaps = [];
+  for (let ch = 0; ch < c; ch++) {
+    const mixed = Float32Array.from(q);
+    for (let i = 0; i < n; i++) {
+      const at = i * dims + ch * plane;
+      mixed.set(r.subarray(at, at + plane), at);
+    }
+    swaps.push({ channel: ch, pixelMse: pixelMse(await decode(mixed)) });
+  }
+  const total = (key: "mseQuantized" | "mseRectified" | "rawMseQuantized" | "rawMseRectified") =>
+    mean(perChannel.map((p) => p[key]));
+  const predicted = (key: "mseQuantized" | "mseRectified") =>
+    perChannel.reduce((s, p) => s + p[key] * p.sensitivity, 0);
+  const result = {
+    tokenizer: t.manifest.name,
+    crops: n,
+    psnr: {
+      vae: meanPsnr(reference),
+      quantized: meanPsnr(await decode(q)),
+      rectified: meanPsnr(await decode(r)),
+    },
+    latentMse: { quantized: total("mseQuantized"), rectified: total("mseRectified") },
+    rawLatentMse: { quantized: total("rawMseQuantized"), rectified: total("rawMseRectified") },
+    pixelMse: { quantized: pixelMse(await decode(q)), rectified: pixelMse(await decode(r)) },
+    /** Σ_c sensitivity_c · mse_c: the decoder's first-order pixel MSE from the latent error. */
+    predictedPixelMse: {
+      quantized: predicted("mseQuantized"),
+      rectified: predicted("mseRectified"),
+    },
+    linearizedPixelMse: { quantized: await linearized(q), rectified: await linearized(r) },
+    flatAndRest: { quantized: await split(q), rectified: await split(r) },
+    /** Pixel MSE (against the VAE's own) with only channel c rectified. */
+    swaps,
+    perChannel,
+    robustness,
+  };
+  console.log(JSON.stringify({ ...result, perChannel: undefined, swaps: undefined }, null, 1));
+  console.log(
+    "ch   std    mse q → r (norm)     mse q → r (raw)      sensitivity   pixel mse, this channel rectified",
+  );
+  for (const p of perChannel) {
+    console.log(
+      `${p.channel}  ${p.std.toFixed(3)}  ${p.mseQuantized.toFixed(4)} → ${p.mseRectified.toFixed(4)}   ${p.rawMseQuantized.toFixed(5)} → ${p.rawMseRectified.toFixed(5)}   ${p.sensitivity.toFixed(4)}   ${swaps[p.channel].pixelMse.toExponential(3)}`,
+    );
+  }
+  return result;
+}
+
+type ChannelFigures = {
+  channel: number;
+  std: number;
+  mseQuantized: number;
+  mseRectified: number;
+  rawMseQuantized: number;
+  rawMseRectified: number;
+  sensitivity: number;
+};
+
+/** Normalised C-H-W latents through the rectifier (which computes channels-last). */
+function rectifyNchw(t: Tokenizer, latents: Float32Array, count: number): Float32Array {
+  const { channels: c, height: h, width: w } = t.manifest.vae.latentShape;
+  const rectifier = t.rectifier;
+  if (!rectifier) return latents;
+  return tf.tidy(() => {
+    const nhwc = tf.transpose(tf.tensor4d(latents, [count, c, h, w]), [0, 2, 3, 1]) as tf.Tensor4D;
+    return tf.transpose(rectify(rectifier, nhwc), [0, 3, 1, 2]).dataSync() as Float32Array;
+  });
+}
+
+function mean(values: ArrayLike<number>): number {
+  return Array.from(values).reduce((a, b) => a + b, 0) / values.length;
+}

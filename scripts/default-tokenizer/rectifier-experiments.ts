@@ -1,0 +1,317 @@
+/**
+ * Small, fast experiments on the rectifier alone (docs/default-tokenizer.md, "Diagnosis"): the
+ * shipped tokenizer's codebook stays frozen, the training crops' latents are quantized once, and
+ * rectifiers of several sizes, learning rates, step counts and loss weightings are trained on those
+ * pairs (ReVQ's loss, mse(z, rectifier(q)), or its per-dimension weighting) and scored on the
+ * default VAE's held-out grid crops: latent MSE, its flat (per image and channel) part, and PSNR.
+ *
+ *   node scripts/default-tokenizer/rectifier-experiments.ts [--latents 1024] [--json out.json]
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import {
+  canonicalJson,
+  lookupCodes,
+  normalize,
+  type RectifierLossWeighting,
+  Rng,
+  sha256Hex,
+} from "@revq/shared";
+import * as tf from "@tensorflow/tfjs-core";
+import { selectBackend } from "../../gpu-worker/src/backend.ts";
+import {
+  disposeRectifier,
+  initRectifier,
+  loadRectifier,
+  type Rectifier,
+  type RectifierConfig,
+  rectify,
+} from "../../gpu-worker/src/models/rectifier.ts";
+import { safetensorsSource } from "../../gpu-worker/src/models/sources.ts";
+import type { Tokenizer } from "../../gpu-worker/src/pipeline/tokenizer.ts";
+import { withTokenizerFolder } from "../../gpu-worker/src/pipeline/tokenizer-folder.ts";
+import { adamwStep, createAdamW, disposeAdamW } from "../../gpu-worker/src/train/adamw.ts";
+import { imageFolder } from "../../gpu-worker/src/train/cli-images.ts";
+import { gatherLatents, shuffledOrder } from "../../gpu-worker/src/train/dataset.ts";
+import { extractLatents } from "../../gpu-worker/src/train/extract.ts";
+import { folderStore } from "../../gpu-worker/src/train/folder-store.ts";
+import { psnr, ssim } from "../../gpu-worker/src/train/image-metrics.ts";
+import { rectifierLossWeights } from "../../gpu-worker/src/train/loss-weights.ts";
+import { learningRateAt } from "../../gpu-worker/src/train/schedule.ts";
+import { MAX_GRAD_NORM, toNhwc } from "../../gpu-worker/src/train/step.ts";
+import { CROP, gridCrops, loadScaled, photoFiles } from "../default-vae/photos.ts";
+import { fromBytes, toBytes } from "./crops.ts";
+import { DEFAULT_TOKENIZER as D, DEFAULT_WORK } from "./settings.ts";
+
+type Variant = {
+  name: string;
+  channels: number;
+  blocks: number;
+  lr: number;
+  epochs: number;
+  /** "shipped": go on from the shipped tokenizer's rectifier (then its sizes). */
+  from: "scratch" | "shipped";
+  /** The trainer's rectifierLossWeighting (gpu-worker/src/train/loss-weights.ts). */
+  weighting: RectifierLossWeighting;
+};
+
+const VARIANTS: Variant[] = [
+  {
+    name: "scratch 16 ch",
+    from: "scratch",
+    channels: 16,
+    blocks: 1,
+    lr: 0.002,
+    epochs: 8,
+    weighting: "uniform",
+  },
+  {
+    name: "scratch 32 ch 2 blocks lr 0.004",
+    from: "scratch",
+    channels: 32,
+    blocks: 2,
+    lr: 0.004,
+    epochs: 24,
+    weighting: "uniform",
+  },
+  {
+    name: "scratch 64 ch 2 blocks lr 0.004",
+    from: "scratch",
+    channels: 64,
+    blocks: 2,
+    lr: 0.004,
+    epochs: 24,
+    weighting: "uniform",
+  },
+  {
+    name: "shipped + plain lr 0.0005",
+    from: "shipped",
+    channels: 16,
+    blocks: 1,
+    lr: 0.0005,
+    epochs: 4,
+    weighting: "uniform",
+  },
+  {
+    name: "shipped + std lr 0.0005",
+    from: "shipped",
+    channels: 16,
+    blocks: 1,
+    lr: 0.0005,
+    epochs: 4,
+    weighting: "latent-variance",
+  },
+  {
+    name: "shipped + plain lr 0.002",
+    from: "shipped",
+    channels: 16,
+    blocks: 1,
+    lr: 0.002,
+    epochs: 4,
+    weighting: "uniform",
+  },
+];
+
+const { values: args } = parseArgs({
+  options: {
+    tokenizer: { type: "string", default: "models/default-tokenizer" },
+    photos: { type: "string", default: ".revq/cache/photos" },
+    work: { type: "string", default: DEFAULT_WORK },
+    latents: { type: "string", default: "1024" },
+    vae: { type: "string", default: "models/default-vae" },
+    only: { type: "string" },
+    json: { type: "string" },
+  },
+});
+await selectBackend("wasm");
+const results = await withTokenizerFolder(String(args.tokenizer), async (t) => {
+  const pairs = await trainingPairs(t, Number(args.latents));
+  const heldOut = await heldOutSet(t);
+  const out = [{ name: "codebook alone", ...(await score(t, null, heldOut)) }];
+  console.log(JSON.stringify(out[0]));
+  for (const v of VARIANTS.filter((v) => !args.only || v.name.includes(String(args.only)))) {
+    const started = performance.now();
+    const r = await trainVariant(t, v, pairs);
+    const row = {
+      ...v,
+      seconds: (performance.now() - started) / 1000,
+      ...(await score(t, r, heldOut)),
+    };
+    disposeRectifier(r);
+    console.log(JSON.stringify(row));
+    out.push(row);
+  }
+  return out;
+});
+if (args.json) writeFileSync(String(args.json), `${JSON.stringify(results, null, 2)}\n`);
+
+type Pairs = { count: number; x: Float32Array; q: Float32Array };
+
+/** The first `count` training crops' normalised latents and their quantized versions. */
+async function trainingPairs(t: Tokenizer, count: number): Promise<Pairs> {
+  // The latents train-default-tokenizer cached, keyed by the default VAE's own manifest entry.
+  const spec = JSON.parse(readFileSync(join(String(args.vae), "manifest.json"), "utf8")).vae;
+  const images = await imageFolder(
+    join(String(args.work), "crops", `${D.seed}-${D.crops}`),
+    spec.inputResolution,
+  );
+  const vaeId = await sha256Hex(canonicalJson(spec));
+  const datasetId = await sha256Hex(`${images.identity}:${vaeId}`);
+  const set = await extractLatents(
+    images,
+    t.vae,
+    folderStore(join(String(args.work), "latents", datasetId.slice(0, 16))),
+    {
+      shardSize: 1024,
+      batchSize: 32,
+    },
+  );
+  const raw = gatherLatents(
+    set,
+    Array.from({ length: count }, (_, i) => i),
+  );
+  return quantizeAll(t, raw, count);
+}
+
+function quantizeAll(t: Tokenizer, raw: Float32Array, count: number): Pairs {
+  const dims = raw.length / count;
+  const x = new Float32Array(raw.length);
+  const q = new Float32Array(raw.length);
+  for (let i = 0; i < count; i++) {
+    const z = normalize(raw.subarray(i * dims, (i + 1) * dims), t.mean, t.std);
+    x.set(z, i * dims);
+    q.set(
+      lookupCodes(t.codebook, t.index.search(z, t.layout.tokens).ids, t.layout.tokens),
+      i * dims,
+    );
+  }
+  return { count, x, q };
+}
+
+type HeldOut = Pairs & { images: Float32Array; reference: Float32Array };
+
+async function heldOutSet(t: Tokenizer): Promise<HeldOut> {
+  const crops = gridCrops(
+    await loadScaled(photoFiles(join(String(args.photos), "heldout")), [64, 128, 256]),
+  );
+  const n = crops.length;
+  const images = new Float32Array(n * CROP * CROP * 3);
+  crops.forEach((c, i) => {
+    images.set(fromBytes(toBytes(c.pixels)), i * CROP * CROP * 3);
+  });
+  const raw = await t.vae.encode(images, n);
+  return { ...quantizeAll(t, raw, n), images, reference: await t.vae.decode(raw, n) };
+}
+
+async function trainVariant(t: Tokenizer, v: Variant, pairs: Pairs): Promise<Rectifier> {
+  const config: RectifierConfig = {
+    latentChannels: t.manifest.vae.latentShape.channels,
+    channels: v.channels,
+    blocks: v.blocks,
+    headDim: 16,
+    multiscales: [5],
+  };
+  const r =
+    v.from === "shipped" && t.rectifier
+      ? await loadRectifier(
+          t.rectifier.config,
+          safetensorsSource(readFileSync(join(String(args.tokenizer), "rectifier.safetensors"))),
+          (x) => tf.variable(x),
+        )
+      : await initRectifier(config, D.seed);
+  const variables = r.bindings.map((b) => b.param as tf.Variable);
+  const opt = createAdamW([{ params: variables, lr: v.lr, weightDecay: 1e-4 }]);
+  const dims = pairs.x.length / pairs.count;
+  const shape = t.manifest.vae.latentShape;
+  const weights =
+    rectifierLossWeights(v.weighting, shape, t) ??
+    (tf.ones([1, shape.height, shape.width, shape.channels]) as tf.Tensor4D);
+  const rng = new Rng(D.seed);
+  const batch = 16;
+  for (let epoch = 0; epoch < v.epochs; epoch++) {
+    opt.groups[0].lr = learningRateAt(v.lr, epoch, v.epochs);
+    const order = shuffledOrder(rng, pairs.count);
+    for (let s = 0; s + batch <= pairs.count; s += batch) {
+      const idx = Array.from(order.subarray(s, s + batch));
+      const take = (a: Float32Array) => {
+        const out = new Float32Array(batch * dims);
+        idx.forEach((k, i) => {
+          out.set(a.subarray(k * dims, (k + 1) * dims), i * dims);
+        });
+        return out;
+      };
+      const [q, x] = tf.tidy(() => [
+        toNhwc(
+          tf.tensor2d(take(pairs.q), [batch * t.layout.tokens, t.layout.codeDim]),
+          shape,
+          batch,
+        ),
+        toNhwc(
+          tf.tensor2d(take(pairs.x), [batch * t.layout.tokens, t.layout.codeDim]),
+          shape,
+          batch,
+        ),
+      ]);
+      const g = tf.variableGrads(
+        () => tf.mean(tf.mul(tf.squaredDifference(rectify(r, q), x), weights)) as tf.Scalar,
+        variables,
+      );
+      const norms = adamwStep(opt, [variables.map((p) => g.grads[p.name])], MAX_GRAD_NORM);
+      tf.dispose([q, x, g.value, ...Object.values(g.grads), ...norms]);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  disposeAdamW(opt);
+  weights.dispose();
+  return r;
+}
+
+async function score(t: Tokenizer, r: Rectifier | null, held: HeldOut) {
+  const n = held.count;
+  const dims = held.x.length / n;
+  const shape = t.manifest.vae.latentShape;
+  const rect = r
+    ? (tf.tidy(() =>
+        tf
+          .transpose(
+            rectify(
+              r,
+              tf.transpose(
+                tf.tensor4d(held.q, [n, shape.channels, shape.height, shape.width]),
+                [0, 2, 3, 1],
+              ) as tf.Tensor4D,
+            ),
+            [0, 3, 1, 2],
+          )
+          .dataSync(),
+      ) as Float32Array)
+    : held.q;
+  let mse = 0;
+  let flat = 0;
+  const plane = shape.height * shape.width;
+  for (let i = 0; i < n * shape.channels; i++) {
+    let s = 0;
+    for (let p = 0; p < plane; p++) {
+      const k = i * plane + p;
+      mse += (rect[k] - held.x[k]) ** 2;
+      s += rect[k] - held.x[k];
+    }
+    flat += (s / plane) ** 2 * plane;
+  }
+  const decoded = await t.vae.decode(
+    Float32Array.from(rect, (v, k) => v * t.std[k % dims] + t.mean[k % dims]),
+    n,
+  );
+  const size = { height: CROP, width: CROP };
+  return {
+    latentMse: mse / rect.length,
+    flatLatentMse: flat / rect.length,
+    psnr: mean(psnr(decoded, held.images, n, size)),
+    ssim: mean(ssim(decoded, held.images, n, size)),
+  };
+}
+
+function mean(values: ArrayLike<number>): number {
+  return Array.from(values).reduce((a, b) => a + b, 0) / values.length;
+}

@@ -79,6 +79,12 @@ export function apiClient(key: string): Api {
     remove: async (path) => void (await call("DELETE", path)),
   };
 }
+/** Where a tokenizer's file is downloaded: its manifest path, each segment escaped (it may hold /). */
+export function tokenizerFilePath(tokenizer: string, path: string): string {
+  const segments = path.split("/").map(encodeURIComponent).join("/");
+  return `/v1/tokenizers/${encodeURIComponent(tokenizer)}/files/${segments}`;
+}
+
 /** One line for a person: what went wrong and, where it helps, what to do. */
 export function describeError(error: unknown): string {
   if (error instanceof KeyRefused) return `The edge refused this key: ${error.message}`;

@@ -13,7 +13,7 @@ import {
   type TokenizerTables,
 } from "@revq/gpu-worker/tokenizer-models";
 import { type FileRef, parseManifest, sha256Hex, type TokenizerManifest } from "@revq/shared";
-import type { Api } from "./api.ts";
+import { type Api, tokenizerFilePath } from "./api.ts";
 import { startBackend } from "./decoder-backend.ts";
 
 export type BrowserTokenizer = DecodingModels & TokenizerTables & { manifestHash: string };
@@ -41,9 +41,7 @@ async function load(api: Api, manifestHash: string): Promise<BrowserTokenizer> {
     JSON.parse(new TextDecoder().decode(manifestBytes)),
   );
   const file = async (ref: FileRef) => {
-    const bytes = await api.bytes(
-      `${base}/files/${ref.path.split("/").map(encodeURIComponent).join("/")}`,
-    );
+    const bytes = await api.bytes(tokenizerFilePath(manifestHash, ref.path));
     if (bytes.length !== ref.bytes || (await sha256Hex(bytes)) !== ref.sha256) {
       throw new Error(`The tokenizer's ${ref.path} is not the file its manifest pins.`);
     }

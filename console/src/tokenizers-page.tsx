@@ -4,6 +4,7 @@
  * each file the manifest pins).
  */
 import type { Tokenizer } from "@revq/shared";
+import { tokenizerFilePath } from "./api.ts";
 import { DownloadButton } from "./auth-image.tsx";
 import { ErrorNote } from "./error-note.tsx";
 import { Evaluation } from "./evaluation.tsx";
@@ -165,7 +166,7 @@ export function TokenizerPage({ id }: { id: string }) {
                   </td>
                   <td>
                     <DownloadButton
-                      path={`${path}/files/${file.path.split("/").map(encodeURIComponent).join("/")}`}
+                      path={tokenizerFilePath(tokenizer.id, file.path)}
                       name={file.path.split("/").pop() ?? file.path}
                       label="Download"
                     />

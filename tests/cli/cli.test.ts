@@ -6,7 +6,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -553,7 +553,41 @@ describe("revq train --offline", () => {
     );
     expect(manifest.quantizer).toMatchObject({ tokens: 128, codesPerGroup: 16 });
 
-    // The folder registers on an edge as npm start registers models/default-tokenizer.
+    // Uploaded under this tenant's own key: every file goes up once, then none.
+    type Upload = {
+      tokenizer: { owner: string; status: string; manifestHash: string };
+      sent: string[];
+    };
+    const uploaded = await run(["tokenizers", "upload", "offline-tok", "--json"]);
+    expect(uploaded.code, uploaded.stderr).toBe(0);
+    const upload = json<Upload>(uploaded);
+    expect(upload.tokenizer).toMatchObject({
+      owner: "tenant",
+      status: "ready",
+      manifestHash: await manifestHashOf(manifest),
+    });
+    expect(upload.sent.length).toBeGreaterThan(0);
+    expect(json<Upload>(await run(["tokenizers", "upload", "offline-tok", "--json"])).sent).toEqual(
+      [],
+    );
+    // A folder whose file is not the one its manifest pins is refused before anything is sent.
+    cpSync(join(dir, "offline-tok"), join(dir, "offline-damaged"), { recursive: true });
+    const codebookPath = join(dir, "offline-damaged", manifest.files.codebook.path);
+    const damaged = readFileSync(codebookPath);
+    damaged[damaged.length - 1] ^= 1;
+    writeFileSync(codebookPath, damaged);
+    expectFailure(
+      await run(["tokenizers", "upload", "offline-damaged"]),
+      2,
+      /is not the file the manifest pins/,
+    );
+    expectFailure(
+      await run(["tokenizers", "upload", "nowhere"]),
+      2,
+      /cannot read .*manifest\.json/,
+    );
+
+    // As a public one, the folder registers as npm start registers models/default-tokenizer.
     const register = await registerTokenizer(["--url", edge.url, "offline-tok"], {
       cwd: dir,
       env: { REVQ_ADMIN_KEY: edge.adminKey },
@@ -562,6 +596,7 @@ describe("revq train --offline", () => {
     const { id, manifestHash } = JSON.parse(register.stdout);
     expect(manifestHash).toBe(await manifestHashOf(manifest));
     expect((await run(["tokenizers", "show", id, "--json"])).stdout).toContain('"status": "ready"');
+
     expectFailure(
       await run(["train", "trainset", "--offline", "--json"]),
       2,

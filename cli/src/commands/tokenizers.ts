@@ -8,6 +8,7 @@ import { COMMON_HELP, type Command, setup } from "../command.ts";
 import { CliError, EXIT, usageError } from "../errors.ts";
 import { evaluationLines } from "../evaluation.ts";
 import { formatBytes } from "../output.ts";
+import { uploadTokenizerFolder } from "../tokenizer-upload.ts";
 
 const help = `usage: revq tokenizers [list] [--all]
        revq tokenizers show ID [--manifest FILE]
@@ -15,6 +16,7 @@ const help = `usage: revq tokenizers [list] [--all]
        revq tokenizers rename ID NAME
        revq tokenizers delete ID
        revq tokenizers download ID [-o DIR]
+       revq tokenizers upload DIR
 
   list       the ready tokenizers (public ones and this tenant's own); --all: pending ones too
   show       one tokenizer, by id, manifest hash or name; --manifest writes its manifest to FILE
@@ -23,13 +25,15 @@ const help = `usage: revq tokenizers [list] [--all]
   rename     give one of this tenant's tokenizers a new name
   delete     one of this tenant's tokenizers: no new job uses it; its tokens still decode
   download   the manifest and its files, as a folder (npm start -- --tokenizer DIR takes it)
+  upload     a tokenizer folder revq-train wrote, as this tenant's own (its name must be free);
+             files the edge already holds (a base tokenizer's VAE) are not sent
 ${COMMON_HELP}`;
 
 type Setup = NonNullable<ReturnType<typeof setup>>;
 
 export const tokenizers: Command = {
   name: "tokenizers",
-  summary: "list, show, rename, delete and download tokenizers; the default",
+  summary: "list, show, rename, delete, download and upload tokenizers; the default",
   help,
   async run(argv) {
     const s = setup(this, argv, {
@@ -68,6 +72,8 @@ export const tokenizers: Command = {
       }
       case "download":
         return download(s, expect(1, "ID [-o DIR]")[0]);
+      case "upload":
+        return upload(s, expect(1, "DIR")[0]);
       default:
         throw usageError(`unknown action ${JSON.stringify(action)}`, "see revq tokenizers --help");
     }
@@ -150,6 +156,21 @@ async function download(s: Setup, id: string) {
   progress.end();
   s.out.result({ tokenizer: t.id, dir, files: t.files.map((f) => f.path) });
   s.out.line(`${t.id} ${t.name} → ${dir}/ (manifest.json and ${t.files.length} files)`);
+}
+
+async function upload(s: Setup, dir: string) {
+  const { registration, sent } = await uploadTokenizerFolder(
+    s.api(),
+    dir,
+    s.out.progress("upload"),
+  );
+  const t = registration.tokenizer;
+  s.out.result({ ...registration, sent });
+  s.out.line(tokenizerLine(t));
+  const kept = t.files.length - sent.length;
+  s.out.line(
+    `  ${sent.length} of ${t.files.length} files sent${kept > 0 ? `; ${kept} already at the edge` : ""}`,
+  );
 }
 
 export function tokenizerLine(t: Tokenizer): string {

@@ -121,7 +121,7 @@ async function encodeAll(
   return { ids, mse };
 }
 
-async function loadImage(
+function loadImage(
   source: EncodeSource,
   tokenizer: Tokenizer,
   context: TaskContext,

@@ -6,6 +6,10 @@
 import type { TokenizerEvaluation } from "@revq/shared";
 import { figure } from "./format.ts";
 
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
 function quality(q: { psnr?: number; ssim: number }): string {
   const psnr = q.psnr === undefined ? "∞ dB (exact)" : `${q.psnr.toFixed(2)} dB`;
   return `PSNR ${psnr}, SSIM ${q.ssim.toFixed(4)}`;
@@ -20,7 +24,7 @@ export function Evaluation(props: {
   const { heldOut, latentMse, images, usage, bitsPerImage } = evaluation;
   const helped = latentMse.rectified < latentMse.quantized;
   const rows: [string, string][] = [
-    ["held out", `${heldOut.latents} latents, ${heldOut.images} of their images decoded`],
+    ["held out", `${count(heldOut.latents, "latent")}, ${count(heldOut.images, "image")} decoded`],
     [
       "latent MSE",
       `${figure(latentMse.quantized)} quantized → ${figure(latentMse.rectified)} rectified (${

@@ -131,7 +131,7 @@ describe("the console", () => {
     const epoch = (n: number) =>
       asWorker(`/tasks/${taskId}/heartbeat`, {
         leaseId,
-        progress: { done: n, total: 3, stage: `epoch ${n}/3` },
+        progress: { done: n, total: 3, stage: `epoch ${n}/3`, etaSeconds: 40 * (3 - n) },
         metrics: {
           epoch: n,
           lossQuantizer: 1 / n,
@@ -148,6 +148,8 @@ describe("the console", () => {
       });
 
     await epoch(1);
+    await page.locator(".fields .progress", { hasText: "epoch 1/3 · about 80 s left" }).waitFor();
+    await page.getByText("The held-out evaluation comes when the training ends.").waitFor();
     const charts = page.locator(".chart");
     await page.locator('.chart[data-chart="Training losses"][data-points="1"]').waitFor();
     expect(await charts.evaluateAll((all) => all.map((c) => c.getAttribute("data-chart")))).toEqual(
@@ -212,6 +214,10 @@ describe("the console", () => {
     await page.locator('.chart[data-chart="Training losses"][data-points="2"]').waitFor();
     // Every figure the console charts is one the worker reports.
     expect(await page.locator('.chart[data-points="2"]').count()).toBe(5);
+    // Then the held-out evaluation (one image of the twelve was held out).
+    const evaluation = page.locator(".evaluation");
+    await evaluation.locator("dt", { hasText: "latent MSE" }).waitFor();
+    expect(await evaluation.textContent()).toContain("1 latent, 1 image decoded");
   });
 
   it("says so when the edge goes away, and carries on when it is back", async () => {

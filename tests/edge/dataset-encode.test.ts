@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import {
+  bucketKeys,
   type LeasedTask,
   type RecordIndex,
   readTokenJson,
@@ -10,6 +11,7 @@ import {
 } from "@revq/shared";
 import { describe, expect, it } from "vitest";
 import { added, addIds, createDataset } from "./fixtures/datasets.ts";
+import { IMAGES } from "./fixtures/images.ts";
 import {
   expireLease,
   getJob,
@@ -240,6 +242,44 @@ describe("encode jobs on datasets", () => {
     const done = await getJob(world, job.id);
     expect(done.status).toBe("succeeded");
     expect(done.result).toMatchObject({ tokens: { recordCount: 2 }, dataset: { shardSize: 256 } });
+  });
+
+  it("keep to the listing frozen at creation when the dataset is deleted meanwhile", async () => {
+    const world = await newWorld();
+    const { dataset, ids } = await datasetOf(world, 2);
+    const job = await encoded(world, { dataset: dataset.id });
+    const gone = await call(`/v1/datasets/${dataset.id}`, { method: "DELETE", key: world.apiKey });
+    expect(gone.status).toBe(204);
+    await runShards(world);
+    expect((await getJob(world, job.id)).status).toBe("succeeded");
+    const index = (await (
+      await download(world, `/v1/jobs/${job.id}/records`)
+    ).json()) as RecordIndex;
+    expect(index.records.map((r) => r.imageId)).toEqual(ids);
+  });
+
+  it("encode a prefix dataset's files in key order, indexed by file", async () => {
+    const world = await newWorld();
+    for (const name of ["b.png", "a.png", "notes.txt", "c/d.png"]) {
+      await env.BUCKET.put(bucketKeys.tenantFiles(world.id, `photos/${name}`), IMAGES.png);
+    }
+    const res = await call("/v1/datasets", {
+      ...json({ name: "files", prefix: "photos/" }),
+      key: world.apiKey,
+    });
+    expect(res.status).toBe(201);
+    const dataset = (await res.json()) as { id: string };
+    const job = await encoded(world, { dataset: dataset.id, shardSize: 2 });
+    expect(job.shardJobs).toHaveLength(2);
+    await runShards(world);
+    const index = (await (
+      await download(world, `/v1/jobs/${job.id}/records`)
+    ).json()) as RecordIndex;
+    expect(index.records).toEqual([
+      { record: 0, shard: 0, file: "photos/a.png" },
+      { record: 1, shard: 0, file: "photos/b.png" },
+      { record: 2, shard: 1, file: "photos/c/d.png" },
+    ]);
   });
 
   it("finish when their tokenizer is deleted mid-job: tokens stay downloadable", async () => {

@@ -25,6 +25,10 @@ const { values } = parseArgs({ options: { out: { type: "string", default: "docs/
 const OUT = resolve(ROOT, values.out as string);
 const TOKENIZER_DIR = join(ROOT, "models", "default-tokenizer");
 const say = (line: string) => process.stdout.write(`${line}\n`);
+/** A job to its end, however busy this machine is (a training takes a minute when idle). */
+const FINISHED = (job: { status: string }) =>
+  ["succeeded", "failed", "cancelled"].includes(job.status);
+const JOB_MS = 10 * 60_000;
 
 /**
  * The photos: the CLI's test cat, and the default VAE's nine held-out crops (a strip of 64×64
@@ -93,18 +97,18 @@ async function main(): Promise<void> {
       kind: "encode",
       inputs: { images: images.slice(0, 4) },
     });
-    await waitForJob(edge, tenant, encode.id);
+    await waitForJob(edge, tenant, encode.id, FINISHED, JOB_MS);
     const reconstruct = await createJob(edge, tenant, {
       kind: "reconstruct",
       inputs: { job: encode.id },
     });
-    await waitForJob(edge, tenant, reconstruct.id);
+    await waitForJob(edge, tenant, reconstruct.id, FINISHED, JOB_MS);
     const train = await createJob(edge, tenant, {
       kind: "train",
       inputs: { images },
       parameters: { name: "studio-photos", codes: 256, batchSize: 2, epochs: 4, seed: 1 },
     });
-    await waitForJob(edge, tenant, train.id);
+    await waitForJob(edge, tenant, train.id, FINISHED, JOB_MS);
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     page.setDefaultTimeout(60_000);

@@ -19,6 +19,46 @@ import { pngClaiming } from "./fixtures/png.ts";
 import { call, expectProblem, json, newTenant } from "./helpers.ts";
 
 describe("datasets", () => {
+  it("list an upload dataset's images in the order added, a page at a time", async () => {
+    const tenant = await newTenant();
+    const dataset = await createDataset(tenant.apiKey, { name: "listed" });
+    const ids = await uploadImages(tenant.apiKey, 3);
+    await added(await addIds(tenant.apiKey, dataset.id, [ids[2], ids[0]]));
+    await added(await addIds(tenant.apiKey, dataset.id, [ids[1]]));
+    type Page = { images: { id: string; sha256: string }[]; nextCursor: string | null };
+    const page = async (query: string) => {
+      const res = await call(`/v1/datasets/${dataset.id}/images${query}`, { key: tenant.apiKey });
+      expect(res.status).toBe(200);
+      return (await res.json()) as Page;
+    };
+    const first = await page("?limit=2");
+    expect(first.images.map((i) => i.id)).toEqual([ids[2], ids[0]]);
+    const second = await page(`?limit=2&cursor=${first.nextCursor}`);
+    expect(second).toMatchObject({ images: [{ id: ids[1] }], nextCursor: null });
+
+    const images = `/v1/datasets/${dataset.id}/images`;
+    for (const cursor of ["nope", btoa('{"after":-1}'), btoa('{"before":"x"}')]) {
+      await expectProblem(
+        await call(`${images}?cursor=${encodeURIComponent(cursor)}`, { key: tenant.apiKey }),
+        400,
+        "invalid-cursor",
+      );
+    }
+    await expectProblem(
+      await call(`${images}?limit=101`, { key: tenant.apiKey }),
+      400,
+      "invalid-request",
+    );
+    const stranger = await newTenant();
+    await expectProblem(await call(images, { key: stranger.apiKey }), 404, "dataset-not-found");
+    const prefix = await createDataset(tenant.apiKey, { name: "p", prefix: "photos/" });
+    await expectProblem(
+      await call(`/v1/datasets/${prefix.id}/images`, { key: tenant.apiKey }),
+      409,
+      "dataset-not-upload",
+    );
+  });
+
   it("are created, listed a page at a time, read and deleted (their images stay)", async () => {
     const tenant = await newTenant();
     const made: Dataset[] = [];

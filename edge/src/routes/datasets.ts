@@ -1,6 +1,13 @@
 /** Datasets: create, list, read, delete, and bulk-add images (tar, multipart or ids). */
 import { createRoute, z } from "@hono/zod-openapi";
-import { Dataset, DatasetCreate, DatasetImagesAdded, DatasetList, sha256Hex } from "@revq/shared";
+import {
+  Dataset,
+  DatasetCreate,
+  DatasetImageList,
+  DatasetImagesAdded,
+  DatasetList,
+  sha256Hex,
+} from "@revq/shared";
 import { type Config, configOf } from "../config.ts";
 import { database } from "../db/client.ts";
 import { requireKey, tenantOf } from "../middleware/auth.ts";
@@ -11,7 +18,7 @@ import { jsonBody, readByMediaType } from "../request-body.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, json, PageQuery, problems } from "../schemas/common.ts";
 import { DatasetImageIds } from "../schemas/datasets.ts";
-import { dataset, ids, images } from "../schemas/examples.ts";
+import { dataset, ids, image, images } from "../schemas/examples.ts";
 
 import {
   type Added,
@@ -22,6 +29,7 @@ import {
   datasetView,
   deleteDataset,
   findDataset,
+  listDatasetImages,
   listDatasets,
 } from "../services/datasets.ts";
 import { withIdempotency } from "../services/idempotency.ts";
@@ -93,6 +101,25 @@ const remove = createRoute({
   security,
   request: { params: IdParams },
   responses: { 204: { description: "Deleted" }, ...problems(401, 403, 404) },
+});
+
+const listImages = createRoute({
+  method: "get",
+  path: "/{id}/images",
+  operationId: "listDatasetImages",
+  tags: ["Datasets"],
+  summary: "An upload dataset's images, in the order they were added, a page at a time",
+  description:
+    "A prefix dataset's images are the files under its prefix (409 `dataset-not-upload`): list them through the S3 API.",
+  security,
+  request: { params: IdParams, query: PageQuery },
+  responses: {
+    200: {
+      description: "A page",
+      content: json(DatasetImageList, { images: [image], nextCursor: null }),
+    },
+    ...problems(400, 401, 403, 404, 409),
+  },
 });
 
 /** Caps every body of a bulk add at the upload limit before anything reads it. */
@@ -172,6 +199,12 @@ datasetRoutes.openapi(get, async (c) => {
     c.req.valid("param").id,
   );
   return c.json(datasetView(row), 200);
+});
+
+datasetRoutes.openapi(listImages, async (c) => {
+  const db = database(c.env);
+  const dataset = await findDataset(db, tenantOf(c.get("principal")), c.req.valid("param").id);
+  return c.json(await listDatasetImages(db, dataset, c.req.valid("query")), 200);
 });
 
 datasetRoutes.openapi(remove, async (c) => {

@@ -12,11 +12,11 @@ import { rateLimit } from "../middleware/rate-limit.ts";
 import { HttpProblem } from "../problem.ts";
 import { readByMediaType } from "../request-body.ts";
 import { newRouter } from "../router.ts";
-import { answerHeaders, bearerSecurity, isoTime, json, problems } from "../schemas/common.ts";
+import { answerHeaders, bearerSecurity, json, problems } from "../schemas/common.ts";
 import { ids, image, images as uploadedImages } from "../schemas/examples.ts";
 import { withIdempotency } from "../services/idempotency.ts";
 import { IMAGE_MEDIA_TYPES } from "../services/image-header.ts";
-import { type CheckedImage, checkImage, type ImageRow, storeImages } from "../services/images.ts";
+import { type CheckedImage, checkImage, imageView, storeImages } from "../services/images.ts";
 import { checkedParts, MULTIPART_DOC } from "../services/multipart-images.ts";
 import { serveObject } from "../services/objects/serve.ts";
 
@@ -114,19 +114,6 @@ const getContent = createRoute({
     ...problems(401, 403, 404),
   },
 });
-
-function imageView(row: ImageRow) {
-  return {
-    id: row.id,
-    format: row.format,
-    mediaType: IMAGE_MEDIA_TYPES[row.format],
-    width: row.width,
-    height: row.height,
-    bytes: row.bytes,
-    sha256: row.sha256,
-    createdAt: isoTime(row.createdAt),
-  };
-}
 
 async function findImage(c: { env: AppEnv["Bindings"] }, tenantId: string, id: string) {
   const [row] = await database(c.env)

@@ -4,20 +4,26 @@
  * read when a train job freezes it (dataset-listing.ts).
  */
 import { bucketKeys } from "@revq/shared";
-import { and, desc, eq, inArray, lt } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, lt } from "drizzle-orm";
 import type { Config } from "../config.ts";
 import { chunked, D1_MAX_PARAMS, type Db } from "../db/client.ts";
-import { datasetImages, datasets } from "../db/schema.ts";
+import { datasetImages, datasets, images } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { HttpProblem } from "../problem.ts";
 import { isoTime } from "../schemas/common.ts";
-import { decodeCursor, encodeCursor } from "./cursor.ts";
+import {
+  decodeCursor,
+  decodePositionCursor,
+  encodeCursor,
+  encodePositionCursor,
+} from "./cursor.ts";
 import { newId } from "./ids.ts";
 import {
   type CheckedImage,
   ImagePuts,
   type ImageRow,
   imageInsertStatements,
+  imageView,
   tenantImages,
 } from "./images.ts";
 import { ID_CHUNK } from "./job-limits.ts";
@@ -112,13 +118,13 @@ export async function deleteDataset(db: Db, tenantId: string, id: string): Promi
   ]);
 }
 
-/** Refuses additions to a prefix dataset: its images are the files under its prefix. */
+/** Refuses a prefix dataset where only an upload one will do: its images are its prefix's files. */
 export function checkUploadDataset(dataset: DatasetRow): void {
   if (dataset.source !== "upload") {
     throw new HttpProblem(
       409,
       "dataset-not-upload",
-      `Dataset ${dataset.id} is the tenant's files under ${JSON.stringify(dataset.prefix)}: put images there through the S3 API instead.`,
+      `Dataset ${dataset.id} is the tenant's files under ${JSON.stringify(dataset.prefix)}: put images there, and list them, through the S3 API.`,
     );
   }
 }
@@ -246,4 +252,28 @@ export async function addExisting(
   }
   checkRoom(dataset, rows.length, config);
   return commit(db, dataset, rows, []);
+}
+
+/** A page of an upload dataset's images, in the order they were added. */
+export async function listDatasetImages(
+  db: Db,
+  dataset: DatasetRow,
+  page: { limit: number; cursor?: string },
+) {
+  checkUploadDataset(dataset);
+  const conditions = [eq(datasetImages.datasetId, dataset.id)];
+  if (page.cursor) conditions.push(gt(datasetImages.position, decodePositionCursor(page.cursor)));
+  const rows = await db
+    .select({ position: datasetImages.position, image: images })
+    .from(datasetImages)
+    .innerJoin(images, eq(images.id, datasetImages.imageId))
+    .where(and(...conditions))
+    .orderBy(asc(datasetImages.position))
+    .limit(page.limit + 1);
+  const shown = rows.slice(0, page.limit);
+  return {
+    images: shown.map((row) => imageView(row.image)),
+    nextCursor:
+      rows.length > page.limit ? encodePositionCursor(shown[shown.length - 1].position) : null,
+  };
 }

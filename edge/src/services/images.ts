@@ -11,6 +11,7 @@ import { chunked, D1_MAX_PARAMS, type Db } from "../db/client.ts";
 import { images } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { HttpProblem } from "../problem.ts";
+import { isoTime } from "../schemas/common.ts";
 import { newId } from "./ids.ts";
 import { IMAGE_MEDIA_TYPES, type ImageInfo, readImageHeader } from "./image-header.ts";
 import { ID_CHUNK } from "./job-limits.ts";
@@ -151,6 +152,20 @@ export class ImagePuts {
 }
 
 const IMAGE_COLUMNS = Object.keys(getTableColumns(images)).length;
+
+/** An image as the client API shows it (@revq/shared's Image). */
+export function imageView(row: ImageRow) {
+  return {
+    id: row.id,
+    format: row.format,
+    mediaType: IMAGE_MEDIA_TYPES[row.format],
+    width: row.width,
+    height: row.height,
+    bytes: row.bytes,
+    sha256: row.sha256,
+    createdAt: isoTime(row.createdAt),
+  };
+}
 
 /** The inserts of image rows, as few statements as D1's bound-parameter limit allows. */
 export function imageInsertStatements(db: Db, rows: ImageRow[]) {

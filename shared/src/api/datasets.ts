@@ -1,6 +1,7 @@
 /** The client API's dataset shapes (api/common.ts says how they are used). */
 import * as z from "zod";
 import { NextCursor, Timestamp } from "./common.ts";
+import { Image } from "./images.ts";
 
 export const DatasetCreate = z
   .strictObject({
@@ -35,6 +36,13 @@ export const DatasetList = z
     nextCursor: NextCursor,
   })
   .meta({ id: "DatasetList" });
+
+export const DatasetImageList = z
+  .object({
+    images: z.array(Image),
+    nextCursor: NextCursor,
+  })
+  .meta({ id: "DatasetImageList" });
 
 export const DatasetImagesAdded = z
   .object({

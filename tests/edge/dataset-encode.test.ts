@@ -178,6 +178,21 @@ describe("encode jobs on datasets", () => {
       "format-not-for-dataset",
     );
 
+    // Decoding or reconstructing it whole is refused: its shards are the streams.
+    await expectProblem(
+      await call("/v1/decode", { ...json({ job: job.id }), key: world.apiKey }),
+      422,
+      "format-not-for-dataset",
+    );
+    await expectProblem(
+      await call("/v1/jobs", {
+        ...json({ kind: "reconstruct", inputs: { job: job.id } }),
+        key: world.apiKey,
+      }),
+      422,
+      "format-not-for-dataset",
+    );
+
     // Each shard in every form.
     const shard1 = await download(world, `/v1/jobs/${job.id}/shards/1/tokens`);
     expect(shard1.status).toBe(200);

@@ -74,7 +74,8 @@ export const PROBLEM_CODES = {
   "file-hash-mismatch": "a tokenizer file of other bytes than its manifest says",
   "tokens-not-available": "a job that made no tokens (yet)",
   "tokens-not-ready": "a job whose tokens exist once it has succeeded",
-  "format-not-for-dataset": "a download form a dataset encode job offers per shard, not whole",
+  "format-not-for-dataset":
+    "a dataset encode job's whole tokens asked for as JSON or .npy, or to decode or reconstruct: its shards offer these",
   "images-not-ready": "a job whose images exist once it has succeeded",
   "job-finished": "a job that has already ended",
   "webhook-target-forbidden": "a webhook URL on a private, loopback or unresolvable address",

@@ -14,9 +14,15 @@ import { HttpProblem } from "../../problem.ts";
 import { extractGroups, freezeDataset, missingShards } from "../dataset-listing.ts";
 import { findUploadedTokens } from "../token-uploads.ts";
 import { manifestOf, type TokenizerRow } from "../tokenizers.ts";
-import { type FrozenDataset, planDatasetEncode, shardPayload } from "./dataset-encode.ts";
+import {
+  type FrozenDataset,
+  isDatasetResult,
+  planDatasetEncode,
+  shardPayload,
+} from "./dataset-encode.ts";
 import { findJob } from "./read.ts";
 import { imageInputs, jobTokenizer, tokenizerRef, trainingEntries } from "./references.ts";
+import { notOneStream } from "./token-download.ts";
 
 export type ExtractPayload = Extract<TaskPayload, { kind: "extract" }>;
 
@@ -153,6 +159,7 @@ async function encodedTokens(
       `Job ${source.id} is a ${source.status} ${source.kind} job; reconstruct needs a succeeded encode job.`,
     );
   }
+  if (isDatasetResult(encoded)) throw notOneStream(source, "reconstructed whole");
   return {
     what: `Job ${source.id}`,
     key: bucketKeys.jobTokens(tenantId, source.id),

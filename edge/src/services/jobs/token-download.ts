@@ -46,8 +46,23 @@ function cacheKey(name: string, format: TokenFormat): Request {
   return new Request(`https://tokens.revq.internal/${name}/${format}`);
 }
 
+/**
+ * A succeeded encode job's one stored token stream, for decoding; a dataset encode job has one
+ * per shard instead (422 format-not-for-dataset).
+ */
 export function tokensOf(job: JobRow): EncodeResult["tokens"] {
-  return succeededResult(job, "encode", "tokens").tokens;
+  const result = succeededResult(job, "encode", "tokens");
+  if (isDatasetResult(result)) throw notOneStream(job, "decoded whole");
+  return result.tokens;
+}
+
+/** A dataset encode job's whole tokens asked for in a way only one stored stream offers. */
+export function notOneStream(job: JobRow, what: string): HttpProblem {
+  return new HttpProblem(
+    422,
+    "format-not-for-dataset",
+    `Job ${job.id} encoded a dataset into shards, which are not ${what}: take a shard's tokens (GET /v1/jobs/${job.id}/shards/{index}/tokens) and upload them (POST /v1/tokens).`,
+  );
 }
 
 /** One stored token stream to serve: where, what its header says, and its name (cache, files). */

@@ -66,8 +66,14 @@ export async function createJob(
   const now = Date.now();
   const jobId = newId("job", now);
   if (body.webhookUrl) checkWebhookTarget(body.webhookUrl, config.allowLoopbackWebhooks);
-  const plan = await taskPayload(env, db, config, tenantId, jobId, body);
-  const { tokenizer, payload, children, frozen } = plan;
+  const { tokenizer, payload, children, frozen } = await taskPayload(
+    env,
+    db,
+    config,
+    tenantId,
+    jobId,
+    body,
+  );
   const { kind, webhookUrl } = body;
   // The row keeps the request as accepted, less what has columns of its own (jobs/view.ts), and
   // what a dataset encode job froze.

@@ -1,10 +1,10 @@
 /**
  * Datasets: the tenant's list (with a form to make an upload dataset), and one dataset, to which
  * images are added by dropping them on the page or choosing them (the bulk-add route, as one
- * multipart request: all or nothing, so a refused image leaves the dataset as it was). The images
- * added here are shown as thumbnails and can be encoded as one job.
+ * multipart request: all or nothing, so a refused image leaves the dataset as it was). Its first
+ * images are shown as thumbnails and can be encoded as one job.
  */
-import type { Dataset, DatasetImagesAdded, Job } from "@revq/shared";
+import type { Dataset, DatasetImageList, DatasetImagesAdded, Job } from "@revq/shared";
 import { useState } from "preact/hooks";
 import { AuthImage } from "./auth-image.tsx";
 import { ErrorNote } from "./error-note.tsx";
@@ -16,6 +16,8 @@ import { usePoll } from "./use-poll.ts";
 type DatasetPage = { datasets: Dataset[]; nextCursor: string | null };
 
 const REFRESH_MS = 5000;
+/** Thumbnails shown (one page of the listing): enough to look at, not a gallery. */
+const SHOWN_IMAGES = 100;
 
 function size(bytes: number | null): string {
   if (bytes === null) return "—";
@@ -110,13 +112,7 @@ function imagesOf(files: FileList | null): { images: File[]; skipped: string[] }
   };
 }
 
-function DropZone({
-  dataset,
-  onAdded,
-}: {
-  dataset: Dataset;
-  onAdded(added: DatasetImagesAdded): void;
-}) {
+function DropZone({ dataset, onAdded }: { dataset: Dataset; onAdded(): void }) {
   const { api } = useSession();
   const [over, setOver] = useState(false);
   const [busy, setBusy] = useState<string | null>(null);
@@ -131,12 +127,11 @@ function DropZone({
     for (const image of images) form.append("images", image, image.name);
     setBusy(`Adding ${images.length} image${images.length === 1 ? "" : "s"}…`);
     try {
-      onAdded(
-        await api.upload<DatasetImagesAdded>(
-          `/v1/datasets/${encodeURIComponent(dataset.id)}/images`,
-          form,
-        ),
+      await api.upload<DatasetImagesAdded>(
+        `/v1/datasets/${encodeURIComponent(dataset.id)}/images`,
+        form,
       );
+      onAdded();
     } catch (error) {
       setFailure(error);
     } finally {
@@ -205,14 +200,52 @@ function EncodeButton({ images }: { images: string[] }) {
   );
 }
 
+/** The dataset's first images, read again whenever its count changes. */
+function DatasetImages({ dataset }: { dataset: Dataset }) {
+  const listed = usePoll(
+    (api) =>
+      api.get<DatasetImageList>(
+        `/v1/datasets/${encodeURIComponent(dataset.id)}/images?limit=${SHOWN_IMAGES}`,
+      ),
+    [dataset.id, dataset.imageCount],
+    REFRESH_MS,
+  );
+  const ids = listed.data?.images.map((image) => image.id);
+  return (
+    <>
+      <h2>Images</h2>
+      <ErrorNote error={listed.error} />
+      {!ids ? (
+        listed.error === undefined && <p class="loading">Loading the images…</p>
+      ) : ids.length === 0 ? (
+        <p class="empty">No images yet: drop some above.</p>
+      ) : (
+        <>
+          {listed.data?.nextCursor && (
+            <p class="muted">
+              The first {ids.length} of {dataset.imageCount}, in the order they were added.
+            </p>
+          )}
+          <ul class="thumbs">
+            {ids.map((image) => (
+              <li key={image} data-image={image}>
+                <AuthImage path={`/v1/images/${encodeURIComponent(image)}/content`} alt={image} />
+              </li>
+            ))}
+          </ul>
+          <EncodeButton images={ids} />
+        </>
+      )}
+    </>
+  );
+}
+
 export function DatasetPage({ id }: { id: string }) {
   const polled = usePoll(
     (api) => api.get<Dataset>(`/v1/datasets/${encodeURIComponent(id)}`),
     [id],
     REFRESH_MS,
   );
-  const [added, setAdded] = useState<{ id: string; images: string[] }>({ id, images: [] });
-  const shown = added.id === id ? added.images : [];
   const dataset = polled.data;
   return (
     <section>
@@ -250,36 +283,12 @@ export function DatasetPage({ id }: { id: string }) {
           {dataset.source === "prefix" ? (
             <p class="empty">
               A prefix dataset holds the files under <code>{dataset.prefix}</code> in the bucket:
-              add images there through the S3 API, not here.
-            </p>
-          ) : (
-            <DropZone
-              dataset={dataset}
-              onAdded={(result) => {
-                setAdded({ id, images: [...shown, ...result.imageIds] });
-                polled.reload();
-              }}
-            />
-          )}
-          <h2>Added here</h2>
-          {shown.length === 0 ? (
-            <p class="empty">
-              Images you add on this page show here. (The edge has no listing of a dataset's images
-              yet, so the ones added before are counted above but not shown.)
+              add and list images there through the S3 API, not here.
             </p>
           ) : (
             <>
-              <ul class="thumbs">
-                {shown.map((image) => (
-                  <li key={image} data-image={image}>
-                    <AuthImage
-                      path={`/v1/images/${encodeURIComponent(image)}/content`}
-                      alt={image}
-                    />
-                  </li>
-                ))}
-              </ul>
-              <EncodeButton images={shown} />
+              <DropZone dataset={dataset} onAdded={() => polled.reload()} />
+              <DatasetImages dataset={dataset} />
             </>
           )}
         </>

@@ -85,7 +85,7 @@ describe("the console's pages", () => {
     await page.fill("#dataset-name", "dropped photos");
     await page.getByRole("button", { name: "Create" }).click();
     await page.getByRole("heading", { name: "dropped photos" }).waitFor();
-    await page.getByText("Images you add on this page show here").waitFor();
+    await page.getByText("No images yet: drop some above.").waitFor();
 
     // A PNG that is not one: the edge refuses the whole request, and the dataset stays empty.
     await dropFiles(page, ".drop-zone", [
@@ -101,6 +101,9 @@ describe("the console's pages", () => {
     await page.getByRole("alert").filter({ hasText: "Not images, left out: notes.txt" }).waitFor();
     await page.locator(".thumbs img").waitFor();
     await page.locator(".image-count", { hasText: "1" }).waitFor();
+    // The edge lists the dataset's images: a fresh visit shows the one added before.
+    await page.reload();
+    await page.locator(".thumbs img").waitFor();
 
     await page.getByRole("button", { name: "Encode this image" }).click();
     await succeededJob();

@@ -43,6 +43,7 @@ export const DatasetImageList = z
     nextCursor: NextCursor,
   })
   .meta({ id: "DatasetImageList" });
+export type DatasetImageList = z.infer<typeof DatasetImageList>;
 
 export const DatasetImagesAdded = z
   .object({

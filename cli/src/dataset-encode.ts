@@ -57,7 +57,7 @@ function badShard(index: number, why: string): CliError {
   );
 }
 
-/** Downloads the job's manifest, index and every shard into `dir`; returns the manifest. */
+/** Downloads the job's manifest, index and every shard into `dir`: what it wrote, and the bytes of the shards. */
 export async function downloadDataset(
   api: Api,
   out: Output,

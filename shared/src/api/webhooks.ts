@@ -21,6 +21,7 @@ export const Webhook = z
     createdAt: Timestamp,
   })
   .meta({ id: "Webhook" });
+export type Webhook = z.infer<typeof Webhook>;
 
 /** An intersection, so that the document refers to Webhook rather than repeating it. */
 export const WebhookCreated = z

@@ -8,7 +8,7 @@
  * crops, code usage on held-out crops, bits per image. Writes the figures as JSON and plots them
  * (Vega-Lite, rendered to SVG in Node).
  *
- *   npm run sweep:token-count [-- --quick] [--latents N] [--epochs N] [--plot-only]
+ *   npm run sweep:token-count [-- --quick] [--latents N] [--epochs N] [--only ID,ID] [--plot-only]
  *
  * Each variant's result is kept in <work>/sweep/<variant>/result.json with the parameters it was
  * trained with: a sweep that stops goes on where it was when started again.
@@ -47,17 +47,18 @@ const VARIANTS: Variant[] = [
   { id: "T256-K4096", series: "tokens", tokens: 256, groups: 1, codes: 4096 },
   { id: "T512-K4096", series: "tokens", tokens: 512, groups: 1, codes: 4096 },
   { id: "T1024-K4096", series: "tokens", tokens: 1024, groups: 1, codes: 4096 },
-  // Codebook sizes at 512 tokens.
+  // The paper's per-position codebooks (G = T) against one shared codebook at equal bits.
   { id: "T512-K256", series: "codes", tokens: 512, groups: 1, codes: 256 },
-  { id: "T512-K1024", series: "codes", tokens: 512, groups: 1, codes: 1024 },
-  // The paper's per-position codebooks (G = T) at the bits of T512-K256.
   { id: "T512-K256-G512", series: "groups", tokens: 512, groups: 512, codes: 256 },
+  // One more codebook size at 512 tokens.
+  { id: "T512-K1024", series: "codes", tokens: 512, groups: 1, codes: 1024 },
 ];
 
 const QUICK = { latents: 320, epochs: 1, usageCrops: 64 };
-const FULL = { latents: 2048, epochs: 4, usageCrops: 512 };
-/** The paper's loss: the trend is the method's own. */
+const FULL = { latents: 1024, epochs: 4, usageCrops: 256 };
+/** The paper's loss (the trend is the method's own), at a learning rate for a run of few steps. */
 const LOSS_WEIGHTING = "uniform";
+const RECTIFIER_LR = 0.004;
 
 async function main(): Promise<void> {
   const o = parseOptions();
@@ -83,7 +84,28 @@ async function main(): Promise<void> {
   const heldoutFiles = photoFiles(join(o.photos, "heldout"));
   const crops = await heldOutCrops(heldoutFiles);
   const rows: SweepRow[] = [];
-  for (const variant of VARIANTS) {
+  // Written after every variant: a sweep cut short still leaves what it measured.
+  const writeResults = async () => {
+    const result: SweepResult = {
+      description:
+        "Tokenizers on the default VAE's latents (scripts/token-count-sweep.ts): held-out latent MSE (normalised) before and after the rectifier, PSNR/SSIM on the default VAE's held-out grid crops from tokens with the rectifier and with the codebook alone, usage on seeded random held-out crops",
+      quick: o.quick,
+      latents: latents.count,
+      heldOutLatents: data.heldOut.count,
+      epochs: o.epochs,
+      batchSize: D.batchSize,
+      rectifier: { ...D.rectifier, lr: RECTIFIER_LR, lossWeighting: LOSS_WEIGHTING },
+      heldOutCrops: crops.count,
+      usageCrops: o.usageCrops,
+      backend: selection.backend,
+      rows,
+    };
+    mkdirSync(dirname(o.json), { recursive: true });
+    writeFileSync(o.json, `${JSON.stringify(result, null, 2)}\n`);
+    log(`wrote ${o.json}`);
+    await writePlot(o.svg, result);
+  };
+  for (const variant of o.variants) {
     const sizes: RunSizes = {
       tokens: variant.tokens,
       groups: variant.groups,
@@ -92,7 +114,7 @@ async function main(): Promise<void> {
       batchSize: D.batchSize,
       seed: D.seed,
       assignment: "exact",
-      rectifierLr: D.rectifierLr,
+      rectifierLr: RECTIFIER_LR,
       rectifierLossWeighting: LOSS_WEIGHTING,
       channels: D.rectifier.channels,
       blocks: D.rectifier.blocks,
@@ -107,6 +129,7 @@ async function main(): Promise<void> {
       if (previous.key === key) {
         log(`${variant.id}: kept`);
         rows.push(previous.row);
+        await writeResults();
         continue;
       }
     }
@@ -161,25 +184,8 @@ async function main(): Promise<void> {
       `${variant.id}: latent ${row.latentMse.quantized.toFixed(4)} → ${row.latentMse.rectified.toFixed(4)}, PSNR ${row.psnr.codebookAlone.toFixed(2)} → ${row.psnr.tokens.toFixed(2)} (VAE ${row.psnr.vae.toFixed(2)}), usage ${row.usage.mean.toFixed(3)}`,
     );
     rows.push(row);
+    await writeResults();
   }
-  const result: SweepResult = {
-    description:
-      "Tokenizers on the default VAE's latents (scripts/token-count-sweep.ts): held-out latent MSE (normalised) before and after the rectifier, PSNR/SSIM on the default VAE's held-out grid crops from tokens with the rectifier and with the codebook alone, usage on seeded random held-out crops",
-    quick: o.quick,
-    latents: latents.count,
-    heldOutLatents: data.heldOut.count,
-    epochs: o.epochs,
-    batchSize: D.batchSize,
-    rectifier: { ...D.rectifier, lr: D.rectifierLr, lossWeighting: LOSS_WEIGHTING },
-    heldOutCrops: crops.count,
-    usageCrops: o.usageCrops,
-    backend: selection.backend,
-    rows,
-  };
-  mkdirSync(dirname(o.json), { recursive: true });
-  writeFileSync(o.json, `${JSON.stringify(result, null, 2)}\n`);
-  log(`wrote ${o.json}`);
-  await writePlot(o.svg, result);
 }
 
 function parseOptions() {
@@ -196,6 +202,7 @@ function parseOptions() {
       json: { type: "string" },
       svg: { type: "string" },
       "plot-only": { type: "boolean", default: false },
+      only: { type: "string" },
     },
   });
   const quick = Boolean(args.quick);
@@ -227,6 +234,7 @@ function parseOptions() {
       args.svg ?? (quick ? join(work, "sweep-quick.svg") : "docs/token-count-sweep.svg"),
     ),
     plotOnly: Boolean(args["plot-only"]),
+    variants: args.only ? pickVariants(String(args.only).split(",")) : VARIANTS,
   };
 }
 
@@ -234,6 +242,17 @@ async function writePlot(svg: string, result: SweepResult): Promise<void> {
   mkdirSync(dirname(svg), { recursive: true });
   writeFileSync(svg, await renderSweepSvg(result));
   log(`wrote ${svg}`);
+}
+
+/** The variants named (by id), in the sweep's order; an unknown id is an error. */
+function pickVariants(ids: string[]): Variant[] {
+  const unknown = ids.filter((id) => !VARIANTS.some((v) => v.id === id));
+  if (unknown.length > 0) {
+    throw new Error(
+      `--only: no variant ${unknown.join(", ")} (${VARIANTS.map((v) => v.id).join(", ")})`,
+    );
+  }
+  return VARIANTS.filter((v) => ids.includes(v.id));
 }
 
 function mean(values: ArrayLike<number>): number {

@@ -50,6 +50,9 @@ export type SweepResult = {
   rows: SweepRow[];
 };
 
+/** A row of a vertical concatenation. */
+type ConcatRow = Extract<TopLevelSpec, { vconcat: unknown }>["vconcat"][number];
+
 const RECTIFIED = "tokens → codebook → rectifier";
 const PLAIN = "tokens → codebook alone";
 const COLORS = { domain: [PLAIN, RECTIFIED], range: ["#9e9e9e", "#1f77b4"] };
@@ -102,6 +105,49 @@ export function sweepSpec(result: SweepResult): TopLevelSpec {
   const k256 = result.rows.find((r) => r.series === "groups")?.codes;
   const groupPair = long.filter((d) => d.series === "groups" || d.id === `T512-K${k256}`);
   const subtitle = `${result.latents} latents (${result.heldOutLatents} held out), ${result.epochs} epochs, rectifier ${result.rectifier.channels} ch × ${result.rectifier.blocks} block${result.quick ? ", QUICK" : ""}`;
+  const groupsRow: ConcatRow = {
+    hconcat: [
+      {
+        title: `Groups at equal bits (512 tokens × ${k256} codes): PSNR`,
+        width: 260,
+        height: 160,
+        data: { values: groupPair },
+        mark: { type: "point", filled: true, size: 80 },
+        encoding: {
+          x: { field: "layout", type: "nominal", title: null, axis: { labelAngle: 0 } },
+          y: {
+            field: "psnr",
+            type: "quantitative",
+            scale: { zero: false },
+            title: "PSNR (dB), held-out crops",
+          },
+          color,
+        },
+      },
+      {
+        title: "Groups at equal bits: held-out code usage",
+        width: 260,
+        height: 160,
+        data: { values: groupPair.filter((d) => d.decode === RECTIFIED) },
+        mark: { type: "bar", color: "#2ca02c" },
+        encoding: {
+          x: {
+            field: "layout",
+            type: "nominal",
+            title: null,
+            axis: { labelAngle: 0 },
+          },
+          y: {
+            field: "usage",
+            type: "quantitative",
+            scale: { domain: [0, 1] },
+            axis: { format: "%" },
+            title: "codes hit (mean over groups)",
+          },
+        },
+      },
+    ],
+  };
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: { text: "ReVQ on the default VAE: token count, codebook size, groups", subtitle },
@@ -179,49 +225,8 @@ export function sweepSpec(result: SweepResult): TopLevelSpec {
           },
         ],
       },
-      {
-        hconcat: [
-          {
-            title: `Groups at equal bits (512 tokens × ${k256} codes): PSNR`,
-            width: 260,
-            height: 160,
-            data: { values: groupPair },
-            mark: { type: "point", filled: true, size: 80 },
-            encoding: {
-              x: { field: "layout", type: "nominal", title: null, axis: { labelAngle: 0 } },
-              y: {
-                field: "psnr",
-                type: "quantitative",
-                scale: { zero: false },
-                title: "PSNR (dB), held-out crops",
-              },
-              color,
-            },
-          },
-          {
-            title: "Groups at equal bits: held-out code usage",
-            width: 260,
-            height: 160,
-            data: { values: groupPair.filter((d) => d.decode === RECTIFIED) },
-            mark: { type: "bar", color: "#2ca02c" },
-            encoding: {
-              x: {
-                field: "layout",
-                type: "nominal",
-                title: null,
-                axis: { labelAngle: 0 },
-              },
-              y: {
-                field: "usage",
-                type: "quantitative",
-                scale: { domain: [0, 1] },
-                axis: { format: "%" },
-                title: "codes hit (mean over groups)",
-              },
-            },
-          },
-        ],
-      },
+      // The groups comparison, when the sweep ran both of its variants.
+      ...(new Set(groupPair.map((d) => d.id)).size === 2 ? [groupsRow] : []),
     ],
   };
 }

@@ -78,6 +78,12 @@ describe("the token-count sweep's plot", () => {
     );
   });
 
+  it("leaves the groups comparison out when the sweep did not run both of its variants", () => {
+    const tokensOnly = { ...RESULT, rows: RESULT.rows.filter((r) => r.series === "tokens") };
+    expect((sweepSpec(tokensOnly) as { vconcat: unknown[] }).vconcat).toHaveLength(1);
+    expect((sweepSpec(RESULT) as { vconcat: unknown[] }).vconcat).toHaveLength(2);
+  });
+
   it("renders to SVG in Node", async () => {
     const svg = await renderSweepSvg(RESULT);
     expect(svg.startsWith("<svg")).toBe(true);

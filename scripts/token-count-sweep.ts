@@ -17,7 +17,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { canonicalJson, defaultHeldOut } from "@revq/shared";
+import { canonicalJson, defaultHeldOut, latentSize } from "@revq/shared";
 import { isBackendChoice, selectBackend } from "../gpu-worker/src/backend.ts";
 import { loadVae } from "../gpu-worker/src/models/load-vae.ts";
 import { safetensorsSource } from "../gpu-worker/src/models/sources.ts";
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
       const bitsPerToken = Math.ceil(Math.log2(variant.codes));
       return {
         ...variant,
-        codeDim: 2048 / variant.tokens,
+        codeDim: latentSize(frozen.spec.latentShape) / variant.tokens,
         bitsPerToken,
         bitsPerImage: variant.tokens * bitsPerToken,
         heldOutLatents: last.latents,

@@ -10,15 +10,14 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { lookupCodes, normalize, Rng } from "@revq/shared";
-import * as tf from "@tensorflow/tfjs-core";
+import { Rng } from "@revq/shared";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
-import { rectify } from "../../gpu-worker/src/models/rectifier.ts";
 import type { Tokenizer } from "../../gpu-worker/src/pipeline/tokenizer.ts";
 import { withTokenizerFolder } from "../../gpu-worker/src/pipeline/tokenizer-folder.ts";
 import { psnr } from "../../gpu-worker/src/train/image-metrics.ts";
-import { CROP, gridCrops, loadScaled, photoFiles } from "../default-vae/photos.ts";
-import { fromBytes, toBytes } from "./crops.ts";
+import { CROP, photoFiles } from "../default-vae/photos.ts";
+import { heldOutCrops } from "./evaluate.ts";
+import { quantizeLatents, rectifyChw } from "./latent-errors.ts";
 
 const SIZE = { height: CROP, width: CROP };
 /** Normalised noise std of the per-channel sensitivity probe. */
@@ -41,25 +40,12 @@ const report = await withTokenizerFolder(String(args.tokenizer), (t) =>
 if (args.json) writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
 
 async function diagnose(t: Tokenizer, photos: string) {
-  const crops = gridCrops(await loadScaled(photoFiles(join(photos, "heldout")), [64, 128, 256]));
-  const n = crops.length;
-  const images = new Float32Array(n * CROP * CROP * 3);
-  crops.forEach((c, i) => {
-    images.set(fromBytes(toBytes(c.pixels)), i * CROP * CROP * 3);
-  });
+  const { images, count: n } = await heldOutCrops(photoFiles(join(photos, "heldout")));
   const { channels: c, height: h, width: w } = t.manifest.vae.latentShape;
   const plane = h * w;
   const dims = c * plane;
-  const raw = await t.vae.encode(images, n);
-  const x = new Float32Array(raw.length);
-  const q = new Float32Array(raw.length);
-  for (let i = 0; i < n; i++) {
-    const zi = normalize(raw.subarray(i * dims, (i + 1) * dims), t.mean, t.std);
-    x.set(zi, i * dims);
-    const ids = t.index.search(zi, t.layout.tokens).ids;
-    q.set(lookupCodes(t.codebook, ids, t.layout.tokens), i * dims);
-  }
-  const r = t.rectifier ? rectifyNchw(t, q, n) : q;
+  const { x, q } = quantizeLatents(t, await t.vae.encode(images, n), n);
+  const r = t.rectifier ? rectifyChw(t, t.rectifier, q, n) : q;
   const decode = (normalised: Float32Array) =>
     t.vae.decode(
       Float32Array.from(normalised, (v, k) => v * t.std[k % dims] + t.mean[k % dims]),
@@ -201,17 +187,6 @@ type ChannelFigures = {
   rawMseRectified: number;
   sensitivity: number;
 };
-
-/** Normalised C-H-W latents through the rectifier (which computes channels-last). */
-function rectifyNchw(t: Tokenizer, latents: Float32Array, count: number): Float32Array {
-  const { channels: c, height: h, width: w } = t.manifest.vae.latentShape;
-  const rectifier = t.rectifier;
-  if (!rectifier) return latents;
-  return tf.tidy(() => {
-    const nhwc = tf.transpose(tf.tensor4d(latents, [count, c, h, w]), [0, 2, 3, 1]) as tf.Tensor4D;
-    return tf.transpose(rectify(rectifier, nhwc), [0, 3, 1, 2]).dataSync() as Float32Array;
-  });
-}
 
 function mean(values: ArrayLike<number>): number {
   return Array.from(values).reduce((a, b) => a + b, 0) / values.length;

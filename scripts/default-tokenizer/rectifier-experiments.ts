@@ -10,14 +10,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  canonicalJson,
-  lookupCodes,
-  normalize,
-  type RectifierLossWeighting,
-  Rng,
-  sha256Hex,
-} from "@revq/shared";
+import { canonicalJson, type RectifierLossWeighting, Rng, sha256Hex } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
 import {
@@ -40,8 +33,9 @@ import { psnr, ssim } from "../../gpu-worker/src/train/image-metrics.ts";
 import { rectifierLossWeights } from "../../gpu-worker/src/train/loss-weights.ts";
 import { learningRateAt } from "../../gpu-worker/src/train/schedule.ts";
 import { MAX_GRAD_NORM, toNhwc } from "../../gpu-worker/src/train/step.ts";
-import { CROP, gridCrops, loadScaled, photoFiles } from "../default-vae/photos.ts";
-import { fromBytes, toBytes } from "./crops.ts";
+import { CROP, photoFiles } from "../default-vae/photos.ts";
+import { heldOutCrops } from "./evaluate.ts";
+import { quantizeLatents, rectifyChw } from "./latent-errors.ts";
 import { DEFAULT_TOKENIZER as D, DEFAULT_WORK } from "./settings.ts";
 
 type Variant = {
@@ -94,7 +88,7 @@ const VARIANTS: Variant[] = [
     weighting: "uniform",
   },
   {
-    name: "shipped + std lr 0.0005",
+    name: "shipped + latent-variance lr 0.0005",
     from: "shipped",
     channels: 16,
     blocks: 1,
@@ -171,37 +165,15 @@ async function trainingPairs(t: Tokenizer, count: number): Promise<Pairs> {
     set,
     Array.from({ length: count }, (_, i) => i),
   );
-  return quantizeAll(t, raw, count);
-}
-
-function quantizeAll(t: Tokenizer, raw: Float32Array, count: number): Pairs {
-  const dims = raw.length / count;
-  const x = new Float32Array(raw.length);
-  const q = new Float32Array(raw.length);
-  for (let i = 0; i < count; i++) {
-    const z = normalize(raw.subarray(i * dims, (i + 1) * dims), t.mean, t.std);
-    x.set(z, i * dims);
-    q.set(
-      lookupCodes(t.codebook, t.index.search(z, t.layout.tokens).ids, t.layout.tokens),
-      i * dims,
-    );
-  }
-  return { count, x, q };
+  return quantizeLatents(t, raw, count);
 }
 
 type HeldOut = Pairs & { images: Float32Array; reference: Float32Array };
 
 async function heldOutSet(t: Tokenizer): Promise<HeldOut> {
-  const crops = gridCrops(
-    await loadScaled(photoFiles(join(String(args.photos), "heldout")), [64, 128, 256]),
-  );
-  const n = crops.length;
-  const images = new Float32Array(n * CROP * CROP * 3);
-  crops.forEach((c, i) => {
-    images.set(fromBytes(toBytes(c.pixels)), i * CROP * CROP * 3);
-  });
-  const raw = await t.vae.encode(images, n);
-  return { ...quantizeAll(t, raw, n), images, reference: await t.vae.decode(raw, n) };
+  const { images, count } = await heldOutCrops(photoFiles(join(String(args.photos), "heldout")));
+  const raw = await t.vae.encode(images, count);
+  return { ...quantizeLatents(t, raw, count), images, reference: await t.vae.decode(raw, count) };
 }
 
 async function trainVariant(t: Tokenizer, v: Variant, pairs: Pairs): Promise<Rectifier> {
@@ -209,8 +181,8 @@ async function trainVariant(t: Tokenizer, v: Variant, pairs: Pairs): Promise<Rec
     latentChannels: t.manifest.vae.latentShape.channels,
     channels: v.channels,
     blocks: v.blocks,
-    headDim: 16,
-    multiscales: [5],
+    headDim: D.rectifier.headDim,
+    multiscales: [...D.rectifier.multiscales],
   };
   const r =
     v.from === "shipped" && t.rectifier
@@ -228,7 +200,7 @@ async function trainVariant(t: Tokenizer, v: Variant, pairs: Pairs): Promise<Rec
     rectifierLossWeights(v.weighting, shape, t) ??
     (tf.ones([1, shape.height, shape.width, shape.channels]) as tf.Tensor4D);
   const rng = new Rng(D.seed);
-  const batch = 16;
+  const batch = D.batchSize;
   for (let epoch = 0; epoch < v.epochs; epoch++) {
     opt.groups[0].lr = learningRateAt(v.lr, epoch, v.epochs);
     const order = shuffledOrder(rng, pairs.count);
@@ -271,22 +243,7 @@ async function score(t: Tokenizer, r: Rectifier | null, held: HeldOut) {
   const n = held.count;
   const dims = held.x.length / n;
   const shape = t.manifest.vae.latentShape;
-  const rect = r
-    ? (tf.tidy(() =>
-        tf
-          .transpose(
-            rectify(
-              r,
-              tf.transpose(
-                tf.tensor4d(held.q, [n, shape.channels, shape.height, shape.width]),
-                [0, 2, 3, 1],
-              ) as tf.Tensor4D,
-            ),
-            [0, 3, 1, 2],
-          )
-          .dataSync(),
-      ) as Float32Array)
-    : held.q;
+  const rect = r ? rectifyChw(t, r, held.q, n) : held.q;
   let mse = 0;
   let flat = 0;
   const plane = shape.height * shape.width;

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   type Job,
+  manifestFiles,
   manifestHash as manifestHashOf,
   parseManifest,
   parseSafetensors,
@@ -35,7 +36,11 @@ let edge: LocalEdge;
 const dir = mkdtempSync(join(tmpdir(), "revq-cli-"));
 let tenant: Tenant;
 let worker: WorkerProcess;
-let tokenizer: { id: string; hash: string };
+let tokenizer: {
+  id: string;
+  hash: string;
+  latentShape: { channels: number; height: number; width: number };
+};
 let env: Record<string, string>;
 /** The dataset `revq train trainset` made, trained on again by `revq train --dataset`. */
 let trainset: string;
@@ -70,7 +75,11 @@ beforeAll(async () => {
   });
   await edge.start();
   tenant = await edge.tenant("cli");
-  tokenizer = { id: await registerOn(edge, built), hash: built.hash };
+  tokenizer = {
+    id: await registerOn(edge, built),
+    hash: built.hash,
+    latentShape: built.manifest.vae.latentShape,
+  };
   writeTokenizerFolder(tinyDir, built);
   worker = new WorkerProcess(edge, { name: "cli-worker", workerKey: tenant.workerKey });
   await worker.waitFor((l) => l.msg === "revq-worker started");
@@ -181,9 +190,25 @@ describe("revq against a running edge", () => {
       "r3/0001.png",
       "r3/0002.png",
     ]);
-    const fromNpy = await run(["reconstruct", "t.npy", "--tokenizer", tokenizer.id, "-o", "r4"]);
+    const fromNpy = await run([
+      "reconstruct",
+      "t.npy",
+      "--tokenizer",
+      tokenizer.id,
+      "-o",
+      "r4",
+      "--latents",
+    ]);
     expect(fromNpy.code, fromNpy.stderr).toBe(0);
-    expect(fromNpy.stdout).toMatch(/^3 PNGs in r4\/ /);
+    expect(fromNpy.stdout).toMatch(/^3 PNGs and latents\.npy in r4\/ /);
+    // The latents the PNGs were decoded from, one per record, in the VAE's own (C, H, W).
+    const latents = readNpy(new Uint8Array(readFileSync(join(dir, "r4", "latents.npy"))));
+    const { channels, height, width } = tokenizer.latentShape;
+    expect({ dtype: latents.dtype, shape: latents.shape }).toEqual({
+      dtype: "<f4",
+      shape: [3, channels, height, width],
+    });
+    expect((latents.data as Float32Array).every(Number.isFinite)).toBe(true);
     expect(fromNpy.stderr).toMatch(/3 records of t\.npy uploaded as tks_\w+/);
     // The same ids give the same pixels, whichever form carried them.
     for (const name of ["0000.png", "0002.png"]) {
@@ -553,7 +578,8 @@ describe("revq train --offline", () => {
     );
     expect(manifest.quantizer).toMatchObject({ tokens: 128, codesPerGroup: 16 });
 
-    // Uploaded under this tenant's own key: every file goes up once, then none.
+    // Uploaded under this tenant's own key: the files the edge lacks go up (a file it holds,
+    // such as the remote training's identical one, is copied there), and then none.
     type Upload = {
       tokenizer: { owner: string; status: string; manifestHash: string };
       sent: string[];
@@ -566,7 +592,8 @@ describe("revq train --offline", () => {
       status: "ready",
       manifestHash: await manifestHashOf(manifest),
     });
-    expect(upload.sent.length).toBeGreaterThan(0);
+    const paths = manifestFiles(manifest).map((ref) => ref.path);
+    expect(upload.sent.every((path) => paths.includes(path))).toBe(true);
     expect(json<Upload>(await run(["tokenizers", "upload", "offline-tok", "--json"])).sent).toEqual(
       [],
     );

@@ -1,4 +1,5 @@
 import { env } from "cloudflare:workers";
+import { writeNpy } from "@revq/shared";
 import { describe, expect, it } from "vitest";
 import { IMAGES } from "./fixtures/images.ts";
 import {
@@ -16,8 +17,11 @@ import { call, expectProblem, json } from "./helpers.ts";
 /** What a worker writes for the two records: two different PNGs. */
 const PNGS = [IMAGES.png, pngClaiming(8, 8, 40)];
 
-/** A succeeded encode job of two images, and a reconstruct job of it, leased but not finished. */
-async function reconstructJob(world: World) {
+/**
+ * A succeeded encode job of two images, and a reconstruct job of it (keeping its latents if
+ * asked), leased but not finished.
+ */
+async function reconstructJob(world: World, latents = false) {
   const encode = await createEncodeJob(world, 2);
   const [encodeTask] = await lease(world.workerKey);
   await writeTokensFor(encodeTask, world.tiny);
@@ -27,24 +31,37 @@ async function reconstructJob(world: World) {
   });
   expect(encoded.status).toBe(200);
   const res = await call("/v1/jobs", {
-    ...json({ kind: "reconstruct", tokenizer: world.tokenizerId, inputs: { job: encode.id } }),
+    ...json({
+      kind: "reconstruct",
+      tokenizer: world.tokenizerId,
+      inputs: { job: encode.id },
+      latents,
+    }),
     key: world.apiKey,
   });
   expect(res.status).toBe(202);
   const job = (await res.json()) as { id: string };
   const [task] = await lease(world.workerKey);
   if (task.payload.kind !== "reconstruct") throw new Error("kind");
-  const output = task.payload.output.images;
-  const finish = async () => {
-    for (const [i, key] of output.entries()) await env.BUCKET.put(key, PNGS[i]);
-    const done = await workerCall(world.workerKey, `/tasks/${task.taskId}/complete`, {
+  const { images: output, latents: latentsKey } = task.payload.output;
+  const complete = () =>
+    workerCall(world.workerKey, `/tasks/${task.taskId}/complete`, {
       leaseId: task.leaseId,
       result: { kind: "reconstruct" },
     });
-    expect(done.status).toBe(200);
+  const finish = async () => {
+    for (const [i, key] of output.entries()) await env.BUCKET.put(key, PNGS[i]);
+    if (latentsKey) await env.BUCKET.put(latentsKey, LATENTS);
+    expect((await complete()).status).toBe(200);
   };
-  return { id: job.id, encodeId: encode.id, finish };
+  return { id: job.id, encodeId: encode.id, latentsKey, complete, finish };
 }
+
+/** What a worker writes as the two records' latents (the tiny tokenizer's 2×2×2). */
+const LATENTS = writeNpy(
+  Float32Array.from({ length: 16 }, (_, i) => i / 4),
+  [2, 2, 2, 2],
+);
 
 const image = (world: World, id: string, index: number | string, headers: HeadersInit = {}) =>
   call(`/v1/jobs/${id}/images/${index}`, { key: world.apiKey, headers });
@@ -117,5 +134,48 @@ describe("GET /v1/jobs/{id}/images/{index}", () => {
     expect((await getJob(world, job.id)).result).toBeNull();
     const problem = await expectProblem(await image(world, job.id, 0), 409, "images-not-ready");
     expect(problem.detail).toContain("running");
+  });
+});
+
+describe("GET /v1/jobs/{id}/latents", () => {
+  it("serves a reconstruct job's latents when it was asked for them, and says why not otherwise", async () => {
+    const world = await newWorld();
+    const job = await reconstructJob(world, true);
+    expect(job.latentsKey).toMatch(/\/latents\.npy$/);
+    const latents = () => call(`/v1/jobs/${job.id}/latents`, { key: world.apiKey });
+    await expectProblem(await latents(), 409, "latents-not-ready");
+    // A worker that wrote neither the images nor the latents has not done the task.
+    await expectProblem(await job.complete(), 422, "invalid-result");
+    await job.finish();
+
+    const view = await getJob(world, job.id);
+    const kept = (view.result as { latents: { bytes: number; url: string } }).latents;
+    expect(kept).toMatchObject({ bytes: LATENTS.length, url: `/v1/jobs/${job.id}/latents` });
+    const res = await latents();
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/x-npy");
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(LATENTS);
+    const partial = await call(kept.url, { key: world.apiKey, headers: { range: "bytes=0-9" } });
+    expect(partial.status).toBe(206);
+    expect(new Uint8Array(await partial.arrayBuffer())).toEqual(LATENTS.subarray(0, 10));
+
+    const imagesOnly = await reconstructJob(world);
+    await imagesOnly.finish();
+    await expectProblem(
+      await call(`/v1/jobs/${imagesOnly.id}/latents`, { key: world.apiKey }),
+      404,
+      "latents-not-kept",
+    );
+    await expectProblem(
+      await call(`/v1/jobs/${job.encodeId}/latents`, { key: world.apiKey }),
+      404,
+      "no-latents",
+    );
+    const stranger = await newWorld();
+    await expectProblem(
+      await call(`/v1/jobs/${job.id}/latents`, { key: stranger.apiKey }),
+      404,
+      "job-not-found",
+    );
   });
 });

@@ -8,12 +8,14 @@ import { join } from "node:path";
 import {
   bucketKeys,
   canonicalJson,
+  denormalize,
   type LeasedTask,
   lookupCodes,
   manifestHash,
   nearestCodesExhaustive,
   normalize,
   parseManifest,
+  readNpy,
   readTokenStream,
   TOKEN_STREAM_MEDIA_TYPE,
   type TokenizerRef,
@@ -111,7 +113,12 @@ async function encodeTask(
   };
 }
 
-function reconstructTask(ref: TokenizerRef, tokensKey: string, records: number): LeasedTask {
+function reconstructTask(
+  ref: TokenizerRef,
+  tokensKey: string,
+  records: number,
+  latents = false,
+): LeasedTask {
   const jobId = id("job");
   return {
     taskId: id("tsk"),
@@ -128,6 +135,7 @@ function reconstructTask(ref: TokenizerRef, tokensKey: string, records: number):
       input: { tokens: tokensKey, recordCount: records },
       output: {
         images: Array.from({ length: records }, (_, i) => bucketKeys.jobImage(TENANT, jobId, i)),
+        ...(latents ? { latents: bucketKeys.jobLatents(TENANT, jobId) } : {}),
       },
     },
   };
@@ -373,7 +381,7 @@ describe("a tokenizer whose VAE is not in the bucket", () => {
 });
 
 describe("reconstruct task", () => {
-  async function roundTrip(built: BuiltTokenizer, count: number) {
+  async function roundTrip(built: BuiltTokenizer, count: number, latents = false) {
     const bucket = new MemoryBucket();
     const p = pipelines(bucket, 2);
     const ref = putTokenizer(bucket, built);
@@ -386,14 +394,36 @@ describe("reconstruct task", () => {
     const encode = await encodeTask(bucket, ref, images);
     await runTask(p)(encode, context());
     const tokensKey = bucketKeys.jobTokens(TENANT, encode.jobId);
-    const task = reconstructTask(ref, tokensKey, count);
+    const task = reconstructTask(ref, tokensKey, count, latents);
     const outcome = await runTask(p)(task, context());
     const keys = (task.payload as { output: { images: string[] } }).output.images;
     const pngs = keys.map((k) => bucket.objects.get(k) as Uint8Array);
     for (const k of keys) expect(bucket.types.get(k)).toBe("image/png");
     const { tokens } = readTokenStream(bucket.objects.get(tokensKey) as Uint8Array);
-    return { p, ref, images, tokens, pngs, outcome, bucket, tokensKey };
+    return { p, ref, images, tokens, pngs, outcome, bucket, tokensKey, task };
   }
+
+  it("keeps the latents its images were decoded from when asked: one (N, C, H, W) float32 .npy", async () => {
+    const { p, ref, tokens, bucket, task } = await roundTrip(rectified, 3, true);
+    const key = bucketKeys.jobLatents(TENANT, task.jobId);
+    expect(bucket.types.get(key)).toBe("application/x-npy");
+    const npy = readNpy(bucket.objects.get(key) as Uint8Array);
+    await p.tokenizers.with(ref, { bucket: p.bucket }, async (t) => {
+      const { channels, height, width } = t.manifest.vae.latentShape;
+      expect({ dtype: npy.dtype, shape: npy.shape }).toEqual({
+        dtype: "<f4",
+        shape: [3, channels, height, width],
+      });
+      const each = channels * height * width;
+      for (let i = 0; i < 3; i++) {
+        const quantized = lookupCodes(t.codebook, tokens.subarray(i * 128, (i + 1) * 128), 128);
+        const [{ latent }] = await decodeImages(t, [quantized]);
+        expect(npy.data.subarray(i * each, (i + 1) * each)).toEqual(latent);
+        // Rectified: not the codebook's latent, de-normalised.
+        expect(latent).not.toEqual(denormalize(quantized, t.mean, t.std));
+      }
+    });
+  });
 
   it("decodes tokens through lookup, rectifier, de-normalisation and the VAE into PNGs", async () => {
     const { p, ref, tokens, pngs, outcome } = await roundTrip(rectified, 3);
@@ -401,7 +431,7 @@ describe("reconstruct task", () => {
     await p.tokenizers.with(ref, { bucket: p.bucket }, async (t) => {
       for (let i = 0; i < 3; i++) {
         const quantized = lookupCodes(t.codebook, tokens.subarray(i * 128, (i + 1) * 128), 128);
-        const [image] = await decodeImages(t, [quantized]);
+        const [{ image }] = await decodeImages(t, [quantized]);
         const expected = Uint8Array.from(image, (v) =>
           Math.round(Math.min(1, Math.max(-1, v)) * 127.5 + 127.5),
         );
@@ -409,8 +439,8 @@ describe("reconstruct task", () => {
       }
       // The rectifier is in the path: without it the images differ.
       const quantized = lookupCodes(t.codebook, tokens.subarray(0, 128), 128);
-      const [withIt] = await decodeImages(t, [quantized]);
-      const [without] = await decodeImages({ ...t, rectifier: null }, [quantized]);
+      const [{ image: withIt }] = await decodeImages(t, [quantized]);
+      const [{ image: without }] = await decodeImages({ ...t, rectifier: null }, [quantized]);
       expect(psnr(withIt, without, 2)).toBeLessThan(60);
     });
   });

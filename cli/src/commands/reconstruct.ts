@@ -2,7 +2,8 @@
  * revq reconstruct JOB_ID | TOKENS | FILES: tokens back to pixels (codebook lookup, rectifier,
  * VAE decoder on a GPU worker), as PNGs. From an encode job's tokens, from a token file (what a
  * generative model wrote: uploaded first), or straight from images (an encode job first), which
- * shows what the tokenizer keeps of them.
+ * shows what the tokenizer keeps of them. With --latents, also the VAE latents the PNGs were
+ * decoded from, as one .npy (what diffusion and autoregressive pipelines take).
  */
 
 import { randomUUID } from "node:crypto";
@@ -26,8 +27,10 @@ import { chooseTokenizer, namedTokenizer } from "../tokenizer-choice.ts";
  * A succeeded reconstruct job's result, as its job view shows it: one PNG per record, each with
  * its download url (a job's `result` is free-form in the API's Job schema, so it is checked here).
  */
+const Download = z.looseObject({ bytes: z.number(), url: z.string() });
 const ReconstructResult = z.looseObject({
-  images: z.array(z.looseObject({ index: z.number(), bytes: z.number(), url: z.string() })),
+  images: z.array(Download.extend({ index: z.number() })),
+  latents: Download.optional(),
 });
 
 const help = `usage: revq reconstruct JOB_ID [options]
@@ -40,6 +43,8 @@ of shape (N, T), e.g. what your model generated), or from images (tokenized firs
 --tokenizer), to see what the tokenizer keeps of them.
 
   -o, --out <dir>     folder for the PNGs [reconstructed]
+  --latents           also download the rectified, de-normalised VAE latents they were decoded
+                      from: latents.npy in the folder, float32 of shape (N, C, H, W)
   --tokenizer <id>    for images and .npy: the tokenizer (default REVQ_TOKENIZER, else the only
                       one); for a token stream or JSON, checked against the one it names
 ${COMMON_HELP}`;
@@ -52,6 +57,7 @@ export const reconstruct: Command = {
     const s = setup(this, argv, {
       out: { type: "string", short: "o" },
       tokenizer: { type: "string" },
+      latents: { type: "boolean" },
     });
     if (!s) return;
     const dir = stringOption(s.parsed, "out") ?? "reconstructed";
@@ -80,7 +86,8 @@ export const reconstruct: Command = {
       source = fromEncodeJob((await encodeImages(api, s.out, images, tokenizer)).job);
       paths = images.map((i) => i.path);
     }
-    const job = await reconstructJob(api, s.out, source);
+    const withLatents = s.parsed.values.latents === true;
+    const job = await reconstructJob(api, s.out, source, withLatents);
     const parsed = ReconstructResult.safeParse(job.result);
     if (!parsed.success) {
       const hint = "the edge may run another version than this CLI";
@@ -88,7 +95,7 @@ export const reconstruct: Command = {
         hint,
       });
     }
-    const { images } = parsed.data;
+    const { images, latents } = parsed.data;
     // Named after the images when we know them, else by record.
     const named = paths ? pngNames(paths) : undefined;
     const nameOf = (index: number) => named?.[index] ?? `${String(index).padStart(4, "0")}.png`;
@@ -96,21 +103,23 @@ export const reconstruct: Command = {
     const files: string[] = [];
     const download = s.out.progress("download");
     for (const [n, image] of images.entries()) {
-      const png = await api.bytes("GET", image.url);
-      if (png.length !== image.bytes) {
-        throw new CliError(
-          `image ${image.index} came with ${png.length} bytes, not ${image.bytes}`,
-          EXIT.unavailable,
-        );
-      }
-      const file = join(dir, nameOf(image.index));
-      await writeOutput(file, png);
-      files.push(file);
+      files.push(
+        await downloadTo(api, image, join(dir, nameOf(image.index)), `image ${image.index}`),
+      );
       download.update(n + 1, images.length);
     }
     download.end();
+    if (withLatents) {
+      if (!latents) {
+        throw new CliError(`job ${job.id} succeeded without its latents`, EXIT.unavailable);
+      }
+      files.push(await downloadTo(api, latents, join(dir, "latents.npy"), "the latents"));
+    }
     s.out.result({ job: job.id, source: source.id, files });
-    s.out.line(`${files.length} PNG${files.length === 1 ? "" : "s"} in ${dir}/ (job ${job.id})`);
+    const pngs = images.length;
+    s.out.line(
+      `${pngs} PNG${pngs === 1 ? "" : "s"}${withLatents ? " and latents.npy" : ""} in ${dir}/ (job ${job.id})`,
+    );
   },
 };
 
@@ -145,9 +154,32 @@ async function uploadTokenFile(
   return { id: uploaded.id, tokenizer: uploaded.tokenizer.id, inputs: { tokens: uploaded.id } };
 }
 
-async function reconstructJob(api: Api, out: Output, source: TokenSource): Promise<Job> {
+/** Downloads one of the job's outputs to `file`, checked against the size the job recorded. */
+async function downloadTo(
+  api: Api,
+  output: z.infer<typeof Download>,
+  file: string,
+  what: string,
+): Promise<string> {
+  const bytes = await api.bytes("GET", output.url);
+  if (bytes.length !== output.bytes) {
+    throw new CliError(
+      `${what} came with ${bytes.length} bytes, not ${output.bytes}`,
+      EXIT.unavailable,
+    );
+  }
+  await writeOutput(file, bytes);
+  return file;
+}
+
+async function reconstructJob(
+  api: Api,
+  out: Output,
+  source: TokenSource,
+  latents: boolean,
+): Promise<Job> {
   const created = await api.json("POST", "/v1/jobs", Job, {
-    body: { kind: "reconstruct", tokenizer: source.tokenizer, inputs: source.inputs },
+    body: { kind: "reconstruct", tokenizer: source.tokenizer, inputs: source.inputs, latents },
     idempotencyKey: randomUUID(),
   });
   out.note(`reconstruct job ${created.id} queued`);

@@ -28,6 +28,8 @@ export type EncodeResult = {
 export type ReconstructResult = {
   /** Image i is the PNG of record i; its R2 ETag is the download's strong ETag. */
   images: { index: number; bytes: number; etag: string }[];
+  /** When the job asked for them: the latents of every record, one .npy. */
+  latents?: { bytes: number; etag: string };
 };
 
 export type ExtractResult = {

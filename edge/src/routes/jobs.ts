@@ -8,6 +8,7 @@ import {
   JobKind,
   JobList,
   JobStatus,
+  NPY_MEDIA_TYPE,
   RecordIndex,
   sha256Hex,
   TokenShardManifest,
@@ -44,7 +45,7 @@ import { withIdempotency } from "../services/idempotency.ts";
 import { cancelJob } from "../services/jobs/cancel.ts";
 import { createJob } from "../services/jobs/create.ts";
 import { recordIndex, shardManifest } from "../services/jobs/dataset-outputs.ts";
-import { jobImageResponse } from "../services/jobs/images.ts";
+import { jobImageResponse, jobLatentsResponse } from "../services/jobs/images.ts";
 import { findJob, findJobView, listJobs } from "../services/jobs/read.ts";
 import { deliveryPage } from "./webhooks.ts";
 
@@ -285,6 +286,39 @@ const image = createRoute({
   },
 });
 
+const latents = createRoute({
+  method: "get",
+  path: "/{id}/latents",
+  operationId: "downloadJobLatents",
+  tags: ["Jobs"],
+  summary: "A succeeded reconstruct job's VAE latents (a float32 .npy of shape (N, C, H, W))",
+  description:
+    'What the images were decoded from: the rectifier\'s output, de-normalised, for every record, as diffusion and autoregressive pipelines take latents. Kept only for a job created with `"latents": true` (else 404 `latents-not-kept`). Strong ETag, `If-None-Match` → 304, a single `Range`, `Cache-Control: immutable`.',
+  security,
+  request: {
+    params: IdParams,
+    headers: z.object({
+      range: z.string().optional().openapi({ example: "bytes=0-1023" }),
+      "if-none-match": z.string().optional(),
+    }),
+  },
+  responses: {
+    200: {
+      description: "The latents",
+      headers: answerHeaders({
+        etag: {
+          description: "The stored .npy's ETag, quoted",
+          example: '"5d41402abc4b2a76b9719d911017c592"',
+        },
+      }),
+      content: { [NPY_MEDIA_TYPE]: { schema: z.string().openapi({ format: "binary" }) } },
+    },
+    206: { description: "The requested byte range" },
+    304: { description: "Not modified" },
+    ...problems(401, 403, 404, 409, 416),
+  },
+});
+
 export const jobRoutes = newRouter();
 jobRoutes.use("*", requireKey("api"));
 
@@ -376,4 +410,9 @@ jobRoutes.openapi(image, async (c) => {
   const { id, index } = c.req.valid("param");
   const job = await findJob(database(c.env), tenantOf(c.get("principal")), id);
   return jobImageResponse(c.env, c.req.raw, job, index);
+});
+
+jobRoutes.openapi(latents, async (c) => {
+  const job = await findJob(database(c.env), tenantOf(c.get("principal")), c.req.valid("param").id);
+  return jobLatentsResponse(c.env, c.req.raw, job);
 });

@@ -16,16 +16,22 @@ export async function encodeLatents(vae: Vae, images: Float32Array[]): Promise<F
   return split(latents, images.length);
 }
 
+/** A decoded item: its image (H·W·3, in [-1, 1]) and the VAE latent it came from (C·H·W). */
+export type DecodedItem = { image: Float32Array; latent: Float32Array };
+
 /**
- * Quantized normalised latents (C·H·W each) → images (H·W·3 each): rectifier, de-normalisation
- * with the tokenizer's statistics, VAE decoder.
+ * Quantized normalised latents (C·H·W each) → images: rectifier, de-normalisation with the
+ * tokenizer's statistics, VAE decoder; each with its VAE latent, which costs nothing more.
  */
 export async function decodeImages(
   tokenizer: DecodingModels,
   quantized: Float32Array[],
-): Promise<Float32Array[]> {
+): Promise<DecodedItem[]> {
   const count = quantized.length;
-  return split(await decodeQuantized(tokenizer, concat(quantized), count), count);
+  const latents = await vaeLatents(tokenizer, concat(quantized), count);
+  const images = split(await tokenizer.vae.decode(latents, count), count);
+  const each = split(latents, count);
+  return images.map((image, i) => ({ image, latent: each[i] }));
 }
 
 /** The same on one array: `count` quantized latents (count·C·H·W) → images (count·H·W·3). */
@@ -34,10 +40,19 @@ export async function decodeQuantized(
   quantized: Float32Array,
   count: number,
 ): Promise<Float32Array> {
+  return tokenizer.vae.decode(await vaeLatents(tokenizer, quantized, count), count);
+}
+
+/** Quantized normalised latents (count·C·H·W) → what the VAE decodes: rectified, de-normalised. */
+async function vaeLatents(
+  tokenizer: DecodingModels,
+  quantized: Float32Array,
+  count: number,
+): Promise<Float32Array> {
   const rectified = tokenizer.rectifier
     ? await rectifyLatents(tokenizer, quantized, count)
     : quantized;
-  return tokenizer.vae.decode(denormalize(rectified, tokenizer.mean, tokenizer.std), count);
+  return denormalize(rectified, tokenizer.mean, tokenizer.std);
 }
 
 /** The rectifier computes channels-last: C-H-W in, C-H-W out. */

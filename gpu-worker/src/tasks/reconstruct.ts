@@ -1,5 +1,6 @@
 /**
- * reconstruct: a token stream → one PNG per record, at output.images[i] for record i.
+ * reconstruct: a token stream → one PNG per record, at output.images[i] for record i, and with
+ * output.latents the VAE latents they were decoded from, all records in one float32 .npy.
  *
  * The stream is read whole and checked (CRCs, ids in range) and must have been made with this
  * task's tokenizer and its sizes. Per record: codebook lookup (exact), then on the device
@@ -11,9 +12,11 @@ import {
   FormatError,
   type LeasedTask,
   lookupCodes,
+  NPY_MEDIA_TYPE,
   type ReconstructPayload,
   readTokenStream,
   type TokenStreamHeader,
+  writeNpy,
 } from "@revq/shared";
 import type * as z from "zod";
 import { encodePng } from "../images/codec.ts";
@@ -50,6 +53,13 @@ export async function runReconstruct(
     const { tokens } = tokenizer.layout;
     const key = `decode:${payload.tokenizer.manifestHash}`;
     const size = tokenizer.vae.inputResolution;
+    const { channels, height, width } = tokenizer.manifest.vae.latentShape;
+    const latentValues = channels * height * width;
+    // (N, C, H, W): a reconstruct job has a few thousand records at most, so it fits whole.
+    const latents =
+      payload.output.latents === undefined
+        ? undefined
+        : { key: payload.output.latents, values: new Float32Array(count * latentValues) };
     const chunk = pipelines.batchSize;
     const writes: Promise<void>[] = [];
     // The next chunks' codes are looked up and queued while the device decodes (overlap.ts).
@@ -72,9 +82,10 @@ export async function runReconstruct(
           quantized,
           signal,
         ),
-      consume: (images, n) => {
-        for (const [i, image] of images.entries()) {
+      consume: (decoded, n) => {
+        for (const [i, { image, latent }] of decoded.entries()) {
           const index = n * chunk + i;
+          latents?.values.set(latent, index * latentValues);
           const write = encodePng(image, size).then((png) =>
             writeObject(
               bucket,
@@ -88,10 +99,14 @@ export async function runReconstruct(
           write.catch(() => undefined); // awaited below
           writes.push(write);
         }
-        context.progress({ done: n * chunk + images.length, total: count, stage: "decoding" });
+        context.progress({ done: n * chunk + decoded.length, total: count, stage: "decoding" });
       },
     });
     await Promise.all(writes);
+    if (latents) {
+      const npy = writeNpy(latents.values, [count, channels, height, width]);
+      await writeObject(bucket, latents.key, npy, NPY_MEDIA_TYPE, "the latents", signal);
+    }
     const seconds = (performance.now() - started) / 1000;
     return {
       result: { kind: "reconstruct" },

@@ -93,6 +93,10 @@ export const JobCreate = z
       kind: z.literal("reconstruct"),
       tokenizer: JobTokenizer,
       inputs: z.union([SourceJobInput, UploadedTokensInput]),
+      latents: z.boolean().default(false).meta({
+        description:
+          "Also keep the VAE latents the images are decoded from (after the rectifier, de-normalised): one float32 `.npy` of shape (N, C, H, W), at `result.latents.url`.",
+      }),
       webhookUrl: WebhookUrl,
     }),
     z.strictObject({
@@ -163,7 +167,7 @@ export const Job = z
     attempts: z.int(),
     result: z.record(z.string(), z.unknown()).nullable().meta({
       description:
-        "Once succeeded. encode: `tokens` (download at /v1/jobs/{id}/tokens), and for a dataset `shards` and `dataset` (GET /v1/jobs/{id}/shards); reconstruct: `images`, one per record, each with `index`, `bytes`, `etag` and its download `url`; extract: `shards`, the latent shards it wrote. A train job's result is its `tokenizer`, so this stays null.",
+        "Once succeeded. encode: `tokens` (download at /v1/jobs/{id}/tokens), and for a dataset `shards` and `dataset` (GET /v1/jobs/{id}/shards); reconstruct: `images`, one per record, each with `index`, `bytes`, `etag` and its download `url`, and if asked `latents` (`bytes`, `etag`, `url`); extract: `shards`, the latent shards it wrote. A train job's result is its `tokenizer`, so this stays null.",
     }),
     error: z.object({ code: z.string(), message: z.string() }).nullable(),
     createdAt: Timestamp,

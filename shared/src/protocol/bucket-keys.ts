@@ -6,6 +6,7 @@
  *   tenants/{tenantId}/images/{imageId}                      uploaded image, as sent
  *   tenants/{tenantId}/jobs/{jobId}/tokens.rvqt              token stream of an encode job
  *   tenants/{tenantId}/jobs/{jobId}/images/{index}.png       images of a reconstruct job
+ *   tenants/{tenantId}/jobs/{jobId}/latents.npy              and, if asked, its VAE latents
  *   tenants/{tenantId}/jobs/{jobId}/checkpoints/{name}       a train job's resumable state
  *   tenants/{tenantId}/tokens/{tokensId}.rvqt                uploaded tokens (a model's output)
  *   tenants/{tenantId}/files/{path}                          the tenant's own files (dataset prefixes)
@@ -55,6 +56,8 @@ export const bucketKeys = {
       throw new Error(`bucket key: bad index ${index}`);
     return `${job(tenantId, jobId)}/images/${index}.png`;
   },
+  /** A reconstruct job's rectified, de-normalised VAE latents, all records in one .npy. */
+  jobLatents: (tenantId: string, jobId: string) => `${job(tenantId, jobId)}/latents.npy`,
   uploadedTokens: (tenantId: string, tokensId: string) =>
     `${tenant(tenantId)}/tokens/${checked(tokensId, ID, "tokens id")}.rvqt`,
   /** The prefix under which a train job keeps its checkpoints (the worker names the files). */

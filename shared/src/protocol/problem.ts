@@ -36,6 +36,7 @@ export const PROBLEM_CODES = {
   "content-too-large": "a body above its route's limit",
   "no-images": "a request that holds no image, or a job of a kind that makes none",
   "no-tokens": "a job of a kind that makes no tokens, or an upload of no records",
+  "no-latents": "a job of a kind that keeps no latents (only reconstruct jobs do)",
   // Keys
   "missing-key": "no `Authorization: Bearer` header",
   "invalid-key": "an unknown or revoked key",
@@ -77,6 +78,8 @@ export const PROBLEM_CODES = {
   "format-not-for-dataset":
     "a dataset encode job's whole tokens asked for as JSON or .npy, or to decode or reconstruct: its shards offer these",
   "images-not-ready": "a job whose images exist once it has succeeded",
+  "latents-not-ready": "a job whose latents exist once it has succeeded",
+  "latents-not-kept": "a reconstruct job that was not asked for its latents",
   "job-finished": "a job that has already ended",
   "webhook-target-forbidden": "a webhook URL on a private, loopback or unresolvable address",
   // Workers

@@ -81,12 +81,15 @@ export const EncodePayload = z
     message: "an encode task names either images or one dataset shard",
   });
 
-/** A token stream → one PNG per record, output.images[i] for record i. */
+/**
+ * A token stream → one PNG per record, output.images[i] for record i, and with output.latents
+ * the latents those were decoded from (rectified, de-normalised) as one float32 .npy (N, C, H, W).
+ */
 export const ReconstructPayload = z.object({
   kind: z.literal("reconstruct"),
   tokenizer: TokenizerRef,
   input: z.object({ tokens: BucketKey, recordCount: z.int().min(1) }),
-  output: z.object({ images: z.array(BucketKey).min(1) }),
+  output: z.object({ images: z.array(BucketKey).min(1), latents: BucketKey.optional() }),
 });
 
 /**

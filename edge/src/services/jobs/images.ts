@@ -1,9 +1,9 @@
 /**
- * A succeeded reconstruct job's output images, one PNG per record of the tokens it took, served
- * from the bucket. Size and ETag were recorded when the worker completed the job, so a 304 (or
+ * A succeeded reconstruct job's output images, one PNG per record of the tokens it took, and the
+ * latents it decoded them from if it was asked for them, served from the bucket. Size and ETag were recorded when the worker completed the job, so a 304 (or
  * a 416) costs no R2 call; the images never change after that, so they are cached as immutable.
  */
-import { bucketKeys } from "@revq/shared";
+import { bucketKeys, NPY_MEDIA_TYPE } from "@revq/shared";
 import type { Env } from "../../env.ts";
 import { HttpProblem } from "../../problem.ts";
 import { serveObject } from "../objects/serve.ts";
@@ -42,6 +42,30 @@ export async function jobImageResponse(
     size: image.bytes,
     etag: `"${image.etag}"`,
     contentType: "image/png",
+    cacheControl: "private, max-age=31536000, immutable",
+  });
+}
+
+/** Where a client downloads a reconstruct job's latents. */
+export function jobLatentsPath(jobId: string): string {
+  return `/v1/jobs/${jobId}/latents`;
+}
+
+export async function jobLatentsResponse(env: Env, request: Request, job: JobRow) {
+  const { latents } = succeededResult(job, "reconstruct", "latents");
+  if (!latents) {
+    throw new HttpProblem(
+      404,
+      "latents-not-kept",
+      `Job ${job.id} was not asked for its latents: create a reconstruct job with "latents": true.`,
+    );
+  }
+  return serveObject(request, {
+    bucket: env.BUCKET,
+    key: bucketKeys.jobLatents(job.tenantId, job.id),
+    size: latents.bytes,
+    etag: `"${latents.etag}"`,
+    contentType: NPY_MEDIA_TYPE,
     cacheControl: "private, max-age=31536000, immutable",
   });
 }

@@ -10,7 +10,7 @@ import type { JobRow } from "./read.ts";
 export function succeededResult<K extends JobKind>(
   job: JobRow,
   kind: K,
-  what: "tokens" | "images",
+  what: "tokens" | "images" | "latents",
 ): JobResults[K] {
   if (job.kind !== kind) {
     throw new HttpProblem(

@@ -89,6 +89,7 @@ export async function taskPayload(
           images: Array.from({ length: source.recordCount }, (_, i) =>
             bucketKeys.jobImage(tenantId, jobId, i),
           ),
+          ...(body.latents ? { latents: bucketKeys.jobLatents(tenantId, jobId) } : {}),
         },
       };
       return { tokenizer, payload, children: [] };

@@ -4,10 +4,10 @@ import { sql } from "drizzle-orm";
 import { resultOf } from "../../db/job-results.ts";
 import { jobs, tasks } from "../../db/schema.ts";
 import { isoTime } from "../../schemas/common.ts";
-import { jobImagePath } from "./images.ts";
+import { jobImagePath, jobLatentsPath } from "./images.ts";
 import type { JobRow } from "./read.ts";
 
-/** The stored result, and for a reconstruct job where to download each image. */
+/** The stored result, and for a reconstruct job where to download each image (and the latents). */
 function resultView(row: JobRow): Job["result"] {
   // A train job's one output is the tokenizer it made: shown as its `tokenizer`, not twice.
   if (row.kind === "train") return null;
@@ -19,6 +19,9 @@ function resultView(row: JobRow): Job["result"] {
       ...image,
       url: jobImagePath(row.id, image.index),
     })),
+    ...(reconstructed.latents
+      ? { latents: { ...reconstructed.latents, url: jobLatentsPath(row.id) } }
+      : {}),
   };
 }
 

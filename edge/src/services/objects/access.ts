@@ -67,6 +67,7 @@ export function taskAccess(
           ...tokenizer(payload.tokenizer),
           read(payload.input.tokens),
           ...payload.output.images.map(write),
+          ...(payload.output.latents ? [write(payload.output.latents)] : []),
         ],
         writesTokenizerFiles: false,
       };

@@ -91,7 +91,11 @@ async function checkReconstruct(
       `${missing.length} of ${heads.length} output images are missing, the first ${missing[0]}.`,
     );
   }
-  return { images: found.map((head, index) => ({ index, bytes: head.size, etag: head.etag })) };
+  const images = found.map((head, index) => ({ index, bytes: head.size, etag: head.etag }));
+  if (!payload.output.latents) return { images };
+  const latents = await env.BUCKET.head(payload.output.latents);
+  if (!latents) throw invalid(`The latents ${payload.output.latents} are missing.`);
+  return { images, latents: { bytes: latents.size, etag: latents.etag } };
 }
 
 async function checkExtract(

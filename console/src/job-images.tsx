@@ -16,6 +16,7 @@ import type { Job } from "@revq/shared";
 import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import type { Api } from "./api.ts";
+import { DownloadButton } from "./auth-image.tsx";
 import type { Decoded } from "./decode.ts";
 import { ErrorNote } from "./error-note.tsx";
 import { href } from "./hash-route.ts";
@@ -188,7 +189,26 @@ function SucceededImages({ job }: { job: Job }) {
         />
       )}
       {job.kind === "encode" && <ReconstructButton job={job} />}
+      <LatentsDownload job={job} />
     </>
+  );
+}
+
+/** A reconstruct job that kept its latents: the .npy its PNGs were decoded from. */
+function LatentsDownload({ job }: { job: Job }) {
+  const latents = (job.result as { latents?: { url: string } } | null)?.latents;
+  if (!latents) return null;
+  return (
+    <div class="actions">
+      <DownloadButton
+        path={latents.url}
+        name={`${job.id}-latents.npy`}
+        label="Download the latents (.npy)"
+      />{" "}
+      <span class="muted">
+        what the PNGs were decoded from: rectified, de-normalised, float32 (N, C, H, W)
+      </span>
+    </div>
   );
 }
 
@@ -239,6 +259,7 @@ function ReconstructButton({ job }: { job: Job }) {
       const made = await api.post<Job>("/v1/jobs", {
         kind: "reconstruct",
         inputs: { job: job.id },
+        latents: true,
       });
       location.hash = href(["jobs", made.id]);
     } catch (error) {

@@ -124,6 +124,8 @@ describe("the console's pages", () => {
 
     await page.getByRole("button", { name: "Reconstruct on a worker" }).click();
     await succeededJob();
+    // It kept the latents the PNGs were decoded from, to download.
+    await page.getByRole("button", { name: "Download the latents (.npy)" }).waitFor();
     await page.locator('.decode-status[data-decoded="1"]').waitFor({ timeout: 60_000 });
     const match = page.locator(".reconstruction .match");
     await match.waitFor();

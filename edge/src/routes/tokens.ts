@@ -5,6 +5,7 @@
  * key joined to the job of its tenant), saving a round trip on every download.
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import { TOKEN_STREAM_MEDIA_TYPE } from "@revq/shared";
 import { and, eq, isNull } from "drizzle-orm";
 import type { Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
@@ -22,6 +23,14 @@ import {
   type TokenFormat,
   tokenResponse,
 } from "../services/jobs/token-download.ts";
+
+const binary = { schema: { type: "string" as const, format: "binary" } };
+/** What a token download answers with, by `format`: the stream, its JSON document, or .npy. */
+const TOKEN_FORMS = {
+  [TOKEN_STREAM_MEDIA_TYPE]: binary,
+  ...json(TokenDocument, tokenDocument),
+  "application/octet-stream": binary,
+};
 
 const route = createRoute({
   method: "get",
@@ -62,11 +71,7 @@ const route = createRoute({
           example: String(tokenStream.recordStride),
         },
       }),
-      content: {
-        "application/vnd.revq.tokens": { schema: { type: "string", format: "binary" } },
-        ...json(TokenDocument, tokenDocument),
-        "application/octet-stream": { schema: { type: "string", format: "binary" } },
-      },
+      content: TOKEN_FORMS,
     },
     206: { description: "The requested byte range of the token stream" },
     304: { description: "Not modified" },
@@ -111,11 +116,7 @@ const shardRoute = createRoute({
           example: String(tokenStream.recordCount),
         },
       }),
-      content: {
-        "application/vnd.revq.tokens": { schema: { type: "string", format: "binary" } },
-        ...json(TokenDocument, tokenDocument),
-        "application/octet-stream": { schema: { type: "string", format: "binary" } },
-      },
+      content: TOKEN_FORMS,
     },
     206: { description: "The requested byte range of the shard's token stream" },
     304: { description: "Not modified" },

@@ -5,14 +5,12 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { ManifestBody, TokenizerRegistration as Registered } from "@revq/shared";
-import { and, eq } from "drizzle-orm";
 import { database } from "../db/client.ts";
-import { tokenizers } from "../db/schema.ts";
-import { HttpProblem } from "../problem.ts";
 import { newRouter } from "../router.ts";
 import { bearerSecurity, json, problems } from "../schemas/common.ts";
 import { manifest, tokenizer } from "../schemas/examples.ts";
 import {
+  ownedTokenizer,
   PUBLIC_OWNER,
   registerTokenizer,
   registrationView,
@@ -88,12 +86,7 @@ adminTokenizerRoutes.openAPIRegistry.registerPath(putFileDoc);
 adminTokenizerRoutes.put("/:id/files/:path{.+}", async (c) => {
   const { id, path } = c.req.param();
   const db = database(c.env);
-  const [row] = await db
-    .select()
-    .from(tokenizers)
-    .where(and(eq(tokenizers.id, id), eq(tokenizers.owner, PUBLIC_OWNER)))
-    .limit(1);
-  if (!row) throw new HttpProblem(404, "tokenizer-not-found", `No public tokenizer ${id}.`);
+  const row = await ownedTokenizer(db, PUBLIC_OWNER, id, "the public ones");
   return c.json(
     registrationView(await storeTokenizerFileFrom(c.env, db, row, path, c.req.raw)),
     200,

@@ -19,11 +19,12 @@ import { newRouter } from "../router.ts";
 import { answerHeaders, bearerSecurity, json, problems } from "../schemas/common.ts";
 import { ids, manifest, tokenizer } from "../schemas/examples.ts";
 import { serveObject } from "../services/objects/serve.ts";
-import { ownUpload, uploadTokenizer } from "../services/tokenizer-uploads.ts";
+import { uploadTokenizer } from "../services/tokenizer-uploads.ts";
 import {
   deleteTokenizer,
   findTokenizer,
   manifestOf,
+  ownedTokenizer,
   registrationView,
   renameTokenizer,
   requireReady,
@@ -300,7 +301,7 @@ tokenizerRoutes.openAPIRegistry.registerPath(putFileDoc);
 tokenizerRoutes.put("/:id/files/:path{.+}", async (c) => {
   const { id, path } = c.req.param();
   const db = database(c.env);
-  const row = await ownUpload(db, tenantOf(c.get("principal")), id);
+  const row = await ownedTokenizer(db, tenantOf(c.get("principal")), id, "this tenant's own");
   return c.json(
     registrationView(await storeTokenizerFileFrom(c.env, db, row, path, c.req.raw)),
     200,

@@ -9,7 +9,7 @@ import { and, eq, ne, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { tokenizers } from "../db/schema.ts";
 import type { Env } from "../env.ts";
-import { HttpProblem, invalidRequest } from "../problem.ts";
+import { invalidRequest } from "../problem.ts";
 import {
   manifestOf,
   refreshStatus,
@@ -74,17 +74,4 @@ async function adoptKnownFile(
       // Not the file after all (R2 refused the digest): the next one, or the client sends it.
     }
   }
-}
-
-/** One of the tenant's own tokenizers, by id, for a file upload (404 for anyone else's). */
-export async function ownUpload(db: Db, tenantId: string, id: string): Promise<TokenizerRow> {
-  const [row] = await db
-    .select()
-    .from(tokenizers)
-    .where(and(eq(tokenizers.id, id), eq(tokenizers.owner, tenantId)))
-    .limit(1);
-  if (!row || row.deletedAt !== null) {
-    throw new HttpProblem(404, "tokenizer-not-found", `No tokenizer ${id} of this tenant.`);
-  }
-  return row;
 }

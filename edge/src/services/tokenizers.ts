@@ -178,6 +178,25 @@ function nameTaken(holderId: string, name: string): HttpProblem {
   );
 }
 
+/**
+ * A live tokenizer of `owner` by id, to store its files: another owner's (or a deleted one) is a
+ * 404 that says whose were looked among (`whose`: "the public ones", "this tenant's own").
+ */
+export async function ownedTokenizer(
+  db: Db,
+  owner: string,
+  id: string,
+  whose: string,
+): Promise<TokenizerRow> {
+  const [row] = await db
+    .select()
+    .from(tokenizers)
+    .where(and(eq(tokenizers.id, id), eq(tokenizers.owner, owner), isNull(tokenizers.deletedAt)))
+    .limit(1);
+  if (!row) throw new HttpProblem(404, "tokenizer-not-found", `No tokenizer ${id} among ${whose}.`);
+  return row;
+}
+
 /** Marks a pending tokenizer ready if all its files are now in place. */
 export async function refreshStatus(env: Env, db: Db, row: TokenizerRow) {
   const problems = await fileProblems(env.BUCKET, row.manifestHash, manifestOf(row));

@@ -127,13 +127,18 @@ export function rectify(
   return decode(r.params, quantized, probe);
 }
 
-/** ReVQ's rectifier loss: mse(z, rectify(q)), the mean over all elements. */
+/**
+ * ReVQ's rectifier loss: mse(z, rectify(q)), the mean over all elements; with `weights`
+ * (broadcast over the batch, train/loss-weights.ts) each element's squared error weighted.
+ */
 export function rectifierLoss(
   r: Rectifier,
   quantized: tf.Tensor4D,
   target: tf.Tensor4D,
+  weights: tf.Tensor4D | null = null,
 ): tf.Scalar {
-  return tf.mean(tf.squaredDifference(rectify(r, quantized), target));
+  const squared = tf.squaredDifference(rectify(r, quantized), target);
+  return tf.mean(weights ? tf.mul(squared, weights) : squared);
 }
 
 export function disposeRectifier(r: Rectifier): void {

@@ -19,7 +19,7 @@
 
 import type { Assignment, Codebook, LatentShape } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
-import { type Rectifier, rectifierLoss, rectify } from "../models/rectifier.ts";
+import { type Rectifier, rectifierLoss } from "../models/rectifier.ts";
 import { type AdamW, adamwStep, createAdamW } from "./adamw.ts";
 import { assigner } from "./assign.ts";
 import { gatherCodes, type TrainableQuantizer } from "./quantizer.ts";
@@ -116,12 +116,7 @@ export async function lossesAndGradients(
   ]);
   const variables = state.rectifier.bindings.map((b) => b.param as tf.Variable);
   const rect = tf.variableGrads(
-    () =>
-      weights
-        ? tf.mean(
-            tf.mul(tf.squaredDifference(rectify(state.rectifier, quantized), target), weights),
-          )
-        : rectifierLoss(state.rectifier, quantized, target),
+    () => rectifierLoss(state.rectifier, quantized, target, weights),
     variables,
   );
   tf.dispose([x, quantized, target]);

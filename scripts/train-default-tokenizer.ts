@@ -63,7 +63,7 @@ export type RunSizes = Pick<
   | "channels"
   | "blocks"
   | "headDim"
->;
+> & { residual?: boolean };
 
 /** The frozen VAE: its manifest entry and its weights, checked against the entry's SHA-256. */
 export type FrozenVae = { spec: VaeSpec; weights: Uint8Array };
@@ -99,6 +99,7 @@ function parseOptions() {
       channels: { type: "string", default: String(D.rectifier.channels) },
       blocks: { type: "string", default: String(D.rectifier.blocks) },
       "head-dim": { type: "string", default: String(D.rectifier.headDim) },
+      residual: { type: "boolean", default: D.rectifier.residual, allowNegative: true },
       assignment: { type: "string", default: "exact" },
       "rectifier-lr": { type: "string", default: String(D.rectifierLr) },
       "rectifier-loss-weighting": { type: "string", default: D.rectifierLossWeighting },
@@ -131,6 +132,7 @@ function parseOptions() {
     channels: int("channels"),
     blocks: int("blocks"),
     headDim: int("head-dim"),
+    residual: Boolean(args.residual),
     assignment: args.assignment,
     rectifierLr: Number(args["rectifier-lr"]),
     rectifierLossWeighting: args["rectifier-loss-weighting"],
@@ -262,6 +264,7 @@ export function trainConfig(options: RunSizes, spec: VaeSpec): TrainConfig {
         blocks: options.blocks,
         headDim: options.headDim,
         multiscales: [...D.rectifier.multiscales],
+        residual: options.residual,
       },
     },
     spec.latentShape,

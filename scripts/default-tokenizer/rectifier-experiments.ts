@@ -21,6 +21,12 @@ import {
   type RectifierConfig,
   rectify,
 } from "../../gpu-worker/src/models/rectifier.ts";
+import { parseSmallVaeConfig } from "../../gpu-worker/src/models/small-vae/config.ts";
+import {
+  decode as decodeSmallVae,
+  disposeSmallVae,
+  loadSmallVae,
+} from "../../gpu-worker/src/models/small-vae/model.ts";
 import { safetensorsSource } from "../../gpu-worker/src/models/sources.ts";
 import type { Tokenizer } from "../../gpu-worker/src/pipeline/tokenizer.ts";
 import { withTokenizerFolder } from "../../gpu-worker/src/pipeline/tokenizer-folder.ts";
@@ -48,9 +54,54 @@ type Variant = {
   from: "scratch" | "shipped";
   /** The trainer's rectifierLossWeighting (gpu-worker/src/train/loss-weights.ts). */
   weighting: RectifierLossWeighting;
+  /** A residual rectifier (gpu-worker/src/models/rectifier.ts), from scratch only. */
+  residual?: true;
+  /** "pixels": the squared error of the frozen VAE decoder's images, not of the latents. */
+  loss?: "pixels";
 };
 
 const VARIANTS: Variant[] = [
+  {
+    name: "scratch residual 16 ch",
+    from: "scratch",
+    residual: true,
+    channels: 16,
+    blocks: 1,
+    lr: 0.002,
+    epochs: 8,
+    weighting: "uniform",
+  },
+  {
+    name: "scratch residual 16 ch latent-variance",
+    from: "scratch",
+    residual: true,
+    channels: 16,
+    blocks: 1,
+    lr: 0.002,
+    epochs: 8,
+    weighting: "latent-variance",
+  },
+  {
+    name: "scratch residual 16 ch pixel loss",
+    from: "scratch",
+    residual: true,
+    loss: "pixels",
+    channels: 16,
+    blocks: 1,
+    lr: 0.002,
+    epochs: 4,
+    weighting: "uniform",
+  },
+  {
+    name: "scratch residual 32 ch 2 blocks lr 0.004",
+    from: "scratch",
+    residual: true,
+    channels: 32,
+    blocks: 2,
+    lr: 0.004,
+    epochs: 8,
+    weighting: "uniform",
+  },
   {
     name: "scratch 16 ch",
     from: "scratch",
@@ -106,6 +157,12 @@ const VARIANTS: Variant[] = [
     weighting: "uniform",
   },
 ];
+
+/**
+ * The pixel loss (about 6e-4) times this: unscaled, its gradients are near AdamW's eps (1e-8)
+ * and the rectifier barely moves.
+ */
+const PIXEL_LOSS_SCALE = 1000;
 
 const { values: args } = parseArgs({
   options: {
@@ -183,6 +240,7 @@ async function trainVariant(t: Tokenizer, v: Variant, pairs: Pairs): Promise<Rec
     blocks: v.blocks,
     headDim: D.rectifier.headDim,
     multiscales: [...D.rectifier.multiscales],
+    ...(v.residual ? { residual: true } : {}),
   };
   const r =
     v.from === "shipped" && t.rectifier
@@ -199,6 +257,11 @@ async function trainVariant(t: Tokenizer, v: Variant, pairs: Pairs): Promise<Rec
   const weights =
     rectifierLossWeights(v.weighting, shape, t) ??
     (tf.ones([1, shape.height, shape.width, shape.channels]) as tf.Tensor4D);
+  const decoder = v.loss === "pixels" ? await frozenDecoder(t) : null;
+  const decodePixels = (normalised: tf.Tensor4D) => {
+    if (!decoder) throw new Error("no decoder");
+    return decoder.decode(tf.add(tf.mul(normalised, decoder.std), decoder.mean) as tf.Tensor4D);
+  };
   const rng = new Rng(D.seed);
   const batch = D.batchSize;
   for (let epoch = 0; epoch < v.epochs; epoch++) {
@@ -226,7 +289,13 @@ async function trainVariant(t: Tokenizer, v: Variant, pairs: Pairs): Promise<Rec
         ),
       ]);
       const g = tf.variableGrads(
-        () => tf.mean(tf.mul(tf.squaredDifference(rectify(r, q), x), weights)) as tf.Scalar,
+        () =>
+          v.loss === "pixels"
+            ? tf.mul(
+                tf.mean(tf.squaredDifference(decodePixels(rectify(r, q)), decodePixels(x))),
+                PIXEL_LOSS_SCALE,
+              )
+            : (tf.mean(tf.mul(tf.squaredDifference(rectify(r, q), x), weights)) as tf.Scalar),
         variables,
       );
       const norms = adamwStep(opt, [variables.map((p) => g.grads[p.name])], MAX_GRAD_NORM);
@@ -236,7 +305,31 @@ async function trainVariant(t: Tokenizer, v: Variant, pairs: Pairs): Promise<Rec
   }
   disposeAdamW(opt);
   weights.dispose();
+  decoder?.dispose();
   return r;
+}
+
+/** The default VAE's decoder as a differentiable function of channels-last latents. */
+async function frozenDecoder(t: Tokenizer) {
+  const spec = JSON.parse(readFileSync(join(String(args.vae), "manifest.json"), "utf8")).vae;
+  const vae = await loadSmallVae(
+    parseSmallVaeConfig(spec.config),
+    safetensorsSource(readFileSync(join(String(args.vae), spec.weights.path))),
+  );
+  const { channels: c, height: h, width: w } = t.manifest.vae.latentShape;
+  const nhwc = (chw: Float32Array) =>
+    tf.transpose(tf.tensor4d(chw, [1, c, h, w]), [0, 2, 3, 1]) as tf.Tensor4D;
+  const std = nhwc(t.std);
+  const mean = nhwc(t.mean);
+  return {
+    std,
+    mean,
+    decode: (z: tf.Tensor4D) => decodeSmallVae(vae, z),
+    dispose: () => {
+      disposeSmallVae(vae);
+      tf.dispose([std, mean]);
+    },
+  };
 }
 
 async function score(t: Tokenizer, r: Rectifier | null, held: HeldOut) {

@@ -11,7 +11,7 @@ export const DEFAULT_TOKENIZER = {
   codes: 4096,
   epochs: 24,
   batchSize: 16,
-  rectifier: { channels: 16, blocks: 1, headDim: 16, multiscales: [5] },
+  rectifier: { channels: 16, blocks: 1, headDim: 16, multiscales: [5], residual: false },
   rectifierLr: 0.002,
   rectifierLossWeighting: "uniform",
 } as const;

@@ -168,3 +168,46 @@ describe("the same rectifier on every backend", () => {
     );
   }
 });
+
+describe("a residual rectifier", () => {
+  const RESIDUAL: RectifierConfig = { ...CONFIG, residual: true };
+  const shape: [number, number, number, number] = [2, 4, 4, CONFIG.latentChannels];
+
+  it("starts as the identity, and only conv_out has a gradient at the start", () =>
+    runOn("cpu", async () => {
+      const r = await initRectifier(RESIDUAL, 7);
+      const input = values(32 * CONFIG.latentChannels, 1);
+      const quantized = tf.tensor4d(input, shape);
+      const target = tf.tensor4d(values(32 * CONFIG.latentChannels, 2), shape);
+      const [out] = await download([tf.tidy(() => rectify(r, quantized))]);
+      expect(out).toEqual(input);
+      const variables = r.bindings.map((b) => b.param as tf.Variable);
+      const { value, grads } = tf.variableGrads(
+        () => rectifierLoss(r, quantized, target),
+        variables,
+      );
+      for (const b of r.bindings) {
+        const g = await grads[(b.param as tf.Variable).name].abs().max().data();
+        const [name] = b.names;
+        if (name.startsWith("conv_out.")) expect(g[0], name).toBeGreaterThan(0);
+        else expect(g[0], name).toBe(0);
+      }
+      tf.dispose([value, quantized, target, ...Object.values(grads)]);
+      disposeRectifier(r);
+    }));
+
+  it("adds the plain stage's output to its input", () =>
+    runOn("cpu", async () => {
+      // The same (non-zero) weights read as a plain and as a residual rectifier.
+      const plain = await initRectifier(CONFIG, 7);
+      const residual = { ...plain, config: RESIDUAL };
+      const quantized = tf.tensor4d(values(32 * CONFIG.latentChannels, 1), shape);
+      const [sum, expected] = await download([
+        tf.tidy(() => rectify(residual, quantized)),
+        tf.tidy(() => tf.add(quantized, rectify(plain, quantized))),
+      ]);
+      expect(sum).toEqual(expected);
+      quantized.dispose();
+      disposeRectifier(plain);
+    }));
+});

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { parseManifest, sha256Hex } from "@revq/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../gpu-worker/src/backend.ts";
+import { withTokenizerFolder } from "../../gpu-worker/src/pipeline/tokenizer-folder.ts";
 import { buildTinyTokenizer, syntheticImage } from "../e2e/support/tiny-tokenizer.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -171,7 +172,7 @@ describe("revq-train", () => {
     expect(unknown.stderr).toMatch(/Unknown option '--epoch'/);
   }, 60_000);
 
-  it("trains on the shipped default VAE (models/default-vae), its weights travelling on", async () => {
+  it("trains on the shipped default VAE (models/default-vae), its weights travelling on; a residual rectifier", async () => {
     const out = join(dir, "on-default-vae");
     const done = await revqTrain(
       ...["--images", join(dir, "images"), "--vae", join(ROOT, "models/default-vae")],
@@ -179,7 +180,9 @@ describe("revq-train", () => {
       ...["--tokens", "512", "--codes", "8", "--epochs", "1", "--batch-size", "8"],
       ...[
         "--params",
-        JSON.stringify({ rectifier: { channels: 8, blocks: 1, headDim: 8, multiscales: [3] } }),
+        JSON.stringify({
+          rectifier: { channels: 8, blocks: 1, headDim: 8, multiscales: [3], residual: true },
+        }),
       ],
     );
     expect(done.code, done.stderr).toBe(0);
@@ -192,5 +195,8 @@ describe("revq-train", () => {
       weights: { ...shipped.vae.weights, path: "vae.safetensors" },
     });
     expect(manifest.vae.latentShape).toEqual({ channels: 8, height: 16, width: 16 });
+    expect(manifest.rectifier).toMatchObject({ channels: 8, residual: true });
+    const residual = await withTokenizerFolder(out, async (t) => t.rectifier?.config.residual);
+    expect(residual).toBe(true);
   }, 60_000);
 });

@@ -78,6 +78,26 @@ describe("training configuration", () => {
     expect(c.assignment).toBe("device");
   });
 
+  it("takes each rectifier field over the preset's, residual only when true", () => {
+    const rectifier = (given: object) =>
+      resolveTrainConfig({ preset: "small", rectifier: given }, SMALL, false).rectifier;
+    const { channels, headDim } = TRAIN_PRESETS.small.rectifier;
+    expect(rectifier({ residual: true })).toEqual({
+      ...TRAIN_PRESETS.small.rectifier,
+      multiscales: [5],
+      residual: true,
+    });
+    expect(rectifier({ blocks: 3 })).toEqual({
+      latentChannels: 8,
+      channels,
+      blocks: 3,
+      headDim,
+      multiscales: [5],
+    });
+    expect(rectifier({ residual: false })).not.toHaveProperty("residual");
+    expect(() => rectifier({ residual: "yes" })).toThrow(/rectifier\.residual/);
+  });
+
   it("refuses bad parameters, naming them", () => {
     const bad =
       (parameters: unknown, shape = SMALL) =>

@@ -195,6 +195,13 @@ describe("parseManifest", () => {
     expect(parseManifest(JSON.parse(JSON.stringify(paperManifest())))).toEqual(paperManifest());
   });
 
+  it("accepts a residual rectifier", () => {
+    const residual = edited((m) => {
+      m.rectifier.residual = true;
+    });
+    expect(parseManifest(residual)).toEqual(residual);
+  });
+
   it("accepts a minimal manifest: identity rectifier, no training block, one file for two refs", () => {
     const ref = { path: "tokenizer.safetensors", bytes: 4096, sha256: hex("d") };
     const manifest = {
@@ -305,6 +312,13 @@ describe("parseManifest", () => {
         m.rectifier.architecture = "mlp";
       },
       /rectifier\.architecture: architecture must be "dcae-decoder-stage" or "identity"/,
+    ],
+    [
+      "a residual flag other than true (absent is the paper's plain stage)",
+      (m) => {
+        m.rectifier.residual = false;
+      },
+      /rectifier\.residual: .*true/,
     ],
     [
       "an even attention kernel",

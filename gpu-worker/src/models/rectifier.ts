@@ -4,6 +4,12 @@
  * repeat-interleave in-shortcut, N EfficientViT blocks, RMSNorm, ReLU, conv_out 3×3; no
  * upsampling, so the output has the input's shape. Parameter names are ReVQ's state-dict names
  * (`conv_in.*`, `up_blocks.0.<i>.*`, `norm_out.*`, `conv_out.*`).
+ *
+ * A residual rectifier (revq's own, not the paper's) adds the stage's output to its input and
+ * starts with conv_out at zero, so it begins as the identity and learns only the correction:
+ * the paper's stage must first rebuild q through RMSNorm, ReLU and conv_out, and on a small
+ * rectifier the flat offsets it keeps from that cost more pixels than it wins
+ * (docs/default-tokenizer.md).
  */
 
 import * as tf from "@tensorflow/tfjs-core";
@@ -23,6 +29,8 @@ export type RectifierConfig = {
   headDim: number;
   /** Kernel sizes of the attention's multiscale branches. */
   multiscales: number[];
+  /** true: rectify(q) = q + stage(q). Absent for the paper's rectify(q) = stage(q). */
+  residual?: true;
 };
 
 /**
@@ -113,9 +121,26 @@ export async function loadRectifier(
   }
 }
 
-/** A trainable rectifier with PyTorch's default initialisation from a seeded generator. */
+/**
+ * A trainable rectifier with PyTorch's default initialisation from a seeded generator; a residual
+ * one with conv_out at zero, so that it starts as the identity.
+ */
 export function initRectifier(config: RectifierConfig, seed: number): Promise<Rectifier> {
-  return loadRectifier(config, randomInitSource(seed), (t) => tf.variable(t));
+  const source = randomInitSource(seed);
+  return loadRectifier(config, config.residual ? zeroing(source, "conv_out.") : source, (t) =>
+    tf.variable(t),
+  );
+}
+
+/** `source` with the tensors whose names start with `prefix` read as zeros. */
+function zeroing(source: TensorSource, prefix: string): TensorSource {
+  return {
+    async read(name, shape) {
+      const data = await source.read(name, shape); // drawn all the same: the other tensors keep their values
+      return name.startsWith(prefix) ? data.fill(0) : data;
+    },
+    names: () => source.names(),
+  };
 }
 
 /** Quantized latent [B,H,W,C] → rectified latent [B,H,W,C]. */
@@ -124,7 +149,8 @@ export function rectify(
   quantized: tf.Tensor4D,
   probe: Probe = NO_PROBE,
 ): tf.Tensor4D {
-  return decode(r.params, quantized, probe);
+  const out = decode(r.params, quantized, probe);
+  return r.config.residual ? tf.add(quantized, out) : out;
 }
 
 /**

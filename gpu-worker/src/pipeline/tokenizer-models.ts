@@ -93,6 +93,7 @@ export async function loadManifestRectifier(
     blocks: spec.blocks,
     headDim: spec.attentionHeadDim,
     multiscales: spec.qkvMultiscales,
+    ...(spec.residual ? { residual: true as const } : {}),
   };
   return loadRectifier(config, safetensorsSource(await file(ref))).catch((error: Error) => {
     throw invalid(`its rectifier does not load: ${error.message}`);

@@ -58,6 +58,7 @@ const TrainConfigJson = z.strictObject({
     blocks: int,
     headDim: int,
     multiscales: z.array(int),
+    residual: z.literal(true).optional(),
   }),
   epochs: int,
   batchSize: int,

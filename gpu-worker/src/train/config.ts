@@ -91,9 +91,7 @@ export function resolveTrainConfig(
   }
   const p = parsed.data;
   const preset: Sizes = TRAIN_PRESETS[p.preset ?? defaultPreset(latentShape)];
-  const rectifier: RectifierConfig = p.rectifier
-    ? { latentChannels: latentShape.channels, ...p.rectifier }
-    : { ...preset.rectifier, multiscales: [...preset.rectifier.multiscales] };
+  const rectifier = presetRectifier(preset.rectifier, latentShape, p.rectifier);
   const tokens = p.tokens ?? preset.tokens;
   const config: TrainConfig = {
     latentShape,
@@ -114,6 +112,20 @@ export function resolveTrainConfig(
   };
   checkTrainConfig(config);
   return config;
+}
+
+/**
+ * The preset's rectifier with each given field over it; its latent channels become the VAE's
+ * once any field is given (checkTrainConfig reports a preset made for other latents).
+ */
+function presetRectifier(
+  preset: RectifierConfig,
+  shape: LatentShape,
+  given: TrainParameters["rectifier"],
+): RectifierConfig {
+  if (!given) return { ...preset, multiscales: [...preset.multiscales] };
+  const { residual, ...sizes } = { ...preset, latentChannels: shape.channels, ...given };
+  return { ...sizes, multiscales: [...sizes.multiscales], ...(residual ? { residual: true } : {}) };
 }
 
 function defaultPreset(shape: LatentShape): TrainPresetName {

@@ -133,6 +133,7 @@ export async function exportTokenizer(
       qkvMultiscales: r.multiscales,
       norm: "rms_norm",
       act: "silu",
+      ...(r.residual ? { residual: true } : {}),
     },
     files: { stats, codebook: codebookRef, rectifier: rectifierRef },
     training: {

@@ -115,6 +115,8 @@ const Rectifier = z.discriminatedUnion(
         .max(8),
       norm: z.literal("rms_norm"),
       act: z.literal("silu"),
+      /** true: the stage's output is added to its input (revq's residual rectifier, not the paper's). */
+      residual: z.literal(true).optional(),
     }),
     // No rectifier: decoding uses the quantized latent as it is.
     z.strictObject({ architecture: z.literal("identity") }),

@@ -27,11 +27,14 @@ export type RectifierLossWeighting = (typeof RECTIFIER_LOSS_WEIGHTINGS)[number];
 const positiveInt = z.int().min(1);
 const rate = z.number().positive().max(1);
 
+/** Each field over the preset's rectifier. */
 const RectifierParams = z.strictObject({
-  channels: positiveInt.max(8192),
-  blocks: positiveInt.max(64),
-  headDim: positiveInt.max(8192),
-  multiscales: z.array(positiveInt.max(31)).max(8),
+  channels: positiveInt.max(8192).optional(),
+  blocks: positiveInt.max(64).optional(),
+  headDim: positiveInt.max(8192).optional(),
+  multiscales: z.array(positiveInt.max(31)).max(8).optional(),
+  /** true: a residual rectifier, q + stage(q), starting at the identity (docs/training.md). */
+  residual: z.boolean().optional(),
 });
 
 /** `name` and `description` are the new tokenizer's, not part of the run. */

@@ -7,6 +7,7 @@
 import type { Dataset, DatasetImageList, DatasetImagesAdded, Job } from "@revq/shared";
 import { useState } from "preact/hooks";
 import { AuthImage } from "./auth-image.tsx";
+import { DetailPage, Field } from "./detail-page.tsx";
 import { ErrorNote } from "./error-note.tsx";
 import { when } from "./format.ts";
 import { href } from "./hash-route.ts";
@@ -246,39 +247,25 @@ export function DatasetPage({ id }: { id: string }) {
     [id],
     REFRESH_MS,
   );
-  const dataset = polled.data;
   return (
-    <section>
-      <p class="back">
-        <a href={href(["datasets"])}>← Datasets</a>
-      </p>
-      <h1>{dataset ? dataset.name : <code>{id}</code>}</h1>
-      <ErrorNote error={polled.error} />
-      {!dataset ? (
-        polled.error === undefined && <p class="loading">Loading the dataset…</p>
-      ) : (
+    <DetailPage
+      list="datasets"
+      title={polled.data ? polled.data.name : <code>{id}</code>}
+      error={polled.error}
+      data={polled.data}
+      loading="the dataset"
+    >
+      {(dataset) => (
         <>
           <dl class="fields">
-            <div>
-              <dt>id</dt>
-              <dd>
-                <code>{dataset.id}</code>
-              </dd>
-            </div>
-            <div>
-              <dt>images</dt>
-              <dd class="image-count">
-                {dataset.imageCount ?? "counted when a training freezes it"}
-              </dd>
-            </div>
-            <div>
-              <dt>size</dt>
-              <dd>{size(dataset.bytes)}</dd>
-            </div>
-            <div>
-              <dt>updated</dt>
-              <dd>{when(dataset.updatedAt)}</dd>
-            </div>
+            <Field name="id">
+              <code>{dataset.id}</code>
+            </Field>
+            <Field name="images" class="image-count">
+              {dataset.imageCount ?? "counted when a training freezes it"}
+            </Field>
+            <Field name="size">{size(dataset.bytes)}</Field>
+            <Field name="updated">{when(dataset.updatedAt)}</Field>
           </dl>
           {dataset.source === "prefix" ? (
             <p class="empty">
@@ -293,6 +280,6 @@ export function DatasetPage({ id }: { id: string }) {
           )}
         </>
       )}
-    </section>
+    </DetailPage>
   );
 }

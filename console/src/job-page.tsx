@@ -7,7 +7,7 @@ import { isFinished, type Job, type JobEvent } from "@revq/shared";
 import { useRef } from "preact/hooks";
 import type { Api } from "./api.ts";
 import { CancelButton } from "./cancel-button.tsx";
-import { ErrorNote } from "./error-note.tsx";
+import { DetailPage, Field } from "./detail-page.tsx";
 import { Evaluation } from "./evaluation.tsx";
 import { EventTimeline } from "./event-timeline.tsx";
 import { progressText, when } from "./format.ts";
@@ -50,16 +50,13 @@ function OtherFields({ job }: { job: Job }) {
   return (
     <>
       {others.map(([name, value]) => (
-        <div key={name}>
-          <dt>{name}</dt>
-          <dd>
-            {typeof value === "string" ? (
-              <code>{value}</code>
-            ) : (
-              <pre>{JSON.stringify(value, null, 2)}</pre>
-            )}
-          </dd>
-        </div>
+        <Field key={name} name={name}>
+          {typeof value === "string" ? (
+            <code>{value}</code>
+          ) : (
+            <pre>{JSON.stringify(value, null, 2)}</pre>
+          )}
+        </Field>
       ))}
     </>
   );
@@ -68,67 +65,40 @@ function OtherFields({ job }: { job: Job }) {
 function Fields({ job }: { job: Job }) {
   return (
     <dl class="fields">
-      <div>
-        <dt>kind</dt>
-        <dd>{job.kind}</dd>
-      </div>
-      <div>
-        <dt>status</dt>
-        <dd>
-          <StatusBadge status={job.status} />
-          {!isFinished(job.status) && job.progress && (
-            <span class="progress">
-              {job.progress.total !== undefined && (
-                <progress value={job.progress.done} max={job.progress.total} />
-              )}{" "}
-              {progressText(job.progress)}
-            </span>
-          )}
-        </dd>
-      </div>
+      <Field name="kind">{job.kind}</Field>
+      <Field name="status">
+        <StatusBadge status={job.status} />
+        {!isFinished(job.status) && job.progress && (
+          <span class="progress">
+            {job.progress.total !== undefined && (
+              <progress value={job.progress.done} max={job.progress.total} />
+            )}{" "}
+            {progressText(job.progress)}
+          </span>
+        )}
+      </Field>
       {job.error && (
-        <div>
-          <dt>error</dt>
-          <dd class="note-error">
-            <code>{job.error.code}</code> {job.error.message}
-          </dd>
-        </div>
+        <Field name="error" class="note-error">
+          <code>{job.error.code}</code> {job.error.message}
+        </Field>
       )}
-      <div>
-        <dt>attempts</dt>
-        <dd>{job.attempts}</dd>
-      </div>
-      <div>
-        <dt>created</dt>
-        <dd>{when(job.createdAt)}</dd>
-      </div>
-      <div>
-        <dt>updated</dt>
-        <dd>{when(job.updatedAt)}</dd>
-      </div>
-      <div>
-        <dt>finished</dt>
-        <dd>{when(job.finishedAt)}</dd>
-      </div>
+      <Field name="attempts">{job.attempts}</Field>
+      <Field name="created">{when(job.createdAt)}</Field>
+      <Field name="updated">{when(job.updatedAt)}</Field>
+      <Field name="finished">{when(job.finishedAt)}</Field>
       {job.parent && (
-        <div>
-          <dt>for the train job</dt>
-          <dd>
-            <JobLink id={job.parent} />
-          </dd>
-        </div>
+        <Field name="for the train job">
+          <JobLink id={job.parent} />
+        </Field>
       )}
       {job.extractJobs && job.extractJobs.length > 0 && (
-        <div>
-          <dt>extract jobs</dt>
-          <dd>
-            {job.extractJobs.map((id) => (
-              <span key={id}>
-                <JobLink id={id} />{" "}
-              </span>
-            ))}
-          </dd>
-        </div>
+        <Field name="extract jobs">
+          {job.extractJobs.map((id) => (
+            <span key={id}>
+              <JobLink id={id} />{" "}
+            </span>
+          ))}
+        </Field>
       )}
       <OtherFields job={job} />
     </dl>
@@ -158,19 +128,19 @@ export function JobPage({ id }: { id: string }) {
     ({ job }) => !isFinished(job.status),
   );
 
-  const job = polled.data?.job;
   return (
-    <section>
-      <p class="back">
-        <a href={href(["jobs"])}>← Jobs</a>
-      </p>
-      <h1>
-        Job <code>{id}</code>
-      </h1>
-      <ErrorNote error={polled.error} />
-      {!job ? (
-        polled.error === undefined && <p class="loading">Loading the job…</p>
-      ) : (
+    <DetailPage
+      list="jobs"
+      title={
+        <>
+          Job <code>{id}</code>
+        </>
+      }
+      error={polled.error}
+      data={polled.data}
+      loading="the job"
+    >
+      {({ job, events }) => (
         <>
           <div class="actions">
             <CancelButton job={job} onDone={polled.reload} />
@@ -179,7 +149,7 @@ export function JobPage({ id }: { id: string }) {
           {job.kind === "train" && (
             <>
               <h2>Training</h2>
-              <TrainCharts events={polled.data?.events ?? []} running={!isFinished(job.status)} />
+              <TrainCharts events={events} running={!isFinished(job.status)} />
               <h2>Evaluation</h2>
               <Evaluation
                 evaluation={job.evaluation}
@@ -198,9 +168,9 @@ export function JobPage({ id }: { id: string }) {
             </>
           )}
           <h2>Events</h2>
-          <EventTimeline events={polled.data?.events ?? []} />
+          <EventTimeline events={events} />
         </>
       )}
-    </section>
+    </DetailPage>
   );
 }

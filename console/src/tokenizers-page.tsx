@@ -6,6 +6,7 @@
 import type { Tokenizer } from "@revq/shared";
 import { tokenizerFilePath } from "./api.ts";
 import { DownloadButton } from "./auth-image.tsx";
+import { DetailPage, Field } from "./detail-page.tsx";
 import { ErrorNote } from "./error-note.tsx";
 import { Evaluation } from "./evaluation.tsx";
 import { when } from "./format.ts";
@@ -85,45 +86,28 @@ export function TokenizerPage({ id }: { id: string }) {
     REFRESH_MS,
     (t) => t.status !== "ready",
   );
-  const tokenizer = polled.data;
   return (
-    <section>
-      <p class="back">
-        <a href={href(["tokenizers"])}>← Tokenizers</a>
-      </p>
-      <h1>{tokenizer ? tokenizer.name : <code>{id}</code>}</h1>
-      <ErrorNote error={polled.error} />
-      {!tokenizer ? (
-        polled.error === undefined && <p class="loading">Loading the tokenizer…</p>
-      ) : (
+    <DetailPage
+      list="tokenizers"
+      title={polled.data ? polled.data.name : <code>{id}</code>}
+      error={polled.error}
+      data={polled.data}
+      loading="the tokenizer"
+    >
+      {(tokenizer) => (
         <>
           <dl class="fields">
-            <div>
-              <dt>id</dt>
-              <dd>
-                <code>{tokenizer.id}</code>
-              </dd>
-            </div>
-            <div>
-              <dt>manifest hash</dt>
-              <dd>
-                <code>{tokenizer.manifestHash}</code>
-              </dd>
-            </div>
-            <div>
-              <dt>shape</dt>
-              <dd>{shape(tokenizer)}</dd>
-            </div>
-            <div>
-              <dt>owner</dt>
-              <dd>{tokenizer.owner === "public" ? "public" : "this tenant"}</dd>
-            </div>
-            <div>
-              <dt>ready</dt>
-              <dd>
-                {tokenizer.status === "ready" ? when(tokenizer.readyAt) : "not yet: files missing"}
-              </dd>
-            </div>
+            <Field name="id">
+              <code>{tokenizer.id}</code>
+            </Field>
+            <Field name="manifest hash">
+              <code>{tokenizer.manifestHash}</code>
+            </Field>
+            <Field name="shape">{shape(tokenizer)}</Field>
+            <Field name="owner">{tokenizer.owner === "public" ? "public" : "this tenant"}</Field>
+            <Field name="ready">
+              {tokenizer.status === "ready" ? when(tokenizer.readyAt) : "not yet: files missing"}
+            </Field>
           </dl>
           <h2>Evaluation</h2>
           <Evaluation
@@ -177,6 +161,6 @@ export function TokenizerPage({ id }: { id: string }) {
           </table>
         </>
       )}
-    </section>
+    </DetailPage>
   );
 }

@@ -5,6 +5,7 @@
  */
 import { WEBHOOK_EVENTS, type Webhook, type WebhookDelivery } from "@revq/shared";
 import { useState } from "preact/hooks";
+import { DetailPage } from "./detail-page.tsx";
 import { ErrorNote } from "./error-note.tsx";
 import { when } from "./format.ts";
 import { href } from "./hash-route.ts";
@@ -165,17 +166,15 @@ export function WebhookPage({ id }: { id: string }) {
       setFailure(error);
     }
   };
-  const endpoint = polled.data;
   return (
-    <section>
-      <p class="back">
-        <a href={href(["webhooks"])}>← Webhooks</a>
-      </p>
-      <h1>{endpoint?.webhook?.url ?? <code>{id}</code>}</h1>
-      <ErrorNote error={polled.error ?? failure} />
-      {!endpoint ? (
-        polled.error === undefined && <p class="loading">Loading the deliveries…</p>
-      ) : (
+    <DetailPage
+      list="webhooks"
+      title={polled.data?.webhook?.url ?? <code>{id}</code>}
+      error={polled.error ?? failure}
+      data={polled.data}
+      loading="the deliveries"
+    >
+      {(endpoint) => (
         <>
           <div class="actions">
             <button type="button" onClick={remove}>
@@ -227,6 +226,6 @@ export function WebhookPage({ id }: { id: string }) {
           )}
         </>
       )}
-    </section>
+    </DetailPage>
   );
 }

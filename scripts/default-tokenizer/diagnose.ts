@@ -17,7 +17,7 @@ import { withTokenizerFolder } from "../../gpu-worker/src/pipeline/tokenizer-fol
 import { psnr } from "../../gpu-worker/src/train/image-metrics.ts";
 import { CROP, photoFiles } from "../default-vae/photos.ts";
 import { heldOutCrops } from "./evaluate.ts";
-import { quantizeLatents, rectifyChw } from "./latent-errors.ts";
+import { latentMse, quantizeLatents, rectifyChw, smoothPart } from "./latent-errors.ts";
 
 const SIZE = { height: CROP, width: CROP };
 /** Normalised noise std of the per-channel sensitivity probe. */
@@ -129,6 +129,17 @@ async function diagnose(t: Tokenizer, photos: string) {
       restPixelMse: await linearized(rest),
     };
   };
+  // Each error split into its smooth part (a 3×3 box blur of each channel plane) and its detail.
+  const bands = async (y: Float32Array) => {
+    const smooth = smoothPart(x, y, h, w);
+    const detail = Float32Array.from(y, (v, k) => v - smooth[k] + x[k]);
+    return {
+      smoothLatentMse: latentMse(x, smooth),
+      smoothPixelMse: await linearized(smooth),
+      detailLatentMse: latentMse(x, detail),
+      detailPixelMse: await linearized(detail),
+    };
+  };
   // Rectified values in one channel, quantized ones elsewhere: does each channel's change help?
   const swaps = [];
   for (let ch = 0; ch < c; ch++) {
@@ -161,6 +172,8 @@ async function diagnose(t: Tokenizer, photos: string) {
     },
     linearizedPixelMse: { quantized: await linearized(q), rectified: await linearized(r) },
     flatAndRest: { quantized: await split(q), rectified: await split(r) },
+    /** Smooth (3×3 box blur) and detail parts: their latent MSE and linearized pixel MSE. */
+    bands: { quantized: await bands(q), rectified: await bands(r) },
     /** Pixel MSE (against the VAE's own) with only channel c rectified. */
     swaps,
     perChannel,

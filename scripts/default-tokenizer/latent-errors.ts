@@ -8,6 +8,37 @@ import * as tf from "@tensorflow/tfjs-core";
 import { type Rectifier, rectify } from "../../gpu-worker/src/models/rectifier.ts";
 import type { Tokenizer } from "../../gpu-worker/src/pipeline/tokenizer.ts";
 
+/**
+ * The smooth part of the error y − x, as a latent: x plus the error blurred by a 3×3 box within
+ * each channel plane of `height` × `width` (the mean over the neighbours inside the plane).
+ */
+export function smoothPart(x: Float32Array, y: Float32Array, height: number, width: number) {
+  const out = Float32Array.from(x);
+  for (let at = 0; at < x.length; at += height * width) {
+    for (let row = 0; row < height; row++) {
+      for (let col = 0; col < width; col++) {
+        let sum = 0;
+        let m = 0;
+        for (let r = Math.max(0, row - 1); r <= Math.min(height - 1, row + 1); r++) {
+          for (let c = Math.max(0, col - 1); c <= Math.min(width - 1, col + 1); c++) {
+            sum += y[at + r * width + c] - x[at + r * width + c];
+            m++;
+          }
+        }
+        out[at + row * width + col] += sum / m;
+      }
+    }
+  }
+  return out;
+}
+
+/** Mean squared difference of two latents. */
+export function latentMse(x: Float32Array, y: Float32Array): number {
+  let e = 0;
+  for (let k = 0; k < x.length; k++) e += (y[k] - x[k]) ** 2;
+  return e / x.length;
+}
+
 /** `count` raw latents → their normalised values x and quantized codes q (same layout). */
 export function quantizeLatents(t: Tokenizer, raw: Float32Array, count: number) {
   const dims = raw.length / count;

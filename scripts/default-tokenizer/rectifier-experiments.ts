@@ -5,7 +5,8 @@
  * pairs (ReVQ's loss, mse(z, rectifier(q)), or its per-dimension weighting) and scored on the
  * default VAE's held-out grid crops: latent MSE, its flat (per image and channel) part, and PSNR.
  *
- *   node scripts/default-tokenizer/rectifier-experiments.ts [--latents 1024] [--json out.json]
+ *   node scripts/default-tokenizer/rectifier-experiments.ts [--latents 1024] [--only <name part>]
+ *     [--epochs <each variant's>] [--json out.json]
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -41,7 +42,7 @@ import { learningRateAt } from "../../gpu-worker/src/train/schedule.ts";
 import { MAX_GRAD_NORM, toNhwc } from "../../gpu-worker/src/train/step.ts";
 import { CROP, photoFiles } from "../default-vae/photos.ts";
 import { heldOutCrops } from "./evaluate.ts";
-import { quantizeLatents, rectifyChw } from "./latent-errors.ts";
+import { latentMse, quantizeLatents, rectifyChw, smoothPart } from "./latent-errors.ts";
 import { DEFAULT_TOKENIZER as D, DEFAULT_WORK } from "./settings.ts";
 
 type Variant = {
@@ -89,6 +90,28 @@ const VARIANTS: Variant[] = [
     channels: 16,
     blocks: 1,
     lr: 0.002,
+    epochs: 4,
+    weighting: "uniform",
+  },
+  {
+    name: "scratch residual 16 ch pixel loss lr 0.01",
+    from: "scratch",
+    residual: true,
+    loss: "pixels",
+    channels: 16,
+    blocks: 1,
+    lr: 0.01,
+    epochs: 4,
+    weighting: "uniform",
+  },
+  {
+    name: "scratch residual 32 ch 2 blocks pixel loss lr 0.004",
+    from: "scratch",
+    residual: true,
+    loss: "pixels",
+    channels: 32,
+    blocks: 2,
+    lr: 0.004,
     epochs: 4,
     weighting: "uniform",
   },
@@ -172,6 +195,8 @@ const { values: args } = parseArgs({
     latents: { type: "string", default: "1024" },
     vae: { type: "string", default: "models/default-vae" },
     only: { type: "string" },
+    /** Overrides each chosen variant's epochs. */
+    epochs: { type: "string" },
     json: { type: "string" },
   },
 });
@@ -181,7 +206,8 @@ const results = await withTokenizerFolder(String(args.tokenizer), async (t) => {
   const heldOut = await heldOutSet(t);
   const out = [{ name: "codebook alone", ...(await score(t, null, heldOut)) }];
   console.log(JSON.stringify(out[0]));
-  for (const v of VARIANTS.filter((v) => !args.only || v.name.includes(String(args.only)))) {
+  const chosen = VARIANTS.filter((v) => !args.only || v.name.includes(String(args.only)));
+  for (const v of chosen.map((v) => (args.epochs ? { ...v, epochs: Number(args.epochs) } : v))) {
     const started = performance.now();
     const r = await trainVariant(t, v, pairs);
     const row = {
@@ -354,9 +380,11 @@ async function score(t: Tokenizer, r: Rectifier | null, held: HeldOut) {
     n,
   );
   const size = { height: CROP, width: CROP };
+  const { height: h, width: w } = shape;
   return {
     latentMse: mse / rect.length,
     flatLatentMse: flat / rect.length,
+    smoothLatentMse: latentMse(held.x, smoothPart(held.x, rect, h, w)),
     psnr: mean(psnr(decoded, held.images, n, size)),
     ssim: mean(ssim(decoded, held.images, n, size)),
   };

@@ -56,6 +56,13 @@ type ConcatRow = Extract<TopLevelSpec, { vconcat: unknown }>["vconcat"][number];
 const RECTIFIED = "tokens → codebook → rectifier";
 const PLAIN = "tokens → codebook alone";
 const COLORS = { domain: [PLAIN, RECTIFIED], range: ["#9e9e9e", "#1f77b4"] };
+/** The y axis of both PSNR panels. */
+const PSNR_AXIS = {
+  field: "psnr",
+  type: "quantitative",
+  scale: { zero: false },
+  title: "PSNR (dB), held-out crops",
+} as const;
 
 export async function renderSweepSvg(result: SweepResult): Promise<string> {
   const view = new View(parse(compile(sweepSpec(result)).spec), { renderer: "none" });
@@ -115,12 +122,7 @@ export function sweepSpec(result: SweepResult): TopLevelSpec {
         mark: { type: "point", filled: true, size: 80 },
         encoding: {
           x: { field: "layout", type: "nominal", title: null, axis: { labelAngle: 0 } },
-          y: {
-            field: "psnr",
-            type: "quantitative",
-            scale: { zero: false },
-            title: "PSNR (dB), held-out crops",
-          },
+          y: PSNR_AXIS,
           color,
         },
       },
@@ -187,12 +189,7 @@ export function sweepSpec(result: SweepResult): TopLevelSpec {
                     scale: { type: "log", base: 2 },
                     title: "bits per image",
                   },
-                  y: {
-                    field: "psnr",
-                    type: "quantitative",
-                    scale: { zero: false },
-                    title: "PSNR (dB), held-out crops",
-                  },
+                  y: PSNR_AXIS,
                   color,
                   tooltip: [{ field: "id" }, { field: "psnr", format: ".2f" }],
                 },

@@ -32,6 +32,17 @@ const TOKEN_FORMS = {
   "application/octet-stream": binary,
 };
 
+/** Both routes' query and headers: the form, and a conditional or ranged read. */
+const TokenQuery = z.object({ format: z.enum(TOKEN_FORMATS).default("binary") });
+const TokenHeaders = z.object({
+  // Record 0: the bytes after the 64-byte header, one stride of them.
+  range: z
+    .string()
+    .optional()
+    .openapi({ example: `bytes=64-${64 + tokenStream.recordStride - 1}` }),
+  "if-none-match": z.string().optional(),
+});
+
 const route = createRoute({
   method: "get",
   path: "/{id}/tokens",
@@ -45,15 +56,8 @@ const route = createRoute({
     params: z.object({
       id: z.string().openapi({ param: { name: "id", in: "path" }, example: ids.job }),
     }),
-    query: z.object({ format: z.enum(TOKEN_FORMATS).default("binary") }),
-    headers: z.object({
-      // Record 0: the bytes after the 64-byte header, one stride of them.
-      range: z
-        .string()
-        .optional()
-        .openapi({ example: `bytes=64-${64 + tokenStream.recordStride - 1}` }),
-      "if-none-match": z.string().optional(),
-    }),
+    query: TokenQuery,
+    headers: TokenHeaders,
   },
   responses: {
     200: {
@@ -97,14 +101,8 @@ const shardRoute = createRoute({
         example: "0",
       }),
     }),
-    query: z.object({ format: z.enum(TOKEN_FORMATS).default("binary") }),
-    headers: z.object({
-      range: z
-        .string()
-        .optional()
-        .openapi({ example: `bytes=64-${64 + tokenStream.recordStride - 1}` }),
-      "if-none-match": z.string().optional(),
-    }),
+    query: TokenQuery,
+    headers: TokenHeaders,
   },
   responses: {
     200: {

@@ -111,16 +111,20 @@ class JsonAndNpyTest(unittest.TestCase):
                 self.assertEqual(caught.exception.code, code)
 
 
+def golden_cases(name):
+    """The folder the TypeScript side wrote its golden files to, and its case list `name`."""
+    folder = os.environ.get("REVQ_GOLDEN_DIR")
+    if not folder:
+        raise unittest.SkipTest("run through tests/shared/python-reader.test.ts")
+    return Path(folder), json.loads((Path(folder) / name).read_text())
+
+
 class GoldenTest(unittest.TestCase):
     """Every case the TypeScript side wrote: the same ids, or the same error code."""
 
     @classmethod
     def setUpClass(cls):
-        folder = os.environ.get("REVQ_GOLDEN_DIR")
-        if not folder:
-            raise unittest.SkipTest("run through tests/shared/python-reader.test.ts")
-        cls.folder = Path(folder)
-        cls.cases = json.loads((cls.folder / "cases.json").read_text())
+        cls.folder, cls.cases = golden_cases("cases.json")
 
     def test_every_case(self):
         results = {}
@@ -151,11 +155,7 @@ class DatasetGoldenTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        folder = os.environ.get("REVQ_GOLDEN_DIR")
-        if not folder:
-            raise unittest.SkipTest("run through tests/shared/python-reader.test.ts")
-        cls.folder = Path(folder)
-        cls.cases = json.loads((cls.folder / "dataset-cases.json").read_text())
+        cls.folder, cls.cases = golden_cases("dataset-cases.json")
 
     def test_every_folder(self):
         results = {}

@@ -10,7 +10,7 @@ import {
   type TokenShardManifest,
 } from "@revq/shared";
 import { describe, expect, it } from "vitest";
-import { added, addIds, createDataset } from "./fixtures/datasets.ts";
+import { added, addIds, createDataset, datasetOf } from "./fixtures/datasets.ts";
 import { IMAGES } from "./fixtures/images.ts";
 import {
   expireLease,
@@ -27,19 +27,6 @@ import { registerOwnTokenizer, tinyTokenizer } from "./fixtures/tokenizer.ts";
 import { call, expectProblem, json, newTenant } from "./helpers.ts";
 
 type DatasetJob = Job & { shardJobs?: string[] };
-
-/** An upload dataset of `count` images. */
-async function datasetOf(world: World, count: number) {
-  const ids: string[] = [];
-  while (ids.length < count) {
-    ids.push(...(await uploadImages(world.apiKey, Math.min(4, count - ids.length))));
-  }
-  const dataset = await createDataset(world.apiKey);
-  for (let i = 0; i < ids.length; i += 5) {
-    await added(await addIds(world.apiKey, dataset.id, ids.slice(i, i + 5)));
-  }
-  return { dataset, ids };
-}
 
 function encode(world: World, inputs: Record<string, unknown>, extra = {}) {
   return call("/v1/jobs", { ...json({ kind: "encode", inputs, ...extra }), key: world.apiKey });

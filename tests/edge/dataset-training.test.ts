@@ -10,25 +10,12 @@ import { describe, expect, it } from "vitest";
 import { configOf } from "../../edge/src/config.ts";
 import { database } from "../../edge/src/db/client.ts";
 import { createJob } from "../../edge/src/services/jobs/create.ts";
-import { added, addIds, createDataset } from "./fixtures/datasets.ts";
+import { createDataset, datasetOf } from "./fixtures/datasets.ts";
 import { IMAGES } from "./fixtures/images.ts";
 import { getJob, lease, newWorld, uploadImages, type World, workerCall } from "./fixtures/jobs.ts";
 import { call, expectProblem, json } from "./helpers.ts";
 
 type TrainJob = { id: string; kind: string; status: string; extractJobs?: string[] };
-
-/** An upload dataset of `count` images (uploaded 4 at a time, added 5 at a time). */
-async function datasetOf(world: World, count: number) {
-  const ids: string[] = [];
-  while (ids.length < count) {
-    ids.push(...(await uploadImages(world.apiKey, Math.min(4, count - ids.length))));
-  }
-  const dataset = await createDataset(world.apiKey);
-  for (let i = 0; i < ids.length; i += 5) {
-    await added(await addIds(world.apiKey, dataset.id, ids.slice(i, i + 5)));
-  }
-  return { dataset, ids };
-}
 
 async function train(world: World, inputs: Record<string, unknown>, extra = {}) {
   return call("/v1/jobs", { ...json({ kind: "train", inputs, ...extra }), key: world.apiKey });

@@ -73,6 +73,14 @@ const SHAPES = {
     codes: TRAIN_PRESETS.small.codes,
     rectifier: TRAIN_PRESETS.small.rectifier,
   },
+  /** `small` with a residual rectifier (rectifier.residual): its counts beside the plain one's. */
+  "small-residual": {
+    latent: { channels: 8, height: 16, width: 16 },
+    tokens: TRAIN_PRESETS.small.tokens,
+    groups: TRAIN_PRESETS.small.groups,
+    codes: TRAIN_PRESETS.small.codes,
+    rectifier: { ...TRAIN_PRESETS.small.rectifier, residual: true },
+  },
   "512x16384": {
     latent: { channels: 32, height: 8, width: 8 },
     tokens: 512,

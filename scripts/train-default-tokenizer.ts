@@ -63,7 +63,7 @@ export type RunSizes = Pick<
   | "channels"
   | "blocks"
   | "headDim"
-> & { residual?: boolean };
+> & { residual?: boolean; rectifierLoss?: string };
 
 /** The frozen VAE: its manifest entry and its weights, checked against the entry's SHA-256. */
 export type FrozenVae = { spec: VaeSpec; weights: Uint8Array };
@@ -103,6 +103,7 @@ function parseOptions() {
       assignment: { type: "string", default: "exact" },
       "rectifier-lr": { type: "string", default: String(D.rectifierLr) },
       "rectifier-loss-weighting": { type: "string", default: D.rectifierLossWeighting },
+      "rectifier-loss": { type: "string", default: D.rectifierLoss },
       "usage-crops": { type: "string", default: "2048" },
       seed: { type: "string", default: String(D.seed) },
       backend: { type: "string", default: "wasm" },
@@ -136,6 +137,7 @@ function parseOptions() {
     assignment: args.assignment,
     rectifierLr: Number(args["rectifier-lr"]),
     rectifierLossWeighting: args["rectifier-loss-weighting"],
+    rectifierLoss: args["rectifier-loss"],
     usageCrops: int("usage-crops"),
     photos: String(args.photos),
     vae: String(args.vae),
@@ -177,7 +179,8 @@ async function trainDefaultTokenizer(
   const data = await prepareTrainData(latents, {
     heldOut: defaultHeldOut(latents.count),
     seed: options.seed,
-    images: { source: images, vae, count: 16 },
+    vae,
+    images: { source: images, count: 16 },
   });
   const checkpoints = folderStore(join(options.work, "checkpoints"));
   const run = await resumeOrStart(options.work, checkpoints, datasetId, config, data);
@@ -259,6 +262,7 @@ export function trainConfig(options: RunSizes, spec: VaeSpec): TrainConfig {
       assignment: options.assignment,
       learningRates: { rectifier: options.rectifierLr },
       rectifierLossWeighting: options.rectifierLossWeighting,
+      rectifierLoss: options.rectifierLoss,
       rectifier: {
         channels: options.channels,
         blocks: options.blocks,

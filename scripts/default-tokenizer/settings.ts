@@ -14,6 +14,7 @@ export const DEFAULT_TOKENIZER = {
   rectifier: { channels: 16, blocks: 1, headDim: 16, multiscales: [5], residual: false },
   rectifierLr: 0.002,
   rectifierLossWeighting: "uniform",
+  rectifierLoss: "latent",
 } as const;
 
 /** Where train-default-tokenizer keeps its crops, latents and checkpoints. */

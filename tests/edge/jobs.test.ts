@@ -114,6 +114,11 @@ describe("POST /v1/jobs", () => {
       [{ preset: "huge" }, "json.parameters.preset"],
       [{ rectifier: { residual: "yes" } }, "json.parameters.rectifier.residual"],
       [{ rectifier: { blocks: 0 } }, "json.parameters.rectifier.blocks"],
+      [{ rectifierLoss: "pixels" }, "json.parameters.rectifierLoss"],
+      [
+        { rectifierLoss: "decoder", rectifierLossWeighting: "latent-variance" },
+        "json.parameters.rectifierLossWeighting",
+      ],
       [{ rectifier: { width: 8 } }, "json.parameters.rectifier"],
       [{ require: { minUsage: 2 } }, "json.parameters.require.minUsage"],
       [{ require: { maxPsnrGapDb: -1 } }, "json.parameters.require.maxPsnrGapDb"],

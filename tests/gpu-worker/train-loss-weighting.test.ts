@@ -9,6 +9,7 @@ import { initRectifier, rectify } from "../../gpu-worker/src/models/rectifier.ts
 import { resolveTrainConfig, TrainConfigError } from "../../gpu-worker/src/train/config.ts";
 import { rectifierLossWeights } from "../../gpu-worker/src/train/loss-weights.ts";
 import { createQuantizer, gatherCodes } from "../../gpu-worker/src/train/quantizer.ts";
+import { rectifierObjective } from "../../gpu-worker/src/train/rectifier-objective.ts";
 import { createTrainState, lossesAndGradients, toNhwc } from "../../gpu-worker/src/train/step.ts";
 
 const LATENT = { channels: 4, height: 4, width: 4 };
@@ -86,24 +87,33 @@ describe("a step with weights", () => {
     state.counts.dispose();
   });
 
-  /** The step's rectifier loss, and its codebook rows (the assignment). */
-  async function rectifierLoss(weights: tf.Tensor4D | null) {
-    const g = await lossesAndGradients(state, batch, weights);
+  const std = Float32Array.from({ length: DIMS }, (_, i) => 0.25 + (i % 7) * 0.1);
+  const normalizer = { mean: new Float32Array(DIMS), std };
+
+  /** The step's rectifier loss under a run's weighting, and its codebook rows (the assignment). */
+  async function rectifierLoss(weighting?: "latent-variance") {
+    const objective = rectifierObjective(
+      { latentShape: LATENT, ...(weighting ? { rectifierLossWeighting: weighting } : {}) },
+      normalizer,
+    );
+    const g = await lossesAndGradients(state, batch, objective.loss);
+    objective.dispose();
     const loss = (await g.lossRectifier.data())[0];
     const rows = (await g.rows.data()) as Int32Array;
     tf.dispose([g.rows, g.lossQuantizer, g.lossRectifier, g.quantizer, ...g.rectifier]);
     return { loss, rows };
   }
 
-  it("is the paper's loss with unit weights and the weighted mean otherwise", async () => {
-    const plain = await rectifierLoss(null);
-    const ones = tf.ones([1, 4, 4, 4]) as tf.Tensor4D;
-    expect((await rectifierLoss(ones)).loss).toBeCloseTo(plain.loss, 6);
-    ones.dispose();
+  it("is the paper's loss unweighted and the weighted mean otherwise", async () => {
+    const plain = await rectifierLoss();
+    const paper = await lossesAndGradients(state, batch);
+    expect((await paper.lossRectifier.data())[0]).toBeCloseTo(plain.loss, 6);
+    tf.dispose([paper.rows, paper.lossQuantizer, paper.lossRectifier, paper.quantizer]);
+    tf.dispose(paper.rectifier);
 
-    const weights = tf.tidy(() => tf.linspace(0.1, 1.9, DIMS).reshape([1, 4, 4, 4])) as tf.Tensor4D;
-    const weighted = await rectifierLoss(weights);
+    const weighted = await rectifierLoss("latent-variance");
     // The same weighted mean, from the rectifier's output on the batch's quantized latents.
+    const weights = rectifierLossWeights("latent-variance", LATENT, normalizer) as tf.Tensor4D;
     const expected = tf.tidy(() => {
       const q = toNhwc(
         gatherCodes(state.quantizer, tf.tensor1d(weighted.rows, "int32")),

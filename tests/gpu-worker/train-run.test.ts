@@ -301,7 +301,8 @@ describe("the training run", () => {
       const d = await prepareTrainData(latents, {
         heldOut: 8,
         seed: 3,
-        images: { source, vae, count: 4 },
+        vae,
+        images: { source, count: 4 },
       });
       expect([d.train.length, d.heldOut.count, d.probe?.count]).toEqual([36, 8, 4]);
       const config: TrainConfig = {

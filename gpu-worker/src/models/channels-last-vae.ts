@@ -49,6 +49,15 @@ export class ChannelsLastVae implements Vae {
     return readAndDispose(images, count * height * width * 3);
   }
 
+  decodeTensor(latents: tf.Tensor4D): tf.Tensor4D {
+    const { channels: c, height: h, width: w } = this.latentShape;
+    const [, lh, lw, lc] = latents.shape;
+    if (lh !== h || lw !== w || lc !== c) {
+      throw new RangeError(`latents of ${latents.shape.join("×")} are not (B, ${h}, ${w}, ${c})`);
+    }
+    return this.model.decode(latents);
+  }
+
   dispose(): void {
     this.model.dispose();
   }

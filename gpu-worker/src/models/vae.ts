@@ -10,6 +10,7 @@
  * load-vae.ts picks the implementation a manifest names.
  */
 import type { LatentShape, TokenizerManifest } from "@revq/shared";
+import type * as tf from "@tensorflow/tfjs-core";
 
 export type ImageSize = { height: number; width: number };
 
@@ -20,6 +21,11 @@ export interface Vae {
   encode(images: Float32Array, count: number): Promise<Float32Array>;
   /** `count` latents → `count` images, in [-1, 1] up to the model's overshoot (not clamped). */
   decode(latents: Float32Array, count: number): Promise<Float32Array>;
+  /**
+   * The decoder as a differentiable tensor function, for training through it (a run's decoder
+   * loss): (B, h, w, C) latents, channels-last as the rectifier computes → (B, H, W, 3) images.
+   */
+  decodeTensor(latents: tf.Tensor4D): tf.Tensor4D;
   /** Frees the weights on the device. */
   dispose(): void;
 }

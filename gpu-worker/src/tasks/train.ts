@@ -166,7 +166,8 @@ async function trainRun(
   const data = await prepareTrainData(latents, {
     heldOut,
     seed: runConfig.seed,
-    images: { source: images, vae, count: DEFAULT_PROBE_IMAGES },
+    vae,
+    images: { source: images, count: DEFAULT_PROBE_IMAGES },
   });
   const run: TrainRun = saved ?? (await startRun(runConfig, data));
   if (saved)

@@ -230,8 +230,9 @@ async function main(flags: Flags, signal: AbortSignal): Promise<void> {
   const data = await prepareTrainData(latents, {
     heldOut: count(flags, "held-out", defaultHeldOut(latents.count)),
     seed: config.seed,
+    vae: vae.vae,
     images: images
-      ? { source: images, vae: vae.vae, count: count(flags, "probe", DEFAULT_PROBE_IMAGES) }
+      ? { source: images, count: count(flags, "probe", DEFAULT_PROBE_IMAGES) }
       : undefined,
   });
   const run = saved ?? (await startRun(config, data));

@@ -11,6 +11,7 @@ import {
   type LatentShape,
   latentSize,
   quantLayout,
+  type RectifierLoss,
   type RectifierLossWeighting,
   TrainParameters,
   type TrainPresetName,
@@ -30,6 +31,8 @@ export type TrainConfig = {
   rectifierWeightDecay: number;
   /** Absent: `uniform`, the paper's loss (kept absent so that such runs' configurations stay as they were). */
   rectifierLossWeighting?: Exclude<RectifierLossWeighting, "uniform">;
+  /** Absent: `latent`, the paper's (absent for the same reason). */
+  rectifierLoss?: Exclude<RectifierLoss, "latent">;
   /** Dead-code reset: at most ratio·K codes per group each epoch, copies plus noise·N(0,1). */
   reset: { ratio: number; noise: number };
   seed: number;
@@ -106,6 +109,7 @@ export function resolveTrainConfig(
     ...(p.rectifierLossWeighting && p.rectifierLossWeighting !== "uniform"
       ? { rectifierLossWeighting: p.rectifierLossWeighting }
       : {}),
+    ...(p.rectifierLoss === "decoder" ? { rectifierLoss: p.rectifierLoss } : {}),
     reset: { ...PAPER_DEFAULTS.reset, ...p.reset },
     seed: p.seed ?? PAPER_DEFAULTS.seed,
     assignment: p.assignment ?? (accelerated ? "device" : "exact"),

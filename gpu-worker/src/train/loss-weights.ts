@@ -15,11 +15,18 @@ export function rectifierLossWeights(
   normalizer: Normalizer,
 ): tf.Tensor4D | null {
   if (!weighting || weighting === "uniform") return null;
-  const { channels, height, width } = shape;
   const variance = Float32Array.from(normalizer.std, (s) => s * s); // C-H-W order
   const meanVariance = variance.reduce((a, b) => a + b, 0) / variance.length;
-  const weights = variance.map((v) => v / meanVariance);
+  return channelsLast(
+    variance.map((v) => v / meanVariance),
+    shape,
+  );
+}
+
+/** Per-dimension values in C-H-W order → (1, H, W, C). */
+export function channelsLast(values: Float32Array, shape: LatentShape): tf.Tensor4D {
+  const { channels, height, width } = shape;
   return tf.tidy(() =>
-    tf.transpose(tf.tensor4d(weights, [1, channels, height, width]), [0, 2, 3, 1]),
+    tf.transpose(tf.tensor4d(values, [1, channels, height, width]), [0, 2, 3, 1]),
   );
 }

@@ -15,8 +15,10 @@ export const DEFAULT_PROBE_IMAGES = 8;
 export type PrepareOptions = {
   heldOut: number;
   seed: number;
-  /** The dataset's images and their VAE, for the image probe; the first held-out ones are used. */
-  images?: { source: ImageSource; vae: Vae; count: number };
+  /** The VAE the latents came from: for the decoder loss, and with `images` for the probe. */
+  vae?: Vae;
+  /** The dataset's images, for the image probe; the first held-out ones are used. */
+  images?: { source: ImageSource; count: number };
 };
 
 export async function prepareTrainData(
@@ -29,14 +31,15 @@ export async function prepareTrainData(
     train: split.train,
     heldOut: subset(latents, split.heldOut),
     normalizer: latentStatistics(latents, split.train),
+    ...(options.vae ? { vae: options.vae } : {}),
   };
-  const probeCount = Math.min(options.images?.count ?? 0, split.heldOut.length);
-  if (!options.images || probeCount === 0) return data;
-  const { source, vae } = options.images;
+  const { vae, images } = options;
+  const probeCount = Math.min(images?.count ?? 0, split.heldOut.length);
+  if (!vae || !images || probeCount === 0) return data;
   const { height, width } = vae.inputResolution;
   const pixels = new Float32Array(probeCount * height * width * 3);
   for (let i = 0; i < probeCount; i++) {
-    pixels.set(await source.load(split.heldOut[i]), i * height * width * 3);
+    pixels.set(await images.source.load(split.heldOut[i]), i * height * width * 3);
   }
   return { ...data, probe: await imageProbe(vae, pixels, probeCount) };
 }

@@ -15,6 +15,7 @@ import {
   usagePerGroup,
 } from "@revq/shared";
 import { disposeRectifier, initRectifier } from "../models/rectifier.ts";
+import type { Vae } from "../models/vae.ts";
 import { disposeAdamW } from "./adamw.ts";
 import type { TrainConfig } from "./config.ts";
 import {
@@ -25,8 +26,8 @@ import {
   shuffledOrder,
 } from "./dataset.ts";
 import { letEventLoopTurn } from "./event-loop.ts";
-import { rectifierLossWeights } from "./loss-weights.ts";
 import { createQuantizer, disposeQuantizer, readCodebook, writeCodebook } from "./quantizer.ts";
+import { rectifierObjective } from "./rectifier-objective.ts";
 import { learningRateAt } from "./schedule.ts";
 import {
   createTrainState,
@@ -46,6 +47,8 @@ export type TrainData = {
   train: Uint32Array;
   heldOut: LatentSet;
   normalizer: Normalizer;
+  /** The frozen VAE the latents came from; a run with the decoder loss trains through it. */
+  vae?: Vae;
   probe?: ImageProbe;
 };
 
@@ -144,11 +147,7 @@ export async function runEpoch(
     for (const key of Object.keys(sums) as (keyof typeof sums)[]) sums[key] += metrics[key];
     hooks.onStep?.({ ...metrics, epoch, step, steps });
   };
-  const weights = rectifierLossWeights(
-    config.rectifierLossWeighting,
-    config.latentShape,
-    data.normalizer,
-  );
+  const objective = rectifierObjective(config, data.normalizer, data.vae);
   // Each step's numbers are awaited after the next step is queued: the device always has work.
   let previous: Promise<StepMetrics> | undefined;
   for (let step = 0; step < steps; step++) {
@@ -156,13 +155,13 @@ export async function runEpoch(
     const drawn = order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
     const indices = Array.from(drawn, (i) => data.train[i]);
     const batch = normalizeLatents(gatherLatents(data.latents, indices), data.normalizer);
-    const { metrics } = await trainStep(state, batch, weights);
+    const { metrics } = await trainStep(state, batch, objective.loss);
     if (previous) tally(await previous, step);
     previous = metrics;
     await letEventLoopTurn();
   }
   if (previous) tally(await previous, steps);
-  weights?.dispose();
+  objective.dispose();
 
   const counts = await readCounts(state);
   const usage = usagePerGroup(epochHits(counts, epoch), usageShape(state.quantizer));

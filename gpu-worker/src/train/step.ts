@@ -4,8 +4,8 @@
  *   x (B, T, D) normalised tokens → ids (nearest codes) → q = codebook[t mod G, ids]
  *   loss = mse(x, q) + mse(x, rectifier(stopgrad(q)))
  *
- * or, with per-dimension weights w (loss-weights.ts, a run's `rectifierLossWeighting`), the
- * rectifier's term mean(w ⊙ (x − rectifier(stopgrad(q)))²).
+ * or with the rectifier's term a run's other objective (rectifier-objective.ts): the latent's
+ * squared error weighted per dimension, or the frozen VAE decoder's images' squared error.
  *
  * The quantizer learns from its own MSE through the gather, the rectifier from its own (no
  * straight-through estimator, no commitment loss); each module's gradient is clipped to norm 1,
@@ -19,10 +19,11 @@
 
 import type { Assignment, Codebook, LatentShape } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
-import { type Rectifier, rectifierLoss } from "../models/rectifier.ts";
+import { type Rectifier, rectify } from "../models/rectifier.ts";
 import { type AdamW, adamwStep, createAdamW } from "./adamw.ts";
 import { assigner } from "./assign.ts";
 import { gatherCodes, type TrainableQuantizer } from "./quantizer.ts";
+import type { RectifierObjective } from "./rectifier-objective.ts";
 
 /** clip_grad_norm_'s max_norm, per module. */
 export const MAX_GRAD_NORM = 1;
@@ -88,12 +89,12 @@ export type Gradients = {
 
 /**
  * batch: (B, C·H·W) normalised latents, row-major: each row is the sample's T·D token values.
- * weights: (1, H, W, C) per-dimension weights of the rectifier's squared error; null: ReVQ's mse.
+ * objective: the rectifier's loss; absent: ReVQ's mse.
  */
 export async function lossesAndGradients(
   state: TrainState,
   batch: Float32Array,
-  weights: tf.Tensor4D | null = null,
+  objective: RectifierObjective["loss"] = meanSquaredError,
 ): Promise<Gradients> {
   const q = state.quantizer;
   const { tokens, codeDim } = q.layout;
@@ -116,7 +117,7 @@ export async function lossesAndGradients(
   ]);
   const variables = state.rectifier.bindings.map((b) => b.param as tf.Variable);
   const rect = tf.variableGrads(
-    () => rectifierLoss(state.rectifier, quantized, target, weights),
+    () => objective(rectify(state.rectifier, quantized), target),
     variables,
   );
   tf.dispose([x, quantized, target]);
@@ -144,9 +145,13 @@ export type QueuedStep = { metrics: Promise<StepMetrics> };
 export async function trainStep(
   state: TrainState,
   batch: Float32Array,
-  weights: tf.Tensor4D | null = null,
+  objective: RectifierObjective["loss"] = meanSquaredError,
 ): Promise<QueuedStep> {
-  return applyGradients(state, await lossesAndGradients(state, batch, weights));
+  return applyGradients(state, await lossesAndGradients(state, batch, objective));
+}
+
+function meanSquaredError(rectified: tf.Tensor4D, target: tf.Tensor4D): tf.Scalar {
+  return tf.mean(tf.squaredDifference(rectified, target));
 }
 
 /** The second half of a step: clip per module, AdamW, count usage; disposes g's tensors. */

@@ -24,6 +24,15 @@ export type Assignment = (typeof ASSIGNMENTS)[number];
 export const RECTIFIER_LOSS_WEIGHTINGS = ["uniform", "latent-variance"] as const;
 export type RectifierLossWeighting = (typeof RECTIFIER_LOSS_WEIGHTINGS)[number];
 
+/**
+ * What the rectifier's squared error is measured on: `latent` is ReVQ's, the latent itself (as
+ * weighted by `rectifierLossWeighting`); `decoder` is the frozen VAE decoder's images of the
+ * rectified and of the true latent, back-propagated through the decoder (docs/training.md): the
+ * error a user sees, at the cost of the decoder's forward and backward in every step.
+ */
+export const RECTIFIER_LOSSES = ["latent", "decoder"] as const;
+export type RectifierLoss = (typeof RECTIFIER_LOSSES)[number];
+
 const positiveInt = z.int().min(1);
 const rate = z.number().positive().max(1);
 
@@ -38,38 +47,47 @@ const RectifierParams = z.strictObject({
 });
 
 /** `name` and `description` are the new tokenizer's, not part of the run. */
-export const TrainParameters = z.strictObject({
-  name: z.string().min(1).max(200).optional(),
-  description: z.string().max(10_000).optional(),
-  preset: z.enum(TRAIN_PRESET_NAMES).optional(),
-  tokens: positiveInt.optional(),
-  groups: positiveInt.optional(),
-  codes: z
-    .int()
-    .min(2)
-    .max(1 << 24)
-    .optional(),
-  rectifier: RectifierParams.optional(),
-  epochs: positiveInt.max(100_000).optional(),
-  batchSize: positiveInt.max(1 << 16).optional(),
-  learningRates: z
-    .strictObject({ quantizer: rate.optional(), rectifier: rate.optional() })
-    .optional(),
-  rectifierWeightDecay: z.number().min(0).max(1).optional(),
-  rectifierLossWeighting: z.enum(RECTIFIER_LOSS_WEIGHTINGS).optional(),
-  reset: z
-    .strictObject({
-      ratio: z.number().min(0).max(1).optional(),
-      noise: z.number().min(0).max(10).optional(),
-    })
-    .optional(),
-  seed: z
-    .int()
-    .min(0)
-    .max(2 ** 32 - 1)
-    .optional(),
-  assignment: z.enum(ASSIGNMENTS).optional(),
-  /** Thresholds the new tokenizer's held-out evaluation must meet to be registered. */
-  require: EvaluationRequirements.optional(),
-});
+export const TrainParameters = z
+  .strictObject({
+    name: z.string().min(1).max(200).optional(),
+    description: z.string().max(10_000).optional(),
+    preset: z.enum(TRAIN_PRESET_NAMES).optional(),
+    tokens: positiveInt.optional(),
+    groups: positiveInt.optional(),
+    codes: z
+      .int()
+      .min(2)
+      .max(1 << 24)
+      .optional(),
+    rectifier: RectifierParams.optional(),
+    epochs: positiveInt.max(100_000).optional(),
+    batchSize: positiveInt.max(1 << 16).optional(),
+    learningRates: z
+      .strictObject({ quantizer: rate.optional(), rectifier: rate.optional() })
+      .optional(),
+    rectifierWeightDecay: z.number().min(0).max(1).optional(),
+    rectifierLossWeighting: z.enum(RECTIFIER_LOSS_WEIGHTINGS).optional(),
+    rectifierLoss: z.enum(RECTIFIER_LOSSES).optional(),
+    reset: z
+      .strictObject({
+        ratio: z.number().min(0).max(1).optional(),
+        noise: z.number().min(0).max(10).optional(),
+      })
+      .optional(),
+    seed: z
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .optional(),
+    assignment: z.enum(ASSIGNMENTS).optional(),
+    /** Thresholds the new tokenizer's held-out evaluation must meet to be registered. */
+    require: EvaluationRequirements.optional(),
+  })
+  .refine(
+    (p) => p.rectifierLoss !== "decoder" || (p.rectifierLossWeighting ?? "uniform") === "uniform",
+    {
+      path: ["rectifierLossWeighting"],
+      message: "weights the latent loss; with rectifierLoss decoder leave it out",
+    },
+  );
 export type TrainParameters = z.infer<typeof TrainParameters>;

@@ -10,6 +10,9 @@
  * 2. The offline trainer's code path (what revq-train runs): latents extracted once into
  *    <work>/latents/, the held-out split, a checkpoint every epoch in <work>/checkpoints/ (a run
  *    that stops resumes there when started again with the same parameters), the export.
+ *    With --codebook-from <tokenizer folder>, the run starts from that tokenizer's codebook and
+ *    keeps it as it is (quantizer lr 0, no reset): a rectifier trained alone on it, e.g. with the
+ *    decoder loss, which costs too much to run for the codebook's whole training on a CPU.
  * 3. Evaluation on the VAE's held-out crops (its manifest's grid crops of the held-out photos):
  *    PSNR/SSIM of the VAE alone and of the tokenizer (tokens → codebook → rectifier →
  *    de-normalise → VAE decoder), codebook usage per group on seeded random crops of the
@@ -21,14 +24,22 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { canonicalJson, defaultHeldOut, sha256Hex } from "@revq/shared";
+import {
+  type Codebook,
+  canonicalJson,
+  createCodebook,
+  defaultHeldOut,
+  sha256Hex,
+} from "@revq/shared";
 import { type BackendChoice, isBackendChoice, selectBackend } from "../gpu-worker/src/backend.ts";
 import { loadVae } from "../gpu-worker/src/models/load-vae.ts";
 import { safetensorsSource } from "../gpu-worker/src/models/sources.ts";
 import type { Vae, VaeSpec } from "../gpu-worker/src/models/vae.ts";
+import { withTokenizerFolder } from "../gpu-worker/src/pipeline/tokenizer-folder.ts";
 import { loadCheckpoint, saveCheckpoint } from "../gpu-worker/src/train/checkpoint.ts";
 import { imageFolder } from "../gpu-worker/src/train/cli-images.ts";
 import { resolveTrainConfig, type TrainConfig } from "../gpu-worker/src/train/config.ts";
+import type { Normalizer } from "../gpu-worker/src/train/dataset.ts";
 import { type ExportedTokenizer, exportTokenizer } from "../gpu-worker/src/train/export.ts";
 import { extractLatents } from "../gpu-worker/src/train/extract.ts";
 import { folderStore } from "../gpu-worker/src/train/folder-store.ts";
@@ -112,6 +123,7 @@ function parseOptions() {
       work: { type: "string", default: DEFAULT_WORK },
       out: { type: "string", default: "models/default-tokenizer" },
       "eval-only": { type: "boolean", default: false },
+      "codebook-from": { type: "string" },
     },
   });
   const int = (name: keyof typeof args) => {
@@ -144,6 +156,7 @@ function parseOptions() {
     work: resolve(String(args.work)),
     out: resolve(String(args.out)),
     evalOnly: Boolean(args["eval-only"]),
+    codebookFrom: args["codebook-from"] ? resolve(String(args["codebook-from"])) : undefined,
   };
 }
 
@@ -175,22 +188,33 @@ async function trainDefaultTokenizer(
     vae,
     cropDir,
   );
-  const config = trainConfig(options, frozen.spec);
   const data = await prepareTrainData(latents, {
     heldOut: defaultHeldOut(latents.count),
     seed: options.seed,
     vae,
     images: { source: images, count: 16 },
   });
-  const checkpoints = folderStore(join(options.work, "checkpoints"));
-  const run = await resumeOrStart(options.work, checkpoints, datasetId, config, data);
+  const from = options.codebookFrom
+    ? await trainedCodebook(options.codebookFrom, data.normalizer)
+    : undefined;
+  const sized = trainConfig(options, frozen.spec);
+  const config: TrainConfig = from
+    ? {
+        ...sized,
+        learningRates: { ...sized.learningRates, quantizer: 0 },
+        reset: { ...sized.reset, ratio: 0 },
+      }
+    : sized;
+  // A rectifier stage keeps its own checkpoints: the codebook's run stays resumable.
+  const checkpointDir = join(options.work, from ? "checkpoints-rectifier-stage" : "checkpoints");
+  const run = await resumeOrStart(checkpointDir, datasetId, config, data, from?.codebook);
   log(
     `${latents.count} latents (${data.train.length} train, ${data.heldOut.count} held out), ${JSON.stringify(config)}`,
   );
   await train(run, data, {
     onEpoch: async (e, current) => {
       log(epochLine(e, config.epochs));
-      await saveCheckpoint(checkpoints, current, datasetId);
+      await saveCheckpoint(folderStore(checkpointDir), current, datasetId);
     },
   });
   const tokenizer = await exportDefaultTokenizer(run, data, frozen, options);
@@ -205,6 +229,7 @@ async function trainDefaultTokenizer(
         crops: options.crops,
         seed: options.seed,
         config,
+        ...(from ? { codebookFrom: from.hash } : {}),
         extractSeconds: Math.round(extractSeconds),
         trainSeconds: Math.round(trainSeconds),
         totalSeconds: Math.round((performance.now() - started) / 1000),
@@ -276,23 +301,40 @@ export function trainConfig(options: RunSizes, spec: VaeSpec): TrainConfig {
   );
 }
 
-/** The run in <work>/checkpoints/ when it has these parameters, else a new one. */
+/** The run checkpointed in `dir` when it has these parameters, else a new one. */
 async function resumeOrStart(
-  work: string,
-  checkpoints: ReturnType<typeof folderStore>,
+  dir: string,
   datasetId: string,
   config: TrainConfig,
   data: TrainData,
+  codebook?: Codebook,
 ): Promise<TrainRun> {
-  let run: TrainRun | null = await loadCheckpoint(checkpoints, datasetId).catch(() => null);
+  let run: TrainRun | null = await loadCheckpoint(folderStore(dir), datasetId).catch(() => null);
   if (run && canonicalJson(run.config) !== canonicalJson(config)) {
     log("the checkpoint is of other parameters: starting over");
     disposeRun(run);
     run = null;
   }
   if (run) log(`resuming after epoch ${run.epoch}/${config.epochs}`);
-  else rmSync(join(work, "checkpoints"), { recursive: true, force: true });
-  return run ?? (await startRun(config, data));
+  else rmSync(dir, { recursive: true, force: true });
+  return run ?? (await startRun(config, data, codebook));
+}
+
+/**
+ * The codebook of the tokenizer in `dir`, which must have been trained on these latents: its
+ * statistics are the training split's, value for value.
+ */
+async function trainedCodebook(dir: string, normalizer: Normalizer) {
+  return withTokenizerFolder(dir, async (t) => {
+    const same = (a: Float32Array, b: Float32Array) =>
+      a.length === b.length && a.every((v, i) => v === b[i]);
+    if (!same(t.mean, normalizer.mean) || !same(t.std, normalizer.std)) {
+      throw new Error(`${dir} was trained on other latents: its statistics are not these crops'`);
+    }
+    const { groups, codes, dim, data } = t.codebook;
+    log(`codebook from ${dir} (${t.ref.manifestHash}), kept as it is`);
+    return { hash: t.ref.manifestHash, codebook: createCodebook(groups, codes, dim, data.slice()) };
+  });
 }
 
 function epochLine(e: EpochRecord, epochs: number): string {

@@ -107,6 +107,9 @@ describe("training configuration", () => {
     expect(bad({ epoch: 3 })).toThrow(/epoch/);
     expect(bad({ preset: "huge" })).toThrow(/preset/);
     expect(bad({ learningRates: { quantizer: -1 } })).toThrow(/learningRates.quantizer/);
+    expect(bad({ learningRates: { rectifier: 0 } })).toThrow(/learningRates.rectifier/);
+    // 0 keeps a given codebook as it is (run.ts); the rectifier must learn.
+    expect(bad({ learningRates: { quantizer: 0 } })).not.toThrow();
     expect(bad({ tokens: 300 })).toThrow(/cannot be cut into 300 equal tokens/);
     expect(bad({ groups: 3 })).toThrow(/groups do not divide/);
     expect(bad({ preset: "512x16384" })).toThrow(/32-channel latents, the VAE's have 8/);

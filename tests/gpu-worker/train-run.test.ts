@@ -277,6 +277,31 @@ describe("the training run", () => {
     );
   });
 
+  it("trains the rectifier alone on a given codebook at quantizer lr 0 and no reset", async () => {
+    await runOn("wasm", async () => {
+      const d = data();
+      const first = await startRun({ ...CONFIG, epochs: 1 }, d);
+      await train(first, d);
+      const trained = await readCodebook(first.state.quantizer);
+      const frozen: TrainConfig = {
+        ...CONFIG,
+        epochs: 2,
+        learningRates: { quantizer: 0, rectifier: 0.001 },
+        reset: { ratio: 0, noise: 0.1 },
+      };
+      await expect(startRun({ ...frozen, codes: 16 }, d, trained)).rejects.toThrow(/32 codes/);
+      const stage = await startRun(frozen, d, trained);
+      const before = await snapshot(stage);
+      await train(stage, d);
+      expect((await readCodebook(stage.state.quantizer)).data).toEqual(trained.data);
+      expect(stage.history.map((e) => e.replacedCodes)).toEqual([0, 0]);
+      const after = await snapshot(stage);
+      expect(after.get("conv_out.weight")).not.toEqual(before.get("conv_out.weight"));
+      disposeRun(first);
+      disposeRun(stage);
+    });
+  });
+
   it("measures PSNR/SSIM of images decoded from tokens, beside the VAE's own", async () => {
     await runOn("wasm", async () => {
       // The fixture DC-AE at 16×16: latents 8×4×4, 32 tokens of 4.

@@ -82,4 +82,14 @@ describe("resetDeadCodes", () => {
     const moved = a.data.slice(39, 42);
     for (const [d, v] of moved.entries()) expect(Math.abs(v - (30 + d))).toBeLessThan(1);
   });
+
+  it("resets at least one dead code a group for any ratio but 0, and none at 0", () => {
+    const reset = (ratio: number) => {
+      const cb = createCodebook(1, 10, 2, new Float32Array(20).fill(1));
+      const counts = new Float64Array(10).fill(0);
+      counts[0] = 5;
+      return Array.from(resetDeadCodes(cb, counts, { ratio, noise: 0.1, rng: new Rng(1) }));
+    };
+    expect([reset(0.01), reset(0.2), reset(0)]).toEqual([[1], [2], [0]]);
+  });
 });

@@ -202,6 +202,13 @@ describe("parseManifest", () => {
     expect(parseManifest(residual)).toEqual(residual);
   });
 
+  it("accepts a quantizer learning rate of 0: a rectifier trained alone on a kept codebook", () => {
+    const frozen = edited((m) => {
+      m.training.learningRates.quantizer = 0;
+    });
+    expect(parseManifest(frozen)).toEqual(frozen);
+  });
+
   it("accepts a minimal manifest: identity rectifier, no training block, one file for two refs", () => {
     const ref = { path: "tokenizer.safetensors", bytes: 4096, sha256: hex("d") };
     const manifest = {
@@ -384,9 +391,9 @@ describe("parseManifest", () => {
       /training\.createdAt/,
     ],
     [
-      "a non-positive learning rate",
+      "a negative learning rate",
       (m) => {
-        m.training.learningRates.quantizer = 0;
+        m.training.learningRates.quantizer = -0.01;
       },
       /training\.learningRates\.quantizer: Too small/,
     ],

@@ -7,6 +7,7 @@
  */
 
 import {
+  type Codebook,
   initCodebookFromLatents,
   quantLayout,
   Rng,
@@ -93,8 +94,16 @@ export type TrainHooks = {
   signal?: AbortSignal;
 };
 
-/** A fresh run: codebook from random training latents, rectifier from the seed. */
-export async function startRun(config: TrainConfig, data: TrainData): Promise<TrainRun> {
+/**
+ * A fresh run: codebook from random training latents, rectifier from the seed. Given `codebook`
+ * (a trained one), the run starts from it instead; with the quantizer's learning rate and the
+ * reset ratio at 0 it trains the rectifier alone on a codebook that stays as it is.
+ */
+export async function startRun(
+  config: TrainConfig,
+  data: TrainData,
+  codebook?: Codebook,
+): Promise<TrainRun> {
   const layout = quantLayout(config.latentShape, config.tokens, config.groups);
   const steps = Math.floor(data.train.length / config.batchSize);
   if (steps < 1) {
@@ -102,20 +111,11 @@ export async function startRun(config: TrainConfig, data: TrainData): Promise<Tr
       `a batch of ${config.batchSize} needs at least that many training latents; there are ${data.train.length}`,
     );
   }
+  if (codebook && codebook.codes !== config.codes) {
+    throw new RangeError(`the codebook has ${codebook.codes} codes, the run ${config.codes}`);
+  }
   const rng = new Rng(config.seed);
-  const sources = sampleCodebookSources(rng, layout, config.codes, data.train.length);
-  // Only the sampled latents are gathered and normalised: the bank is those, in first-use order.
-  const slot = new Map<number, number>();
-  for (const n of sources) if (!slot.has(n)) slot.set(n, slot.size);
-  const picked = Array.from(slot.keys(), (n) => data.train[n]);
-  const bank = normalizeLatents(gatherLatents(data.latents, picked), data.normalizer);
-  const codebook = initCodebookFromLatents(
-    bank,
-    layout,
-    sources.map((n) => slot.get(n) as number),
-    config.codes,
-  );
-  const quantizer = createQuantizer(layout, codebook);
+  const quantizer = createQuantizer(layout, codebook ?? sampledCodebook(config, data, rng));
   const rectifier = await initRectifier(config.rectifier, config.seed);
   const state = createTrainState({
     latentShape: config.latentShape,
@@ -126,6 +126,23 @@ export async function startRun(config: TrainConfig, data: TrainData): Promise<Tr
     assignment: config.assignment,
   });
   return { config, state, rng, epoch: 0, history: [] };
+}
+
+/** K codes per group, each a random training latent's token (the reference's prepare_codebook). */
+function sampledCodebook(config: TrainConfig, data: TrainData, rng: Rng): Codebook {
+  const layout = quantLayout(config.latentShape, config.tokens, config.groups);
+  const sources = sampleCodebookSources(rng, layout, config.codes, data.train.length);
+  // Only the sampled latents are gathered and normalised: the bank is those, in first-use order.
+  const slot = new Map<number, number>();
+  for (const n of sources) if (!slot.has(n)) slot.set(n, slot.size);
+  const picked = Array.from(slot.keys(), (n) => data.train[n]);
+  const bank = normalizeLatents(gatherLatents(data.latents, picked), data.normalizer);
+  return initCodebookFromLatents(
+    bank,
+    layout,
+    sources.map((n) => slot.get(n) as number),
+    config.codes,
+  );
 }
 
 export async function runEpoch(

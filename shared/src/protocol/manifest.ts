@@ -134,7 +134,8 @@ const Training = z.strictObject({
   batchSize: size(1_000_000),
   seed: z.int().min(0),
   learningRates: z.strictObject({
-    quantizer: z.number().positive(),
+    /** 0: the run kept a trained codebook as it was and trained the rectifier alone. */
+    quantizer: z.number().min(0),
     rectifier: z.number().positive().optional(),
   }),
   createdAt: z.iso.datetime({ offset: true }),

@@ -63,7 +63,11 @@ export const TrainParameters = z
     epochs: positiveInt.max(100_000).optional(),
     batchSize: positiveInt.max(1 << 16).optional(),
     learningRates: z
-      .strictObject({ quantizer: rate.optional(), rectifier: rate.optional() })
+      .strictObject({
+      /** 0 keeps the codebook as it starts (a run that trains the rectifier alone). */
+      quantizer: z.number().min(0).max(1).optional(),
+      rectifier: rate.optional(),
+    })
       .optional(),
     rectifierWeightDecay: z.number().min(0).max(1).optional(),
     rectifierLossWeighting: z.enum(RECTIFIER_LOSS_WEIGHTINGS).optional(),

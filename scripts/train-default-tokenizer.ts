@@ -20,7 +20,7 @@
  *    (default-tokenizer/evaluate.ts).
  */
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -217,7 +217,7 @@ async function trainDefaultTokenizer(
       await saveCheckpoint(folderStore(checkpointDir), current, datasetId);
     },
   });
-  const tokenizer = await exportDefaultTokenizer(run, data, frozen, options);
+  const tokenizer = await exportDefaultTokenizer(run, data, frozen, options, from?.hash);
   writeTokenizerFolder(options.out, tokenizer);
   const trainSeconds = run.history.reduce((s, e) => s + e.seconds, 0);
   const last = run.history.at(-1);
@@ -229,7 +229,7 @@ async function trainDefaultTokenizer(
         crops: options.crops,
         seed: options.seed,
         config,
-        ...(from ? { codebookFrom: from.hash } : {}),
+        ...(from ? { codebookFrom: { tokenizer: from.hash, training: from.training } } : {}),
         extractSeconds: Math.round(extractSeconds),
         trainSeconds: Math.round(trainSeconds),
         totalSeconds: Math.round((performance.now() - started) / 1000),
@@ -321,8 +321,8 @@ async function resumeOrStart(
 }
 
 /**
- * The codebook of the tokenizer in `dir`, which must have been trained on these latents: its
- * statistics are the training split's, value for value.
+ * The codebook of the tokenizer in `dir`, which must have been trained on these latents (its
+ * statistics are the training split's, value for value), and its run as its EVALUATION.json has it.
  */
 async function trainedCodebook(dir: string, normalizer: Normalizer) {
   return withTokenizerFolder(dir, async (t) => {
@@ -333,7 +333,14 @@ async function trainedCodebook(dir: string, normalizer: Normalizer) {
     }
     const { groups, codes, dim, data } = t.codebook;
     log(`codebook from ${dir} (${t.ref.manifestHash}), kept as it is`);
-    return { hash: t.ref.manifestHash, codebook: createCodebook(groups, codes, dim, data.slice()) };
+    const evaluation = join(dir, "EVALUATION.json");
+    return {
+      hash: t.ref.manifestHash,
+      codebook: createCodebook(groups, codes, dim, data.slice()),
+      training: existsSync(evaluation)
+        ? JSON.parse(readFileSync(evaluation, "utf8")).training
+        : null,
+    };
   });
 }
 
@@ -354,12 +361,17 @@ function exportDefaultTokenizer(
   data: TrainData,
   frozen: FrozenVae,
   options: Options,
+  codebookFrom?: string,
 ): Promise<ExportedTokenizer> {
   const { weights: _, ...vaeBare } = frozen.spec;
   return exportTokenizer(run, data.normalizer, {
     name: "revq-default-tokenizer",
     description:
-      "The tokenizer revq ships by default: ReVQ on the repository's default VAE (models/default-vae, frozen), trained on seeded 64×64 crops of the training photos. See docs/default-tokenizer.md and EVALUATION.json.",
+      "The tokenizer revq ships by default: ReVQ on the repository's default VAE (models/default-vae, frozen), trained on seeded 64×64 crops of the training photos." +
+      (codebookFrom
+        ? ` Its rectifier was then trained alone on that run's codebook, kept as it was (tokenizer ${codebookFrom}): the training block is this rectifier's run, EVALUATION.json has both.`
+        : "") +
+      " See docs/default-tokenizer.md and EVALUATION.json.",
     vae: vaeBare,
     vaeWeights: frozen.weights,
     dataset: {

@@ -69,14 +69,14 @@ export async function evaluateTokenizerFolder(
         manifestPsnr: readJson(join(options.vaeDir, "manifest.json")).evaluation?.psnr ?? null,
       },
       tokenizerReconstruction: {
-        psnr: round(mean(quality.tokenizerPsnr)),
+        psnr: round(mean(quality.tokenizerPsnr), 3),
         ssim: round(mean(quality.tokenizerSsim), 4),
         psnrGapToVae: round(mean(quality.vaePsnr) - mean(quality.tokenizerPsnr)),
       },
       withoutRectifier: {
         description:
           "the same tokens decoded with the codebook alone (no rectifier), for reference",
-        psnr: round(mean(quality.plainPsnr)),
+        psnr: round(mean(quality.plainPsnr), 3),
         ssim: round(mean(quality.plainSsim), 4),
       },
       usage: {
@@ -104,22 +104,16 @@ export async function evaluateTokenizerFolder(
         jpeg75: await codecBaseline(crops, "jpeg75"),
         jpeg90: await codecBaseline(crops, "jpeg90"),
       },
-      training: training
+      // A rectifier trained alone on a kept codebook: the codebook's run, then this one.
+      training: training?.codebookFrom ? training.codebookFrom.training : runSummary(training),
+      ...(training?.codebookFrom
         ? {
-            crops: training.crops,
-            seed: training.seed,
-            epochs: training.config.epochs,
-            batchSize: training.config.batchSize,
-            rectifier: training.config.rectifier,
-            rectifierLossWeighting: training.config.rectifierLossWeighting ?? "uniform",
-            assignment: training.config.assignment,
-            backend: training.backend,
-            extractSeconds: training.extractSeconds,
-            trainSeconds: training.trainSeconds,
-            totalSeconds: training.totalSeconds,
-            history: training.history,
+            rectifierStage: {
+              codebookFrom: training.codebookFrom.tokenizer,
+              ...runSummary(training),
+            },
           }
-        : null,
+        : {}),
       perCrop: crops.names.map((name, i) => ({
         crop: name,
         vaePsnr: round(quality.vaePsnr[i]),
@@ -225,5 +219,26 @@ async function codecBaseline(crops: HeldOutCrops, kind: "png" | "jpeg75" | "jpeg
     bytesPerImage: round(total / n, 0),
     psnr: round(mean(psnr(decoded, images, n, SIZE))),
     ssim: round(mean(ssim(decoded, images, n, SIZE)), 4),
+  };
+}
+
+/** A run's training.json as EVALUATION.json records it (null when no run wrote one). */
+function runSummary(training: ReturnType<typeof readJson> | undefined) {
+  if (!training) return null;
+  return {
+    crops: training.crops,
+    seed: training.seed,
+    epochs: training.config.epochs,
+    batchSize: training.config.batchSize,
+    learningRates: training.config.learningRates,
+    rectifier: training.config.rectifier,
+    rectifierLossWeighting: training.config.rectifierLossWeighting ?? "uniform",
+    rectifierLoss: training.config.rectifierLoss ?? "latent",
+    assignment: training.config.assignment,
+    backend: training.backend,
+    extractSeconds: training.extractSeconds,
+    trainSeconds: training.trainSeconds,
+    totalSeconds: training.totalSeconds,
+    history: training.history,
   };
 }

@@ -35,10 +35,9 @@ export function rectifierObjective(
       normalizer,
     );
     return {
-      loss: (rectified, target) => {
-        const squared = tf.squaredDifference(rectified, target);
-        return tf.mean(weights ? tf.mul(squared, weights) : squared);
-      },
+      loss: weights
+        ? (rectified, target) => tf.mean(tf.mul(tf.squaredDifference(rectified, target), weights))
+        : meanSquaredError,
       dispose: () => weights?.dispose(),
     };
   }
@@ -52,4 +51,9 @@ export function rectifierObjective(
       tf.mul(tf.mean(tf.squaredDifference(images(rectified), images(target))), DECODER_LOSS_SCALE),
     dispose: () => tf.dispose([std, mean]),
   };
+}
+
+/** ReVQ's rectifier loss: mse(rectified, target). */
+export function meanSquaredError(rectified: tf.Tensor4D, target: tf.Tensor4D): tf.Scalar {
+  return tf.mean(tf.squaredDifference(rectified, target));
 }

@@ -23,7 +23,7 @@ import { type Rectifier, rectify } from "../models/rectifier.ts";
 import { type AdamW, adamwStep, createAdamW } from "./adamw.ts";
 import { assigner } from "./assign.ts";
 import { gatherCodes, type TrainableQuantizer } from "./quantizer.ts";
-import type { RectifierObjective } from "./rectifier-objective.ts";
+import { meanSquaredError, type RectifierObjective } from "./rectifier-objective.ts";
 
 /** clip_grad_norm_'s max_norm, per module. */
 export const MAX_GRAD_NORM = 1;
@@ -148,10 +148,6 @@ export async function trainStep(
   objective: RectifierObjective["loss"] = meanSquaredError,
 ): Promise<QueuedStep> {
   return applyGradients(state, await lossesAndGradients(state, batch, objective));
-}
-
-function meanSquaredError(rectified: tf.Tensor4D, target: tf.Tensor4D): tf.Scalar {
-  return tf.mean(tf.squaredDifference(rectified, target));
 }
 
 /** The second half of a step: clip per module, AdamW, count usage; disposes g's tensors. */

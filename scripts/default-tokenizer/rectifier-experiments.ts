@@ -57,8 +57,11 @@ type Variant = {
   weighting: RectifierLossWeighting;
   /** A residual rectifier (gpu-worker/src/models/rectifier.ts), from scratch only. */
   residual?: true;
-  /** "pixels": the squared error of the frozen VAE decoder's images, not of the latents. */
-  loss?: "pixels";
+  /**
+   * "pixels": the squared error of the frozen VAE decoder's images against its images of the true
+   * latents, not of the latents; "image": against the crops themselves.
+   */
+  loss?: "pixels" | "image";
 };
 
 /** A rectifier of the shipped size from scratch, ReVQ's loss, 8 epochs at lr 0.002, but for `v`. */
@@ -75,6 +78,7 @@ const variant = (name: string, v: Partial<Omit<Variant, "name">> = {}): Variant 
 const residual = { residual: true } as const;
 const wide = { channels: 32, blocks: 2, lr: 0.004 };
 const pixels = { ...residual, loss: "pixels", epochs: 4 } as const;
+const image = { ...residual, loss: "image", epochs: 4 } as const;
 
 const VARIANTS: Variant[] = [
   variant("scratch residual 16 ch", residual),
@@ -82,6 +86,8 @@ const VARIANTS: Variant[] = [
   variant("scratch residual 16 ch pixel loss", pixels),
   variant("scratch residual 16 ch pixel loss lr 0.01", { ...pixels, lr: 0.01 }),
   variant("scratch residual 32 ch 2 blocks pixel loss lr 0.004", { ...pixels, ...wide }),
+  variant("scratch residual 16 ch image loss lr 0.01", { ...image, lr: 0.01 }),
+  variant("scratch residual 32 ch 2 blocks image loss lr 0.004", { ...image, ...wide }),
   variant("scratch residual 32 ch 2 blocks lr 0.004", { ...residual, ...wide }),
   variant("scratch 16 ch"),
   variant("scratch 32 ch 2 blocks lr 0.004", { ...wide, epochs: 24 }),
@@ -138,9 +144,9 @@ const results = await withTokenizerFolder(String(args.tokenizer), async (t) => {
 });
 if (args.json) writeFileSync(String(args.json), `${JSON.stringify(results, null, 2)}\n`);
 
-type Pairs = { count: number; x: Float32Array; q: Float32Array };
+type Pairs = { count: number; x: Float32Array; q: Float32Array; images?: Float32Array };
 
-/** The first `count` training crops' normalised latents and their quantized versions. */
+/** The first `count` training crops' normalised latents, their quantized versions and pixels. */
 async function trainingPairs(t: Tokenizer, count: number): Promise<Pairs> {
   // The latents train-default-tokenizer cached, keyed by the default VAE's own manifest entry.
   const spec = JSON.parse(readFileSync(join(String(args.vae), "manifest.json"), "utf8")).vae;
@@ -163,7 +169,10 @@ async function trainingPairs(t: Tokenizer, count: number): Promise<Pairs> {
     set,
     Array.from({ length: count }, (_, i) => i),
   );
-  return quantizeLatents(t, raw, count);
+  const each = CROP * CROP * 3;
+  const pixels = new Float32Array(count * each);
+  for (let i = 0; i < count; i++) pixels.set(await images.load(i), i * each);
+  return { ...quantizeLatents(t, raw, count), images: pixels };
 }
 
 type HeldOut = Pairs & { images: Float32Array; reference: Float32Array };
@@ -198,7 +207,7 @@ async function trainVariant(t: Tokenizer, v: Variant, pairs: Pairs): Promise<Rec
   const weights =
     rectifierLossWeights(v.weighting, shape, t) ??
     (tf.ones([1, shape.height, shape.width, shape.channels]) as tf.Tensor4D);
-  const decoder = v.loss === "pixels" ? await frozenDecoder(t) : null;
+  const decoder = v.loss ? await frozenDecoder(t) : null;
   const decodePixels = (normalised: tf.Tensor4D) => {
     if (!decoder) throw new Error("no decoder");
     return decoder.decode(tf.add(tf.mul(normalised, decoder.std), decoder.mean) as tf.Tensor4D);
@@ -210,10 +219,10 @@ async function trainVariant(t: Tokenizer, v: Variant, pairs: Pairs): Promise<Rec
     const order = shuffledOrder(rng, pairs.count);
     for (let s = 0; s + batch <= pairs.count; s += batch) {
       const idx = Array.from(order.subarray(s, s + batch));
-      const take = (a: Float32Array) => {
-        const out = new Float32Array(batch * dims);
+      const take = (a: Float32Array, each = dims) => {
+        const out = new Float32Array(batch * each);
         idx.forEach((k, i) => {
-          out.set(a.subarray(k * dims, (k + 1) * dims), i * dims);
+          out.set(a.subarray(k * each, (k + 1) * each), i * each);
         });
         return out;
       };
@@ -229,11 +238,15 @@ async function trainVariant(t: Tokenizer, v: Variant, pairs: Pairs): Promise<Rec
           batch,
         ),
       ]);
+      const target = () =>
+        v.loss === "image" && pairs.images
+          ? tf.tensor4d(take(pairs.images, CROP * CROP * 3), [batch, CROP, CROP, 3])
+          : decodePixels(x);
       const g = tf.variableGrads(
         () =>
-          v.loss === "pixels"
+          v.loss
             ? tf.mul(
-                tf.mean(tf.squaredDifference(decodePixels(rectify(r, q)), decodePixels(x))),
+                tf.mean(tf.squaredDifference(decodePixels(rectify(r, q)), target())),
                 PIXEL_LOSS_SCALE,
               )
             : (tf.mean(tf.mul(tf.squaredDifference(rectify(r, q), x), weights)) as tf.Scalar),

@@ -64,10 +64,10 @@ export const TrainParameters = z
     batchSize: positiveInt.max(1 << 16).optional(),
     learningRates: z
       .strictObject({
-      /** 0 keeps the codebook as it starts (a run that trains the rectifier alone). */
-      quantizer: z.number().min(0).max(1).optional(),
-      rectifier: rate.optional(),
-    })
+        /** 0 keeps the codebook as it starts (a run that trains the rectifier alone). */
+        quantizer: z.number().min(0).max(1).optional(),
+        rectifier: rate.optional(),
+      })
       .optional(),
     rectifierWeightDecay: z.number().min(0).max(1).optional(),
     rectifierLossWeighting: z.enum(RECTIFIER_LOSS_WEIGHTINGS).optional(),

@@ -96,7 +96,7 @@ describe("a step with weights", () => {
       { latentShape: LATENT, ...(weighting ? { rectifierLossWeighting: weighting } : {}) },
       normalizer,
     );
-    const g = await lossesAndGradients(state, batch, objective.loss);
+    const g = await lossesAndGradients(state, batch, (await objective.forBatch([])).loss);
     objective.dispose();
     const loss = (await g.lossRectifier.data())[0];
     const rows = (await g.rows.data()) as Int32Array;

@@ -1,6 +1,7 @@
 // The rectifier's loss (a run's rectifierLoss, docs/training.md): absent for the paper's latent
 // loss (so such runs' configurations are unchanged); `decoder` is the frozen VAE decoder's pixel
-// MSE of the rectified against the true latent, differentiated through the decoder.
+// MSE of the rectified against the true latent, differentiated through the decoder; `image` is its
+// image of the rectified latent against the dataset's image.
 import { Rng } from "@revq/shared";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,6 +22,7 @@ import {
 import { latentSet, latentStatistics } from "../../gpu-worker/src/train/dataset.ts";
 import {
   DECODER_LOSS_SCALE,
+  type RectifierLossFn,
   type RectifierObjective,
   rectifierObjective,
 } from "../../gpu-worker/src/train/rectifier-objective.ts";
@@ -47,13 +49,16 @@ describe("rectifierLoss", () => {
     expect(config({})).not.toHaveProperty("rectifierLoss");
     expect(config({ rectifierLoss: "latent" })).toEqual(config({}));
     expect(config({ rectifierLoss: "decoder" }).rectifierLoss).toBe("decoder");
+    expect(config({ rectifierLoss: "image" }).rectifierLoss).toBe("image");
   });
 
   it("refuses an unknown loss, and a latent weighting with the decoder's", () => {
     expect(() => config({ rectifierLoss: "pixels" })).toThrow(/rectifierLoss/);
-    const both = { rectifierLoss: "decoder", rectifierLossWeighting: "latent-variance" };
-    expect(() => config(both)).toThrow(TrainConfigError);
-    expect(() => config(both)).toThrow(/rectifierLossWeighting: weights the latent loss/);
+    for (const rectifierLoss of ["decoder", "image"]) {
+      const both = { rectifierLoss, rectifierLossWeighting: "latent-variance" };
+      expect(() => config(both)).toThrow(TrainConfigError);
+      expect(() => config(both)).toThrow(/rectifierLossWeighting: weights the latent loss/);
+    }
   });
 });
 
@@ -69,13 +74,13 @@ describe("the decoder loss", () => {
       [2, 4, 4, 8],
     );
   let objective: RectifierObjective;
+  let loss: RectifierLossFn;
   let r: Rectifier;
   beforeAll(async () => {
-    objective = rectifierObjective(
-      { latentShape: LATENT, rectifierLoss: "decoder" },
-      normalizer,
+    objective = rectifierObjective({ latentShape: LATENT, rectifierLoss: "decoder" }, normalizer, {
       vae,
-    );
+    });
+    ({ loss } = await objective.forBatch([0, 1]));
     r = await initRectifier({ latentChannels: 8, ...RECTIFIER }, 4);
   });
   afterAll(() => {
@@ -92,12 +97,12 @@ describe("the decoder loss", () => {
   it("is the scaled pixel MSE of the VAE's own decodes", async () => {
     const [q, x] = [nhwc(), nhwc()];
     const rectified = rectify(r, q);
-    const loss = (await objective.loss(rectified, x).data())[0];
+    const value = (await loss(rectified, x).data())[0];
     const a = await vae.decode(await vaeLatents(rectified), 2);
     const b = await vae.decode(await vaeLatents(x), 2);
     const mse = a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / a.length;
-    expect(loss).toBeGreaterThan(0);
-    expect(loss).toBeCloseTo(mse * DECODER_LOSS_SCALE, 3);
+    expect(value).toBeGreaterThan(0);
+    expect(value).toBeCloseTo(mse * DECODER_LOSS_SCALE, 3);
     tf.dispose([q, x, rectified]);
   });
 
@@ -105,7 +110,7 @@ describe("the decoder loss", () => {
     // x near q keeps the loss small, and so float32's rounding of it against its slope.
     const [q, noise, direction] = [nhwc(), nhwc(), nhwc()];
     const x = tf.add(q, tf.mul(noise, 0.1)) as tf.Tensor4D;
-    const f = (v: tf.Tensor) => objective.loss(v as tf.Tensor4D, x);
+    const f = (v: tf.Tensor) => loss(v as tf.Tensor4D, x);
     const gradient = tf.grad(f)(q);
     const slope = (await tf.sum(tf.mul(gradient, direction)).data())[0];
     // This random-weight decoder bends sharply (ReLU), so the step is small.
@@ -119,19 +124,58 @@ describe("the decoder loss", () => {
   });
 });
 
-describe("a run with the decoder loss", () => {
+describe("the image loss", () => {
+  const rng = new Rng(13);
+  const normalizer = { mean: new Float32Array(DIMS), std: new Float32Array(DIMS).fill(1) };
+  const pictures = Array.from({ length: 3 }, () =>
+    Float32Array.from({ length: 16 * 16 * 3 }, () => 2 * rng.nextFloat() - 1),
+  );
+  const images = { count: 3, load: async (i: number) => pictures[i] };
+  const image = { latentShape: LATENT, rectifierLoss: "image" } as const;
+
+  it("is the scaled pixel MSE of the VAE's decode against the batch's own images", async () => {
+    const objective = rectifierObjective(image, normalizer, { vae, images });
+    const rectified = tf.tensor4d(
+      Float32Array.from({ length: 2 * DIMS }, () => rng.nextNormal()),
+      [2, 4, 4, 8],
+    );
+    const before = tf.memory().numTensors;
+    const batch = await objective.forBatch([2, 0]);
+    const value = (await tf.tidy(() => batch.loss(rectified, rectified)).data())[0];
+    expect(tf.memory().numTensors).toBe(before + 2); // the images and the value
+    batch.release();
+    expect(tf.memory().numTensors).toBe(before + 1);
+    const chw = (await tf.transpose(rectified, [0, 3, 1, 2]).data()) as Float32Array;
+    const decoded = await vae.decode(chw, 2);
+    const expected = [...pictures[2], ...pictures[0]];
+    const mse = decoded.reduce((s, v, i) => s + (v - expected[i]) ** 2, 0) / decoded.length;
+    expect(value).toBeCloseTo(mse * DECODER_LOSS_SCALE, 2);
+    objective.dispose();
+    rectified.dispose();
+  });
+
+  it("needs the VAE and the dataset's images", () => {
+    expect(() => rectifierObjective(image, normalizer, { images })).toThrow(/needs the VAE/);
+    expect(() => rectifierObjective(image, normalizer, { vae })).toThrow(/dataset's images/);
+  });
+});
+
+describe.each(["decoder", "image"] as const)("a run with the %s loss", (rectifierLoss) => {
   const rng = new Rng(5);
   const all = Float32Array.from({ length: 48 * DIMS }, () => rng.nextNormal());
   const latents = latentSet([all], DIMS);
-  const data = (withVae: boolean): TrainData => ({
+  const pictures = Array.from({ length: 48 }, () =>
+    Float32Array.from({ length: 16 * 16 * 3 }, () => 2 * rng.nextFloat() - 1),
+  );
+  const data = (withSources: boolean): TrainData => ({
     latents,
     train: Uint32Array.from({ length: 16 }, (_, i) => i),
     heldOut: latentSet([all.slice(40 * DIMS)], DIMS),
     normalizer: latentStatistics(latents),
-    ...(withVae ? { vae } : {}),
+    ...(withSources ? { vae, images: { count: 48, load: async (i) => pictures[i] } } : {}),
   });
   const run: TrainConfig = {
-    ...config({ rectifierLoss: "decoder", rectifier: { ...RECTIFIER, residual: true } }),
+    ...config({ rectifierLoss, rectifier: { ...RECTIFIER, residual: true } }),
     epochs: 1,
     batchSize: 8,
   };
@@ -159,7 +203,7 @@ describe("a run with the decoder loss", () => {
     };
     await saveCheckpoint(checkpoints, r, "d");
     const resumed = await loadCheckpoint(checkpoints, "d");
-    expect(resumed?.config.rectifierLoss).toBe("decoder");
+    expect(resumed?.config.rectifierLoss).toBe(rectifierLoss);
     disposeRun(r);
     if (resumed) disposeRun(resumed);
     await selectBackend("cpu");

@@ -109,7 +109,7 @@ export function resolveTrainConfig(
     ...(p.rectifierLossWeighting && p.rectifierLossWeighting !== "uniform"
       ? { rectifierLossWeighting: p.rectifierLossWeighting }
       : {}),
-    ...(p.rectifierLoss === "decoder" ? { rectifierLoss: p.rectifierLoss } : {}),
+    ...(p.rectifierLoss && p.rectifierLoss !== "latent" ? { rectifierLoss: p.rectifierLoss } : {}),
     reset: { ...PAPER_DEFAULTS.reset, ...p.reset },
     seed: p.seed ?? PAPER_DEFAULTS.seed,
     assignment: p.assignment ?? (accelerated ? "device" : "exact"),

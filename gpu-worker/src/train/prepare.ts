@@ -15,9 +15,9 @@ export const DEFAULT_PROBE_IMAGES = 8;
 export type PrepareOptions = {
   heldOut: number;
   seed: number;
-  /** The VAE the latents came from: for the decoder loss, and with `images` for the probe. */
+  /** The VAE the latents came from: for the image losses, and with `images` for the probe. */
   vae?: Vae;
-  /** The dataset's images, for the image probe; the first held-out ones are used. */
+  /** The dataset's images: the image loss's targets, and the first `count` held-out the probe. */
   images?: { source: ImageSource; count: number };
 };
 
@@ -32,6 +32,7 @@ export async function prepareTrainData(
     heldOut: subset(latents, split.heldOut),
     normalizer: latentStatistics(latents, split.train),
     ...(options.vae ? { vae: options.vae } : {}),
+    ...(options.images ? { images: options.images.source } : {}),
   };
   const { vae, images } = options;
   const probeCount = Math.min(images?.count ?? 0, split.heldOut.length);

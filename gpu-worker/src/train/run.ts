@@ -27,6 +27,7 @@ import {
   shuffledOrder,
 } from "./dataset.ts";
 import { letEventLoopTurn } from "./event-loop.ts";
+import type { ImageSource } from "./extract.ts";
 import { createQuantizer, disposeQuantizer, readCodebook, writeCodebook } from "./quantizer.ts";
 import { rectifierObjective } from "./rectifier-objective.ts";
 import { learningRateAt } from "./schedule.ts";
@@ -48,8 +49,10 @@ export type TrainData = {
   train: Uint32Array;
   heldOut: LatentSet;
   normalizer: Normalizer;
-  /** The frozen VAE the latents came from; a run with the decoder loss trains through it. */
+  /** The frozen VAE the latents came from; a run with an image loss trains through it. */
   vae?: Vae;
+  /** The images the latents came from, by the same index: the image loss's targets. */
+  images?: ImageSource;
   probe?: ImageProbe;
 };
 
@@ -164,7 +167,7 @@ export async function runEpoch(
     for (const key of Object.keys(sums) as (keyof typeof sums)[]) sums[key] += metrics[key];
     hooks.onStep?.({ ...metrics, epoch, step, steps });
   };
-  const objective = rectifierObjective(config, data.normalizer, data.vae);
+  const objective = rectifierObjective(config, data.normalizer, data);
   // Each step's numbers are awaited after the next step is queued: the device always has work.
   let previous: Promise<StepMetrics> | undefined;
   for (let step = 0; step < steps; step++) {
@@ -172,7 +175,9 @@ export async function runEpoch(
     const drawn = order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
     const indices = Array.from(drawn, (i) => data.train[i]);
     const batch = normalizeLatents(gatherLatents(data.latents, indices), data.normalizer);
-    const { metrics } = await trainStep(state, batch, objective.loss);
+    const batchLoss = await objective.forBatch(indices);
+    const { metrics } = await trainStep(state, batch, batchLoss.loss);
+    batchLoss.release();
     if (previous) tally(await previous, step);
     previous = metrics;
     await letEventLoopTurn();

@@ -5,7 +5,7 @@
  *   loss = mse(x, q) + mse(x, rectifier(stopgrad(q)))
  *
  * or with the rectifier's term a run's other objective (rectifier-objective.ts): the latent's
- * squared error weighted per dimension, or the frozen VAE decoder's images' squared error.
+ * squared error weighted per dimension, or the squared error of the frozen VAE decoder's images.
  *
  * The quantizer learns from its own MSE through the gather, the rectifier from its own (no
  * straight-through estimator, no commitment loss); each module's gradient is clipped to norm 1,
@@ -23,7 +23,7 @@ import { type Rectifier, rectify } from "../models/rectifier.ts";
 import { type AdamW, adamwStep, createAdamW } from "./adamw.ts";
 import { assigner } from "./assign.ts";
 import { gatherCodes, type TrainableQuantizer } from "./quantizer.ts";
-import { meanSquaredError, type RectifierObjective } from "./rectifier-objective.ts";
+import { meanSquaredError, type RectifierLossFn } from "./rectifier-objective.ts";
 
 /** clip_grad_norm_'s max_norm, per module. */
 export const MAX_GRAD_NORM = 1;
@@ -94,7 +94,7 @@ export type Gradients = {
 export async function lossesAndGradients(
   state: TrainState,
   batch: Float32Array,
-  objective: RectifierObjective["loss"] = meanSquaredError,
+  objective: RectifierLossFn = meanSquaredError,
 ): Promise<Gradients> {
   const q = state.quantizer;
   const { tokens, codeDim } = q.layout;
@@ -145,7 +145,7 @@ export type QueuedStep = { metrics: Promise<StepMetrics> };
 export async function trainStep(
   state: TrainState,
   batch: Float32Array,
-  objective: RectifierObjective["loss"] = meanSquaredError,
+  objective: RectifierLossFn = meanSquaredError,
 ): Promise<QueuedStep> {
   return applyGradients(state, await lossesAndGradients(state, batch, objective));
 }

@@ -28,9 +28,11 @@ export type RectifierLossWeighting = (typeof RECTIFIER_LOSS_WEIGHTINGS)[number];
  * What the rectifier's squared error is measured on: `latent` is ReVQ's, the latent itself (as
  * weighted by `rectifierLossWeighting`); `decoder` is the frozen VAE decoder's images of the
  * rectified and of the true latent, back-propagated through the decoder (docs/training.md): the
- * error a user sees, at the cost of the decoder's forward and backward in every step.
+ * error a user sees, at the cost of the decoder's forward and backward in every step; `image` is
+ * the decoder's image of the rectified latent against the dataset's image itself, so the rectifier
+ * may also undo some of the VAE's own error.
  */
-export const RECTIFIER_LOSSES = ["latent", "decoder"] as const;
+export const RECTIFIER_LOSSES = ["latent", "decoder", "image"] as const;
 export type RectifierLoss = (typeof RECTIFIER_LOSSES)[number];
 
 const positiveInt = z.int().min(1);
@@ -88,10 +90,12 @@ export const TrainParameters = z
     require: EvaluationRequirements.optional(),
   })
   .refine(
-    (p) => p.rectifierLoss !== "decoder" || (p.rectifierLossWeighting ?? "uniform") === "uniform",
+    (p) =>
+      (p.rectifierLoss ?? "latent") === "latent" ||
+      (p.rectifierLossWeighting ?? "uniform") === "uniform",
     {
       path: ["rectifierLossWeighting"],
-      message: "weights the latent loss; with rectifierLoss decoder leave it out",
+      message: "weights the latent loss; with a decoder or image rectifierLoss leave it out",
     },
   );
 export type TrainParameters = z.infer<typeof TrainParameters>;

@@ -119,6 +119,10 @@ describe("POST /v1/jobs", () => {
         { rectifierLoss: "decoder", rectifierLossWeighting: "latent-variance" },
         "json.parameters.rectifierLossWeighting",
       ],
+      [
+        { rectifierLoss: "image", rectifierLossWeighting: "latent-variance" },
+        "json.parameters.rectifierLossWeighting",
+      ],
       [{ rectifier: { width: 8 } }, "json.parameters.rectifier"],
       [{ require: { minUsage: 2 } }, "json.parameters.require.minUsage"],
       [{ require: { maxPsnrGapDb: -1 } }, "json.parameters.require.maxPsnrGapDb"],

@@ -90,7 +90,7 @@ export const manifest = {
 } satisfies z.input<typeof TokenizerManifest>;
 
 /** The manifest's SHA-256, the tokenizer's identity, and the tokenizer it registered. */
-export const manifestHash = "7cf3f07b6ac941514aca7b02aa17c42cf28ffb5a439514ad11937dc69f1fdeef";
+export const manifestHash = "a4c7019009593d043a9fe395bed9bd25dccf2d85c17e28d1022dba4d0ab5f563";
 const { stats, codebook, rectifier } = manifest.files;
 const files = [codebook, rectifier, stats, manifest.vae.weights].map(({ path, bytes, sha256 }) => ({
   path,

@@ -158,6 +158,15 @@ describe("the image loss", () => {
     expect(() => rectifierObjective(image, normalizer, { images })).toThrow(/needs the VAE/);
     expect(() => rectifierObjective(image, normalizer, { vae })).toThrow(/dataset's images/);
   });
+
+  it("refuses an image of another size than the VAE takes", async () => {
+    const small = { count: 1, load: async () => new Float32Array(8 * 8 * 3) };
+    const objective = rectifierObjective(image, normalizer, { vae, images: small });
+    await expect(objective.forBatch([0])).rejects.toThrow(
+      /image 0 has 192 values; the VAE takes 16×16×3/,
+    );
+    objective.dispose();
+  });
 });
 
 describe.each(["decoder", "image"] as const)("a run with the %s loss", (rectifierLoss) => {

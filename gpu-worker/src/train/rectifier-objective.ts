@@ -59,9 +59,11 @@ export function rectifierObjective(
     vae.decodeTensor(tf.add(tf.mul(normalised, std), mean) as tf.Tensor4D);
   const scaledError = (a: tf.Tensor, b: tf.Tensor) =>
     tf.mul(tf.mean(tf.squaredDifference(a, b)), DECODER_LOSS_SCALE) as tf.Scalar;
-  const release = () => tf.dispose([std, mean]);
+  const disposeStats = () => tf.dispose([std, mean]);
   if (config.rectifierLoss === "decoder") {
-    return fixed((rectified, target) => scaledError(decode(rectified), decode(target)), release);
+    const loss: RectifierLossFn = (rectified, target) =>
+      scaledError(decode(rectified), decode(target));
+    return fixed(loss, disposeStats);
   }
   if (!images) throw new Error("rectifierLoss image needs the dataset's images");
   const { height, width } = vae.inputResolution;
@@ -70,14 +72,21 @@ export function rectifierObjective(
       const size = height * width * 3;
       const pixels = new Float32Array(indices.length * size);
       const each = await Promise.all(indices.map((i) => images.load(i)));
-      for (const [k, image] of each.entries()) pixels.set(image, k * size);
+      for (const [k, image] of each.entries()) {
+        if (image.length !== size) {
+          throw new RangeError(
+            `image ${indices[k]} has ${image.length} values; the VAE takes ${height}×${width}×3`,
+          );
+        }
+        pixels.set(image, k * size);
+      }
       const batch = tf.tensor4d(pixels, [indices.length, height, width, 3]);
       return {
         loss: (rectified) => scaledError(decode(rectified), batch),
         release: () => batch.dispose(),
       };
     },
-    dispose: release,
+    dispose: disposeStats,
   };
 }
 
